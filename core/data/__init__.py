@@ -1,0 +1,1 @@
+"""Data layer: scenes, readers, degradation, synthetic scenes, patches, vectors."""

@@ -1,0 +1,1 @@
+"""Networks (RAMS, HAT, UNet++) and the model zoo with safe checkpoints."""

@@ -1,0 +1,1 @@
+"""Qt + QGIS face of the plugin; a thin layer over core.api."""

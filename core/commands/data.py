@@ -1,0 +1,213 @@
+"""Data commands: ``synth``, ``simulate``, ``rasterize``, ``split``, ``import-mus2``.
+
+Examples::
+
+    python -m core.cli synth --out data/synth --scenes 20 --size 384 --seed 0
+    python -m core.cli synth --out data/synth_rw --scenes 20 --real-world
+    python -m core.cli simulate --src data/real --out data/simulated --frames 9
+    python -m core.cli rasterize --vectors osm.gpkg --grid data/real/s01/hr.tif --out data/real/s01/masks
+    python -m core.cli split --root data/real
+    python -m core.cli import-mus2 --src /data/MuS2 --out data/mus2_real --band B8
+    python -m core.cli simulate --src /data/MuS2 --out data/mus2_sim      # simulated version of MuS2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+from tqdm import tqdm
+
+
+def _bar(total_desc: str) -> Tuple[tqdm, Callable[[float, str], None]]:
+    """A tqdm bar and a ``progress(fraction, message)`` callback that drives it."""
+    bar = tqdm(total=100, desc=total_desc, unit="%", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction, 1)
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    return bar, progress
+
+
+# The data modules (and torch) are imported inside the handlers so that `--help` stays fast.
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from ..data.synthetic import make_dataset
+
+    bar, progress = _bar("synth")
+    try:
+        paths = make_dataset(
+            args.out,
+            n_scenes=args.scenes,
+            size_hr=args.size,
+            seed=args.seed,
+            real_world=args.real_world,
+            frames=args.frames,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    print(f"wrote {len(paths)} scene(s) and split.json to {args.out}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ..data.degrade import simulate_dataset
+
+    bar, progress = _bar("simulate")
+    try:
+        paths = simulate_dataset(
+            args.src,
+            args.out,
+            frames=args.frames,
+            seed=args.seed,
+            max_shift_lr=args.max_shift,
+            progress=progress,
+            band=args.band,
+        )
+    finally:
+        bar.close()
+    print(f"wrote {len(paths)} simulated scene(s) to {args.out}")
+    return 0
+
+
+def _widths(path: Optional[str]) -> Optional[dict]:
+    if not path:
+        return None
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the road width table ({exc})") from None
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: expected a JSON object {{'highway class': width_m}}")
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def _rasterize(args: argparse.Namespace) -> int:
+    from ..data.vectors import rasterize_to_grid
+
+    kinds = ("buildings", "roads") if args.kind == "both" else (args.kind,)
+    out = Path(args.out)
+    widths = _widths(args.widths)
+    for kind in kinds:
+        target = out if out.suffix.lower() in (".tif", ".tiff") and len(kinds) == 1 else out / f"{kind}.tif"
+        layer = args.layer if len(kinds) == 1 else (args.buildings_layer if kind == "buildings" else args.roads_layer)
+        rasterize_to_grid(args.vectors, args.grid, target, kind=kind, layer=layer, widths=widths)
+        print(f"{kind}: {target}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from ..data.scene import make_split
+
+    fractions = tuple(float(x) for x in args.fractions.split(","))
+    assignment = make_split(args.root, seed=args.seed, fractions=fractions)
+    print(", ".join(f"{k}: {len(v)}" for k, v in assignment.items()) + f"  -> {Path(args.root) / 'split.json'}")
+    return 0
+
+
+def _import_mus2(args: argparse.Namespace) -> int:
+    from ..data.mus2 import import_mus2
+
+    bands = [b.strip() for b in args.band.split(",") if b.strip()]
+    bar, progress = _bar("import-mus2")
+    try:
+        paths = import_mus2(
+            args.src,
+            args.out,
+            band=bands,
+            seed=args.seed,
+            progress=progress,
+            lr_offset=args.lr_offset,
+            hr_radiometric_scale=args.hr_scale,
+            match_hr_to_lr=args.match_hr_to_lr,
+        )
+    finally:
+        bar.close()
+    print(f"imported {len(paths)} MuS2 scene(s) into {args.out}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = subparsers.add_parser(
+        "synth",
+        help="generate synthetic scenes (HR, LR revisits, building and road masks)",
+        description="Procedural NIR-like towns with exact masks, georeferenced in UTM 34N, written as scene folders.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--scenes", type=int, default=10, help="number of scenes")
+    p.add_argument("--size", type=int, default=384, help="HR size in pixels (multiple of 3; HR pixel 10/3 m)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same scenes)")
+    p.add_argument("--frames", type=int, default=9, help="LR revisits per scene")
+    p.add_argument(
+        "--real-world",
+        action="store_true",
+        help="revisits differ in gain, haze, registration, season; some have clouds (nodata)",
+    )
+    p.set_defaults(func=_synth)
+
+    p = subparsers.add_parser(
+        "simulate",
+        help="make the simulated version of a dataset (LR revisits from HR with the S-2 PSF)",
+        description="For every scene with an HR image: T revisits = area-downsample(PSF * shift(HR)) + noise; "
+        "HR, masks, georeferencing and split are kept.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--src", required=True, help="source dataset (or scene) folder with hr.tif")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--frames", type=int, default=9, help="LR revisits per scene")
+    p.add_argument("--seed", type=int, default=0, help="random seed for shifts and noise")
+    p.add_argument("--max-shift", type=float, default=1.0, help="largest random shift, in LR pixels")
+    p.add_argument("--band", default="B8", help="band to read when --src is a MuS2 tree")
+    p.set_defaults(func=_simulate)
+
+    p = subparsers.add_parser(
+        "rasterize",
+        help="burn OSM buildings/roads from a vector file into masks on an HR grid",
+        description="Reprojects to the grid's CRS, buffers roads by a width per OSM 'highway' class, "
+        "rasterizes with pixel-centre rule; writes uint8 0/1 GeoTIFFs.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--vectors", required=True, help="vector file OGR can read (GeoPackage, GeoJSON, Shapefile)")
+    p.add_argument("--grid", required=True, help="raster whose grid the masks take (e.g. a scene's hr.tif)")
+    p.add_argument("--out", required=True, help="output folder (masks/) or a .tif path with a single --kind")
+    p.add_argument("--kind", choices=("buildings", "roads", "both"), default="both", help="what to rasterize")
+    p.add_argument("--layer", default=None, help="layer name for a single --kind (default: first fitting layer)")
+    p.add_argument("--buildings-layer", default=None, help="buildings layer name with --kind both")
+    p.add_argument("--roads-layer", default=None, help="roads layer name with --kind both")
+    p.add_argument("--widths", default=None, help="JSON file {highway class: width in m} overriding the defaults")
+    p.set_defaults(func=_rasterize)
+
+    p = subparsers.add_parser(
+        "split",
+        help="write a reproducible train/val/test split.json for a dataset folder",
+        formatter_class=fmt,
+    )
+    p.add_argument("--root", required=True, help="dataset folder (a folder of scene folders)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions")
+    p.set_defaults(func=_split)
+
+    p = subparsers.add_parser(
+        "import-mus2",
+        help="convert a MuS2 benchmark folder into scene folders (the real-world version)",
+        description="Reads <scene>/b8/lrs/* (S-2 L2A revisits) and <scene>/hr_resized/mul_band_6.tiff (WV-2, 3x); "
+        "writes scene folders with split.json (72/9/9-style split unless the MuS2 folder has a split.json).",
+        formatter_class=fmt,
+    )
+    p.add_argument("--src", required=True, help="MuS2 root folder")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--band", default="B8", help="band(s), comma-separated: B2, B3, B4, B8")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split when MuS2 has no split.json")
+    p.add_argument("--lr-offset", type=float, default=0.0, help="DN offset (-1000 for S-2 baseline >= 04.00)")
+    p.add_argument("--hr-scale", type=float, default=None, help="WV-2 DN -> reflectance factor (default: by data type)")
+    p.add_argument("--match-hr-to-lr", action="store_true", help="fit HR gain/offset to the median clear revisit")
+    p.set_defaults(func=_import_mus2)

@@ -1,0 +1,250 @@
+"""CLI: ``train``, ``evaluate``, ``experiments run`` and ``report``.
+
+``train CONFIG --progress jsonl`` prints one JSON object per line on stdout
+(flushed), which is what the QGIS training dialog reads; ``--progress tqdm``
+draws progress bars for a person at a terminal.
+
+Scale-out: ``torchrun --nproc_per_node=N -m core.cli train CONFIG`` trains with
+DistributedDataParallel; ``data.batch_size`` is per process, so the global batch
+is ``batch_size x N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+__all__ = ["register"]
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null (strict JSON readers reject NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _jsonl_printer(event: Dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(_plain(event)) + "\n")
+    sys.stdout.flush()
+
+
+class _TqdmPrinter:
+    """Progress bars: one per epoch, epoch summaries and log lines above them."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        kind = event.get("event")
+        prefix = f"[{event['experiment']}] " if event.get("experiment") else ""
+        if kind == "step":
+            if self.bar is None or self.bar.total != event["steps"] or event["step"] == 1:
+                self.close()
+                self.bar = tqdm(total=event["steps"], desc=f"{prefix}epoch {event['epoch']}/{event['epochs']}",
+                                unit="step", leave=False, file=sys.stderr)
+            self.bar.n = event["step"]
+            self.bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2g}", refresh=False)
+            self.bar.refresh()
+        elif kind == "epoch":
+            self.close()
+            val = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("val") or {}).items()
+                            if isinstance(v, (int, float)) and k != "scenes")
+            train = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("train") or {}).items())
+            star = " *" if event.get("improved") else ""
+            tqdm.write(f"{prefix}epoch {event['epoch']}/{event['epochs']}: train {train}"
+                       + (f" | val {val}" if val else "") + star, file=sys.stderr)
+        elif kind in ("log", "error"):
+            tqdm.write(f"{prefix}{'error: ' if kind == 'error' else ''}{event.get('message', '')}", file=sys.stderr)
+        elif kind == "done":
+            self.close()
+            if event.get("checkpoint"):
+                tqdm.write(f"{prefix}best checkpoint: {event['checkpoint']}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _printer(mode: str) -> Optional[Callable[[Dict[str, Any]], None]]:
+    if mode == "jsonl":
+        return _jsonl_printer
+    if mode == "tqdm":
+        return _TqdmPrinter()
+    return None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..training import train
+
+    overrides = list(args.set or [])
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.out:
+        overrides.append(f"out_dir={args.out}")
+    config = load_config(args.config, overrides)
+    progress = _printer(args.progress)  # train() reports from rank 0 only under torchrun
+    best = train(config, progress=progress, resume=not args.no_resume)
+    if args.progress != "jsonl":
+        print(best)
+    return 0
+
+
+def _print_metrics(result: Dict[str, Any]) -> None:
+    rows = [(k, v) for k, v in result.items() if k != "per_scene"]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        if isinstance(v, float):
+            v = f"{v:.4f}"
+        elif v is None:
+            v = "n/a"
+        print(f"{k:<{width}}  {v}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..distributed import resolve_device
+    from ..evaluation import evaluate_checkpoint
+
+    bar = tqdm(total=100, desc="evaluating", unit="%", file=sys.stderr, leave=False)
+
+    def progress(pct: float, msg: str) -> None:
+        bar.n = int(pct)
+        bar.set_postfix_str(msg, refresh=True)
+
+    try:
+        result = evaluate_checkpoint(
+            args.checkpoint, args.data, split=None if args.split == "all" else args.split,
+            seg_buildings=args.seg_buildings, seg_roads=args.seg_roads,
+            device=str(resolve_device(args.device)), tile=args.tile, overlap=args.overlap,
+            max_scenes=args.max_scenes, hr_reference=args.hr_reference, progress=progress,
+        )
+    finally:
+        bar.close()
+    if args.json:
+        out = Path(args.json)
+        out.write_text(json.dumps(_plain(result), indent=1), encoding="utf-8")
+    _print_metrics(result)
+    return 0
+
+
+def _cmd_experiments_run(args: argparse.Namespace) -> int:
+    from ..experiments import run_grid
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    roots = {}
+    if args.data_simulated:
+        roots["simulated"] = args.data_simulated
+    if args.data_real:
+        roots["real"] = args.data_real
+    printer = _printer(args.progress)
+    rows = run_grid(args.grid, only=only, data_roots=roots, epochs=args.epochs, out_dir=args.out,
+                    device=args.device, overrides=args.set or [], progress=printer,
+                    resume=not args.no_resume, max_test_scenes=args.max_test_scenes)
+    if args.progress != "jsonl":
+        for r in rows:
+            cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items()
+                              if k in ("cpsnr", "cssim", "lpips", "dice_buildings", "dice_roads")
+                              and isinstance(v, float))
+            print(f"{r['id']:>5}  {r['data_version']}: {cells}")
+        print(f"report: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..experiments import write_grid_report
+    from ..report import plot_training_curves
+    from ..training import curves_history
+
+    run_dir = Path(args.run_dir)
+    if (run_dir / "rows.json").is_file():
+        rows = json.loads((run_dir / "rows.json").read_text(encoding="utf-8"))
+        paths = write_grid_report(run_dir, rows, args.title)
+        print(paths["html"])
+        return 0
+    if (run_dir / "history.json").is_file():
+        history = json.loads((run_dir / "history.json").read_text(encoding="utf-8"))
+        print(plot_training_curves(curves_history(history), run_dir / "training_curves.png", title=args.title))
+        return 0
+    raise FileNotFoundError(f"{run_dir}: neither rows.json (an experiment grid) nor history.json (a training run)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a segmentation or super-resolution network from a YAML config",
+        description="Train one recipe (resources/configs/*.yaml). Resumes from OUT_DIR/last.pt when present. "
+                    "Under `torchrun --nproc_per_node=N` trains with DDP; the global batch is "
+                    "data.batch_size x N.",
+    )
+    p.add_argument("config", help="YAML training config")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set epochs=5 --set data.root=demo/data "
+                        "--set loss.terms[1].proportion=0.5 (repeatable)")
+    p.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm",
+                   help="tqdm bars (default) or one JSON event per line on stdout (for the QGIS dialog)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the config)")
+    p.add_argument("--out", help="run folder (overrides out_dir)")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT_DIR/last.pt exists")
+    p.set_defaults(func=_cmd_train)
+
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate an SR or segmentation checkpoint on whole scenes of a split",
+        description="cPSNR, cSSIM, LPIPS (when its weights are on disk) and building/road Dice, accuracy, "
+                    "precision, recall through frozen segmentation networks, over whole scenes.",
+    )
+    p.add_argument("--checkpoint", required=True, help=".safetensors checkpoint to evaluate")
+    p.add_argument("--data", required=True, help="dataset folder (scenes + split.json)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    p.add_argument("--seg-buildings", help="building segmentation checkpoint (Dice of the SR output)")
+    p.add_argument("--seg-roads", help="road segmentation checkpoint")
+    p.add_argument("--hr-reference", action="store_true", help="also segment the HR images (upper bound)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--tile", type=int, default=48, help="LR tile size (default 48)")
+    p.add_argument("--overlap", type=int, default=8, help="LR tile overlap (default 8)")
+    p.add_argument("--max-scenes", type=int, help="evaluate only the first N scenes")
+    p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = subparsers.add_parser("experiments", help="run the study's experiment grid",
+                              description="Run the grid of experiment configs and render the report.")
+    sub = p.add_subparsers(dest="experiments_command", metavar="ACTION")
+    r = sub.add_parser(
+        "run", help="train and evaluate grid rows, then write the report",
+        description="Each row names its data version (simulated / real); point the versions at datasets "
+                    "with --data-simulated / --data-real. Rows already trained in --out are resumed.",
+    )
+    r.add_argument("grid", help="folder of experiment configs (e.g. resources/configs/experiments) or a YAML list")
+    r.add_argument("--only", help="comma-separated experiment ids, e.g. 1,7 or 1-S")
+    r.add_argument("--data-simulated", help="dataset for rows with data.version: simulated")
+    r.add_argument("--data-real", help="dataset for rows with data.version: real")
+    r.add_argument("--epochs", type=int, help="override every row's number of epochs (quick runs)")
+    r.add_argument("--out", default="runs/experiments", help="output folder (default runs/experiments)")
+    r.add_argument("--device", help="cpu, cuda or auto for every row")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting in every row")
+    r.add_argument("--max-test-scenes", type=int, help="evaluate each row on the first N test scenes only")
+    r.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm")
+    r.add_argument("--no-resume", action="store_true", help="retrain rows even if their runs exist")
+    r.set_defaults(func=_cmd_experiments_run)
+    p.set_defaults(func=lambda a, parser=p: (parser.print_help(), 2)[1])
+
+    p = subparsers.add_parser("report", help="render the report of an experiment grid or a training run",
+                              description="RUN_DIR with rows.json: colour-coded tables (report.md/html). "
+                                          "RUN_DIR with history.json: training curves PNG.")
+    p.add_argument("run_dir")
+    p.add_argument("--title", default="Task-driven SR experiments")
+    p.set_defaults(func=_cmd_report)

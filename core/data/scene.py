@@ -1,0 +1,618 @@
+"""Scenes and the project's scene-folder format.
+
+A *scene* is one place on Earth seen by several low-resolution (LR) revisits on
+one grid, optionally one high-resolution (HR) reference on a grid exactly
+``scale`` times finer, and optionally binary task masks (buildings, roads) on the
+HR grid. In memory it is a :class:`Scene`; on disk it is a folder that QGIS can
+open file by file::
+
+    <scene>/
+      scene.json            scale, band names, dates, radiometric scale, split, extras
+      lr/t00.tif ...        one GeoTIFF per revisit, uint16 digital numbers, nodata 0
+      hr.tif                uint16 digital numbers, nodata 0 (optional)
+      masks/buildings.tif   uint8 0/1 on the HR grid (optional)
+      masks/roads.tif       uint8 0/1 on the HR grid (optional)
+
+Arrays in memory hold *reflectance* (DN x ``radiometric_scale``) as float32;
+pixels that are nodata or NaN in a file hold 0.0 and are False in the matching
+valid mask, so no NaN ever reaches a loss. Writing goes into a hidden sibling
+folder that is renamed into place only when every file is complete, so a
+failure never leaves a half scene behind.
+
+A *dataset* is a folder of scene folders plus ``split.json``
+(``{"train": [...], "val": [...], "test": [...]}``), see :func:`make_split`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+__all__ = [
+    "SceneError",
+    "Scene",
+    "read_scene",
+    "write_scene",
+    "list_scenes",
+    "make_split",
+    "load_split",
+    "split_names",
+    "to_dn",
+    "from_dn",
+    "read_raster",
+    "write_geotiff",
+    "write_json_atomic",
+    "is_scene_dir",
+    "same_crs",
+    "same_transform",
+    "MASK_NAMES",
+    "SCENE_JSON",
+    "SPLIT_JSON",
+    "SPLITS",
+]
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+SCENE_JSON = "scene.json"
+SPLIT_JSON = "split.json"
+MASK_NAMES = ("buildings", "roads")
+SPLITS = ("train", "val", "test")
+FORMAT_NAME = "s2sr-scene"
+FORMAT_VERSION = 1
+_GTIFF_OPTIONS = {"compress": "deflate", "predictor": 2}
+# How far (as a fraction of an HR pixel) two grids may disagree and still count
+# as the same grid: float round-off of 10/3 m pixels, never a real shift.
+_GRID_TOLERANCE = 1e-3
+
+
+class SceneError(ValueError):
+    """A scene or dataset that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Scene:
+    """One scene in memory (see the module docstring for units and shapes).
+
+    ``lr``: [T, C, h, w] float32 reflectance; ``lr_valid``: [T, h, w] bool.
+    ``hr``: [C, scale*h, scale*w] float32 or None; ``hr_valid``: [scale*h, scale*w] bool or None.
+    ``masks``: name -> [scale*h, scale*w] bool (keys ``"buildings"``, ``"roads"``).
+    ``crs``: WKT or "EPSG:xxxx" ("" when unknown). ``extra``: JSON-serialisable
+    extras written to scene.json; keys starting with ``_`` stay in memory only.
+    """
+
+    name: str
+    lr: np.ndarray
+    lr_valid: np.ndarray
+    hr: Optional[np.ndarray]
+    hr_valid: Optional[np.ndarray]
+    masks: Dict[str, np.ndarray]
+    crs: str
+    lr_transform: Affine
+    hr_transform: Affine
+    bands: List[str]
+    scale: int = 3
+    dates: List[str] = field(default_factory=list)
+    radiometric_scale: float = 1e-4
+    split: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def frames(self) -> int:
+        return int(self.lr.shape[0])
+
+    @property
+    def lr_shape(self) -> Tuple[int, int]:
+        return int(self.lr.shape[-2]), int(self.lr.shape[-1])
+
+    @property
+    def hr_shape(self) -> Tuple[int, int]:
+        h, w = self.lr_shape
+        return h * self.scale, w * self.scale
+
+    def valid_fraction(self) -> np.ndarray:
+        """Share of clear pixels per revisit, [T] float (used to pick the clearest frames)."""
+        return self.lr_valid.reshape(self.frames, -1).mean(axis=1)
+
+    def validate(self, where: str = "") -> None:
+        """Check shapes, dtypes and grids; raise :class:`SceneError` naming ``where``."""
+        where = where or f"scene {self.name!r}"
+
+        def bad(msg: str) -> SceneError:
+            return SceneError(f"{where}: {msg}")
+
+        if not isinstance(self.scale, int) or self.scale < 1:
+            raise bad(f"scale must be a positive integer, got {self.scale!r}")
+        if self.lr.ndim != 4:
+            raise bad(f"lr must be [T, C, h, w], got shape {self.lr.shape}")
+        t, c, h, w = self.lr.shape
+        if t < 1 or c < 1 or h < 1 or w < 1:
+            raise bad(f"lr has an empty dimension: shape {self.lr.shape}")
+        if self.lr_valid.shape != (t, h, w):
+            raise bad(f"lr_valid shape {self.lr_valid.shape} does not match lr frames {(t, h, w)}")
+        if len(self.bands) != c:
+            raise bad(f"{len(self.bands)} band names {self.bands} for {c} channels")
+        if self.dates and len(self.dates) != t:
+            raise bad(f"{len(self.dates)} dates for {t} revisits")
+        hh, ww = h * self.scale, w * self.scale
+        if self.hr is not None:
+            if self.hr.shape != (c, hh, ww):
+                raise bad(
+                    f"hr shape {self.hr.shape} is not {self.scale}x the LR grid: expected {(c, hh, ww)}"
+                )
+            if self.hr_valid is None or self.hr_valid.shape != (hh, ww):
+                raise bad(f"hr_valid must be [{hh}, {ww}]")
+        for key, mask in self.masks.items():
+            if mask.shape != (hh, ww):
+                raise bad(f"mask {key!r} has shape {mask.shape}, the HR grid is {(hh, ww)}")
+        expected_hr = self.lr_transform * Affine.scale(1.0 / self.scale)
+        if not same_transform(expected_hr, self.hr_transform, self.hr_transform.a):
+            raise bad(
+                f"hr_transform {tuple(self.hr_transform)[:6]} is not lr_transform / {self.scale} "
+                f"{tuple(expected_hr)[:6]}"
+            )
+
+
+# ---------------------------------------------------------------------- radiometry
+def to_dn(reflectance: np.ndarray, valid: np.ndarray, radiometric_scale: float) -> np.ndarray:
+    """Reflectance -> uint16 digital numbers with 0 reserved for invalid pixels.
+
+    Valid pixels are clipped to [1, 65535] so that a dark but valid pixel never
+    turns into nodata on the way to disk; NaN/inf pixels are written as nodata.
+    """
+    finite = np.isfinite(reflectance)
+    valid = valid & finite.all(axis=0) if reflectance.ndim == 3 else valid & finite
+    dn = np.rint(np.where(finite, reflectance, 0.0) / radiometric_scale)
+    dn = np.clip(dn, 1, 65535).astype(np.uint16)
+    dn[..., ~valid] = 0
+    return dn
+
+
+def from_dn(
+    data: np.ndarray, nodata: Optional[float], radiometric_scale: float, offset: float = 0.0
+) -> Tuple[np.ndarray, np.ndarray]:
+    """DN [C, H, W] -> (reflectance float32 [C, H, W], valid [H, W]).
+
+    A pixel is invalid when *any* band is nodata or not finite; invalid pixels hold 0.0.
+    """
+    arr = data.astype(np.float32, copy=False)
+    bad = ~np.isfinite(arr)
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        bad |= data == nodata
+    valid = ~bad.any(axis=0)
+    out = (arr + np.float32(offset)) * np.float32(radiometric_scale)
+    out = np.where(valid[None], out, np.float32(0.0)).astype(np.float32)
+    return out, valid
+
+
+# ---------------------------------------------------------------------- raster I/O
+@dataclass
+class _Raster:
+    data: np.ndarray  # [C, H, W] as stored
+    nodata: Optional[float]
+    crs: str
+    transform: Affine
+    descriptions: List[Optional[str]]
+    has_georef: bool
+
+
+def read_raster(path: PathLike) -> _Raster:
+    """Read every band of a raster; refuse anything GDAL cannot open as one, naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SceneError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            # a plain image without georeferencing is handled by the callers (has_georef)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                data = ds.read()
+                crs = ds.crs.to_string() if ds.crs else ""
+                transform = ds.transform
+                # GDAL's default transform for a file without georeferencing is identity.
+                has_georef = bool(ds.crs) or transform != Affine.identity()
+                return _Raster(data, ds.nodata, crs, transform, list(ds.descriptions), has_georef)
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: not a raster GDAL can read ({exc})") from None
+
+
+def write_geotiff(
+    path: PathLike,
+    data: np.ndarray,
+    crs: str,
+    transform: Affine,
+    nodata: Optional[float] = None,
+    descriptions: Optional[Sequence[str]] = None,
+) -> Path:
+    """Write [C, H, W] (or [H, W]) as a compressed GeoTIFF that QGIS places correctly."""
+    path = Path(path)
+    if data.ndim == 2:
+        data = data[None]
+    profile = dict(
+        driver="GTiff",
+        height=data.shape[1],
+        width=data.shape[2],
+        count=data.shape[0],
+        dtype=data.dtype,
+        transform=transform,
+        **_GTIFF_OPTIONS,
+    )
+    if crs:
+        profile["crs"] = CRS.from_user_input(crs)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data)
+        for i, name in enumerate(descriptions or [], start=1):
+            ds.set_band_description(i, name)
+    return path
+
+
+def same_transform(a: Affine, b: Affine, pixel: float) -> bool:
+    """Equal affine transforms up to a tiny fraction of ``pixel`` (float round-off, not a shift)."""
+    tol = abs(pixel) * _GRID_TOLERANCE if pixel else 1e-9
+    return all(abs(x - y) <= tol for x, y in zip(tuple(a)[:6], tuple(b)[:6]))
+
+
+def same_crs(a: str, b: str) -> bool:
+    """Equal CRS definitions ("" = no CRS, equal only to "")."""
+    if not a or not b:
+        return a == b
+    if a == b:
+        return True
+    try:
+        return CRS.from_user_input(a) == CRS.from_user_input(b)
+    except Exception:  # noqa: BLE001 - an unparsable CRS is simply "not the same"
+        return False
+
+
+# ---------------------------------------------------------------------- write
+def write_scene(scene: Scene, path: PathLike, overwrite: bool = True) -> Path:
+    """Write ``scene`` as a scene folder at ``path`` and return the path.
+
+    Everything is written into a hidden sibling folder first and renamed into
+    place at the end; an existing scene at ``path`` is replaced only then (or
+    refused when ``overwrite`` is False).
+    """
+    path = Path(path)
+    scene.validate(where=f"{path}")
+    if path.exists() and not overwrite:
+        raise SceneError(f"{path}: already exists (pass overwrite=True to replace it)")
+    if path.exists() and not path.is_dir():
+        raise SceneError(f"{path}: exists and is a file, not a scene folder; choose another output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()  # unlike mkdtemp, honours the umask, so the scene is readable like its siblings
+    try:
+        _write_scene_files(scene, tmp)
+        if path.exists():
+            old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_scene_files(scene: Scene, folder: Path) -> None:
+    (folder / "lr").mkdir()
+    lr_files = []
+    for t in range(scene.frames):
+        name = f"lr/t{t:02d}.tif"
+        dn = to_dn(scene.lr[t], scene.lr_valid[t], scene.radiometric_scale)
+        write_geotiff(folder / name, dn, scene.crs, scene.lr_transform, nodata=0, descriptions=scene.bands)
+        lr_files.append(name)
+    if scene.hr is not None:
+        dn = to_dn(scene.hr, scene.hr_valid, scene.radiometric_scale)
+        write_geotiff(folder / "hr.tif", dn, scene.crs, scene.hr_transform, nodata=0, descriptions=scene.bands)
+    if scene.masks:
+        (folder / "masks").mkdir()
+        for key, mask in scene.masks.items():
+            write_geotiff(
+                folder / "masks" / f"{key}.tif",
+                mask.astype(np.uint8),
+                scene.crs,
+                scene.hr_transform,
+                descriptions=[key],
+            )
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": scene.name,
+        "scale": scene.scale,
+        "bands": list(scene.bands),
+        "dates": list(scene.dates),
+        "radiometric_scale": scene.radiometric_scale,
+        "split": scene.split,
+        "crs": scene.crs,
+        "lr_files": lr_files,
+        "has_hr": scene.hr is not None,
+        "masks": sorted(scene.masks),
+        "extra": {k: v for k, v in scene.extra.items() if not str(k).startswith("_")},
+    }
+    write_json_atomic(folder / SCENE_JSON, meta)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary sibling and rename it into place (never a half file)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot store {type(obj).__name__} in scene.json")
+
+
+# ---------------------------------------------------------------------- read
+def is_scene_dir(path: PathLike) -> bool:
+    path = Path(path)
+    return path.is_dir() and ((path / SCENE_JSON).is_file() or (path / "lr").is_dir())
+
+
+def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
+    """Read a scene folder; every inconsistency is a :class:`SceneError` naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SceneError(f"{path}: not a folder (a scene is a folder with lr/, hr.tif, masks/, scene.json)")
+    meta = _read_meta(path)
+    lr_dir = path / "lr"
+    lr_files = [path / f for f in meta.get("lr_files", [])]
+    if not lr_files and lr_dir.is_dir():
+        lr_files = sorted(p for p in lr_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+    if not lr_files:
+        raise SceneError(f"{lr_dir}: no LR revisits found (expected one GeoTIFF per revisit in lr/)")
+    rscale = float(meta.get("radiometric_scale", 1e-4))
+
+    frames, valids = [], []
+    ref: Optional[_Raster] = None
+    ref_file = lr_files[0]
+    for f in lr_files:
+        r = read_raster(f)
+        if ref is None:
+            ref = r
+        else:
+            if r.data.shape != ref.data.shape:
+                raise SceneError(
+                    f"{f}: revisit has shape {r.data.shape[1:]} x {r.data.shape[0]} band(s), but "
+                    f"{ref_file.name} has {ref.data.shape[1:]} x {ref.data.shape[0]}; all LR revisits must share one grid"
+                )
+            if not same_crs(r.crs, ref.crs) or not same_transform(r.transform, ref.transform, ref.transform.a):
+                raise SceneError(
+                    f"{f}: revisit is on a different grid (CRS/transform) than {ref_file.name}; "
+                    "resample all LR revisits onto one grid first"
+                )
+        arr, valid = from_dn(r.data, r.nodata, rscale)
+        frames.append(arr)
+        valids.append(valid)
+    assert ref is not None
+    lr = np.stack(frames)
+    lr_valid = np.stack(valids)
+    t, c, h, w = lr.shape
+
+    bands = list(meta.get("bands") or [d or f"band{i + 1}" for i, d in enumerate(ref.descriptions)])
+    if len(bands) != c:
+        raise SceneError(f"{path / SCENE_JSON}: lists {len(bands)} bands {bands} but {ref_file.name} has {c}")
+    scale = int(meta.get("scale", 3))
+    hr_transform = ref.transform * Affine.scale(1.0 / scale)
+
+    hr = hr_valid = None
+    hr_path = path / "hr.tif"
+    if hr_path.exists():
+        r = read_raster(hr_path)
+        if r.data.shape != (c, h * scale, w * scale):
+            raise SceneError(
+                f"{hr_path}: HR is {r.data.shape[2]}x{r.data.shape[1]} px with {r.data.shape[0]} band(s); "
+                f"expected {w * scale}x{h * scale} px ({scale}x the LR grid of {w}x{h}) with {c} band(s)"
+            )
+        _check_grid(hr_path, r, ref.crs, hr_transform)
+        if r.has_georef:
+            hr_transform = r.transform  # the file's own numbers: exact round trip of e.g. 10/3 m pixels
+        hr, hr_valid = from_dn(r.data, r.nodata, rscale)
+    elif meta.get("has_hr"):
+        raise SceneError(f"{hr_path}: missing, but {SCENE_JSON} says the scene has an HR image")
+
+    masks: Dict[str, np.ndarray] = {}
+    if with_masks:
+        for key in meta.get("masks", MASK_NAMES):
+            mpath = path / "masks" / f"{key}.tif"
+            if not mpath.exists():
+                if "masks" in meta:
+                    raise SceneError(f"{mpath}: missing, but {SCENE_JSON} lists mask {key!r}")
+                continue
+            r = read_raster(mpath)
+            if r.data.shape[1:] != (h * scale, w * scale):
+                raise SceneError(
+                    f"{mpath}: mask is {r.data.shape[2]}x{r.data.shape[1]} px; the HR grid is "
+                    f"{w * scale}x{h * scale} px"
+                )
+            _check_grid(mpath, r, ref.crs, hr_transform)
+            m = r.data[0]
+            if r.nodata is not None:
+                m = np.where(m == r.nodata, 0, m)
+            masks[key] = np.nan_to_num(m.astype(np.float32)) > 0.5
+
+    dates = [str(d) for d in meta.get("dates", [])]
+    if dates and len(dates) != t:
+        raise SceneError(f"{path / SCENE_JSON}: {len(dates)} dates for {t} LR revisits")
+    split = meta.get("split")
+    parent_split = _split_of(path)
+    if parent_split is not None:
+        split = parent_split
+    scene = Scene(
+        name=str(meta.get("name") or path.name),
+        lr=lr,
+        lr_valid=lr_valid,
+        hr=hr,
+        hr_valid=hr_valid,
+        masks=masks,
+        crs=ref.crs,
+        lr_transform=ref.transform,
+        hr_transform=hr_transform,
+        bands=bands,
+        scale=scale,
+        dates=dates,
+        radiometric_scale=rscale,
+        split=split,
+        extra=dict(meta.get("extra") or {}),
+    )
+    scene.extra["_path"] = str(path)
+    return scene
+
+
+def _read_meta(path: Path) -> Dict[str, Any]:
+    meta_path = path / SCENE_JSON
+    if not meta_path.exists():
+        if not (path / "lr").is_dir():
+            raise SceneError(
+                f"{path}: not a scene folder (no {SCENE_JSON} and no lr/ folder; expected lr/*.tif, "
+                "hr.tif, masks/, scene.json)"
+            )
+        log.warning("%s: no %s; assuming scale 3 and radiometric scale 1e-4", path, SCENE_JSON)
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SceneError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise SceneError(f"{meta_path}: expected a JSON object")
+    return meta
+
+
+def _check_grid(path: Path, r: _Raster, crs: str, transform: Affine) -> None:
+    if not r.has_georef:
+        return  # a plain image on the right pixel grid: georeferencing follows from the LR frames
+    if not same_crs(r.crs, crs) or not same_transform(r.transform, transform, transform.a):
+        raise SceneError(
+            f"{path}: georeferencing {tuple(r.transform)[:6]} ({r.crs or 'no CRS'}) does not match the "
+            f"HR grid implied by the LR revisits {tuple(transform)[:6]} ({crs or 'no CRS'})"
+        )
+
+
+# ---------------------------------------------------------------------- datasets
+def list_scenes(root: PathLike, split: Optional[str] = None) -> List[Path]:
+    """Scene folders under ``root`` (sorted), optionally only those of one split.
+
+    ``root`` may also be a single scene folder, which is then the only scene.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SceneError(f"{root}: dataset folder not found")
+    if is_scene_dir(root) and not (root / SPLIT_JSON).exists() and not any(
+        is_scene_dir(p) for p in root.iterdir()
+    ):
+        return [root]
+    scenes = sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_scene_dir(p))
+    if not scenes:
+        raise SceneError(f"{root}: no scene folders found (each needs lr/ and scene.json)")
+    if split is None:
+        return scenes
+    if split not in SPLITS:
+        raise SceneError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    assignment = load_split(root)
+    wanted = set(assignment.get(split, []))
+    missing = wanted - {p.name for p in scenes}
+    if missing:
+        raise SceneError(f"{root / SPLIT_JSON}: lists scenes that are not in the folder: {sorted(missing)[:5]}")
+    return [p for p in scenes if p.name in wanted]
+
+
+def load_split(root: PathLike) -> Dict[str, List[str]]:
+    """Read ``root/split.json``; refuse a missing or malformed file with a hint."""
+    path = Path(root) / SPLIT_JSON
+    if not path.exists():
+        raise SceneError(f"{path}: no split file; create one with `python -m core.cli split --root {root}`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SceneError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in SPLITS):
+        raise SceneError(f"{path}: expected {{'train': [...], 'val': [...], 'test': [...]}}")
+    return {k: [str(n) for n in data.get(k, [])] for k in SPLITS}
+
+
+def _split_of(scene_path: Path) -> Optional[str]:
+    split_path = scene_path.parent / SPLIT_JSON
+    if not split_path.exists():
+        return None
+    try:
+        assignment = load_split(scene_path.parent)
+    except SceneError:
+        return None
+    for key, names in assignment.items():
+        if scene_path.name in names:
+            return key
+    return None
+
+
+def split_names(
+    names: Iterable[str], seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> Dict[str, List[str]]:
+    """Assign names to train/val/test reproducibly (same names + seed -> same split).
+
+    Names are sorted, then shuffled with ``seed``; val and test get
+    ``round(n * fraction)`` scenes each (at least 1 each when n >= 3), train the
+    rest: 72/9/9 for 90 scenes.
+    """
+    names = sorted(set(names))
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise SceneError(f"fractions must be three non-negative numbers (train, val, test), got {fractions}")
+    total = float(sum(fractions))
+    n = len(names)
+    n_val = int(round(n * fractions[1] / total))
+    n_test = int(round(n * fractions[2] / total))
+    if n >= 3:
+        n_val, n_test = max(n_val, 1), max(n_test, 1)
+    while n_val + n_test > n:  # tiny datasets: train keeps what is left
+        if n_test >= n_val and n_test > 0:
+            n_test -= 1
+        else:
+            n_val -= 1
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = [names[i] for i in order]
+    val = sorted(shuffled[:n_val])
+    test = sorted(shuffled[n_val : n_val + n_test])
+    train = sorted(shuffled[n_val + n_test :])
+    return {"train": train, "val": val, "test": test}
+
+
+def make_split(
+    root: PathLike, seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> Dict[str, List[str]]:
+    """Split the scene folders under ``root`` and write ``root/split.json`` (atomically)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SceneError(f"{root}: dataset folder not found")
+    names = [p.name for p in root.iterdir() if not p.name.startswith(".") and is_scene_dir(p)]
+    if not names:
+        raise SceneError(f"{root}: no scene folders to split (each needs lr/ and scene.json)")
+    assignment = split_names(names, seed=seed, fractions=fractions)
+    write_json_atomic(root / SPLIT_JSON, {**assignment, "seed": seed, "fractions": list(fractions)})
+    return assignment

@@ -1,0 +1,323 @@
+"""Rasterise OpenStreetMap buildings and roads onto the HR grid to make task masks.
+
+Input is any OGR-readable vector file (GeoPackage, GeoJSON, Shapefile, e.g. a
+QuickOSM export): a polygon layer of buildings, or a line layer of roads whose
+``highway`` attribute (OSM class) sets the width. Geometries are reprojected
+to the grid's CRS (``rasterio.warp.transform_geom``); roads are buffered by half
+their width *in metres*, in the grid CRS when it is projected, otherwise in the
+local UTM zone; then ``rasterio.features.rasterize`` burns them with
+``all_touched=False`` (a pixel belongs to an object when its centre does), so a
+mask's area matches the footprint's area instead of growing by half a pixel
+all around.
+
+Reading uses GDAL's own Python bindings (``osgeo.ogr``), which every QGIS ships,
+and falls back to ``fiona`` when only that is installed; buffering uses OGR,
+or ``shapely`` with fiona.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
+from rasterio.features import rasterize
+from rasterio.warp import transform_geom
+
+from .scene import SceneError, write_geotiff
+
+__all__ = [
+    "ROAD_WIDTHS_M",
+    "DEFAULT_ROAD_WIDTH_M",
+    "rasterize_vectors",
+    "rasterize_to_grid",
+    "read_features",
+    "vector_backend",
+]
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, os.PathLike]
+
+# Carriageway width per OSM highway class, in metres: typical European values
+# (lanes x ~3.25 m, plus shoulders for motorways). Override per call with `widths`.
+ROAD_WIDTHS_M: Dict[str, float] = {
+    "motorway": 20.0,
+    "trunk": 16.0,
+    "primary": 12.0,
+    "secondary": 10.0,
+    "tertiary": 8.0,
+    "motorway_link": 8.0,
+    "trunk_link": 7.0,
+    "primary_link": 7.0,
+    "secondary_link": 6.0,
+    "tertiary_link": 6.0,
+    "unclassified": 6.0,
+    "residential": 6.0,
+    "living_street": 5.0,
+    "service": 4.0,
+    "road": 5.0,
+    "busway": 6.0,
+    "pedestrian": 4.0,
+    "track": 3.0,
+    "cycleway": 2.0,
+    "footway": 2.0,
+    "bridleway": 2.0,
+    "steps": 2.0,
+    "path": 1.5,
+}
+DEFAULT_ROAD_WIDTH_M = 4.0
+_POLYGONS = {"Polygon", "MultiPolygon"}
+_LINES = {"LineString", "MultiLineString"}
+
+
+def vector_backend() -> str:
+    """"ogr" or "fiona": whichever vector reader this Python has (OGR first)."""
+    try:
+        from osgeo import ogr  # noqa: F401
+
+        return "ogr"
+    except ImportError:
+        pass
+    try:
+        import fiona  # noqa: F401
+
+        return "fiona"
+    except ImportError:
+        raise SceneError(
+            "reading vector files needs GDAL's Python bindings (osgeo, shipped with QGIS) or fiona"
+        ) from None
+
+
+# ---------------------------------------------------------------------- reading
+def read_features(
+    path: PathLike, layer: Optional[str] = None, geometry: Optional[str] = None
+) -> Tuple[str, List[Tuple[Dict[str, Any], Dict[str, Any]]]]:
+    """(source CRS as WKT or "", [(GeoJSON geometry, attributes)]) of one layer.
+
+    ``layer``: name (default: the first layer whose geometries are ``geometry``
+    "polygon"/"line", else the first layer).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SceneError(f"{path}: vector file not found")
+    backend = vector_backend()
+    reader = _read_ogr if backend == "ogr" else _read_fiona
+    return reader(path, layer, geometry)
+
+
+def _wanted(geom_type: str, geometry: Optional[str]) -> bool:
+    if geometry == "polygon":
+        return "POLYGON" in geom_type.upper()
+    if geometry == "line":
+        return "LINE" in geom_type.upper()
+    return True
+
+
+def _read_ogr(path: Path, layer: Optional[str], geometry: Optional[str]):
+    from osgeo import ogr, osr
+
+    try:  # without ogr.UseExceptions() (process-wide state) a failure is None; with it, RuntimeError
+        ds = ogr.Open(str(path))
+    except RuntimeError as exc:
+        raise SceneError(f"{path}: not a vector file OGR can read ({exc})") from None
+    if ds is None or ds.GetLayerCount() == 0:
+        raise SceneError(f"{path}: not a vector file OGR can read, or it has no layers")
+    names = [ds.GetLayerByIndex(i).GetName() for i in range(ds.GetLayerCount())]
+    if layer is not None:
+        lyr = ds.GetLayerByName(layer)
+        if lyr is None:
+            raise SceneError(f"{path}: no layer {layer!r}; layers: {', '.join(names)}")
+    else:
+        lyr = None
+        for i in range(ds.GetLayerCount()):
+            cand = ds.GetLayerByIndex(i)
+            if _wanted(ogr.GeometryTypeToName(cand.GetGeomType()), geometry):
+                lyr = cand
+                break
+        lyr = lyr or ds.GetLayerByIndex(0)
+        if len(names) > 1:
+            log.info("%s: using layer %r of %s", path, lyr.GetName(), names)
+    srs = lyr.GetSpatialRef()
+    if srs is not None:
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    crs = srs.ExportToWkt() if srs is not None else ""
+    feats = []
+    for feat in lyr:
+        geom = feat.GetGeometryRef()
+        if geom is None or geom.IsEmpty():
+            continue
+        attrs = {k.lower(): v for k, v in feat.items().items()}
+        feats.append((json.loads(geom.ExportToJson()), attrs))
+    return crs, feats
+
+
+def _read_fiona(path: Path, layer: Optional[str], geometry: Optional[str]):
+    import fiona
+
+    try:
+        layers = fiona.listlayers(str(path))
+    except Exception as exc:  # noqa: BLE001 - fiona raises several driver errors
+        raise SceneError(f"{path}: not a vector file fiona can read ({exc})") from None
+    if layer is not None and layer not in layers:
+        raise SceneError(f"{path}: no layer {layer!r}; layers: {', '.join(layers)}")
+    chosen = layer
+    if chosen is None:
+        for name in layers:
+            with fiona.open(str(path), layer=name) as src:
+                if _wanted(str(src.schema.get("geometry", "")), geometry):
+                    chosen = name
+                    break
+        chosen = chosen or layers[0]
+    with fiona.open(str(path), layer=chosen) as src:
+        crs = src.crs_wkt or ""
+        feats = []
+        for f in src:
+            if f["geometry"] is None:
+                continue
+            geom = dict(f["geometry"]) if not hasattr(f["geometry"], "__geo_interface__") else f["geometry"].__geo_interface__
+            attrs = {k.lower(): v for k, v in dict(f["properties"]).items()}
+            feats.append((json.loads(json.dumps(geom)), attrs))
+    return crs, feats
+
+
+# ---------------------------------------------------------------------- geometry
+def _buffer(geom: Dict[str, Any], distance: float) -> Dict[str, Any]:
+    """Buffer a GeoJSON geometry by ``distance`` (same units as its coordinates)."""
+    try:
+        from osgeo import ogr
+
+        g = ogr.CreateGeometryFromJson(json.dumps(geom))
+        return json.loads(g.Buffer(distance, 16).ExportToJson())
+    except ImportError:
+        from shapely.geometry import mapping, shape  # fiona set-ups normally have shapely
+
+        return dict(mapping(shape(geom).buffer(distance, 16)))
+
+
+def _utm_for(lon: float, lat: float) -> str:
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def _first_point(geom: Dict[str, Any]) -> Tuple[float, float]:
+    c: Any = geom["coordinates"]
+    while isinstance(c[0], (list, tuple)):
+        c = c[0]
+    return float(c[0]), float(c[1])
+
+
+def _tag(attrs: Dict[str, Any], key: str) -> Optional[str]:
+    value = attrs.get(key)
+    return None if value is None or str(value).strip() == "" else str(value).strip().lower()
+
+
+def _is_kind(gtype: str, attrs: Dict[str, Any], kind: str) -> bool:
+    """Does a feature count as a building / road?
+
+    In a layer with the OSM tag as a field, the tag decides (an OSM export may mix
+    buildings, roads and rivers); without the field, the geometry type decides.
+    """
+    if kind == "buildings":
+        if gtype not in _POLYGONS:
+            return False
+        return "building" not in attrs or _tag(attrs, "building") not in (None, "no")
+    if "highway" in attrs:
+        return gtype in (_LINES | _POLYGONS) and _tag(attrs, "highway") is not None
+    return gtype in _LINES
+
+
+def _road_width(attrs: Dict[str, Any], widths: Dict[str, float], default: float) -> float:
+    cls = attrs.get("highway")
+    if cls is None:
+        return default
+    return float(widths.get(str(cls).strip().lower(), default))
+
+
+def rasterize_vectors(
+    vector_path: PathLike,
+    transform: Affine,
+    shape: Tuple[int, int],
+    crs: str,
+    kind: str = "buildings",
+    layer: Optional[str] = None,
+    widths: Optional[Dict[str, float]] = None,
+    default_width: float = DEFAULT_ROAD_WIDTH_M,
+) -> np.ndarray:
+    """Burn a buildings (polygons) or roads (lines, buffered by OSM class) layer into a bool mask."""
+    if kind not in ("buildings", "roads"):
+        raise SceneError(f"kind must be 'buildings' or 'roads', got {kind!r}")
+    if not crs:
+        raise SceneError("the target grid has no CRS; masks need a georeferenced grid")
+    dst = CRS.from_user_input(crs)
+    src_wkt, feats = read_features(vector_path, layer, "polygon" if kind == "buildings" else "line")
+    if src_wkt:
+        src = CRS.from_wkt(src_wkt)
+    else:
+        log.warning("%s: layer has no CRS; assuming WGS 84 longitude/latitude (EPSG:4326)", vector_path)
+        src = CRS.from_epsg(4326)
+    table = {**ROAD_WIDTHS_M, **{k.lower(): float(v) for k, v in (widths or {}).items()}}
+
+    shapes: List[Dict[str, Any]] = []
+    skipped = 0
+    for geom, attrs in feats:
+        if not _is_kind(geom.get("type", ""), attrs, kind):
+            skipped += 1
+            continue
+        if kind == "buildings":
+            shapes.append(transform_geom(src, dst, geom))
+        else:
+            width = _road_width(attrs, table, default_width)
+            shapes.append(_buffer_metres(geom, src, dst, width / 2.0))
+    if skipped:
+        log.info("%s: skipped %d feature(s) that are not %s", vector_path, skipped, kind)
+    out = np.zeros(shape, np.uint8)
+    if shapes:
+        rasterize(((g, 1) for g in shapes), out_shape=shape, transform=transform, out=out, all_touched=False, dtype=np.uint8)
+    return out.astype(bool)
+
+
+def _buffer_metres(geom: Dict[str, Any], src: CRS, dst: CRS, half_width_m: float) -> Dict[str, Any]:
+    if dst.is_projected and abs(dst.linear_units_factor[1] - 1.0) < 1e-9:
+        return _buffer(transform_geom(src, dst, geom), half_width_m)
+    lon, lat = _first_point(transform_geom(src, CRS.from_epsg(4326), geom))
+    utm = CRS.from_user_input(_utm_for(lon, lat))
+    return transform_geom(utm, dst, _buffer(transform_geom(src, utm, geom), half_width_m))
+
+
+def rasterize_to_grid(
+    vector_path: PathLike,
+    grid_raster: PathLike,
+    out_path: PathLike,
+    kind: str = "buildings",
+    layer: Optional[str] = None,
+    widths: Optional[Dict[str, float]] = None,
+) -> Path:
+    """Rasterise onto the grid of ``grid_raster`` (e.g. a scene's hr.tif); write a uint8 0/1 GeoTIFF atomically."""
+    grid_raster, out_path = Path(grid_raster), Path(out_path)
+    try:
+        with rasterio.open(grid_raster) as ds:
+            transform, shape = ds.transform, (ds.height, ds.width)
+            crs = ds.crs.to_string() if ds.crs else ""
+    except RasterioIOError as exc:
+        raise SceneError(f"{grid_raster}: not a raster GDAL can read ({exc})") from None
+    if not crs:
+        raise SceneError(f"{grid_raster}: has no CRS; the mask grid must be georeferenced")
+    mask = rasterize_vectors(vector_path, transform, shape, crs, kind=kind, layer=layer, widths=widths)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.{uuid.uuid4().hex[:8]}.tmp.tif")
+    try:
+        write_geotiff(tmp, mask.astype(np.uint8), crs, transform, descriptions=[kind])
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out_path

@@ -1,0 +1,197 @@
+"""UNet++ segmentation network (buildings or roads) via segmentation-models-pytorch.
+
+The study trains UNet++ on HR patches and uses it, frozen, as the task network
+whose Dice loss drives task-aware SR training. This wrapper adds what the rest
+of the project relies on: one input band, one logit channel, any image size
+(reflect padding to the encoder stride inside, logits cropped back), no
+download ever unless asked for explicitly, and encoder stages that the chosen
+depth does not use are removed so every parameter is trained.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from .padding import pad_to_multiple
+
+__all__ = ["SegmentationConfig", "SegmentationNet", "UNETPP_PRESETS", "EncoderWeightsError"]
+
+
+class EncoderWeightsError(RuntimeError):
+    """Pretrained encoder weights were asked for but cannot be had here."""
+
+
+@dataclass
+class SegmentationConfig:
+    """Hyper-parameters of the UNet++ wrapper.
+
+    ``encoder_depth`` sets the number of down-sampling stages (input sides are
+    padded to a multiple of ``2 ** encoder_depth``); ``decoder_channels`` needs
+    one entry per stage.
+    """
+
+    encoder_name: str = "resnet18"
+    encoder_depth: int = 5
+    decoder_channels: List[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])
+    in_channels: int = 1
+    classes: int = 1
+    decoder_attention_type: Optional[str] = None
+
+
+#: ``unetpp``: the study's network (ResNet-18 encoder). ``unetpp-tiny``: tests and demos on CPU.
+UNETPP_PRESETS: Dict[str, Dict[str, Any]] = {
+    "unetpp": dict(encoder_name="resnet18", encoder_depth=5, decoder_channels=[256, 128, 64, 32, 16]),
+    "unetpp-tiny": dict(encoder_name="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8]),
+}
+
+
+def _import_smp():
+    """Import smp without letting it reach the network (it only downloads on request)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import segmentation_models_pytorch as smp
+    return smp
+
+
+def _prune_unused_stages(encoder: nn.Module, depth: int) -> None:
+    """Drop ResNet stages that a shallow encoder never runs.
+
+    smp builds all four residual stages whatever the depth; unused ones would
+    hold parameters that never get a gradient and bloat the checkpoints.
+    Stage ``layer{i}`` runs when depth > i.
+    """
+    for i in range(1, 5):
+        name = f"layer{i}"
+        if depth <= i and isinstance(getattr(encoder, name, None), nn.Module):
+            setattr(encoder, name, nn.Identity())
+
+
+class SegmentationNet(nn.Module):
+    """UNet++ ``[B, 1, H, W] -> logits [B, 1, H, W]`` for any H, W.
+
+    ``encoder_weights``: None (random init, the default), ``"imagenet"`` (only
+    if the weights are already in the local Hugging Face cache; nothing can be
+    downloaded here) or the path of a local file holding an encoder state dict
+    (``.safetensors`` or a weights-only ``.pth``). Either way, the weights end
+    up in this network's checkpoint, so rebuilding never needs them again.
+    """
+
+    ARCH = "unetpp"
+
+    def __init__(self, preset: Optional[str] = None, encoder_weights: Optional[str] = None,
+                 **hparams: Any) -> None:
+        super().__init__()
+        values: Dict[str, Any] = {}
+        if preset is not None:
+            if preset not in UNETPP_PRESETS:
+                raise ValueError(f"unknown UNet++ preset {preset!r}; choose one of {', '.join(UNETPP_PRESETS)}")
+            values.update(UNETPP_PRESETS[preset])
+        known = set(SegmentationConfig.__dataclass_fields__)
+        unknown = sorted(set(hparams) - known)
+        if unknown:
+            raise ValueError(f"unknown UNet++ hyper-parameter(s): {', '.join(unknown)}")
+        values.update(hparams)
+        cfg = SegmentationConfig(**values)
+        cfg.decoder_channels = [int(c) for c in cfg.decoder_channels]
+        if len(cfg.decoder_channels) != cfg.encoder_depth:
+            raise ValueError(
+                f"UNet++: decoder_channels needs {cfg.encoder_depth} entries (one per encoder stage), "
+                f"got {len(cfg.decoder_channels)}"
+            )
+        self.config = cfg
+        self.scale = 1
+        self.frames = 1
+        self.in_chans = cfg.in_channels
+        self.stride = 2 ** cfg.encoder_depth
+
+        smp = _import_smp()
+        self.net = smp.UnetPlusPlus(
+            encoder_name=cfg.encoder_name, encoder_depth=cfg.encoder_depth, encoder_weights=None,
+            decoder_channels=tuple(cfg.decoder_channels), decoder_attention_type=cfg.decoder_attention_type,
+            in_channels=cfg.in_channels, classes=cfg.classes,
+        )
+        _prune_unused_stages(self.net.encoder, cfg.encoder_depth)
+        if encoder_weights is not None:
+            self._load_encoder_weights(encoder_weights)
+
+    @property
+    def hparams(self) -> Dict[str, Any]:
+        """JSON-friendly hyper-parameters that rebuild this exact network (weights excluded)."""
+        return asdict(self.config)
+
+    def _load_encoder_weights(self, weights: str) -> None:
+        cfg = self.config
+        path = Path(weights)
+        if not (path.suffix in (".safetensors", ".pth", ".pt", ".bin") or path.exists()):
+            path = self._cached_pretrained(weights)
+        if not path.is_file():
+            raise EncoderWeightsError(f"encoder weights file {path} does not exist")
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:  # never unpickle arbitrary objects
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise EncoderWeightsError(f"cannot read encoder weights {path}: {exc}") from exc
+        if not isinstance(state, dict):
+            raise EncoderWeightsError(f"encoder weights {path} do not hold a state dict")
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        stem = state.get("conv1.weight")
+        if stem is not None and stem.shape[1] == 3 and cfg.in_channels == 1:
+            # An RGB stem on one band: sum over colours (the rule smp applies to its own weights).
+            state["conv1.weight"] = stem.sum(1, keepdim=True)
+        try:
+            # nn.Module's own method: smp's encoders override it without returning the key report.
+            missing, _ = nn.Module.load_state_dict(self.net.encoder, state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise EncoderWeightsError(f"encoder weights {path} do not fit encoder {cfg.encoder_name!r}: {exc}") from exc
+        if missing:
+            raise EncoderWeightsError(
+                f"encoder weights {path} do not fit encoder {cfg.encoder_name!r}: "
+                f"{len(missing)} tensors missing, e.g. {', '.join(missing[:3])}"
+            )
+
+    def _cached_pretrained(self, weights: str) -> Path:
+        """Path of smp's published encoder weights if already in the local Hugging Face cache.
+
+        Nothing is downloaded: the lookup is local-only, so it fails at once
+        (with a message saying what to do) instead of retrying a network that
+        is not there.
+        """
+        name = self.config.encoder_name
+        smp = _import_smp()
+        settings = smp.encoders.encoders.get(name, {}).get("pretrained_settings", {})
+        if weights not in settings:
+            raise EncoderWeightsError(
+                f"no pretrained weights named {weights!r} for encoder {name!r} "
+                f"(known: {', '.join(settings) or 'none'}), and no file of that name exists"
+            )
+        try:
+            from huggingface_hub import hf_hub_download
+
+            found = hf_hub_download(settings[weights]["repo_id"], filename="model.safetensors",
+                                    revision=settings[weights].get("revision"), local_files_only=True)
+        except Exception as exc:
+            raise EncoderWeightsError(
+                f"pretrained {weights!r} weights for encoder {name!r} are not on this computer and cannot be "
+                "downloaded here (no network access at run time). Train from scratch (encoder_weights=None) or "
+                "pick a local file holding the encoder weights (encoder_weights='/path/to/encoder.safetensors')."
+            ) from exc
+        return Path(found)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"UNet++ expects [batch, {self.in_chans} channel(s), height, width]; got {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        logits = self.net(pad_to_multiple(x, self.stride))
+        return logits[..., :h, :w]

@@ -1,0 +1,540 @@
+"""Model zoo: build networks by name and keep them in safe, self-describing checkpoints.
+
+A checkpoint is one safetensors file. Its tensors are the network's state dict
+(parameters and persistent buffers); its metadata holds a JSON *model card*
+(architecture, hyper-parameters, scale, bands, normalization, training recipe,
+metrics). The card alone rebuilds the exact network, so a checkpoint needs no
+code or config beside it. safetensors cannot run code when opened, unlike
+PyTorch pickles, which are refused (official HAT ``.pth`` files are converted
+once with :func:`import_official_hat`, loading them with ``weights_only=True``).
+
+Every refusal is a :class:`CheckpointError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import pickle
+import re
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from .hat import HAT, HAT_PRESETS
+from .rams import RAMS
+from .segmentation import UNETPP_PRESETS, SegmentationNet
+
+__all__ = [
+    "CheckpointError",
+    "ModelCard",
+    "ARCHS",
+    "PRESETS",
+    "build",
+    "arch_of",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_card",
+    "read_metadata",
+    "file_sha256",
+    "load_official_hat_state",
+    "infer_hat_hparams",
+    "import_official_hat",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
+
+FORMAT = "s2sr-checkpoint"
+FORMAT_VERSION = "1"
+PathLike = Union[str, "os.PathLike[str]"]
+
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+_PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a checkpoint; the message says which file and why."""
+
+
+# --------------------------------------------------------------------------- registry
+
+#: Architecture name -> network class. Each class takes its hyper-parameters as keywords.
+ARCHS: Dict[str, Callable[..., nn.Module]] = {"rams": RAMS, "hat": HAT, "unetpp": SegmentationNet}
+
+#: Named presets per architecture (the default preset is used when none is given).
+PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "rams": {"rams": {}, "rams-tiny": {"filters": 8, "N": 2}},
+    "hat": HAT_PRESETS,
+    "unetpp": UNETPP_PRESETS,
+}
+_DEFAULT_PRESET = {"rams": "rams", "hat": "hat", "unetpp": "unetpp"}
+_TASK = {"rams": "sr", "hat": "sr", "unetpp": "segmentation"}
+
+
+def build(arch: str, preset: Optional[str] = None, **hparams: Any) -> nn.Module:
+    """Build a network: ``build("hat", preset="hat-s", in_chans=1)``, ``build("rams", filters=8)``.
+
+    Keyword hyper-parameters override the preset's. ``scale`` is accepted for
+    every architecture so one config can drive all; segmentation networks
+    refuse any scale but 1 (they do not change resolution).
+    """
+    key = str(arch).lower()
+    if key not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if preset is not None and preset not in PRESETS[key]:
+        raise ValueError(f"unknown {key} preset {preset!r}; choose one of {', '.join(PRESETS[key])}")
+    values = dict(PRESETS[key][preset or _DEFAULT_PRESET[key]])
+    values.update(hparams)
+    if key == "unetpp":
+        scale = values.pop("scale", 1)
+        if scale not in (None, 1):
+            raise ValueError(f"UNet++ segments at the input resolution; scale must be 1 (got {scale})")
+    return ARCHS[key](**values)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare network inside DDP / DataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def arch_of(model: nn.Module) -> str:
+    """Registry name of a network built by :func:`build` (wrappers are looked through)."""
+    inner = _unwrap(model)
+    for name, cls in ARCHS.items():
+        if isinstance(inner, cls):
+            return name
+    raise ValueError(f"{type(inner).__name__} is not a network of the model zoo ({', '.join(ARCHS)})")
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class ModelCard:
+    """What a checkpoint is: enough to rebuild the network and to use it correctly.
+
+    ``normalization``: model units are ``(reflectance - offset) / scale``.
+    ``frames``: LR frames the network takes (None for segmentation).
+    ``extra``: keys of newer card versions, kept so nothing is lost on re-save.
+    """
+
+    arch: str
+    hparams: Dict[str, Any] = field(default_factory=dict)
+    task: str = "sr"
+    target: Optional[str] = None
+    scale: int = 3
+    bands: List[str] = field(default_factory=lambda: ["B8"])
+    frames: Optional[int] = None
+    normalization: Dict[str, float] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
+    recipe: Dict[str, Any] = field(default_factory=dict)
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+    version: str = "1"
+    created: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_model(cls, model: nn.Module, **fields_: Any) -> ModelCard:
+        """A card whose architecture, hyper-parameters, task, scale and frames come from ``model``."""
+        inner = _unwrap(model)
+        arch = arch_of(inner)
+        task = _TASK[arch]
+        base: Dict[str, Any] = dict(arch=arch, hparams=dict(inner.hparams), task=task,
+                                    scale=int(getattr(inner, "scale", 1)),
+                                    frames=int(inner.frames) if task == "sr" else None)
+        base.update(fields_)
+        return cls(**base)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra") or {}
+        d.update({k: v for k, v in extra.items() if k not in d})
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
+        if not isinstance(data, Mapping) or "arch" not in data:
+            raise ValueError("the model card has no 'arch' entry")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file, read in chunks (checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _looks_like_pickle(path: Path, head: bytes) -> bool:
+    """torch.save writes zip archives (current) or raw pickles (legacy: PROTO opcode 0x80, protocol 2-5)."""
+    raw_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    return head[:4] == b"PK\x03\x04" or raw_pickle or path.suffix.lower() in _PICKLE_SUFFIXES
+
+
+def _pickle_refusal(path: Path) -> CheckpointError:
+    hint = ""
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and ("params_ema" in state or "params" in state or "conv_first.weight" in state):
+            hint = (
+                " It looks like an official HAT checkpoint: convert it once with "
+                f"`python -m core.cli models import-hat {path} OUT.safetensors` "
+                "(core.models.zoo.import_official_hat)."
+            )
+    except Exception:  # whatever it holds, we refuse it; the hint is best effort
+        pass
+    return CheckpointError(
+        f"{path}: this is a PyTorch pickle (.pth/.pt), not a safetensors checkpoint of this plugin. "
+        f"Pickles can run code when opened, so they are not loaded.{hint}"
+    )
+
+
+def _read_header(path: PathLike) -> Tuple[Path, Dict[str, Any]]:
+    """Parse and sanity-check the safetensors header without trusting the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: is not a file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        raw = f.read(n) if 0 < n <= _MAX_HEADER and 8 + n <= size else b""
+    header: Any = None
+    if raw:
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            header = None
+    if not isinstance(header, dict):
+        # Not a readable safetensors file: say what it most likely is.
+        if _looks_like_pickle(path, head):
+            raise _pickle_refusal(path)
+        if size < 8 or not raw:
+            raise CheckpointError(
+                f"{path}: corrupted or truncated checkpoint (the safetensors header cannot be read; "
+                f"the file is {size} bytes and may be incomplete or not a checkpoint at all)"
+            )
+        raise CheckpointError(f"{path}: corrupted checkpoint (unparsable safetensors header)")
+    data_size = size - 8 - n
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise CheckpointError(f"{path}: corrupted checkpoint (malformed tensor table in the header)") from None
+    if end > data_size:
+        raise CheckpointError(
+            f"{path}: truncated checkpoint (tensor data needs {end} bytes, the file holds {data_size}); "
+            "it was probably copied or downloaded incompletely"
+        )
+    return path, header
+
+
+def read_metadata(path: PathLike) -> Dict[str, str]:
+    """The safetensors metadata of one of our checkpoints (refuses foreign files)."""
+    path, header = _read_header(path)
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: foreign checkpoint: a safetensors file without this plugin's model card "
+            f"(metadata 'format' is {meta.get('format') if isinstance(meta, dict) else None!r}, "
+            f"expected {FORMAT!r}). Checkpoints come from training or `models import-hat`."
+        )
+    version = str(meta.get("format_version", ""))
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r} is not supported by this plugin "
+            f"(it reads version {FORMAT_VERSION}); update the plugin"
+        )
+    return meta
+
+
+def read_card(path: PathLike) -> ModelCard:
+    """The model card of a checkpoint, without loading any tensor."""
+    meta = read_metadata(path)
+    try:
+        card = ModelCard.from_dict(json.loads(meta.get("card", "")))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: corrupted model card in the checkpoint metadata ({exc})") from None
+    if card.arch not in ARCHS:
+        raise CheckpointError(
+            f"{path}: the model card names an unknown architecture {card.arch!r} "
+            f"(this plugin knows {', '.join(ARCHS)}); it may need a newer plugin"
+        )
+    if not isinstance(card.hparams, dict):
+        raise CheckpointError(f"{path}: corrupted model card (hparams is not a mapping)")
+    return card
+
+
+def _tensors_for_saving(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """State dict as CPU, contiguous tensors with no two sharing memory (safetensors' rules)."""
+    out: Dict[str, torch.Tensor] = {}
+    seen: set = set()
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu")
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key in seen or not t.is_contiguous() or t.storage_offset() != 0 or t.numel() * t.element_size() != key[1]:
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
+        out[name] = t
+    return out
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, card: ModelCard) -> None:
+    """Write ``model`` and its ``card`` to ``path`` atomically (temporary file + rename).
+
+    The card's architecture and hyper-parameters are taken from the model
+    itself, so the file always rebuilds the network it holds.
+    """
+    from safetensors.torch import save_file
+
+    inner = _unwrap(model)
+    arch = arch_of(inner)
+    if card.arch and card.arch != arch:
+        raise ValueError(f"card.arch is {card.arch!r} but the model is a {arch!r} network")
+    # The network is the truth about what the file holds; the card only adds what it cannot know.
+    card = dataclasses.replace(card, arch=arch, hparams=dict(inner.hparams), task=_TASK[arch],
+                               created=card.created or _now())
+    if card.task == "sr":
+        card.scale, card.frames = int(inner.scale), int(inner.frames)
+    else:
+        card.scale, card.frames = 1, None
+    try:
+        card_json = card.to_json()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the model card cannot be written as JSON: {exc}") from None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "card": card_json, "arch": arch}
+    try:
+        save_file(_tensors_for_saving(inner), str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)  # safetensors creates owner-only files; checkpoints are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _describe_mismatch(path: Path, arch: str, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> Optional[str]:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if not (missing or unexpected or wrong):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        parts.append(f"{len(wrong)} with a wrong shape (e.g. " + ", ".join(
+            f"{k}: file {list(got[k])} vs network {list(expected[k])}" for k in wrong[:3]) + ")")
+    return (f"{path}: the tensors do not match the {arch!r} network its card describes: "
+            + "; ".join(parts))
+
+
+def _build_from_card(path: Path, card: ModelCard) -> nn.Module:
+    try:
+        return build(card.arch, **card.hparams)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the model card's hyper-parameters do not build a {card.arch!r} network ({exc})") from None
+
+
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> Tuple[nn.Module, ModelCard]:
+    """Rebuild the network from the file alone, load its tensors strictly, return ``(model.eval(), card)``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    card = read_card(path)
+    model = _build_from_card(path, card)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types on damaged data
+        raise CheckpointError(f"{path}: corrupted checkpoint (tensor data unreadable: {exc})") from None
+    problem = _describe_mismatch(path, card.arch, model, tensors)
+    if problem:
+        raise CheckpointError(problem)
+    model.load_state_dict(tensors, strict=True)
+    if card.task == "sr" and int(card.scale) != int(model.scale):
+        raise CheckpointError(f"{path}: the card says scale {card.scale} but the network is x{model.scale}")
+    return model.to(device).eval(), card
+
+
+# --------------------------------------------------------------------------- official HAT
+
+
+def load_official_hat_state(path: PathLike) -> Dict[str, torch.Tensor]:
+    """The state dict inside an official HAT ``.pth`` (``params_ema``, else ``params``).
+
+    Loads with ``weights_only=True``: a file that needs arbitrary Python objects
+    to unpickle is refused rather than run.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: holds Python objects other than tensors; refusing to unpickle them "
+            f"because that could run code ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupted or truncated PyTorch file ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of weights, found a {type(obj).__name__}")
+    for key in ("params_ema", "params"):
+        if key in obj:
+            state = obj[key]
+            break
+    else:
+        if "conv_first.weight" in obj:
+            state = obj  # a bare state dict
+        else:
+            keys = ", ".join(map(str, list(obj)[:5]))
+            raise CheckpointError(
+                f"{path}: not an official HAT checkpoint (no 'params_ema' or 'params' entry; top-level keys: {keys})"
+            )
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: the weights entry is not a dict of tensors")
+    state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+    if "conv_first.weight" not in state:
+        raise CheckpointError(f"{path}: the weights do not look like HAT (no 'conv_first.weight')")
+    return state
+
+
+def _as_list(v: Any) -> Any:
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def _ratio(total: int, part: int) -> int:
+    """The integer r with total // r == part (how the official code derives channel counts)."""
+    r = max(1, total // part)
+    for cand in (r, r + 1, r - 1):
+        if cand >= 1 and total // cand == part:
+            return cand
+    raise ValueError(f"no integer ratio maps {total} channels to {part}")
+
+
+def infer_hat_hparams(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    """Read HAT's hyper-parameters off the shapes of an official state dict."""
+    try:
+        first = state["conv_first.weight"]
+        dim, in_chans = int(first.shape[0]), int(first.shape[1])
+        layer_ids = sorted({int(m.group(1)) for k in state for m in [re.match(r"layers\.(\d+)\.", k)] if m})
+        depths, heads = [], []
+        for i in layer_ids:
+            blocks = {int(m.group(1)) for k in state
+                      for m in [re.match(rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.", k)] if m}
+            depths.append(len(blocks))
+            heads.append(int(state[f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table"].shape[1]))
+        table = state["layers.0.residual_group.blocks.0.attn.relative_position_bias_table"].shape[0]
+        ws = (int(round(math.sqrt(table))) + 1) // 2
+        oca = state["layers.0.residual_group.overlap_attn.relative_position_bias_table"].shape[0]
+        ow = int(round(math.sqrt(oca))) - ws + 1
+        pre = "layers.0.residual_group.blocks.0."
+        compress = _ratio(dim, int(state[pre + "conv_block.cab.0.weight"].shape[0]))
+        squeeze = _ratio(dim, int(state[pre + "conv_block.cab.3.attention.1.weight"].shape[0]))
+        mlp_ratio = float(state[pre + "mlp.fc1.weight"].shape[0]) / dim
+        num_feat = int(state["conv_before_upsample.0.weight"].shape[0])
+        ups = sorted(int(m.group(1)) for k in state for m in [re.match(r"upsample\.(\d+)\.weight$", k)] if m)
+        growth = int(state[f"upsample.{ups[0]}.weight"].shape[0]) // num_feat
+        scale = 3 if growth == 9 else 2 ** len(ups)
+    except (KeyError, IndexError, ValueError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"the weights do not have the layout of an official HAT network ({exc})") from None
+    return dict(
+        in_chans=in_chans, scale=scale, embed_dim=dim, depths=depths, num_heads=heads, window_size=ws,
+        compress_ratio=compress, squeeze_factor=squeeze, overlap_ratio=(ow - ws) / ws, mlp_ratio=mlp_ratio,
+        num_feat=num_feat, qkv_bias=(pre + "attn.qkv.bias") in state,
+        patch_norm="patch_embed.norm.weight" in state,
+        resi_connection="1conv" if "conv_after_body.weight" in state else "identity",
+    )
+
+
+def import_official_hat(pth_path: PathLike, out_path: PathLike, preset: Optional[str] = None,
+                        in_chans: Optional[int] = None, scale: Optional[int] = None,
+                        bands: Optional[List[str]] = None, normalization: Optional[Dict[str, float]] = None,
+                        name: Optional[str] = None, description: Optional[str] = None) -> ModelCard:
+    """Convert an official HAT ``.pth`` into this plugin's safetensors checkpoint.
+
+    The architecture is read off the weights; ``preset``, ``in_chans`` and
+    ``scale``, when given, are checked against them (a mismatch is refused
+    rather than silently loading the wrong network). Official HAT works on
+    [0, 1] images, hence the default normalization offset 0, scale 1.
+    """
+    pth_path = Path(pth_path)
+    state = load_official_hat_state(pth_path)
+    inferred = infer_hat_hparams(state)
+    if in_chans is not None and int(in_chans) != inferred["in_chans"]:
+        raise CheckpointError(f"{pth_path}: the weights take {inferred['in_chans']} band(s), not {in_chans}")
+    if scale is not None and int(scale) != inferred["scale"]:
+        raise CheckpointError(f"{pth_path}: the weights are a x{inferred['scale']} network, not x{scale}")
+    if preset is not None:
+        if preset not in HAT_PRESETS:
+            raise CheckpointError(f"unknown HAT preset {preset!r}; choose one of {', '.join(HAT_PRESETS)}")
+        want = HAT_PRESETS[preset]
+        diff = [k for k in ("embed_dim", "depths", "num_heads", "window_size", "compress_ratio", "squeeze_factor")
+                if _as_list(want[k]) != _as_list(inferred[k])]
+        if diff:
+            raise CheckpointError(
+                f"{pth_path}: the weights are not a {preset!r} network: "
+                + ", ".join(f"{k} {inferred[k]} (preset {want[k]})" for k in diff)
+            )
+        inferred = dict(HAT_PRESETS[preset], **inferred)
+    model = build("hat", **inferred)
+    own = model.state_dict()
+    for key in ("relative_position_index_SA", "relative_position_index_OCA"):
+        # Older official code kept these indices outside the state dict; they are derived anyway.
+        if key not in state:
+            state[key] = own[key]
+    problem = _describe_mismatch(pth_path, "hat", model, state)
+    if problem:
+        raise CheckpointError(problem)
+    for key in ("relative_position_index_SA", "relative_position_index_OCA"):
+        if not torch.equal(state[key].to(own[key].dtype), own[key]):
+            raise CheckpointError(f"{pth_path}: {key} differs from the one this window size implies")
+    model.load_state_dict(state, strict=True)
+    card = ModelCard.for_model(
+        model,
+        bands=list(bands) if bands else (["B8"] if inferred["in_chans"] == 1 else []),
+        normalization=dict(normalization or {"offset": 0.0, "scale": 1.0}),
+        recipe={"source": "official HAT weights", "file": pth_path.name, "sha256": file_sha256(pth_path)},
+        name=name or pth_path.stem,
+        description=description or f"Imported from the official HAT checkpoint {pth_path.name}",
+    )
+    save_checkpoint(out_path, model, card)
+    return read_card(out_path)

@@ -1,0 +1,207 @@
+"""The dock driven like an analyst would: pick layers and a checkpoint, click, read the map."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+
+@pytest.fixture
+def dock(clean_qgis, qh):
+    dock_mod = qh.ui("dock")
+    widget = dock_mod.SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
+    yield widget
+    widget.shutdown()
+    widget.deleteLater()
+
+
+def _new_layers(before):
+    from qgis.core import QgsProject
+
+    return [lyr for lid, lyr in QgsProject.instance().mapLayers().items() if lid not in before]
+
+
+def test_super_resolve_revisits_adds_layer_in_group_with_input_stretch(dock, scene_files, checkpoints, qh, tmp_path):
+    from qgis.core import QgsProject, QgsSingleBandGrayRenderer
+
+    dock_mod = qh.ui("dock")
+    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
+    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
+    dock.set_revisits(layers)
+    dock.select_checkpoint(str(checkpoints["baseline"]))
+    out_dir = tmp_path / "out"
+    dock.out_dir.setFilePath(str(out_dir))
+
+    assert "share one grid" in dock.check_label.text()
+    assert "T = 3" in dock.card_label.text() and "x3" in dock.card_label.text()
+    assert dock.run_button.isEnabled()
+    before = set(QgsProject.instance().mapLayers())
+    dock.run_button.click()
+    assert dock.runner.busy()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 60)
+
+    added = _new_layers(before)
+    assert len(added) == 1, [lyr.name() for lyr in added]
+    out = added[0]
+    src = layers[0]
+    assert out.isValid()
+    assert out.crs() == src.crs()
+    ext, sext = out.extent(), src.extent()
+    for a, b in ((ext.xMinimum(), sext.xMinimum()), (ext.xMaximum(), sext.xMaximum()),
+                 (ext.yMinimum(), sext.yMinimum()), (ext.yMaximum(), sext.yMaximum())):
+        assert a == pytest.approx(b, abs=1e-6)
+    assert out.rasterUnitsPerPixelX() == pytest.approx(src.rasterUnitsPerPixelX() / 3)
+    assert out.rasterUnitsPerPixelY() == pytest.approx(src.rasterUnitsPerPixelY() / 3)
+    assert (out.width(), out.height()) == (3 * src.width(), 3 * src.height())
+    node = QgsProject.instance().layerTreeRoot().findLayer(out.id())
+    assert node.parent().name() == src.name()
+    assert str(out_dir) in out.source()
+    # the output is drawn with exactly the stretch the input uses for that band
+    sr = out.renderer()
+    assert isinstance(sr, QgsSingleBandGrayRenderer)
+    src_ce = src.renderer().contrastEnhancement()
+    assert sr.contrastEnhancement().minimumValue() == pytest.approx(src_ce.minimumValue())
+    assert sr.contrastEnhancement().maximumValue() == pytest.approx(src_ce.maximumValue())
+    assert dock.seg_layer_combo.currentLayer() is out  # ready to be segmented
+    assert qh.wait_until(lambda: "frames used" in dock.log_view.toPlainText(), 5)  # the engine's notes
+
+
+def test_preview_extent_only_processes_the_map_view(dock, scene_files, checkpoints, qh, tmp_path):
+    from qgis.core import QgsProject, QgsRectangle
+
+    layer = qh.load_raster(scene_files["revisits"][0], "one image")
+    dock.layer_combo.setLayer(layer)
+    dock.select_checkpoint(str(checkpoints["baseline"]))
+    dock.out_dir.setFilePath(str(tmp_path / "out"))
+    canvas = dock.iface.mapCanvas()
+    canvas.setDestinationCrs(layer.crs())
+    full = layer.extent()
+    view = QgsRectangle(full.xMinimum() + 55, full.yMinimum() + 62, full.xMinimum() + 180, full.yMinimum() + 171)
+    canvas.setExtent(view)
+    dock.extent_check.setChecked(True)
+    assert "preview of the map extent" in dock.check_label.text()
+    assert "frames will be repeated" in dock.check_label.text()  # RAMS (T=3) on one image
+    before = set(QgsProject.instance().mapLayers())
+    dock.run_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 60)
+    (out,) = _new_layers(before)
+    ext, shown = out.extent(), canvas.extent()
+    # snapped outward to whole input pixels around the visible part of the layer, never beyond the layer
+    assert ext.xMinimum() == pytest.approx(math.floor((max(shown.xMinimum(), full.xMinimum()) - full.xMinimum()) / 10)
+                                           * 10 + full.xMinimum())
+    assert ext.xMaximum() == pytest.approx(min(full.xMaximum(), math.ceil((shown.xMaximum() - full.xMinimum()) / 10)
+                                               * 10 + full.xMinimum()))
+    assert full.contains(ext) and ext.width() < full.width()
+    assert "_preview" in out.source()
+
+
+def test_cancel_leaves_no_layer_and_no_file(dock, checkpoints, qh, tmp_path):
+    from qgis.core import QgsProject, QgsTask
+
+    big = qh.write_tif(tmp_path / "big.tif", (qh.smooth_image(384, 384, seed=5) * 1e4).astype("uint16"))
+    layer = qh.load_raster(big, "big")
+    dock.layer_combo.setLayer(layer)
+    dock.select_checkpoint(str(checkpoints["slow"]))
+    out_dir = tmp_path / "out"
+    dock.out_dir.setFilePath(str(out_dir))
+    before = set(QgsProject.instance().mapLayers())
+    task = dock.run_button.click() or dock.runner.running[0]
+    assert qh.wait_until(lambda: task.status() == QgsTask.TaskStatus.Running, 30)
+    assert dock.cancel_button.isEnabled()
+    dock.cancel_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 60)
+    assert _new_layers(before) == []
+    assert not out_dir.exists() or qh.files_in(out_dir) == []
+    assert any("cancelled" in m for m in clean_messages(dock))
+
+
+def clean_messages(dock):
+    bar = dock.iface.messageBar()
+    return [m for level in range(4) for m in bar.get_messages(level)]
+
+
+def test_refusals_and_warnings_are_shown_before_running(dock, qh, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    dock_mod = qh.ui("dock")
+    remote = QgsRasterLayer("contextualWMSLegend=0&crs=EPSG:3857&format=image/png&layers=x&styles=&"
+                            "url=http://example.invalid/wms", "remote imagery", "wms")
+    with pytest.raises(dock_mod.Refused, match="WMS service, not a file"):
+        dock_mod.layer_file(remote)
+    degrees = qh.write_tif(tmp_path / "degrees.tif", (qh.smooth_image(20, 20, 3) * 1e4).astype("uint16"),
+                           px=0.0001, crs="EPSG:4326", origin=(15.0, 52.0))
+    layer = qh.load_raster(degrees, "in degrees")
+    dock.layer_combo.setLayer(layer)
+    assert "warped to EPSG:32633" in dock.check_label.text()
+    gone = qh.load_raster(qh.write_tif(tmp_path / "gone.tif", (qh.smooth_image(9, 9, 4) * 1e4).astype("uint16")),
+                          "deleted file")
+    (tmp_path / "gone.tif").unlink()
+    dock.layer_combo.setLayer(gone)
+    assert "does not exist" in dock.check_label.text()
+    assert not dock.run_button.isEnabled()
+
+
+def test_segment_adds_styled_probability_mask_and_vector_layers(dock, scene_files, checkpoints, qh, tmp_path):
+    from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
+
+    styles = qh.ui("styles")
+    hr = qh.load_raster(scene_files["reference"], "hr image")
+    dock.add_checkpoint(str(checkpoints["buildings"]))
+    dock.add_checkpoint(str(checkpoints["roads"]))
+    dock.seg_layer_combo.setLayer(hr)
+    dock.vectors_check.setChecked(True)
+    dock.out_dir.setFilePath(str(tmp_path / "seg"))
+    before = set(QgsProject.instance().mapLayers())
+    dock.segment_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 90)
+    added = {lyr.name(): lyr for lyr in _new_layers(before)}
+    for target in ("buildings", "roads"):
+        prob = added[f"{target} probability (hr image)"]
+        mask = added[f"{target} mask (hr image)"]
+        assert isinstance(prob.renderer(), QgsSingleBandPseudoColorRenderer)
+        items = prob.renderer().shader().rasterShaderFunction().colorRampItemList()
+        assert items[-1].color.getRgb()[:3] == styles.TARGET_COLOURS[target]
+        assert items[0].color.alpha() == 0 and prob.opacity() < 1
+        assert isinstance(mask.renderer(), QgsPalettedRasterRenderer)
+        assert mask.renderer().classes()[0].color.getRgb()[:3] == styles.TARGET_COLOURS[target]
+        assert prob.extent() == hr.extent()
+        assert f"{target} polygons" in added
+    group = QgsProject.instance().layerTreeRoot().findGroup("hr image")
+    assert group is not None and len(group.findLayers()) == len(added)
+
+
+def test_added_checkpoint_is_remembered_across_sessions(dock, checkpoints, qh, clean_qgis):
+    dock_mod = qh.ui("dock")
+    entry = dock.add_checkpoint(str(checkpoints["taskdriven"]))
+    assert entry is not None and dock.checkpoint_combo.currentData() == entry.path
+    assert "dice_buildings" in dock.card_label.text() and "dynamic" in dock.card_label.text()
+    assert "test metrics" in dock.card_label.text()
+    bad = checkpoints["taskdriven"].parent / "not_a_checkpoint.safetensors"
+    bad.write_bytes(b"garbage")
+    assert dock.add_checkpoint(str(bad)) is None
+    assert any("not_a_checkpoint" in m for m in clean_messages(dock))
+    again = dock_mod.SRDockWidget(clean_qgis)
+    try:
+        assert again.checkpoint_combo.currentData() == entry.path
+        assert str(bad) not in [again.checkpoint_combo.itemData(i) for i in range(again.checkpoint_combo.count())]
+    finally:
+        again.shutdown()
+
+
+def test_shutdown_cancels_running_jobs_and_waits(clean_qgis, checkpoints, qh, tmp_path):
+    from qgis.core import QgsApplication, QgsTask
+
+    dock = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
+    big = qh.write_tif(tmp_path / "big.tif", (qh.smooth_image(384, 384, seed=6) * 1e4).astype("uint16"))
+    dock.layer_combo.setLayer(qh.load_raster(big, "big"))
+    dock.select_checkpoint(str(checkpoints["slow"]))
+    out_dir = tmp_path / "out"
+    dock.out_dir.setFilePath(str(out_dir))
+    task = dock.super_resolve()
+    assert qh.wait_until(lambda: task.status() == QgsTask.TaskStatus.Running, 30)
+    dock.shutdown()  # what the plugin's unload() calls
+    assert not dock.runner.busy()
+    assert task.is_finished
+    assert QgsApplication.taskManager().countActiveTasks() == 0
+    assert not out_dir.exists() or qh.files_in(out_dir) == []

@@ -1,0 +1,100 @@
+"""UNet++ wrapper: any size, gradients everywhere, no network access, local encoder weights."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+from core.models.segmentation import EncoderWeightsError, SegmentationNet
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail loudly if anything tries to open a connection."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def tiny(**kw) -> SegmentationNet:
+    torch.manual_seed(0)
+    return SegmentationNet(preset="unetpp-tiny", **kw)
+
+
+@pytest.mark.parametrize("size", [(20, 27), (64, 64), (5, 70)])
+def test_logits_have_the_input_size(size):
+    model = tiny().eval()
+    assert (model.scale, model.frames, model.in_chans) == (1, 1, 1)
+    with torch.inference_mode():
+        y = model(torch.rand(2, 1, *size))
+    assert y.shape == (2, 1, *size)
+    assert torch.isfinite(y).all()
+
+
+def test_crop_is_the_top_left_of_the_padded_result():
+    """Padding goes after the image, so a window-multiple input is not touched at all."""
+    model = tiny().eval()
+    x = torch.rand(1, 1, 16, 24)
+    with torch.inference_mode():
+        assert torch.equal(model(x), model.net(x))
+
+
+def test_gradients_reach_every_parameter():
+    model = tiny().train()
+    model(torch.rand(2, 1, 24, 24)).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient for {missing[:5]}"
+
+
+def test_shallow_encoder_has_no_unused_stages():
+    names = {n.split(".")[2] for n, _ in tiny().named_parameters() if n.startswith("net.encoder.")}
+    assert "layer3" not in names and "layer4" not in names
+    assert {"conv1", "layer1", "layer2"} <= names
+
+
+def test_default_network_builds_offline_with_random_encoder(no_network):
+    model = SegmentationNet()  # the study's UNet++ with a ResNet-18 encoder
+    assert model.hparams["encoder_name"] == "resnet18"
+    assert model.stride == 32
+    assert "encoder_weights" not in model.hparams  # weights live in checkpoints, never re-fetched
+
+
+def test_imagenet_weights_are_refused_clearly_without_network(no_network, monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    with pytest.raises(EncoderWeightsError, match="cannot be downloaded here") as info:
+        tiny(encoder_weights="imagenet")
+    assert "local file" in str(info.value)
+
+
+def test_encoder_weights_from_a_local_file(tmp_path):
+    from safetensors.torch import save_file
+
+    donor = tiny()
+    state = {k: v.clone() for k, v in donor.net.encoder.state_dict().items()}
+    # An RGB stem, as published encoders have: it is summed over colours for one band.
+    state["conv1.weight"] = state["conv1.weight"].repeat(1, 3, 1, 1) / 3
+    path = tmp_path / "encoder.safetensors"
+    save_file(state, str(path))
+    torch.manual_seed(1)
+    model = SegmentationNet(preset="unetpp-tiny", encoder_weights=str(path))
+    for k, v in donor.net.encoder.state_dict().items():
+        assert torch.allclose(model.net.encoder.state_dict()[k], v, atol=1e-6), k
+    with pytest.raises(EncoderWeightsError, match="does not exist"):
+        tiny(encoder_weights=str(tmp_path / "missing.safetensors"))
+
+
+def test_bad_input_and_config_are_refused():
+    with pytest.raises(ValueError, match="1 channel"):
+        tiny()(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="decoder_channels"):
+        SegmentationNet(encoder_depth=3)
+    with pytest.raises(ValueError, match="unknown UNet"):
+        SegmentationNet(preset="unet")

@@ -43,7 +43,7 @@ test-all: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "slow or not slow"
 
 demo: $(STAMP)
-	$(PY) -m core.cli demo --out demo_output
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/demo.py --out demo_output
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py

@@ -150,7 +150,8 @@ class S2SRPlugin:
         self._check_module("train", "ui.train_dialog", self.train_action, "The training dialog")
         self.check_dependencies()
 
-        if QgsSettings().value(SETTINGS_DOCK_OPEN, False, type=bool) and "dock" not in self.problems:
+        if (QgsSettings().value(SETTINGS_DOCK_OPEN, False, type=bool) and "dock" not in self.problems
+                and self.deps_report.ok):
             # open after QGIS has finished starting, so the start-up does not wait for PyTorch
             self._restore_timer = QTimer()
             self._restore_timer.setSingleShot(True)
@@ -206,6 +207,7 @@ class S2SRPlugin:
 
         self.deps_report = check_dependencies(deep=False)
         self._clear_deps_message()
+        self._apply_dependency_state()
         if self.deps_report.ok:
             _log(self.deps_report.summary())
             return self.deps_report
@@ -220,6 +222,27 @@ class S2SRPlugin:
         bar.pushWidget(item, Qgis.MessageLevel.Warning, 0)
         self._deps_message = item
         return self.deps_report
+
+    def _apply_dependency_state(self) -> None:
+        """Disable the panel and training actions while required packages are missing, enable them after.
+
+        Their modules import without PyTorch (so ``_check_module`` passes), but
+        everything they do runs the networks: an enabled action would only lead
+        to a failure deeper down. An action whose own module failed to import
+        (``self.problems``) stays disabled either way.
+        """
+        missing = self.deps_report.missing_names
+        for part, action, title in (("dock", self.dock_action, "The super-resolution panel"),
+                                    ("train", self.train_action, "The training dialog")):
+            if action is None:
+                continue
+            if missing:
+                action.setEnabled(False)
+                action.setToolTip(f"{title} needs Python packages that are missing: {', '.join(missing)}. "
+                                  f"Use 'Install dependencies…' in the {MENU_TITLE} menu.")
+            elif part not in self.problems:
+                action.setEnabled(True)
+                action.setToolTip(action.statusTip())  # the tip it was created with
 
     def _clear_deps_message(self) -> None:
         if self._deps_message is None or self.iface is None:

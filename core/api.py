@@ -24,6 +24,8 @@ PathLike = Union[str, os.PathLike]
 __all__ = [
     "super_resolve",
     "segment",
+    "trust_map",
+    "trust_summary",
     "evaluate",
     "train",
     "list_models",
@@ -49,6 +51,25 @@ def segment(input_path, checkpoint, out_prob=None, out_mask=None, vectors=None, 
     from .inference import segment as run
 
     return run(input_path, checkpoint, out_prob=out_prob, out_mask=out_mask, vectors=vectors, band=band, **options)
+
+
+def trust_map(sr_path, inputs=None, band=None, out_path=None, **options):
+    """Write ``<sr>_trust.tif`` (disagreement with the LR revisits + their spread); see :func:`core.trust.trust_map`.
+
+    ``inputs=None`` takes the LR inputs recorded in the SR output's metadata.
+    Returns a :class:`core.trust.TrustSummary` (mean / 95th percentile
+    disagreement in reflectance, share of pixels above the threshold).
+    """
+    from .trust import trust_map as run
+
+    return run(sr_path, inputs, band=band, out_path=out_path, **options)
+
+
+def trust_summary(trust_path: PathLike):
+    """The summary stored in a trust GeoTIFF (None when it holds none): no recomputation."""
+    from .trust import read_summary
+
+    return read_summary(trust_path)
 
 
 def evaluate(checkpoint: PathLike, data_root: PathLike, split: Optional[str] = "test", **options):

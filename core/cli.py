@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 
-COMMAND_GROUPS = ("data", "models", "inference", "training", "demo", "area")
+COMMAND_GROUPS = ("data", "models", "inference", "trust", "training", "demo", "area")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,13 +57,28 @@ def missing_models(models_dir: Path) -> List[str]:
     return [name for name in DEMO_MODELS.values() if not (models_dir / name).is_file()]
 
 
-def _read_band(path: Path) -> np.ndarray:
+def _read_reflectance(path: Path) -> np.ndarray:
+    """Band 1 of an image raster as reflectance (the same unit rules as inference), NaN where nodata."""
+    import rasterio
+
+    from .raster_io import detect_radiometry
+
+    with rasterio.open(path) as src:
+        values = src.read(1, masked=True)
+        valid = ~np.ma.getmaskarray(values)
+        data = np.asarray(values.filled(0), dtype=np.float32)
+        radiometry = detect_radiometry(src, 1, data[valid][::97], src.dtypes[0])
+    out = radiometry.to_reflectance(data).astype(np.float32)
+    out[~valid] = np.nan
+    return out
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """A mask GeoTIFF written by ``segment`` (1 = target; 0 and nodata = not) as bool."""
     import rasterio
 
     with rasterio.open(path) as src:
-        arr = src.read(1).astype(np.float32)
-        scale = src.scales[0] if src.scales and src.scales[0] not in (0, 1) else None
-    return arr * (scale if scale else 1.0)
+        return src.read(1) == 1
 
 
 def run_demo(
@@ -128,16 +143,18 @@ def run_demo(
     for role in list(SR_TITLES) + ["hr"]:
         row: dict = {"id": role, "name": SR_TITLES.get(role, "HR image (upper bound)"), "data": "simulated"}
         if role != "hr":
-            sr = _read_band(result.outputs[role])
-            row["cPSNR"] = cpsnr(sr, hr, valid)
-            row["cSSIM"] = cssim(sr, hr, valid)
+            sr = _read_reflectance(result.outputs[role])
+            ok = valid & np.isfinite(sr)
+            sr = np.nan_to_num(sr)
+            row["cPSNR"] = cpsnr(sr, hr, ok)
+            row["cSSIM"] = cssim(sr, hr, ok)
         else:
             row["cPSNR"] = None
             row["cSSIM"] = None
         row["LPIPS"] = None
         for target in ("buildings", "roads"):
             counts = SegCounts()
-            pred = _read_band(result.masks[role][target]) > 0.5
+            pred = _read_mask(result.masks[role][target])
             counts.update(pred.astype(np.float32), scene.masks[target], valid)
             row[f"Dice {target}"] = counts.dice
         rows.append(row)
@@ -148,11 +165,11 @@ def run_demo(
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2, default=float), encoding="utf-8")
 
     say("[5/5] side-by-side figure")
-    lr_first = _read_band(lr_files[0])
+    lr_first = _read_reflectance(lr_files[0])
     panels = [("LR revisit (10 m)", lr_first, None)]
     for role in ("rams_baseline", "rams_taskdriven", "hat_baseline", "hat_taskdriven"):
-        overlays = {t: _read_band(result.masks[role][t]) > 0.5 for t in ("buildings", "roads")}
-        panels.append((SR_TITLES[role], _read_band(result.outputs[role]), overlays))
+        overlays = {t: _read_mask(result.masks[role][t]) for t in ("buildings", "roads")}
+        panels.append((SR_TITLES[role], _read_reflectance(result.outputs[role]), overlays))
     panels.append(("HR reference", hr, {t: scene.masks[t] for t in ("buildings", "roads")}))
     result.figure = out_dir / "comparison.png"
     plot_sr_comparison(panels, result.figure)

@@ -231,10 +231,11 @@ def predict_seg_scene(
 
 
 def _valid_hr(scene) -> np.ndarray:
+    """Pixels that count on the HR grid: the HR clear mask, else where any revisit saw the ground."""
     if scene.hr_valid is not None:
         return np.asarray(scene.hr_valid, dtype=bool)
-    h, w = scene.lr.shape[-2:]
-    return np.ones((h * scene.scale, w * scene.scale), dtype=bool)
+    seen = np.asarray(scene.lr_valid, dtype=bool).any(axis=0)
+    return np.repeat(np.repeat(seen, scene.scale, axis=0), scene.scale, axis=1)
 
 
 def scalar_metrics(metrics: Mapping[str, object]) -> Dict[str, Optional[float]]:

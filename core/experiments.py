@@ -36,7 +36,7 @@ import yaml
 
 from .config import REFERENCE_PREFIX, ConfigError, TrainConfig, _read_yaml, config_from_dict, is_reference
 
-__all__ = ["GridEntry", "load_grid", "run_grid", "write_grid_report", "VERSION_LABELS"]
+__all__ = ["GridEntry", "load_grid", "load_profile", "run_grid", "write_grid_report", "VERSION_LABELS"]
 
 VERSION_LABELS = {"simulated": "simulated", "real": "real-world"}
 TABLE_LABELS = {"3": "Table 3 (MISR, RAMS)", "4": "Table 4 (SISR, HAT)"}
@@ -118,6 +118,35 @@ def _set(data: Dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def load_profile(path) -> Dict[str, List[str]]:
+    """A compute profile: ``KEY=VALUE`` overrides per architecture (``rams``, ``hat``, ``unetpp``) and for
+    fine-tuning rows (``finetune``, applied after the architecture's, to rows with ``model.init_from``).
+
+    Why: the grid's rows encode the study's *recipes*; how big the networks are and how long they train
+    is a matter of the machine. A profile shrinks every row the same way (e.g. a 2-core CPU run on
+    synthetic data) without copying the rows, so the recipes stay exactly those of the grid.
+    """
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: a profile maps rams / hat / unetpp / finetune to lists of KEY=VALUE")
+    profile: Dict[str, List[str]] = {}
+    for key, items in data.items():
+        if key not in ("rams", "hat", "unetpp", "finetune"):
+            raise ConfigError(f"{path}: unknown profile section {key!r} (rams, hat, unetpp, finetune)")
+        if not isinstance(items, list) or not all(isinstance(i, str) and "=" in i for i in items):
+            raise ConfigError(f"{path}: {key}: expected a list of KEY=VALUE strings")
+        profile[key] = list(items)
+    return profile
+
+
+def _profile_overrides(profile: Mapping[str, Sequence[str]], data: Mapping[str, Any]) -> List[str]:
+    model = data.get("model") or {}
+    found = list(profile.get(str(model.get("arch", "")), ()))
+    if model.get("init_from"):
+        found += list(profile.get("finetune", ()))
+    return found
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
@@ -125,8 +154,10 @@ def _slug(text: str) -> str:
 class _GridRun:
     def __init__(self, entries: Dict[str, GridEntry], data_roots: Mapping[str, str], out: Path,
                  epochs: Optional[int], device: Optional[str], overrides: Sequence[str],
-                 progress: Optional[EventCallback], resume: bool, max_test_scenes: Optional[int]):
+                 progress: Optional[EventCallback], resume: bool, max_test_scenes: Optional[int],
+                 profile: Optional[Mapping[str, Sequence[str]]] = None):
         self.entries = entries
+        self.profile = dict(profile or {})
         self.data_roots = dict(data_roots)
         self.out = out
         self.epochs = epochs
@@ -154,7 +185,7 @@ class _GridRun:
         from .config import apply_overrides
 
         data = copy.deepcopy(entry.data)
-        data = apply_overrides(data, self.overrides)
+        data = apply_overrides(data, _profile_overrides(self.profile, data) + self.overrides)
         run_dir = self.out / (_slug(entry.id) if not entry.is_prerequisite else f"{_slug(entry.id)}-{version}")
         _set(data, "data.version", version)
         _set(data, "data.root", self.root_for(version, f"experiment {entry.id}"))
@@ -297,6 +328,7 @@ def run_grid(
     resume: bool = True,
     max_test_scenes: Optional[int] = None,
     title: str = "Task-driven SR experiments",
+    profile: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> List[Dict[str, Any]]:
     """Train and evaluate the grid's rows (``only``: a subset of ids); returns the report rows.
 
@@ -314,7 +346,8 @@ def run_grid(
                               f"the grid has {', '.join(entries)}")
         selected = [entries[i] for i in wanted]
     out = Path(out_dir)
-    grid = _GridRun(entries, data_roots or {}, out, epochs, device, overrides, progress, resume, max_test_scenes)
+    grid = _GridRun(entries, data_roots or {}, out, epochs, device, overrides, progress, resume, max_test_scenes,
+                    profile)
     for e in selected:  # refuse missing datasets before hours of training
         grid.root_for(e.config.data.version, f"experiment {e.id}")
         for _, ref in _references(e.config):

@@ -106,6 +106,7 @@ class SRResult:
     tile: int = 0
     overlap: int = 0
     seconds: float = 0.0
+    trust: Optional[Any] = None  # core.trust.TrustSummary when a trust map was written
 
 
 @dataclass
@@ -398,15 +399,6 @@ def trust_path_for(out_path: Union[str, os.PathLike]) -> Path:
     return p.with_name(f"{p.stem}_trust{p.suffix or '.tif'}")
 
 
-def _degrader(scale: int):
-    """The S-2 degradation operator (blur + area mean) when ``core.data.degrade`` exists, else the area mean."""
-    try:
-        from .data.degrade import Degradation
-    except ImportError:
-        return None, "a 3x3 area mean (core.data.degrade not available)"
-    return Degradation(scale=scale), "the Sentinel-2 PSF degradation (core.data.degrade)"
-
-
 def _progress_fn(progress: Optional[Progress]):
     def call(fraction: float, message: str) -> None:
         log.debug("%3.0f%% %s", 100 * fraction, message)
@@ -447,8 +439,9 @@ def super_resolve(
     ``checkpoint``: a ``.safetensors`` path or a loaded ``(model, card)`` pair.
     ``extent``: (minx, miny, maxx, maxy) in the first input's CRS, to process
     only that window (snapped outward to its pixels). ``trust``: also write
-    ``<out>_trust.tif``, the mean absolute difference between the output
-    degraded back to the LR grid and the LR frames (reflectance units).
+    ``<out>_trust.tif`` with :func:`core.trust.trust_map` (disagreement of the
+    output degraded back to S-2 with every revisit, and the revisits' spread;
+    its summary is ``SRResult.trust``).
     Raises :class:`InputError`, :class:`OutputError` or :class:`Cancelled`.
     """
     t_start = time.perf_counter()
@@ -466,6 +459,7 @@ def super_resolve(
     t_frames = int(getattr(card, "frames", None) or getattr(loaded.model, "frames", 1))
     plan = plan_tiles(card, dev, "sr", tile, overlap, batch)
     tile, overlap, batch = plan.tile, plan.overlap, plan.batch
+    sr_span = 0.8 if trust else 1.0  # share of the progress bar for the SR pass (the trust map takes the rest)
     say(0.0, "reading inputs")
 
     with gdal_env(), FrameSet(paths, band, messages) as fs:
@@ -508,11 +502,6 @@ def super_resolve(
         }
         rows, cols = Axis(int(window.height), tile, overlap), Axis(int(window.width), tile, overlap)
         unique = list(dict.fromkeys(chosen))
-        first_pos = [chosen.index(k) for k in unique]
-        degrade, degrade_name = _degrader(scale) if trust else (None, "")
-        if degrade is not None:
-            degrade = degrade.eval()  # runs on the CPU: cheap next to the model, and no device move needed
-
         def read_strip(oy: int):
             r0 = int(window.row_off) + oy
             c0 = int(window.col_off) + cols.start
@@ -532,15 +521,7 @@ def super_resolve(
                 if tuple(y.shape) != expected:
                     raise RuntimeError(f"{loaded.source}: the model returned {tuple(y.shape)}, expected {expected}")
                 refl_np = y.float().cpu().numpy() * np.float32(nscale) + np.float32(offset)
-                outs = [refl_np]
-                if trust:
-                    refl = torch.from_numpy(refl_np)
-                    lr = degrade(refl) if degrade is not None else torch.nn.functional.avg_pool2d(refl, scale)
-                    frames_t = torch.from_numpy(np.ascontiguousarray(xb[:, first_pos]))
-                    valid_t = torch.from_numpy(np.ascontiguousarray(vb[:, first_pos])).float()
-                    diff = (lr - frames_t).abs() * valid_t
-                    outs.append((diff.sum(1, keepdim=True) / valid_t.sum(1, keepdim=True).clamp_min(1)).numpy())
-            return outs
+            return [refl_np]
 
         sinks: List[GeoTiffSink] = []
         with ExitStack() as stack:
@@ -548,50 +529,61 @@ def super_resolve(
                                   [f"SR x{scale} {ref.description or f'band {ref.bidx}'}"], ref.scales)
             stack.callback(sr_sink.abort)
             sinks.append(sr_sink)
-            if trust_out is not None:
-                t_grid = Grid(grid.crs, rasterio_window_transform(window, grid.transform),
-                              int(window.width), int(window.height))
-                t_tags = dict(tags, SR_TRUST="mean |degrade(SR) - LR frame| over valid frames, reflectance units",
-                              SR_TRUST_DEGRADATION=degrade_name)
-                tr_sink = GeoTiffSink(trust_out, geotiff_profile(t_grid, "float32", 1, float("nan")), t_tags,
-                                      ["trust: mean abs difference (reflectance)"])
-                stack.callback(tr_sink.abort)
-                sinks.append(tr_sink)
 
             def emit(i: int, r0: int, block: np.ndarray, lr_valid: np.ndarray) -> None:
-                if i == 0:
-                    values = _to_output_dtype(ref.radiometry.from_reflectance(block[0], inplace=True),
-                                              out_dtype, nodata)
-                    if not lr_valid.all():
-                        values[~np.repeat(np.repeat(lr_valid, scale, 0), scale, 1)] = nodata
-                        sr_sink.wrote_nodata = True
-                    sr_sink.write_rows(r0, values[None])
-                else:
-                    values = block[0]
-                    values[~lr_valid] = np.nan
-                    sinks[1].write_rows(r0, values[None])
+                values = _to_output_dtype(ref.radiometry.from_reflectance(block[0], inplace=True),
+                                          out_dtype, nodata)
+                if not lr_valid.all():
+                    values[~np.repeat(np.repeat(lr_valid, scale, 0), scale, 1)] = nodata
+                    sr_sink.wrote_nodata = True
+                sr_sink.write_rows(r0, values[None])
 
             def report(done: int, total: int) -> None:
-                say(0.92 * done / total, f"super-resolving: tile {done}/{total}")
+                say(sr_span * 0.92 * done / total, f"super-resolving: tile {done}/{total}")
 
-            _run_tiles(rows, cols, read_strip, predict, [_Spec(scale, 1)] + ([_Spec(1, 1)] if trust else []),
-                       emit, batch, cancel, report, plan.min_batch)
+            _run_tiles(rows, cols, read_strip, predict, [_Spec(scale, 1)], emit, batch, cancel, report,
+                       plan.min_batch)
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("cancelled by the user; no output was written")
             if in_nodata is None and sr_sink.wrote_nodata:
                 sr_sink.set_nodata(nodata)
                 messages.append(f"some pixels have no valid input: written as nodata = {nodata}")
-            say(0.93, "building overviews")
+            say(sr_span * 0.93, "building overviews")
             for s in sinks:
                 s.commit()
             stack.pop_all()
     messages.append(f"wrote {out} ({w_grid.width} x {w_grid.height} px, x{scale}, tiles {tile} px with {overlap} px overlap, {batch} per model call)")
+    summary = None
     if trust_out is not None:
-        messages.append(f"wrote the trust map {trust_out} (degradation: {degrade_name})")
+        summary = _write_trust(out, paths, band, trust_out, say, sr_span, cancel, messages)
     for m in messages:
         log.info(m)
     say(1.0, "done")
-    return SRResult(out, frames_used, messages, trust_out, loaded.sha256, tile, overlap, time.perf_counter() - t_start)
+    return SRResult(out, frames_used, messages, trust_out, loaded.sha256, tile, overlap, time.perf_counter() - t_start,
+                    summary)
+
+
+def _write_trust(out: Path, paths: Sequence[Path], band, trust_out: Path, say, start: float,
+                 cancel: Optional[CancelToken], messages: List[str]):
+    """The trust map of a finished SR output (``core.trust``); on cancel or error the SR output goes too.
+
+    One job, one answer: a run asked for SR + trust map that stops half-way
+    leaves neither, as a cancelled SR run leaves nothing.
+    """
+    from .trust import trust_map
+
+    try:
+        summary = trust_map(out, paths, band, trust_out, cancel=cancel,
+                            progress=lambda f, m: say(start + (1.0 - start) * f, m))
+    except BaseException:
+        for p in (out, Path(f"{out}.aux.xml")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        raise
+    messages.extend(summary.messages)
+    return summary
 
 
 def rasterio_window_transform(window: Window, transform: Affine) -> Affine:

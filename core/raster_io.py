@@ -602,6 +602,10 @@ class GeoTiffSink:
     def set_nodata(self, value: Optional[float]) -> None:
         self._ds.nodata = value
 
+    def update_tags(self, **tags: str) -> None:
+        """Add metadata known only once every row is written (e.g. a summary of the values)."""
+        self._ds.update_tags(**tags)
+
     def commit(self, overviews: bool = True) -> Path:
         """Write what is left, add overviews, close and rename onto the target path."""
         try:

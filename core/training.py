@@ -325,12 +325,15 @@ class _LossComputer:
         if "consistency_l1" in self.names:
             lr_valid = batch["lr_valid"].to(self.device)
             out["consistency_l1"] = L.consistency_l1(sr, x[:, :1], lr_valid[:, 0], self.degradation)
+        # Where the masks are labels: the HR clear mask, or for scenes without HR the LR coverage.
+        mask_valid = batch.get("mask_valid")
+        mask_valid = mask_valid.to(self.device) if mask_valid is not None else hr_valid
         for name, target in TASK_LOSS_TARGETS.items():
             if name in self.names:
                 mask = batch[target].to(self.device).float()
                 with self.autocast():
                     logits = self.seg_nets[target](sr)
-                out[name] = L.soft_dice_loss(logits.float(), mask, valid=hr_valid)
+                out[name] = L.soft_dice_loss(logits.float(), mask, valid=mask_valid)
         return {n: out[n] for n in self.names}
 
     def segmentation(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

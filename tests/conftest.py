@@ -44,3 +44,18 @@ def repo_root() -> Path:
 def plugin_pkg() -> types.ModuleType:
     """The plugin package as QGIS loads it (``classFactory`` and all)."""
     return import_plugin_package()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core CPU: one intra-op thread avoids oversubscription stalls.
+
+    Training tests use it through ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``;
+    their child processes get the same through ``OMP_NUM_THREADS=1``.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

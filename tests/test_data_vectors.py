@@ -104,6 +104,20 @@ def test_roads_buffered_by_class_width(tmp_path: Path) -> None:
     np.testing.assert_array_equal(footway[near], (dist[1] <= 0)[near])
 
 
+def test_osm_width_tag_overrides_the_class_width(tmp_path: Path) -> None:
+    """OSM's ``width=*`` (metres, number or text such as "9 m") wins over the class table; feet fall back."""
+    a, b = (X0 + 20.0, Y0 - 50.25), (X0 + 80.0, Y0 - 50.25)
+    line = {"type": "LineString", "coordinates": [list(a), list(b)]}
+    rows = {}
+    for name, width in (("tagged", "9 m"), ("number", 9.0), ("feet", "30'"), ("none", None)):
+        props = {"highway": "residential"} if width is None else {"highway": "residential", "width": width}
+        path = geojson(tmp_path / f"{name}.geojson", [(line, props)])
+        mask = rasterize_vectors(path, GRID, SHAPE, "EPSG:32634", kind="roads")
+        rows[name] = int(mask[:, 50].sum())  # pixels across the road in one column
+    assert rows["tagged"] == rows["number"] == 9
+    assert rows["feet"] == rows["none"] == int(ROAD_WIDTHS_M["residential"])
+
+
 def test_rasterize_to_grid_writes_a_mask_on_the_grid(tmp_path: Path) -> None:
     grid = write_geotiff(tmp_path / "hr.tif", np.ones(SHAPE, np.uint16), "EPSG:32634", GRID, nodata=0)
     path = geojson(tmp_path / "b.geojson", [(square(X0 + 10, Y0 - 50, X0 + 20, Y0 - 40), {})])

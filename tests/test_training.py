@@ -22,16 +22,9 @@ from core.training import NonFiniteLossError, TrainingCancelled, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "resources" / "configs"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in-process (see _one_thread)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in-process (see one_torch_thread)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core CPU: one intra-op thread avoids oversubscription stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,8 @@ METRIC_ROWS = (
     ("cssim", "cSSIM", True),
     ("buildings_dice", "Building Dice", True),
     ("roads_dice", "Road Dice", True),
+    ("trust_mean", "Trust: mean disagreement", False),
+    ("trust_flagged", "Trust: % pixels flagged", False),
 )
 
 
@@ -89,6 +91,7 @@ class CompareResult:
     metrics: Dict[str, Dict[str, Optional[float]]]
     messages: List[str] = field(default_factory=list)
     notes: Dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
+    trust_paths: Dict[str, str] = field(default_factory=dict)  # label -> trust map kept beside the output
 
 
 def _read_sr(path: str):
@@ -157,6 +160,31 @@ def _mask_on_grid(source: MaskSource, target: str, grid):
     return (values > 0.5) & valid, valid
 
 
+def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, index: int,
+               progress: Progress, cancel: Optional[CancelFlag]) -> Tuple[Any, bool]:
+    """The trust summary of one SR output: (summary, whether its map was written beside the output).
+
+    An up-to-date ``<sr>_trust.tif`` (e.g. from the dock's "Also write a trust
+    map") is read, not recomputed. With ``inputs`` (this comparison just made
+    the output from them) the map is written beside the output, where the dock
+    puts it; without them the inputs recorded in the output's metadata are
+    used and the map goes to a temporary folder (an existing layer's folder is
+    not written to).
+    """
+    from ..core import api
+    from ..core.inference import trust_path_for
+
+    beside = trust_path_for(path)
+    if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
+        summary = api.trust_summary(beside)
+        if summary is not None and Path(summary.sr_path).resolve() == Path(path).resolve():
+            return summary, False
+    if inputs is not None:
+        summary = api.trust_map(path, inputs[0], band=inputs[1], out_path=beside, progress=progress, cancel=cancel)
+        return summary, True
+    return api.trust_map(path, None, out_path=work / f"trust_{index}.tif", progress=progress, cancel=cancel), False
+
+
 def compare_outputs(
     outputs: Dict[str, str],
     reference: Optional[str] = None,
@@ -167,8 +195,9 @@ def compare_outputs(
     border: int = 3,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelFlag] = None,
+    trust_inputs: Optional[Dict[str, Tuple[List[str], Any]]] = None,
 ) -> CompareResult:
-    """Metrics of several SR rasters of the same area against a reference and masks.
+    """Metrics of several SR rasters of the same area against a reference and masks, and their trust maps.
 
     ``outputs``: label -> SR GeoTIFF (band 1). ``reference``: the HR raster
     (warped onto each output's grid when the grids differ, bilinear). ``masks``:
@@ -177,7 +206,10 @@ def compare_outputs(
     output; Dice compares its mask (prob > 0.5) with the given mask, counted
     over the whole raster. Rasters are read whole: compare a preview extent,
     not a full Sentinel-2 tile. Values are None where they could not be
-    computed, with the reason in ``notes``.
+    computed, with the reason in ``notes``. The trust rows (``core.trust``:
+    mean disagreement with the LR revisits and the share of pixels above its
+    threshold) need no reference: ``trust_inputs`` (label -> (LR inputs, band))
+    names the revisits, else those recorded in each output's metadata are used.
     """
     import numpy as np
 
@@ -239,6 +271,17 @@ def compare_outputs(
                     counts = SegCounts()
                     counts.update(np.nan_to_num(prob), mask, valid)
                     row[f"{target}_dice"] = float(counts.dice)
+            step(0.92, "trust map")
+            try:
+                summary, kept = _trust_row(path, (trust_inputs or {}).get(label), work, i,
+                                           sub_progress(step, 0.92, 1.0, "trust map: "), cancel)
+            except (ValueError, OSError) as exc:  # InputError / OutputError: worded for the analyst
+                result.notes["trust_mean"] = result.notes["trust_flagged"] = f"no trust map: {exc}"
+                row["trust_mean"] = row["trust_flagged"] = None
+            else:
+                row["trust_mean"], row["trust_flagged"] = summary.mean_disagreement, summary.flagged_share
+                if kept:
+                    result.trust_paths[label] = str(summary.path)
             step(1.0, "done")
             log(f"{label}: {Path(path).name} ({sr_units})")
     finally:
@@ -268,14 +311,13 @@ class CompareJob:
             res = run(step, cancel)
             self.created.append(Path(run.out_path))
             messages.extend(f"{label}: {m}" for m in res.messages)
-        wants_metrics = self.reference is not None or (self.masks and self.seg_checkpoints)
-        if not wants_metrics:
-            result = CompareResult(outputs=dict(self.outputs), metrics={k: {} for k in self.outputs})
-            result.notes["cpsnr"] = result.notes["cssim"] = "no reference HR layer given"
-        else:
-            result = compare_outputs(self.outputs, self.reference, self.reference_band, self.masks,
-                                     self.seg_checkpoints, self.device,
-                                     progress=sub_progress(progress, span, 1.0), cancel=cancel)
+        # always: the trust rows need no reference
+        trust_inputs = {label: (list(run.inputs), run.band) for label, run in self.runs.items()}
+        result = compare_outputs(self.outputs, self.reference, self.reference_band, self.masks,
+                                 self.seg_checkpoints, self.device,
+                                 progress=sub_progress(progress, span, 1.0), cancel=cancel,
+                                 trust_inputs=trust_inputs)
+        self.created.extend(Path(p) for p in result.trust_paths.values())
         result.messages[:0] = messages
         return result
 
@@ -384,6 +426,10 @@ class SyncedView(QObject):
 def _fmt(key: str, value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if key == "trust_mean":
+        return f"{value:.4f}"  # reflectance: S-2 noise is ~0.002
+    if key == "trust_flagged":
+        return f"{100 * value:.1f} %"
     return f"{value:.2f}" if key == "cpsnr" else f"{value:.3f}"
 
 
@@ -590,12 +636,26 @@ class ComparePanel(QWidget):
         node = root.findLayer(layers[TASK_DRIVEN].id())
         if node is not None:
             node.setItemVisibilityChecked(False)  # the main map shows the baseline
+        self._add_trust_layers(result, group)
         self._show_in_view(layers[TASK_DRIVEN], layers[BASELINE])
         self._fill_table(result)
         self.last_result = result
         notify(self.iface, "Compare", "baseline in the main map, task-driven in the synced view"
                + (" (both super-resolved now)" if made_outputs else ""))
         self.compared.emit(result)
+
+    def _add_trust_layers(self, result: CompareResult, group: Any) -> None:
+        """Trust maps written beside the outputs, as hidden layers at the bottom of the group."""
+        from .styles import style_trust
+
+        for key, path in result.trust_paths.items():
+            layer = QgsRasterLayer(path, f"Trust map ({key}): {Path(path).stem}")
+            if not layer.isValid():
+                continue
+            style_trust(layer)
+            QgsProject.instance().addMapLayer(layer, False)
+            node = group.addLayer(layer)
+            node.setItemVisibilityChecked(False)
 
     def _show_in_view(self, shown: QgsRasterLayer, hidden: QgsRasterLayer) -> None:
         """Task-driven in the second view, with the same other layers as the main map."""

@@ -54,7 +54,14 @@ from qgis.PyQt.QtWidgets import (
 
 from .compare import ComparePanel
 from .log import LogView, log, log_exception, notify
-from .styles import apply_gray_stretch, layer_stretch, style_mask, style_probability, style_vectors
+from .styles import (
+    apply_gray_stretch,
+    layer_stretch,
+    style_mask,
+    style_probability,
+    style_trust,
+    style_vectors,
+)
 from .tasks import (  # noqa: F401 - Refused and layer_file are part of this module's API
     CoreTask,
     Refused,
@@ -333,6 +340,7 @@ class SRDockWidget(QgsDockWidget):
         self.runner = TaskRunner(self)
         self.models: List[ModelEntry] = []
         self.last_output: Optional[QgsRasterLayer] = None
+        self.last_trust: Optional[QgsRasterLayer] = None
         self._closing = False
         self._build()
         self.refresh_models()
@@ -450,6 +458,13 @@ class SRDockWidget(QgsDockWidget):
         oform = QFormLayout(obox)
         self.extent_check = QCheckBox("Current map extent only (fast preview)")
         oform.addRow(self.extent_check)
+        self.trust_check = QCheckBox("Also write a trust map")
+        self.trust_check.setToolTip(
+            "After super-resolving, degrade the output back to Sentinel-2 and compare it with every revisit: "
+            "red where the output disagrees with what S-2 saw (invented or missed detail). Added as a hidden "
+            "layer above the output; its second band is the spread of the revisits among themselves.")
+        self.trust_check.setChecked(str(self.store.value("trust_map", "false")).lower() == "true")
+        oform.addRow(self.trust_check)
         self.device_combo = QComboBox()
         for text, key in DEVICES:
             self.device_combo.addItem(text, key)
@@ -476,6 +491,7 @@ class SRDockWidget(QgsDockWidget):
         self.arch_combo.currentIndexChanged.connect(lambda _i: self._fill_sr_combo())
         self.checkpoint_combo.currentIndexChanged.connect(self._checkpoint_changed)
         self.extent_check.toggled.connect(lambda _c: self.update_check())
+        self.trust_check.toggled.connect(lambda c: self.store.set_value("trust_map", "true" if c else "false"))
         self.device_combo.currentIndexChanged.connect(
             lambda _i: self.store.set_value("device", self.device_combo.currentData()))
         self.out_dir.fileChanged.connect(lambda p: self.store.set_value("output_dir", p))
@@ -803,7 +819,7 @@ class SRDockWidget(QgsDockWidget):
         stem = f"{Path(spec.paths[0]).stem}_{tag}_{model}" + ("_preview" if extent else "")
         out = unique_path(self.output_folder(spec.paths[0]), stem)
         job = SuperResolveJob(spec.paths, str(out), checkpoint, band=spec.band, extent=extent,
-                              device=self.device())
+                              device=self.device(), trust=self.trust_check.isChecked())
         return job, spec
 
     # ------------------------------------------------------------------ actions
@@ -841,12 +857,32 @@ class SRDockWidget(QgsDockWidget):
                    Qgis.MessageLevel.Critical)
             return
         apply_gray_stretch(layer, stretch, 1)
-        add_to_group(layer, group_for(spec.name))
+        group = group_for(spec.name)
+        add_to_group(layer, group)
         self.last_output = layer
         self.seg_layer_combo.setLayer(layer)
-        notify(self.iface, "Super-resolve", f"added '{layer.name()}' ({result.seconds:.1f} s)",
+        trust_note = self._add_trust_layer(result, group, f"{spec.name} trust map ({model_name})")
+        notify(self.iface, "Super-resolve", f"added '{layer.name()}' ({result.seconds:.1f} s){trust_note}",
                Qgis.MessageLevel.Success)
         self.outputAdded.emit(layer)
+
+    def _add_trust_layer(self, result: Any, group: QgsLayerTreeGroup, name: str) -> str:
+        """The trust map as a hidden layer above the output (red = disagrees with S-2); a note for the message."""
+        path = getattr(result, "trust_path", None)
+        if not path:
+            return ""
+        summary = getattr(result, "trust", None)
+        layer = QgsRasterLayer(str(path), name)
+        if not layer.isValid():
+            log(f"the trust map {path} could not be opened as a layer", Qgis.MessageLevel.Warning)
+            return ""
+        style_trust(layer, float(getattr(summary, "threshold", 0.02) or 0.02))
+        add_to_group(layer, group, visible=False)  # optional: the analyst switches it on to check the output
+        self.last_trust = layer
+        if summary is None:
+            return ""
+        return (f"; trust map: mean disagreement {summary.mean_disagreement:.4f}, "
+                f"{100 * summary.flagged_share:.1f} % of pixels above {summary.threshold:g}")
 
     def segment(self) -> Optional[CoreTask]:
         """Segment buildings and/or roads on the chosen raster."""

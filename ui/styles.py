@@ -143,3 +143,32 @@ def style_vectors(layer: QgsVectorLayer, target: str) -> None:
     })
     layer.renderer().setSymbol(symbol)
     layer.triggerRepaint()
+
+
+#: Trust maps: transparent where the SR output agrees with Sentinel-2, red where it does not.
+TRUST_COLOUR = (220, 20, 20)
+
+
+def style_trust(layer: QgsRasterLayer, threshold: float = 0.02, band: int = 1) -> None:
+    """Disagreement (reflectance) from transparent at 0 through half-red at ``threshold`` to red at 5x it.
+
+    Fixed breaks, not the layer's own min/max: the same colour means the same
+    disagreement on every output, so two trust maps can be compared by eye.
+    """
+    r, g, b = TRUST_COLOUR
+    top = 5.0 * threshold
+    ramp = QgsColorRampShader(0.0, top)
+    ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
+    ramp.setColorRampItemList([
+        QgsColorRampShader.ColorRampItem(0.0, QColor(r, g, b, 0), "0"),
+        QgsColorRampShader.ColorRampItem(threshold / 2, QColor(r, g, b, 0), f"{threshold / 2:g}"),
+        QgsColorRampShader.ColorRampItem(threshold, QColor(r, g, b, 120), f"{threshold:g} (flagged)"),
+        QgsColorRampShader.ColorRampItem(top, QColor(r, g, b, 235), f"{top:g}"),
+    ])
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(top)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()

@@ -246,12 +246,22 @@ class SuperResolveJob:
     extent: Optional[Tuple[float, float, float, float]] = None
     device: str = "cpu"
     tile: Optional[int] = None
+    trust: bool = False  # also write <out>_trust.tif (core.trust) in the same task
 
     def __call__(self, progress: Progress, cancel: CancelFlag) -> Any:
         from ..core import api
 
         return api.super_resolve(self.inputs, self.out_path, self.checkpoint, band=self.band, tile=self.tile,
-                                 device=self.device, progress=progress, cancel=cancel, extent=self.extent)
+                                 device=self.device, progress=progress, cancel=cancel, extent=self.extent,
+                                 trust=self.trust)
+
+    @property
+    def trust_path(self) -> Optional[str]:
+        """Where the trust map goes (``core.inference.trust_path_for``, without importing the engine)."""
+        if not self.trust:
+            return None
+        p = Path(self.out_path)
+        return str(p.with_name(f"{p.stem}_trust{p.suffix or '.tif'}"))
 
 
 @dataclass
@@ -282,7 +292,7 @@ def new_outputs(paths: Sequence[Optional[str]]) -> List[Path]:
 
 def sr_task(job: SuperResolveJob, description: str) -> CoreTask:
     task = CoreTask(description, job)
-    task.created.extend(new_outputs([job.out_path]))  # core removes its temp file; this catches side-cars
+    task.created.extend(new_outputs([job.out_path, job.trust_path]))  # core removes its temp files; this catches side-cars
     return task
 
 

@@ -390,6 +390,10 @@ class TrainDialog(QDialog):
         yl.addWidget(self.yaml_reset, 0, Qt.AlignmentFlag.AlignRight)
         self.tabs.addTab(yaml_tab, "YAML")
         self.tabs.currentChanged.connect(lambda i: self._refresh_yaml() if i == 1 else None)
+        from .area_panel import AreaPanel  # fine-tune on the analyst's own area (no HR image)
+
+        self.area_panel = AreaPanel(self)
+        self.tabs.addTab(self.area_panel, "Your area")
 
         watch = QWidget()
         wl = QVBoxLayout(watch)
@@ -821,16 +825,25 @@ class TrainDialog(QDialog):
         except OSError as exc:
             self._status(f"cannot write to {run_dir}: {exc.strerror or exc}", error=True)
             return False
-        self.run_dir = run_dir
+        args = ["-m", "core.cli", "train", str(self.config_path), "--progress", "jsonl"]
+        if fresh:
+            args.append("--no-resume")
+        return self.launch(args, run_dir, fresh)
+
+    def launch(self, args: List[str], run_dir: Path, fresh: bool = True, what: str = "training") -> bool:
+        """Run ``python <args>`` (a headless command printing jsonl events) and follow it here.
+
+        Used by :meth:`start` and by the "Your area" tab (``core.cli area run``).
+        """
+        if self.is_running():
+            return False
+        self.run_dir = Path(run_dir)
         self.history = TrainHistory()
         self.plot.draw(self.history)
         self.progress_bar.setValue(0)
         self.eta_label.setText("starting (loading PyTorch)...")
         self._buffer = b""
         self._stopping = False
-        args = ["-m", "core.cli", "train", str(self.config_path), "--progress", "jsonl"]
-        if fresh:
-            args.append("--no-resume")
         proc = QProcess(self)
         proc.setProgram(python_interpreter())
         proc.setArguments(args)
@@ -844,9 +857,9 @@ class TrainDialog(QDialog):
         proc.errorOccurred.connect(self._process_error)
         self.process = proc
         self._append_log(("resuming" if not fresh else "starting") + f": {proc.program()} {' '.join(args)}")
-        log(f"training started in {run_dir}")
+        log(f"{what} started in {run_dir}")
         proc.start()
-        self._status("training..." if fresh else "resuming...")
+        self._status(f"{what}..." if fresh else f"{what}: resuming...")
         self._update_buttons()
         return True
 

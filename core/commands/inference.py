@@ -125,7 +125,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output GeoTIFF")
     _common(p, "tile size in LR pixels (default from the model and free memory: 256 RAMS, 64-96 HAT)")
     p.add_argument("--trust", action="store_true",
-                   help="also write <out>_trust.tif: per-LR-pixel mean |degraded SR - LR frames| (reflectance)")
+                   help="also write <out>_trust.tif (see the 'trust' command): disagreement of the degraded "
+                        "output with the revisits and their spread, per LR pixel (reflectance)")
     p.set_defaults(func=_predict)
 
     s = subparsers.add_parser(

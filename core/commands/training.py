@@ -144,7 +144,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments_run(args: argparse.Namespace) -> int:
-    from ..experiments import run_grid
+    from ..experiments import load_profile, run_grid
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     roots = {}
@@ -155,7 +155,8 @@ def _cmd_experiments_run(args: argparse.Namespace) -> int:
     printer = _printer(args.progress)
     rows = run_grid(args.grid, only=only, data_roots=roots, epochs=args.epochs, out_dir=args.out,
                     device=args.device, overrides=args.set or [], progress=printer,
-                    resume=not args.no_resume, max_test_scenes=args.max_test_scenes)
+                    resume=not args.no_resume, max_test_scenes=args.max_test_scenes,
+                    profile=load_profile(args.profile) if args.profile else None)
     if args.progress != "jsonl":
         for r in rows:
             cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items()
@@ -236,6 +237,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", default="runs/experiments", help="output folder (default runs/experiments)")
     r.add_argument("--device", help="cpu, cuda or auto for every row")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting in every row")
+    r.add_argument("--profile", metavar="YAML",
+                   help="compute profile: per-architecture overrides that shrink every row alike, e.g. "
+                        "resources/configs/experiments/profiles/synthetic_cpu.yaml")
     r.add_argument("--max-test-scenes", type=int, help="evaluate each row on the first N test scenes only")
     r.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm")
     r.add_argument("--no-resume", action="store_true", help="retrain rows even if their runs exist")

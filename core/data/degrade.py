@@ -180,7 +180,8 @@ class Degradation(nn.Module):
         op = k.new_zeros(b, c, m, n + 2 * r)
         return op.scatter(-1, cols.expand(b, c, m, -1), row[:, :, None, :].expand(b, c, m, -1))
 
-    def _apply(self, hr: Tensor, shifts: Optional[Tensor], pool: int) -> Tensor:
+    def _operate(self, hr: Tensor, shifts: Optional[Tensor], pool: int) -> Tensor:
+        # Not `_apply`: that name is nn.Module's hook behind .to() / .cuda(), which it would break.
         shifts, sigma, _, r = self._prepare(hr, shifts)
         b, c, h, w = hr.shape
         mode = "reflect" if r < h and r < w else "replicate"
@@ -193,7 +194,7 @@ class Degradation(nn.Module):
 
     def blur(self, hr: Tensor, shifts: Optional[Tensor] = None) -> Tensor:
         """Shifted PSF convolution on the HR grid (same size as ``hr``)."""
-        return self._apply(hr, shifts, pool=1)
+        return self._operate(hr, shifts, pool=1)
 
     def forward(self, hr: Tensor, shifts: Optional[Tensor] = None) -> Tensor:
         """Blur, shift and 3x3 area-average in one separable linear map: ``A_y @ pad(hr) @ A_x^T``.
@@ -204,7 +205,7 @@ class Degradation(nn.Module):
         h, w = hr.shape[-2:]
         if h % self.scale or w % self.scale:
             raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {self.scale}")
-        return self._apply(hr, shifts, pool=self.scale)
+        return self._operate(hr, shifts, pool=self.scale)
 
 
 def add_noise(

@@ -183,6 +183,9 @@ class SRPatchDataset(_EpochDataset):
     ``has_roads`` (False where a scene has no such mask: its zeros are not labels),
     ``scene`` (index) and ``frames`` (indices of the revisits used).
     A scene without HR gives zeros with ``hr_valid`` False (consistency-only training).
+    ``mask_valid [3p,3p]`` says where the masks are labels for the task losses: ``hr_valid``
+    with an HR image, else where any chosen revisit is valid (upsampled to the HR grid), so
+    the task Dice still trains on scenes without HR.
     """
 
     def __init__(
@@ -233,14 +236,19 @@ class SRPatchDataset(_EpochDataset):
         if sc.hr is not None and sc.hr_valid is not None:
             hr = _pad_to(sc.hr[self.band], gh * k, gw * k)[hs]
             hr_valid = _pad_to(sc.hr_valid, gh * k, gw * k)[hs]
+            mask_valid = hr_valid
         else:
             hr = np.zeros((hp, hp), np.float32)
             hr_valid = np.zeros((hp, hp), bool)
+            # No HR image (e.g. an analyst's own area): the masks are labels wherever a revisit saw the ground.
+            seen = lr_valid[order].any(axis=0)
+            mask_valid = np.repeat(np.repeat(seen, k, axis=0), k, axis=1)
         arrays = {
             "lr": lr[order][:, None],
             "lr_valid": lr_valid[order],
             "hr": hr[None],
             "hr_valid": hr_valid,
+            "mask_valid": mask_valid,
         }
         for key in ("buildings", "roads"):
             m = sc.masks.get(key)

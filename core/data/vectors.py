@@ -2,7 +2,8 @@
 
 Input is any OGR-readable vector file (GeoPackage, GeoJSON, Shapefile, e.g. a
 QuickOSM export): a polygon layer of buildings, or a line layer of roads whose
-``highway`` attribute (OSM class) sets the width. Geometries are reprojected
+``highway`` attribute (OSM class) sets the width, unless the feature carries
+OSM's own ``width`` tag in metres. Geometries are reprojected
 to the grid's CRS (``rasterio.warp.transform_geom``); roads are buffered by half
 their width *in metres*, in the grid CRS when it is projected, otherwise in the
 local UTM zone; then ``rasterio.features.rasterize`` burns them with
@@ -235,7 +236,27 @@ def _is_kind(gtype: str, attrs: Dict[str, Any], kind: str) -> bool:
     return gtype in _LINES
 
 
+def _width_tag(value: Any) -> Optional[float]:
+    """OSM's ``width=*`` tag in metres ("7", "7.5 m", 7.5); None when absent or not metres."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value).strip().lower().replace(",", ".")
+        text = text[:-1].strip() if text.endswith("m") else text
+        try:
+            number = float(text)
+        except ValueError:  # feet and inches ("12'"), ranges: fall back to the class width
+            return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
 def _road_width(attrs: Dict[str, Any], widths: Dict[str, float], default: float) -> float:
+    """The feature's own ``width`` tag (metres) when it has one, else its class width, else ``default``."""
+    tagged = _width_tag(attrs.get("width"))
+    if tagged is not None:
+        return tagged
     cls = attrs.get("highway")
     if cls is None:
         return default

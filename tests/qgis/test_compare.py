@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
+
+from core.trust import read_summary as api_trust_summary
 
 
 def _roads_gpkg(path, scene_files):
@@ -73,8 +77,13 @@ def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, ch
     # one group, both outputs, one stretch (the input's)
     group = QgsProject.instance().layerTreeRoot().findGroup("Compare: revisit 0")
     assert group is not None
-    out_layers = [n.layer() for n in group.findLayers()]
+    all_layers = [n.layer() for n in group.findLayers()]
+    out_layers = [lyr for lyr in all_layers if not lyr.name().startswith("Trust map")]
     assert len(out_layers) == 2
+    # the trust maps made for the table are kept beside the outputs as hidden layers
+    trust_nodes = [n for n in group.findLayers() if n.layer().name().startswith("Trust map")]
+    assert len(trust_nodes) == 2 and not any(n.isVisible() for n in trust_nodes)
+    assert sorted(result.trust_paths) == [compare_mod.BASELINE, compare_mod.TASK_DRIVEN]
     src_ce = layers[0].renderer().contrastEnhancement()
     for lyr in out_layers:
         ce = lyr.renderer().contrastEnhancement()
@@ -109,6 +118,10 @@ def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, ch
         counts.update(prob, bmask_arr, np.isfinite(prob))
         assert table["Building Dice"][key] == f"{counts.dice:.3f}"
         assert table["Road Dice"][key] not in ("", "n/a")
+        trust = api_trust_summary(result.trust_paths[column])
+        assert trust.sr_path == Path(path)
+        assert table["Trust: mean disagreement"][key] == f"{trust.mean_disagreement:.4f}"
+        assert table["Trust: % pixels flagged"][key] == f"{100 * trust.flagged_share:.1f} %"
     diff = result.metrics[compare_mod.TASK_DRIVEN]["cpsnr"] - result.metrics[compare_mod.BASELINE]["cpsnr"]
     assert table["cPSNR (dB)"]["Difference"].lstrip("+") == f"{diff:.2f}"
 
@@ -131,6 +144,13 @@ def test_compare_two_existing_layers_without_reference(dock, scene_files, checkp
     assert qh.wait_until(lambda: not dock.runner.busy(), 60)
     table = panel.table_values()
     assert table["cPSNR (dB)"]["Baseline"] == "n/a"
+    # the trust rows need no reference: the revisits are read from the outputs' metadata
+    from core.trust import trust_map
+
+    expected = trust_map(a, scene_files["revisits"], out_path=tmp_path / "a_check.tif")
+    assert table["Trust: mean disagreement"]["Baseline"] == f"{expected.mean_disagreement:.4f}"
+    assert table["Trust: mean disagreement"]["Task-driven"] not in ("", "n/a")
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]  # nothing written beside existing layers
     assert "no reference HR layer given" in panel.summary.text()
     group = QgsProject.instance().layerTreeRoot().findGroup("Compare: run A vs run B")
     assert group is not None and len(group.findLayers()) == 2

@@ -1,4 +1,4 @@
-"""Processing algorithms: super-resolve, segment, evaluate, train; each one call into ``core.api``.
+"""Processing algorithms: super-resolve, segment, evaluate, train (+ area fine-tuning, trust map); each calls core.
 
 They take files and layers as Processing parameters (so they work in the
 modeler, in batch mode and from ``qgis_process``), report the engine's progress
@@ -384,5 +384,9 @@ class TrainAlgorithm(_Base):
 
 
 def all_algorithms() -> List[QgsProcessingAlgorithm]:
-    return [SuperResolveAlgorithm(), SegmentAlgorithm(), EvaluateAlgorithm(), TrainAlgorithm()]
+    from .area_algorithm import FinetuneAreaAlgorithm  # its module imports this one
+    from .trust_algorithm import TrustMapAlgorithm  # likewise
+
+    return [SuperResolveAlgorithm(), SegmentAlgorithm(), EvaluateAlgorithm(), TrainAlgorithm(),
+            FinetuneAreaAlgorithm(), TrustMapAlgorithm()]
 

@@ -12,7 +12,8 @@ _ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "icon.png"
 
 
 class SRProcessingProvider(QgsProcessingProvider):
-    """Algorithms ``s2sr:superresolve``, ``s2sr:segment``, ``s2sr:evaluate`` and ``s2sr:train``."""
+    """Algorithms ``s2sr:superresolve``, ``s2sr:segment``, ``s2sr:evaluate``, ``s2sr:train``,
+    ``s2sr:finetunearea`` and ``s2sr:trustmap``."""
 
     def id(self) -> str:  # noqa: A003 - QGIS API
         return PROVIDER_ID

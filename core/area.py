@@ -1,0 +1,428 @@
+"""Task-driven fine-tuning on the analyst's own area, with no HR image: evaluate, fine-tune, register.
+
+Why: a network trained on someone else's towns is rarely at its best on yours,
+and no HR image of your area exists. What exists is Sentinel-2 revisits and
+OpenStreetMap. :func:`core.data.area_tiles.prepare_area` turns those into scene
+tiles without HR, with a spatially separate held-out block; this module
+
+1. measures the starting SR checkpoint on the held-out tiles
+   (:func:`evaluate_area`): Dice of the frozen building and road networks on
+   the SR output against the rasterized vectors (confusion counts summed over
+   all held-out tiles), and the consistency cPSNR, i.e. cPSNR between the SR
+   output degraded back to 10 m (the simulation operator of
+   :class:`core.data.degrade.Degradation`) and the clearest LR revisit, with a
+   1-LR-pixel border (mean over tiles). It tells whether the output still
+   agrees with what the satellite saw;
+2. fine-tunes with the study's recipe for data without HR
+   (``resources/configs/area/finetune.yaml``: consistency cL1 as the reference
+   loss, building and road Dice at 0.25 of it by dynamic weighting, patch
+   selection) through :func:`core.training.train`, resumable from its
+   ``last.pt``;
+3. measures the fine-tuned network the same way and registers it: a
+   checkpoint whose card says "area fine-tune" and holds both measurements,
+   plus a JSON and a Markdown report (:mod:`core.area_report`).
+
+Honesty rules: the held-out tiles are *monitored* during training (their Dice
+per epoch appears in the curves) but never used to pick the weights: the
+registered network is the last epoch's. The held-out block is separated from
+the training tiles by a gap (see :mod:`core.data.area_tiles`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "AreaFinetuneConfig",
+    "AreaResult",
+    "RECIPE",
+    "evaluate_area",
+    "finetune_area",
+    "run_area",
+]
+
+PathLike = Union[str, os.PathLike]
+Event = Callable[[Dict[str, Any]], None]
+RECIPE = Path(__file__).resolve().parent.parent / "resources" / "configs" / "area" / "finetune.yaml"
+CHECKPOINT_NAME = "area_finetuned.safetensors"
+REPORT_STEM = "area_report"
+#: The metrics compared before/after, in report order: (key, label, higher is better).
+METRICS = (("buildings_dice", "Dice buildings", True), ("roads_dice", "Dice roads", True),
+           ("consistency_cpsnr", "consistency cPSNR (dB)", True))
+
+
+@dataclass
+class AreaFinetuneConfig:
+    """The knobs of an area fine-tune (everything else comes from the recipe YAML)."""
+
+    epochs: int = 10
+    lr: Optional[float] = None  # None: the recipe's (5e-5)
+    samples_per_epoch: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr_patch: Optional[int] = None
+    device: str = "auto"
+    seed: int = 0
+    recipe: str = str(RECIPE)
+    overrides: List[str] = field(default_factory=list)  # extra KEY=VALUE on the recipe
+
+
+@dataclass
+class AreaResult:
+    """What :func:`finetune_area` produced."""
+
+    checkpoint: Path
+    report_json: Path
+    report_md: Path
+    plot: Optional[Path]
+    before: Dict[str, Any]
+    after: Dict[str, Any]
+    run_dir: Path
+    seconds: float
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _seen(scene) -> np.ndarray:
+    """HR-grid pixels seen by at least one revisit (where the rasterized vectors count as labels)."""
+    seen = np.asarray(scene.lr_valid, dtype=bool).any(axis=0)
+    return np.repeat(np.repeat(seen, scene.scale, axis=0), scene.scale, axis=1)
+
+
+def evaluate_area(
+    checkpoint: PathLike,
+    area_root: PathLike,
+    seg_buildings: PathLike,
+    seg_roads: PathLike,
+    split: str = "test",
+    device: str = "cpu",
+    tile: int = 48,
+    overlap: int = 8,
+    progress: Optional[Callable[[float, str], None]] = None,
+) -> Dict[str, Any]:
+    """Held-out scores of an SR checkpoint on a prepared area (see the module docstring).
+
+    Keys: ``buildings_dice``/``_precision``/``_recall``, ``roads_*`` (None when
+    undefined), ``consistency_cpsnr`` (dB, mean over tiles), ``tiles``,
+    ``per_tile`` rows.
+    """
+    import torch
+
+    from .data.degrade import Degradation
+    from .data.patches import choose_frames
+    from .evaluation import (
+        Normalization,
+        load_frozen_segnet,
+        load_split_scenes,
+        predict_seg_scene,
+        predict_sr_scene,
+    )
+    from .metrics import SegCounts, cpsnr
+    from .models.zoo import load_checkpoint
+
+    dev = torch.device(device)
+    model, card = load_checkpoint(checkpoint, device=dev)
+    if card.task != "sr":
+        raise ValueError(f"{checkpoint}: a {card.task} checkpoint, not a super-resolution network")
+    scenes = load_split_scenes(area_root, split)
+    band = _band_of(scenes[0].bands, card, checkpoint)
+    norm = Normalization.from_card(card.normalization)
+    frames = int(card.frames or getattr(model, "frames", 1))
+    scale = int(card.scale or 3)
+    nets = {}
+    for target, path in (("buildings", seg_buildings), ("roads", seg_roads)):
+        net, seg_card = load_frozen_segnet(path, dev)
+        if seg_card.target != target:
+            raise ValueError(f"{path}: segments {seg_card.target!r}, not {target}")
+        nets[target] = net
+    degrade = Degradation(scale=scale).eval()
+    counts = {t: SegCounts() for t in nets}
+    rows: List[Dict[str, Any]] = []
+    for i, scene in enumerate(scenes):
+        if progress:
+            progress(i / max(1, len(scenes)), f"evaluating {scene.name}")
+        sr = predict_sr_scene(model, scene, norm, frames, band, dev, tile, overlap)
+        valid = _seen(scene)
+        row: Dict[str, Any] = {"tile": scene.name}
+        for target, net in nets.items():
+            prob = predict_seg_scene(net, sr, dev, tile * scale, overlap * scale)
+            mask = np.asarray(scene.masks[target], dtype=bool)
+            counts[target].update(prob, mask, valid)
+            one = SegCounts()
+            one.update(prob, mask, valid)
+            row[f"{target}_dice"] = _finite(one.dice)
+        ref = choose_frames(scene.valid_fraction(), 1)[0]
+        with torch.no_grad():
+            low = degrade(torch.from_numpy(sr)[None, None])[0, 0].numpy()
+        if scene.lr_valid[ref].any():
+            row["consistency_cpsnr"] = float(cpsnr(low, scene.lr[ref, band], valid=scene.lr_valid[ref], border=1))
+        rows.append(row)
+    out: Dict[str, Any] = {"tiles": len(scenes), "split": split, "checkpoint": str(checkpoint)}
+    for target, c in counts.items():
+        d = c.as_dict()
+        for k in ("dice", "precision", "recall"):
+            out[f"{target}_{k}"] = _finite(d[k])
+    ps = [r["consistency_cpsnr"] for r in rows if r.get("consistency_cpsnr") is not None]
+    out["consistency_cpsnr"] = float(np.mean(ps)) if ps else None
+    out["per_tile"] = rows
+    if progress:
+        progress(1.0, "evaluated")
+    return out
+
+
+def _finite(v: Any) -> Optional[float]:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _band_of(scene_bands: Sequence[str], card: Any, path: PathLike) -> int:
+    wanted = list(card.bands or [])
+    if not wanted:
+        return 0
+    for b in wanted:
+        if b in scene_bands:
+            return list(scene_bands).index(b)
+    raise ValueError(
+        f"{Path(path).name} was trained on band {', '.join(wanted)} but the area was prepared as "
+        f"{', '.join(scene_bands)}; prepare it again with that band (and --band-name {wanted[0]})"
+    )
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildings: PathLike,
+            seg_roads: PathLike, opts: AreaFinetuneConfig, tile_lr: int):
+    import yaml
+
+    from .config import load_config, validate_config
+    from .models.zoo import read_card
+
+    card = read_card(sr_checkpoint)
+    if card.task != "sr":
+        raise ValueError(f"{sr_checkpoint}: a {card.task} checkpoint; choose a super-resolution checkpoint to start from")
+    over: Dict[str, Any] = {
+        "data.root": str(area_root), "out_dir": str(run_dir), "epochs": int(opts.epochs),
+        "model.arch": card.arch, "model.init_from": str(sr_checkpoint), "data.frames": int(card.frames or 1),
+        "seg_nets.buildings": str(seg_buildings), "seg_nets.roads": str(seg_roads), "device": opts.device,
+        "seed": int(opts.seed), "name": f"area fine-tune of {card.name or card.arch}",
+        "experiment.title": f"area fine-tune on {area_root.name}",
+    }
+    if card.arch == "hat":
+        over["model.hparams"] = {"in_chans": int(card.frames or 1)}
+    if opts.lr is not None:
+        over["lr"] = float(opts.lr)
+    if opts.samples_per_epoch is not None:
+        over["data.samples_per_epoch"] = int(opts.samples_per_epoch)
+    if opts.batch_size is not None:
+        over["data.batch_size"] = int(opts.batch_size)
+    if opts.lr_patch is not None:
+        over["data.lr_patch"] = int(opts.lr_patch)
+    for text in opts.overrides:  # the user's KEY=VALUE settings win over the ones above
+        if "=" not in text:
+            raise ValueError(f"setting {text!r}: expected KEY=VALUE, e.g. lr=1e-4")
+        key, value = text.split("=", 1)
+        over[key.strip()] = yaml.safe_load(value)
+    config = load_config(opts.recipe, over)
+    # Patches and validation tiles must fit in one area tile.
+    config.data.lr_patch = min(config.data.lr_patch, tile_lr)
+    config.val_tile = min(config.val_tile, tile_lr)
+    config.val_overlap = min(config.val_overlap, config.val_tile // 2 - 1)
+    validate_config(config)
+    return config
+
+
+def _event_sink(progress: Optional[Event]) -> Event:
+    def emit(event: Dict[str, Any]) -> None:
+        if progress is not None:
+            progress(event)
+
+    return emit
+
+
+def _stage(emit: Event, message: str, stage: str) -> None:
+    emit({"event": "log", "message": message, "stage": stage})
+
+
+def _cached_before(path: Path, key: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved.get("result") if saved.get("key") == key else None
+
+
+def finetune_area(
+    area_root: PathLike,
+    sr_checkpoint: PathLike,
+    buildings_ckpt: PathLike,
+    roads_ckpt: PathLike,
+    out_dir: PathLike,
+    epochs: int = 10,
+    options: Optional[AreaFinetuneConfig] = None,
+    progress: Optional[Event] = None,
+    resume: bool = True,
+    cancel: Any = None,
+    command: Optional[str] = None,
+) -> AreaResult:
+    """Fine-tune ``sr_checkpoint`` on a prepared area; report before/after on its held-out tiles.
+
+    ``progress`` receives the trainer's events (``step``, ``epoch``, ``log``)
+    plus ``log`` events for the stages, and one final ``done`` event with the
+    registered ``checkpoint``, ``report`` and the ``before``/``after`` scores.
+    A killed run started again with the same arguments resumes training from
+    ``out_dir/train/last.pt``.
+    """
+    from .data.area_tiles import read_area
+    from .evaluation import scalar_metrics
+    from .models.zoo import file_sha256, load_checkpoint, read_card, save_checkpoint
+    from .training import train
+
+    t0 = time.perf_counter()
+    opts = replace(options or AreaFinetuneConfig(), epochs=int(epochs))  # the caller's object stays as it was
+    emit = _event_sink(progress)
+    area_root, out_dir = Path(area_root), Path(out_dir)
+    area = read_area(area_root)
+    for what, path in (("SR checkpoint", sr_checkpoint), ("buildings network", buildings_ckpt),
+                       ("roads network", roads_ckpt)):
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(f"the {what} {path} does not exist")
+    run_dir = out_dir / "train"
+    config = _config(area_root, run_dir, sr_checkpoint, buildings_ckpt, roads_ckpt, opts, int(area["tile_lr"]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = _device(config.device)
+
+    def eval_progress(stage: str):
+        return lambda f, m: emit({"event": "log", "message": f"{stage}: {m}", "stage": stage, "fraction": f})
+
+    _stage(emit, f"measuring the starting network on {len(area['held_out'])} held-out tile(s)", "before")
+    key = {"checkpoint": file_sha256(sr_checkpoint), "buildings": file_sha256(buildings_ckpt),
+           "roads": file_sha256(roads_ckpt), "area": str(area_root.resolve()), "train": area["train"],
+           "held_out": area["held_out"]}
+    before = _cached_before(out_dir / "before.json", key)
+    if before is None:
+        before = evaluate_area(sr_checkpoint, area_root, buildings_ckpt, roads_ckpt, device=dev,
+                               tile=config.val_tile, overlap=config.val_overlap, progress=eval_progress("before"))
+        from .data.scene import write_json_atomic
+
+        write_json_atomic(out_dir / "before.json", {"key": key, "result": before})
+
+    _stage(emit, f"fine-tuning for {config.epochs} epoch(s) on {len(area['train'])} training tile(s)", "train")
+
+    def forward(event: Dict[str, Any]) -> None:
+        if event.get("event") == "done":  # the area run is done only once it is measured and registered
+            emit({"event": "log", "message": f"training finished ({event.get('run_dir')})", "stage": "train"})
+        else:
+            emit(event)
+
+    train(config, progress=forward, resume=resume, cancel=cancel)
+    last = run_dir / "last.safetensors"
+
+    _stage(emit, "measuring the fine-tuned network on the held-out tiles", "after")
+    after = evaluate_area(last, area_root, buildings_ckpt, roads_ckpt, device=dev, tile=config.val_tile,
+                          overlap=config.val_overlap, progress=eval_progress("after"))
+
+    model, card = load_checkpoint(last)
+    start_card = read_card(sr_checkpoint)
+    summary = {k: {"before": before.get(k), "after": after.get(k)} for k, _label, _hb in METRICS}
+    card.name = f"{start_card.name or start_card.arch} (area fine-tune: {area_root.name})"
+    card.description = (f"{start_card.name or start_card.arch} fine-tuned on the analyst's area {area_root.name} "
+                        "without HR: consistency cL1 + building/road Dice (dynamic weighting, patch selection)")
+    card.recipe = dict(card.recipe or {})
+    card.recipe["kind"] = "area fine-tune"
+    card.recipe["area_finetune"] = {
+        "area": str(area_root), "started_from": str(sr_checkpoint), "started_from_sha256": key["checkpoint"],
+        "train_tiles": len(area["train"]), "held_out_tiles": len(area["held_out"]),
+        "held_out_side": area["side"], "tile_lr": area["tile_lr"], "weights": "last epoch (no selection on held-out)",
+    }
+    card.metrics = {"area_held_out": {"before": scalar_metrics(before), "after": scalar_metrics(after)},
+                    "val": (card.metrics or {}).get("val")}
+    registered = out_dir / CHECKPOINT_NAME
+    save_checkpoint(registered, model, card)
+
+    from .area_report import write_area_report
+
+    seconds = time.perf_counter() - t0
+    paths = write_area_report(out_dir / REPORT_STEM, area=area, before=before, after=after,
+                              checkpoint=registered, start=sr_checkpoint, config=config, seconds=seconds,
+                              command=command, metrics=METRICS)
+    emit({"event": "done", "checkpoint": str(registered), "run_dir": str(out_dir), "report": str(paths["md"]),
+          "before": scalar_metrics(before), "after": scalar_metrics(after), "summary": summary})
+    return AreaResult(registered, paths["json"], paths["md"], paths.get("png"), before, after, run_dir, seconds)
+
+
+def _device(device: str) -> str:
+    from .distributed import resolve_device
+
+    return str(resolve_device(device))
+
+
+def run_area(
+    revisits: Sequence[PathLike],
+    band: Any,
+    buildings_vector: PathLike,
+    roads_vector: PathLike,
+    sr_checkpoint: PathLike,
+    buildings_ckpt: PathLike,
+    roads_ckpt: PathLike,
+    out_dir: PathLike,
+    epochs: int = 10,
+    tile_lr: int = 64,
+    val_fraction: float = 0.2,
+    band_name: Optional[str] = None,
+    options: Optional[AreaFinetuneConfig] = None,
+    progress: Optional[Event] = None,
+    resume: bool = True,
+    cancel: Any = None,
+    command: Optional[str] = None,
+) -> AreaResult:
+    """Prepare the area into ``out_dir/area`` (once) and fine-tune into ``out_dir``.
+
+    The band name written into the tiles defaults to the SR checkpoint's band,
+    so a raster without band descriptions still matches the network. An area
+    already prepared in ``out_dir/area`` is reused when it came from the same
+    inputs (so a resumed run does not cut the tiles again).
+    """
+    from .data.area_tiles import AREA_JSON, prepare_area
+    from .models.zoo import read_card
+
+    emit = _event_sink(progress)
+    out_dir = Path(out_dir)
+    area_root = out_dir / "area"
+    if band_name is None:
+        bands = list(read_card(sr_checkpoint).bands or [])
+        band_name = bands[0] if bands else None
+    wanted = {"revisits": [str(p) for p in revisits], "band": band, "tile_lr": tile_lr,
+              "val_fraction": val_fraction, "band_name": band_name,
+              "vectors": {"buildings": str(buildings_vector), "roads": str(roads_vector)}}
+    reuse = False
+    if (area_root / AREA_JSON).is_file():
+        saved = json.loads((area_root / AREA_JSON).read_text(encoding="utf-8"))
+        reuse = {k: saved.get(k) for k in wanted} == wanted
+    if reuse:
+        _stage(emit, f"using the area already prepared in {area_root}", "prepare")
+    else:
+        _stage(emit, "cutting the area into tiles and rasterizing the vectors", "prepare")
+        done = prepare_area(revisits, band, buildings_vector, roads_vector, area_root, tile_lr=tile_lr,
+                            val_fraction=val_fraction, band_name=band_name, overwrite=True,
+                            progress=lambda f, m: emit({"event": "log", "message": f"prepare: {m}",
+                                                        "stage": "prepare", "fraction": f}))
+        for m in done.messages:
+            emit({"event": "log", "message": m, "stage": "prepare"})
+    return finetune_area(area_root, sr_checkpoint, buildings_ckpt, roads_ckpt, out_dir, epochs=epochs,
+                         options=options, progress=progress, resume=resume, cancel=cancel, command=command)
+
+
+def result_dict(result: AreaResult) -> Dict[str, Any]:
+    """JSON-friendly summary of an :class:`AreaResult` (paths as text, per-tile rows dropped)."""
+    d = asdict(result)
+    for k in ("before", "after"):
+        d[k] = {kk: v for kk, v in d[k].items() if kk != "per_tile"}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}

@@ -1,0 +1,151 @@
+"""The report of an area fine-tune: JSON (everything), Markdown (for people) and a before/after plot.
+
+Why a module of its own: :mod:`core.area` decides *what* is measured; this
+one only lays it out, so the wording and figures can change without touching
+the workflow. Files are written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+__all__ = ["write_area_report", "plot_before_after", "markdown_table"]
+
+Metric = Tuple[str, str, bool]
+
+
+def _num(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _fmt(v: Any, key: str) -> str:
+    f = _num(v)
+    if f is None:
+        return "n/a"
+    return f"{f:.2f}" if "cpsnr" in key else f"{f:.3f}"
+
+
+def markdown_table(before: Mapping[str, Any], after: Mapping[str, Any], metrics: Sequence[Metric]) -> str:
+    """``| metric | before | after | change |`` rows."""
+    lines = ["| held-out metric | before | after | change |", "|---|---:|---:|---:|"]
+    for key, label, _higher in metrics:
+        b, a = _num(before.get(key)), _num(after.get(key))
+        change = "n/a" if a is None or b is None else f"{a - b:+.2f}" if "cpsnr" in key else f"{a - b:+.3f}"
+        lines.append(f"| {label} | {_fmt(b, key)} | {_fmt(a, key)} | {change} |")
+    return "\n".join(lines)
+
+
+def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_png: Path,
+                      title: str = "Held-out part of the area") -> Path:
+    """Bars of building/road Dice before and after, and the consistency cPSNR beside them."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.2, 3.2))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    labels = ["buildings", "roads"]
+    xs = range(len(labels))
+    for off, (name, res, color) in zip((-0.18, 0.18), (("before", before, "0.6"), ("after", after, "tab:blue"))):
+        vals = [_num(res.get(f"{t}_dice")) or 0.0 for t in labels]
+        bars = ax.bar([x + off for x in xs], vals, width=0.36, color=color, label=name)
+        for b, v in zip(bars, vals):
+            ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.3f}", ha="center", fontsize=8)
+    ax.set_xticks(list(xs), [f"Dice {t}" for t in labels])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("Dice on the SR output")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    vals = [_num(before.get("consistency_cpsnr")) or 0.0, _num(after.get("consistency_cpsnr")) or 0.0]
+    bars = ax2.bar([0, 1], vals, color=["0.6", "tab:blue"])
+    for b, v in zip(bars, vals):
+        ax2.text(b.get_x() + b.get_width() / 2, v + 0.2, f"{v:.2f}", ha="center", fontsize=8)
+    ax2.set_xticks([0, 1], ["before", "after"])
+    ax2.set_ylabel("consistency cPSNR (dB)")
+    ax2.set_ylim(0, max(vals + [1.0]) * 1.15)
+    ax2.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    tmp = out_png.with_name(f".{out_png.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, out_png)
+    return out_png
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any],
+                      checkpoint: Path, start: Any, config: Any, seconds: float, command: Optional[str],
+                      metrics: Sequence[Metric]) -> Dict[str, Path]:
+    """``<stem>.json``, ``<stem>.md`` and ``<stem>.png``; returns their paths (keys json, md, png)."""
+    stem = Path(stem)
+    strip = {k: v for k, v in before.items() if k != "per_tile"}, {k: v for k, v in after.items() if k != "per_tile"}
+    payload = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "area": {k: area.get(k) for k in ("root", "train", "held_out", "skipped", "side", "tile_lr", "band_name",
+                                           "crs", "frames", "size_lr", "messages")},
+        "start_checkpoint": str(start),
+        "checkpoint": str(checkpoint),
+        "recipe": {"epochs": config.epochs, "lr": config.lr, "seed": config.seed, "device": config.device,
+                   "losses": [t.name for t in config.loss.terms],
+                   "proportions": {t.name: t.proportion for t in config.loss.terms},
+                   "weighting": config.loss.weighting, "reference": config.loss.reference,
+                   "selection_share": config.data.selection.share, "lr_patch": config.data.lr_patch,
+                   "samples_per_epoch": config.data.samples_per_epoch, "batch_size": config.data.batch_size},
+        "before": strip[0],
+        "after": strip[1],
+        "per_tile": {"before": before.get("per_tile"), "after": after.get("per_tile")},
+        "seconds": round(seconds, 1),
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s)",
+    }
+    out = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
+    _write_text(out["json"], json.dumps(payload, indent=1, default=str) + "\n")
+    try:
+        out["png"] = plot_before_after(before, after, stem.with_suffix(".png"))
+    except Exception:  # a plot must never lose the numbers
+        pass
+    r = payload["recipe"]
+    root = Path(str(area.get("root")))
+    md = [
+        f"# Area fine-tune: {root.parent.name if root.name == 'area' else root.name}",
+        "",
+        f"Held-out block: the {area.get('side')}ern strip, {len(area.get('held_out') or [])} tile(s) of "
+        f"{area.get('tile_lr')} LR px, separated from the {len(area.get('train') or [])} training tile(s) by a gap. "
+        "The fine-tuned weights are the last epoch's (the held-out tiles are never used to choose them).",
+        "",
+        markdown_table(strip[0], strip[1], metrics),
+        "",
+        "Dice: frozen segmentation networks on the SR output against the rasterized vectors, counts summed over "
+        "the held-out tiles. Consistency cPSNR: the SR output degraded back to 10 m vs the clearest revisit "
+        "(1 LR px border), mean over tiles.",
+        "",
+        f"- started from: `{start}`",
+        f"- fine-tuned checkpoint: `{checkpoint}`",
+        f"- recipe: {', '.join(r['losses'])} ({r['weighting']} weighting, reference {r['reference']}, "
+        f"proportions {', '.join(f'{k} {v}' for k, v in r['proportions'].items() if v is not None)}), patch "
+        f"selection share {r['selection_share']}, {r['epochs']} epoch(s) x {r['samples_per_epoch']} patches of "
+        f"{r['lr_patch']} px, batch {r['batch_size']}, lr {r['lr']:g}, seed {r['seed']}",
+        f"- run time: {seconds / 60:.1f} min on {payload['machine']}",
+    ]
+    if command:
+        md += [f"- command: `{command}`"]
+    if "png" in out:
+        md += ["", f"![before/after]({out['png'].name})"]
+    _write_text(out["md"], "\n".join(md) + "\n")
+    return out

@@ -1,0 +1,179 @@
+"""CLI: ``area prepare``, ``area finetune`` and ``area run`` (both): fine-tune on your own area without HR.
+
+Examples::
+
+    # cut the area into tiles, rasterize OSM, hold out the eastern strip
+    python -m core.cli area prepare --revisits s2/*.tif --band B8 \\
+        --buildings osm_buildings.gpkg --roads osm_roads.gpkg --out myarea/area
+    # fine-tune, measure before/after on the held-out strip, register the checkpoint
+    python -m core.cli area finetune --area myarea/area --checkpoint rams_taskdriven.safetensors \\
+        --seg-buildings unetpp_buildings.safetensors --seg-roads unetpp_roads.safetensors \\
+        --out myarea --epochs 10
+    # both in one go (what the QGIS dialog and the Processing algorithm run)
+    python -m core.cli area run --revisits s2/*.tif --band 1 --buildings b.gpkg --roads r.gpkg \\
+        --checkpoint sr.safetensors --seg-buildings b.safetensors --seg-roads r.safetensors --out myarea
+
+``--progress jsonl`` prints one JSON event per line (the trainer's events, stage
+messages, and a final ``done`` with the registered checkpoint and the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any, Dict
+
+from .training import _plain, _printer
+
+__all__ = ["register"]
+
+
+def _band(text: str) -> Any:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _options(args: argparse.Namespace):
+    from ..area import AreaFinetuneConfig
+
+    return AreaFinetuneConfig(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples,
+                              batch_size=args.batch_size, lr_patch=args.patch, device=args.device, seed=args.seed,
+                              overrides=list(args.set or []))
+
+
+def _command_line() -> str:
+    return "python -m core.cli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_result(args: argparse.Namespace, result) -> None:
+    from ..area import METRICS
+
+    if args.progress == "jsonl":
+        return
+    for key, label, _ in METRICS:
+        b, a = (result.before.get(key), result.after.get(key))
+        print(f"{label:<24} before {_fmt(b):>7}  after {_fmt(a):>7}")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"report: {result.report_md}")
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from ..data.area_tiles import prepare_area
+
+    def progress(fraction: float, message: str) -> None:
+        event: Dict[str, Any] = {"event": "log", "message": f"prepare: {message}", "stage": "prepare",
+                                 "fraction": fraction}
+        if printer is not None:
+            printer(event)
+
+    printer = _printer(args.progress)
+    result = prepare_area(args.revisits, _band(args.band), args.buildings, args.roads, args.out,
+                          tile_lr=args.tile, val_fraction=args.val_fraction, gap_tiles=args.gap,
+                          min_valid=args.min_valid, band_name=args.band_name, overwrite=args.overwrite,
+                          progress=progress)
+    if args.progress == "jsonl":
+        printer({"event": "done", **_plain(result.as_dict())})
+    else:
+        for m in result.messages:
+            print(m)
+        print(f"{len(result.train)} training tile(s), {len(result.held_out)} held-out tile(s) "
+              f"({result.side}ern strip), {len(result.skipped)} skipped: {result.root}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from ..area import finetune_area
+
+    result = finetune_area(args.area, args.checkpoint, args.seg_buildings, args.seg_roads, args.out,
+                           epochs=args.epochs, options=_options(args), progress=_printer(args.progress),
+                           resume=not args.no_resume, command=_command_line())
+    _print_result(args, result)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..area import run_area
+
+    result = run_area(args.revisits, _band(args.band), args.buildings, args.roads, args.checkpoint,
+                      args.seg_buildings, args.seg_roads, args.out, epochs=args.epochs, tile_lr=args.tile,
+                      val_fraction=args.val_fraction, band_name=args.band_name, options=_options(args),
+                      progress=_printer(args.progress), resume=not args.no_resume, command=_command_line())
+    _print_result(args, result)
+    return 0
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--revisits", nargs="+", required=True, metavar="RASTER",
+                   help="Sentinel-2 rasters of the area (revisits); the first sets the grid, others are warped onto it")
+    p.add_argument("--band", default="1",
+                   help="1-based band number or band name (e.g. B8) in every revisit; 'all' when one raster's "
+                        "bands are the dates (default 1)")
+    p.add_argument("--band-name", help="band name written into the tiles; must match the SR checkpoint's band "
+                                       "(default: the checkpoint's band for `run`, else the band's description)")
+    p.add_argument("--buildings", required=True, help="buildings polygon layer (GeoPackage, GeoJSON, Shapefile)")
+    p.add_argument("--roads", required=True, help="roads line layer with the OSM 'highway' class (and optional "
+                                                  "'width' in metres)")
+    p.add_argument("--tile", type=int, default=64, help="tile size in LR pixels (default 64)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of tile columns (or rows) held out on the east (south) side (default 0.2)")
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="SR checkpoint to start from (.safetensors)")
+    p.add_argument("--seg-buildings", required=True, help="building segmentation checkpoint (frozen)")
+    p.add_argument("--seg-roads", required=True, help="road segmentation checkpoint (frozen)")
+    p.add_argument("--out", required=True, help="output folder: train/ (the run), area_finetuned.safetensors, "
+                                                "area_report.json/.md/.png")
+    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-5)")
+    p.add_argument("--samples", type=int, help="patches per epoch (default: the recipe's, 256)")
+    p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 8)")
+    p.add_argument("--patch", type=int, help="LR patch size (default 32, at most the tile size)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any setting of resources/configs/area/finetune.yaml (repeatable)")
+    p.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm",
+                   help="tqdm bars (default) or one JSON event per line on stdout (for the QGIS dialog)")
+    p.add_argument("--no-resume", action="store_true", help="start the training afresh even if OUT/train/last.pt exists")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "area", help="fine-tune an SR network on your own area from S-2 revisits and OSM vectors (no HR image)",
+        description="Task-driven fine-tuning without HR: cut the area into tiles, rasterize the buildings and "
+                    "roads onto the 3x grid, hold out a spatially separate strip, fine-tune with consistency cL1 "
+                    "+ building/road Dice (dynamic weighting, patch selection), and report Dice and consistency "
+                    "cPSNR on the held-out strip before and after.",
+    )
+    sub = p.add_subparsers(dest="area_command", metavar="ACTION")
+    prep = sub.add_parser("prepare", help="cut the area into scene tiles with masks and a held-out strip",
+                          description="Writes scene folders (no HR), split.json (train / held-out) and area.json.")
+    _add_inputs(prep)
+    prep.add_argument("--out", required=True, help="folder for the prepared area (new or empty)")
+    prep.add_argument("--gap", type=int, default=1, help="tile columns (rows) left out between training and "
+                                                         "held-out tiles (default 1)")
+    prep.add_argument("--min-valid", type=float, default=0.5,
+                      help="skip tiles with a smaller share of pixels seen by any revisit (default 0.5)")
+    prep.add_argument("--overwrite", action="store_true", help="replace an area already prepared in --out")
+    prep.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm")
+    prep.set_defaults(func=_prepare)
+
+    ft = sub.add_parser("finetune", help="fine-tune on a prepared area; report before/after; register",
+                        description="Resumes from OUT/train/last.pt when present. The registered checkpoint is "
+                                    "the last epoch's weights (the held-out tiles never choose them).")
+    ft.add_argument("--area", required=True, help="a folder made by `area prepare`")
+    _add_training(ft)
+    ft.set_defaults(func=_finetune)
+
+    run = sub.add_parser("run", help="prepare (into OUT/area) and fine-tune in one go",
+                         description="`area prepare` into OUT/area (reused when the inputs are the same), then "
+                                     "`area finetune`. This is what the QGIS dialog and Processing run.")
+    _add_inputs(run)
+    _add_training(run)
+    run.set_defaults(func=_run)
+    p.set_defaults(func=lambda a, parser=p: (parser.print_help(), 2)[1])

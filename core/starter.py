@@ -1,0 +1,205 @@
+"""The starter checkpoints shipped in ``resources/models``: how ``make weights`` (re)builds them.
+
+Why a module and not a shell script: the recipe is part of the product. It
+makes the synthetic data with fixed seeds, trains the six networks with the
+project's own trainer (segmentation first, because the task-driven SR recipes
+and the Dice metrics use those networks), evaluates every network on synthetic
+scenes it never saw, writes those test metrics into each checkpoint's model
+card and lists them in ``resources/models/README.md``. Training resumes from
+each run's last checkpoint, so an interrupted ``make weights`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "resources" / "configs" / "starter"
+MODELS_DIR = ROOT / "resources" / "models"
+
+#: Seeds and sizes of the synthetic data; part of the recipe (the model cards repeat them).
+TRAIN_DATA = dict(scenes=24, size=288, frames=9, seed=100)
+TEST_DATA = dict(scenes=6, size=288, frames=9, seed=900)
+
+NOTE = ("Demo weights trained on the project's procedural synthetic towns (simulated Sentinel-2 revisits), "
+        "not on MuS2 or real imagery: use them to try the plugin, not for production maps.")
+
+
+@dataclass(frozen=True)
+class StarterModel:
+    """One shipped checkpoint: its recipe (a config in resources/configs/starter) and file name."""
+
+    key: str
+    config: str
+    file: str
+    title: str
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.key.startswith("seg_")
+
+
+STARTER_MODELS: Sequence[StarterModel] = (
+    StarterModel("seg_buildings", "seg_buildings.yaml", "unetpp_buildings.safetensors", "UNet++ buildings"),
+    StarterModel("seg_roads", "seg_roads.yaml", "unetpp_roads.safetensors", "UNet++ roads"),
+    StarterModel("rams_baseline", "rams_baseline.yaml", "rams_baseline.safetensors", "RAMS baseline (cL1)"),
+    StarterModel("rams_taskdriven", "rams_taskdriven.yaml", "rams_taskdriven.safetensors",
+                 "RAMS task-driven (dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice, patch selection)"),
+    StarterModel("hat_baseline", "hat_baseline.yaml", "hat_baseline.safetensors", "HAT baseline (cL1)"),
+    StarterModel("hat_taskdriven", "hat_taskdriven.yaml", "hat_taskdriven.safetensors",
+                 "HAT task-driven (dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice, patch selection)"),
+)
+
+
+def ensure_dataset(root: Path, scenes: int, size: int, frames: int, seed: int) -> Path:
+    """Write the synthetic dataset once; an existing complete one is reused (same seed, same scenes)."""
+    from .data.scene import list_scenes
+    from .data.synthetic import make_dataset
+
+    root = Path(root)
+    if (root / "split.json").is_file() and len(list_scenes(root)) == scenes:
+        return root
+    make_dataset(root, n_scenes=scenes, size_hr=size, frames=frames, seed=seed)
+    return root
+
+
+def _train(model: StarterModel, data_root: Path, runs: Path, say: Callable[[str], None]) -> Path:
+    from .config import load_config
+    from .training import train
+
+    overrides = [f"data.root={data_root}", f"out_dir={runs / model.key}"]
+    if not model.is_segmentation:
+        overrides += [f"seg_nets.buildings={runs / 'seg_buildings' / 'best.safetensors'}",
+                      f"seg_nets.roads={runs / 'seg_roads' / 'best.safetensors'}"]
+    config = load_config(CONFIG_DIR / model.config, overrides)
+    best = Path(train(config, progress=None, resume=True))
+    return best
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Wall time of all epochs of a run (history.json), so a resumed run still reports its full cost."""
+    history = json.loads((Path(run_dir) / "history.json").read_text(encoding="utf-8"))
+    return float(sum(float(epoch.get("time_s") or 0.0) for epoch in history))
+
+
+def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: Path) -> Dict[str, object]:
+    from .evaluation import evaluate_checkpoint, scalar_metrics
+
+    seg = {}
+    if not model.is_segmentation:
+        seg = dict(seg_buildings=runs / "seg_buildings" / "best.safetensors",
+                   seg_roads=runs / "seg_roads" / "best.safetensors")
+    result = evaluate_checkpoint(checkpoint, test_root, split=None, tile=32, overlap=4, **seg)
+    metrics = scalar_metrics(result)
+    metrics["test_scenes"] = int(result.get("scenes", 0))
+    return metrics
+
+
+def publish(checkpoint: Path, model: StarterModel, metrics: Dict[str, object], seconds: float,
+            out_dir: Path) -> Path:
+    """Copy a trained checkpoint into ``out_dir`` under its shipped name, its test metrics in the card."""
+    import dataclasses
+
+    from .models.zoo import load_checkpoint, save_checkpoint
+
+    net, card = load_checkpoint(checkpoint)
+    card = dataclasses.replace(
+        card,
+        name=Path(model.file).stem,
+        description=f"{model.title}. {NOTE}",
+        metrics={**(card.metrics or {}), "test": metrics,
+                 "test_data": {"generator": "core.data.synthetic", **TEST_DATA},
+                 "train_data": {"generator": "core.data.synthetic", **TRAIN_DATA},
+                 "train_seconds": round(seconds)},
+    )
+    target = Path(out_dir) / model.file
+    save_checkpoint(target, net, card)
+    return target
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
+    """``resources/models/README.md``: what each shipped file is, honestly."""
+    lines = [
+        "# Starter checkpoints",
+        "",
+        NOTE,
+        "",
+        "Rebuild them all with `make weights` (recipes: `resources/configs/starter/*.yaml`, data seeds "
+        f"{TRAIN_DATA['seed']} for training and {TEST_DATA['seed']} for testing). The last rebuild took "
+        f"{minutes:.0f} min on a 2-core CPU without GPU.",
+        "",
+        f"Metrics below are measured on {TEST_DATA['scenes']} synthetic test scenes ({TEST_DATA['size']} px HR, "
+        f"{TEST_DATA['frames']} simulated revisits, seed {TEST_DATA['seed']}) that no training run saw. "
+        "Dice of an SR model is the Dice of the shipped UNet++ networks applied to its output; the "
+        "UNet++ rows give their Dice on the HR images themselves (the upper bound).",
+        "",
+        "| file | network | parameters | cPSNR (dB) | cSSIM | Dice buildings | Dice roads | train time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        if r["segmentation"]:
+            dice_b = m.get("dice") if r["key"] == "seg_buildings" else None
+            dice_r = m.get("dice") if r["key"] == "seg_roads" else None
+        else:
+            dice_b, dice_r = m.get("buildings_dice"), m.get("roads_dice")
+        lines.append(
+            f"| `{r['file']}` | {r['title']} | {r['parameters']:,} | {_fmt(m.get('cpsnr'), 2)} | "
+            f"{_fmt(m.get('cssim'))} | {_fmt(dice_b)} | {_fmt(dice_r)} | {r['seconds'] / 60:.1f} min |"
+        )
+    lines += ["", "Each file is a safetensors checkpoint whose metadata holds its model card "
+              "(`python -m core.cli models info FILE`): architecture, hyper-parameters, bands, frames, "
+              "normalization, training recipe and these test metrics.", ""]
+    return "\n".join(lines)
+
+
+def build_starter_weights(
+    out_dir: Path = MODELS_DIR,
+    work_dir: Path = ROOT / "runs" / "starter",
+    only: Optional[Sequence[str]] = None,
+    say: Callable[[str], None] = print,
+) -> List[Path]:
+    """Train, evaluate and publish the starter checkpoints; returns the written files."""
+    from .models.zoo import load_checkpoint
+
+    begin = time.time()
+    work_dir = Path(work_dir)
+    say(f"[data] synthetic training towns {TRAIN_DATA} and test towns {TEST_DATA}")
+    train_root = ensure_dataset(work_dir / "data_train", **TRAIN_DATA)
+    test_root = ensure_dataset(work_dir / "data_test", **TEST_DATA)
+    runs = work_dir
+    wanted = [m for m in STARTER_MODELS if not only or m.key in only]
+    written: List[Path] = []
+    rows: List[Dict[str, object]] = []
+    for model in STARTER_MODELS:
+        if model not in wanted:
+            continue
+        say(f"[train] {model.title}")
+        best = _train(model, train_root, runs, say)
+        seconds = training_seconds(best.parent)
+        say(f"      {model.key}: {seconds / 60:.1f} min of training -> {best}")
+        say(f"[test] {model.key} on {TEST_DATA['scenes']} unseen scenes")
+        metrics = _test_metrics(best, model, test_root, runs)
+        target = publish(best, model, metrics, seconds, out_dir)
+        written.append(target)
+        net, _ = load_checkpoint(target)
+        rows.append(dict(key=model.key, file=model.file, title=model.title, segmentation=model.is_segmentation,
+                         metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters())))
+        say(f"      {target.name}: " + json.dumps({k: v for k, v in metrics.items() if "dice" in k or k in
+                                                   ("cpsnr", "cssim")}, default=str))
+    if rows and len(rows) == len(STARTER_MODELS):
+        (Path(out_dir) / "README.md").write_text(models_readme(rows, (time.time() - begin) / 60), encoding="utf-8")
+    (work_dir / "summary.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
+    say(f"[done] {len(written)} checkpoint(s) in {out_dir} after {(time.time() - begin) / 60:.1f} min")
+    return written

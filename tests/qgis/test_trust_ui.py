@@ -1,0 +1,147 @@
+"""Trust maps in QGIS: the dock's "Also write a trust map" and the ``s2sr:trustmap`` Processing algorithm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+
+@pytest.fixture
+def dock(clean_qgis, qh):
+    widget = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
+    yield widget
+    widget.shutdown()
+    widget.deleteLater()
+
+
+@pytest.fixture
+def provider(qgis_processing, face, qh):
+    from qgis.core import QgsApplication
+
+    mod = qh.ui("processing.provider")
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById(mod.PROVIDER_ID)
+    if existing is not None:
+        registry.removeProvider(existing)
+    prov = mod.SRProcessingProvider()
+    assert registry.addProvider(prov)
+    yield prov
+    registry.removeProvider(prov)
+
+
+def test_dock_adds_a_hidden_red_trust_layer_above_the_output(dock, scene_files, checkpoints, qh, tmp_path):
+    from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
+
+    dock_mod = qh.ui("dock")
+    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
+    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
+    dock.set_revisits(layers)
+    dock.select_checkpoint(str(checkpoints["baseline"]))
+    out_dir = tmp_path / "out"
+    dock.out_dir.setFilePath(str(out_dir))
+    dock.trust_check.setChecked(True)
+    before = set(QgsProject.instance().mapLayers())
+    dock.run_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 90)
+
+    added = [lyr for lid, lyr in QgsProject.instance().mapLayers().items() if lid not in before]
+    assert len(added) == 2, [lyr.name() for lyr in added] + [dock.log_view.toPlainText()]
+    sr = dock.last_output
+    trust = dock.last_trust
+    assert trust is not None and trust.isValid() and "trust map" in trust.name()
+    files = qh.files_in(out_dir)
+    assert len(files) == 2 and Path(sr.source()).stem + "_trust.tif" in files
+    # same group as the output, above it, hidden until the analyst switches it on
+    root = QgsProject.instance().layerTreeRoot()
+    t_node, s_node = root.findLayer(trust.id()), root.findLayer(sr.id())
+    assert t_node.parent() is s_node.parent() and t_node.parent().name() == layers[0].name()
+    children = t_node.parent().children()
+    assert children.index(t_node) < children.index(s_node)
+    assert not t_node.itemVisibilityChecked() and s_node.itemVisibilityChecked()
+    # on the LR grid, styled transparent -> red
+    assert trust.rasterUnitsPerPixelX() == pytest.approx(layers[0].rasterUnitsPerPixelX())
+    renderer = trust.renderer()
+    assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    assert items[0].color.alpha() == 0 and items[-1].color.alpha() > 200
+    assert items[-1].color.red() > 200 and items[-1].color.green() < 60
+    with rasterio.open(trust.source()) as ds:
+        assert ds.count == 2 and np.isfinite(ds.read(1)).all()
+    assert qh.wait_until(lambda: "trust map" in dock.log_view.toPlainText(), 5)
+    # remembered for the next session
+    dock2 = dock_mod.SRDockWidget(dock.iface, parent=dock.iface.mainWindow())
+    try:
+        assert dock2.trust_check.isChecked()
+    finally:
+        dock2.shutdown()
+        dock2.deleteLater()
+
+
+def test_dock_without_the_box_writes_no_trust_map(dock, scene_files, checkpoints, qh, tmp_path):
+    dock_mod = qh.ui("dock")
+    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
+    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
+    dock.set_revisits(layers)
+    dock.select_checkpoint(str(checkpoints["baseline"]))
+    dock.out_dir.setFilePath(str(tmp_path / "out"))
+    dock.trust_check.setChecked(False)
+    dock.run_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 90)
+    assert dock.last_output is not None and dock.last_trust is None
+    assert len(qh.files_in(tmp_path / "out")) == 1
+
+
+def test_processing_trustmap_flags_planted_buildings(provider, scene_files, checkpoints, qh, tmp_path):
+    """The algorithm on an SR output made by the plugin (revisits from its metadata) and on a planted one."""
+    import processing
+    from qgis.core import QgsRasterLayer
+
+    from core.inference import super_resolve
+
+    sr = super_resolve(scene_files["revisits"], tmp_path / "sr.tif", str(checkpoints["baseline"])).path
+    res = processing.run("s2sr:trustmap", {"INPUT": str(sr), "OUTPUT": str(tmp_path / "sr_map.tif")})
+    assert Path(res["OUTPUT"]) == tmp_path / "sr_map.tif"
+    layer = QgsRasterLayer(res["OUTPUT"], "trust")
+    assert layer.isValid() and layer.bandCount() == 2
+    h, w = scene_files["size"]
+    assert (layer.width(), layer.height()) == (w, h)
+    assert 0 < res["MEAN_DISAGREEMENT"] <= res["P95_DISAGREEMENT"] * 2
+
+    # an "SR output" = the HR reference with two bright roofs pasted in that no revisit saw
+    with rasterio.open(scene_files["reference"]) as ds:
+        profile, hr = ds.profile, ds.read(1)
+    planted = hr.copy()
+    planted[15:30, 18:36] = 7000
+    planted[54:72, 60:81] = 7000
+    with rasterio.open(tmp_path / "planted.tif", "w", **profile) as ds:
+        ds.write(planted, 1)
+    res = processing.run("s2sr:trustmap", {"INPUT": str(tmp_path / "planted.tif"),
+                                           "REVISITS": [str(p) for p in scene_files["revisits"]], "BAND": 1,
+                                           "THRESHOLD": 0.05, "OUTPUT": str(tmp_path / "planted_map.tif")})
+    with rasterio.open(res["OUTPUT"]) as ds:
+        dis = ds.read(1)
+    inside = np.zeros(dis.shape, bool)
+    inside[5:10, 6:12] = True
+    inside[18:24, 20:27] = True
+    assert dis[inside].mean() > 10 * dis[~inside].mean()
+    assert res["FLAGGED_SHARE"] >= 0.5 * inside.mean()
+
+
+def test_processing_trustmap_refuses_a_misaligned_raster(provider, scene_files, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+    from rasterio.transform import Affine
+
+    with rasterio.open(scene_files["reference"]) as ds:
+        profile, hr = ds.profile, ds.read(1)
+    profile["transform"] = profile["transform"] * Affine.translation(1.5, 0)
+    with rasterio.open(tmp_path / "shifted.tif", "w", **profile) as ds:
+        ds.write(hr, 1)
+    with pytest.raises(QgsProcessingException, match="not aligned to the LR grid"):
+        processing.run("s2sr:trustmap", {"INPUT": str(tmp_path / "shifted.tif"),
+                                         "REVISITS": [str(p) for p in scene_files["revisits"]],
+                                         "OUTPUT": str(tmp_path / "x.tif")})
+    assert not (tmp_path / "x.tif").exists()

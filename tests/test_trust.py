@@ -1,0 +1,329 @@
+"""Trust map on real GeoTIFFs of a synthetic scene: consistent outputs stay dark, invented objects light up.
+
+The scene's LR revisits are simulated from its HR image by the S-2 operator
+(PSF, sub-pixel shifts up to one LR pixel, 3x3 area mean, noise), so the HR
+image is an SR output that is exactly consistent with them; pasting bright
+buildings into it *after* the simulation makes an output that invents objects
+no revisit saw.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import torch.nn.functional as F
+from affine import Affine
+
+from core.data.scene import write_scene
+from core.data.synthetic import make_scene
+from core.inference import Cancelled, CancelToken, InputError, OutputError, super_resolve
+from core.raster_io import GeoTiffSink
+from core.trust import (
+    BAND_DESCRIPTIONS,
+    _masked_median,
+    read_summary,
+    trust_map,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SCALE = 3
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 192 px HR scene (64 px LR) with 9 shifted revisits, written as GeoTIFFs (uint16 DN, nodata 0)."""
+    sc = make_scene(size_hr=192, frames=9, seed=3)
+    folder = write_scene(sc, tmp_path_factory.mktemp("trust") / "scene")
+    return {"scene": sc, "hr": folder / "hr.tif", "lr": sorted((folder / "lr").glob("*.tif"))}
+
+
+def _write_like(src: Path, dst: Path, data: np.ndarray, **changes) -> Path:
+    with rasterio.open(src) as ds:
+        profile = ds.profile
+    profile.update(changes)
+    with rasterio.open(dst, "w", **profile) as ds:
+        ds.write(data if data.ndim == 3 else data[None])
+    return dst
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+def _planted(scene, path: Path, seed: int = 0):
+    """HR image with 8 bright 'buildings' pasted after the LR simulation; returns (path, LR mask of them)."""
+    hr = _read(scene["hr"])
+    mask = np.zeros(hr.shape, bool)
+    rng = np.random.default_rng(seed)
+    for _ in range(8):
+        y, x = rng.integers(12, 168, 2)
+        h, w = rng.integers(6, 13, 2)
+        mask[y : y + h, x : x + w] = True
+    out = np.where(mask, np.uint16(6000), hr)  # reflectance 0.6: a bright roof
+    lr_mask = mask.reshape(64, SCALE, 64, SCALE).mean(axis=(1, 3)) > 0.5
+    return _write_like(scene["hr"], path, out), lr_mask
+
+
+# --------------------------------------------------------------------------- what the map says
+
+
+def test_consistent_output_has_low_disagreement_and_recovers_the_shifts(scene, tmp_path):
+    s = trust_map(scene["hr"], scene["lr"], out_path=tmp_path / "t.tif")
+    # noise of the simulated revisits is ~0.002 reflectance: the output agrees with S-2 to that level
+    assert s.mean_disagreement < 0.003 and s.p95_disagreement < 0.006
+    assert s.flagged_share == 0.0
+    assert s.mean_spread is not None and s.mean_spread < 0.004
+    true = np.array(scene["scene"].extra["shifts_hr"])
+    np.testing.assert_allclose(np.array(s.shifts_hr), true, atol=0.1)  # HR px; the largest true shift is ~3
+    assert np.abs(s.offsets).max() < 0.001
+    assert s.valid_pixels == 64 * 64 and s.scale == SCALE and len(s.frames) == 9
+
+
+def test_planted_buildings_light_up(scene, tmp_path):
+    sr, lr_mask = _planted(scene, tmp_path / "planted.tif")
+    s = trust_map(sr, scene["lr"])
+    dis, spread = (_read_band(s.path, b) for b in (1, 2))
+    inside, outside = dis[lr_mask].mean(), dis[~lr_mask].mean()
+    assert inside / outside > 20, (inside, outside)  # measured: ~80
+    assert np.median(dis[lr_mask]) > 0.1  # in reflectance: most of the pasted 0.6 - background
+    # the revisits agree among themselves there: the disagreement, not the spread, dominates
+    assert np.median(spread[lr_mask]) < 0.5 * np.median(dis[lr_mask])
+    assert s.flagged_share > 0.5 * lr_mask.mean()
+    # without the planted objects the same pixels are quiet
+    clean = trust_map(scene["hr"], scene["lr"], out_path=tmp_path / "clean_trust.tif")
+    assert _read_band(clean.path, 1)[lr_mask].mean() < inside / 20
+    assert s.mean_disagreement > 5 * clean.mean_disagreement
+
+
+def test_a_cloud_in_two_revisits_raises_the_spread_not_the_disagreement(scene, tmp_path):
+    """One of the two things the map must tell apart: the revisits disagree among themselves."""
+    lr = []
+    for i, p in enumerate(scene["lr"]):
+        data = _read(p)
+        if i in (2, 5):
+            data = data.copy()
+            data[20:36, 24:44] = np.minimum(data[20:36, 24:44].astype(np.int32) + 3000, 65535).astype(np.uint16)
+        lr.append(_write_like(p, tmp_path / p.name, data))
+    s = trust_map(scene["hr"], lr, out_path=tmp_path / "cloud_trust.tif")
+    dis, spread = (_read_band(s.path, b) for b in (1, 2))
+    cloud = np.zeros(dis.shape, bool)
+    cloud[22:34, 26:42] = True  # inside the cloud, away from its edges
+    assert dis[cloud].mean() < 2.5 * dis[~cloud].mean() < 0.01  # the median over 9 revisits ignores 2
+    assert spread[cloud].mean() > 5 * spread[~cloud].mean()
+
+
+def test_single_revisit_has_no_spread(scene, tmp_path):
+    s = trust_map(scene["hr"], scene["lr"][:1], out_path=tmp_path / "one.tif")
+    assert s.mean_spread is None and s.mean_disagreement < 0.003
+    assert np.isnan(_read_band(s.path, 2)).all()
+
+
+def _read_band(path: Path, band: int) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(band)
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def test_file_grid_bands_nodata_and_summary(scene, tmp_path):
+    hr = _read(scene["hr"]).copy()
+    hr[0:9, 0:30] = 0  # SR nodata: LR rows 0-2, cols 0-9
+    sr = _write_like(scene["hr"], tmp_path / "sr.tif", hr)
+    lr = []
+    for p in scene["lr"]:
+        data = _read(p).copy()
+        data[60:, 60:] = 0  # every revisit nodata there
+        lr.append(_write_like(p, tmp_path / p.name, data))
+    s = trust_map(sr, lr)
+    assert s.path == tmp_path / "sr_trust.tif"
+    with rasterio.open(s.path) as t, rasterio.open(sr) as src, rasterio.open(lr[0]) as a:
+        # documented grid: the LR grid under the SR output (transform = SR transform x scale)
+        assert t.transform.almost_equals(src.transform * Affine.scale(SCALE))
+        assert t.transform.almost_equals(a.transform) and t.crs == a.crs and t.shape == a.shape
+        assert t.count == 2 and t.dtypes == ("float32", "float32")
+        assert t.descriptions == BAND_DESCRIPTIONS
+        assert np.isnan(t.nodata)
+        assert t.profile["tiled"] and t.profile["compress"].lower() == "deflate"
+        dis = t.read(1)
+    nodata = np.zeros(dis.shape, bool)
+    nodata[0:3, 0:10] = True
+    nodata[60:, 60:] = True
+    assert np.isnan(dis[nodata]).all() and np.isfinite(dis[~nodata]).all()
+    assert s.valid_pixels == int((~nodata).sum())
+    # the stored summary is what was returned, and matches the file
+    stored = read_summary(s.path)
+    assert stored.mean_disagreement == pytest.approx(s.mean_disagreement)
+    assert stored.shifts_hr == s.shifts_hr and stored.frames == s.frames
+    assert s.mean_disagreement == pytest.approx(float(np.nanmean(dis.astype(np.float64))), rel=1e-5)
+    assert abs(s.p95_disagreement - np.nanpercentile(dis, 95)) <= 2e-4
+    assert s.flagged_share == pytest.approx(float((dis[~nodata] > s.threshold).mean()))
+
+
+def test_subwindow_output_sits_on_its_own_lr_window(scene, tmp_path):
+    """An SR output of a preview extent (whole LR pixels inside the LR grid) gets the map of that window."""
+    hr = _read(scene["hr"])
+    with rasterio.open(scene["hr"]) as ds:
+        t = ds.transform
+    crop = hr[30:150, 60:174]  # LR rows 10..50, cols 20..58
+    sr = _write_like(scene["hr"], tmp_path / "crop.tif", crop, width=crop.shape[1], height=crop.shape[0],
+                     transform=t * Affine.translation(60, 30))
+    s = trust_map(sr, scene["lr"])
+    with rasterio.open(s.path) as out, rasterio.open(scene["lr"][0]) as a:
+        assert out.shape == (40, 38)
+        assert out.transform.almost_equals(a.transform * Affine.translation(20, 10))
+    assert s.mean_disagreement < 0.003
+
+
+def test_blocks_and_strips_do_not_change_the_values(scene, tmp_path, monkeypatch):
+    """Window-by-window processing: the PSF halo makes block seams exact."""
+    import core.trust as trust_mod
+
+    sr, _ = _planted(scene, tmp_path / "planted.tif")
+    one = trust_map(sr, scene["lr"], out_path=tmp_path / "one_block.tif")
+    monkeypatch.setattr(trust_mod, "_STRIP", 13)
+    monkeypatch.setattr(trust_mod, "_BLOCK", 17)
+    many = trust_map(sr, scene["lr"], out_path=tmp_path / "many_blocks.tif")
+    for band in (1, 2):
+        np.testing.assert_allclose(_read_band(many.path, band), _read_band(one.path, band), atol=1e-6, rtol=0)
+
+
+def test_cancel_leaves_no_file(scene, tmp_path):
+    sr, _ = _planted(scene, tmp_path / "planted.tif")
+    token = CancelToken()
+    seen = []
+
+    def progress(fraction, message):
+        seen.append(message)
+        if fraction > 0.01:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        trust_map(sr, scene["lr"], progress=progress, cancel=token)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["planted.tif"]
+    assert any("shift" in m for m in seen)
+
+
+def test_write_failure_leaves_no_partial_file(scene, tmp_path, monkeypatch):
+    def full_disk(self, window, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(GeoTiffSink, "write_window", full_disk)
+    with pytest.raises(OutputError, match="disk is full"):
+        trust_map(scene["hr"], scene["lr"], out_path=tmp_path / "t.tif")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_misaligned_sr_is_refused_with_the_offset(scene, tmp_path):
+    with rasterio.open(scene["hr"]) as ds:
+        t = ds.transform
+    half = _write_like(scene["hr"], tmp_path / "half.tif", _read(scene["hr"]),
+                       transform=t * Affine.translation(1.5, 0))  # half an LR pixel to the east
+    with pytest.raises(InputError, match=r"not aligned to the LR grid.*0\.500 LR pixel across"):
+        trust_map(half, scene["lr"])
+    coarse = _write_like(scene["hr"], tmp_path / "coarse.tif", _read(scene["hr"]),
+                         transform=Affine(4.0, 0, t.c, 0, -4.0, t.f))
+    with pytest.raises(InputError, match="whole scale factor"):
+        trust_map(coarse, scene["lr"])
+    other_crs = _write_like(scene["hr"], tmp_path / "crs.tif", _read(scene["hr"]), crs="EPSG:32633")
+    with pytest.raises(InputError, match="EPSG:32633"):
+        trust_map(other_crs, scene["lr"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coarse.tif", "crs.tif", "half.tif"]
+
+
+def test_missing_inputs_and_files_are_worded(scene, tmp_path):
+    with pytest.raises(InputError, match="give the LR revisits"):
+        trust_map(scene["hr"], None, out_path=tmp_path / "t.tif")  # hr.tif records no inputs
+    with pytest.raises(InputError, match="not found"):
+        trust_map(tmp_path / "nope.tif", scene["lr"])
+    with pytest.raises(OutputError, match="does not exist"):
+        trust_map(scene["hr"], scene["lr"], out_path=tmp_path / "missing" / "t.tif")
+
+
+# --------------------------------------------------------------------------- with inference, API, CLI
+
+
+class MeanUpsampler(torch.nn.Module):
+    """Bicubic upsampling of the mean of the frames: a plausible, not exactly consistent SR output."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames, self.scale = frames, SCALE
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x.mean(1, keepdim=True), scale_factor=SCALE, mode="bicubic", align_corners=False)
+
+
+@dataclass
+class Card:
+    arch: str = "mean-upsampler"
+    task: str = "sr"
+    scale: int = SCALE
+    frames: int = 3
+    normalization: dict = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
+    hparams: dict = field(default_factory=dict)
+    name: str = "mean upsampler"
+
+
+def test_super_resolve_with_trust_and_inputs_from_metadata(scene, tmp_path):
+    res = super_resolve(scene["lr"][:3], tmp_path / "sr.tif", (MeanUpsampler(3), Card()), tile=32, overlap=4,
+                        trust=True)
+    assert res.trust_path == tmp_path / "sr_trust.tif" and res.trust is not None
+    # a blurry upsampling is close to, not equal to, what S-2 saw
+    assert 0.002 < res.trust.mean_disagreement < 0.05
+    from core import api
+
+    again = api.trust_map(res.path, out_path=tmp_path / "again.tif")  # inputs from the SR output's tags
+    assert again.frames == res.trust.frames and len(again.frames) == 3
+    assert again.mean_disagreement == pytest.approx(res.trust.mean_disagreement, rel=1e-6)
+    assert api.trust_summary(res.trust_path).flagged_share == pytest.approx(res.trust.flagged_share)
+
+
+def test_cli_trust(scene, tmp_path, capsys):
+    from core.cli import main
+
+    sr, _ = _planted(scene, tmp_path / "planted.tif")
+    rc = main(["trust", "--sr", str(sr), "--inputs", *map(str, scene["lr"]), "--band", "1",
+               "--out", str(tmp_path / "map.tif"), "--threshold", "0.05"])
+    out = capsys.readouterr().out
+    assert rc == 0 and (tmp_path / "map.tif").is_file()
+    assert "mean disagreement" in out and "above 0.05" in out
+    rc = main(["trust", "--sr", str(scene["lr"][0]), "--inputs", *map(str, scene["lr"])])
+    assert rc == 1 and "whole scale factor" in capsys.readouterr().err
+
+
+def test_masked_std_matches_numpy():
+    from core.trust import _masked_std
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(6, 4, 5))
+    valid = rng.random((6, 4, 5)) > 0.3
+    valid[:, 0, 0] = False
+    valid[:, 0, 1] = False
+    valid[2, 0, 1] = True  # one valid revisit: no spread
+    std = _masked_std(values, valid, valid.sum(0))
+    ref = np.nanstd(np.where(valid, values, np.nan)[:, 1:], axis=0, ddof=1)
+    np.testing.assert_allclose(std[1:], ref, rtol=1e-5)
+    assert np.isnan(std[0, 0]) and np.isnan(std[0, 1])
+
+
+def test_masked_median_matches_numpy():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(7, 5, 6)).astype(np.float32)
+    valid = rng.random((7, 5, 6)) > 0.4
+    valid[:, 0, 0] = False
+    med, count = _masked_median(values, valid)
+    ref = np.nanmedian(np.where(valid, values, np.nan)[:, 1:], axis=0)
+    np.testing.assert_allclose(med[1:], ref, rtol=1e-6)
+    assert np.isnan(med[0, 0]) and count[0, 0] == 0
+    np.testing.assert_array_equal(count, valid.sum(0))

@@ -1,0 +1,197 @@
+"""The training dialog's "Your area" tab: fine-tune on the analyst's own area from S-2 layers and OSM.
+
+Why a separate module: the training dialog owns the child process, progress
+bar, curves and log; this tab only turns layers into the headless command
+``python -m core.cli area run ... --progress jsonl`` and hands it to
+:meth:`TrainDialog.launch`, so the area run is followed, cancelled and resumed
+exactly like any training run. Vector layers are exported into the output
+folder first (temporary QuickOSM layers and filtered layers work).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+__all__ = ["AreaPanel"]
+
+LAYER_ID = Qt.ItemDataRole.UserRole
+
+
+class AreaPanel(QWidget):
+    """Revisits, band, buildings/roads layers, checkpoints, epochs, output folder; Start launches the run."""
+
+    def __init__(self, dialog: Any) -> None:
+        super().__init__(dialog)
+        self.dialog = dialog
+        outer = QVBoxLayout(self)
+        note = QLabel("Fine-tune a super-resolution network on <b>your own area</b> without any HR image: the "
+                      "revisits are cut into tiles, the buildings and roads layers (e.g. from QuickOSM) are "
+                      "rasterized onto the 3x grid, the eastern strip is held out, and the network learns with "
+                      "consistency cL1 + building/road Dice. The log reports held-out Dice before and after.")
+        note.setWordWrap(True)
+        outer.addWidget(note)
+        cols = QHBoxLayout()
+        left, right = QFormLayout(), QFormLayout()
+        self.revisits = QListWidget()
+        self.revisits.setMinimumHeight(90)
+        refresh = QPushButton("Refresh layers")
+        refresh.clicked.connect(self.refresh_layers)
+        left.addRow("Sentinel-2 revisits", self.revisits)
+        left.addRow("", refresh)
+        self.band = QLineEdit("1")
+        self.band.setToolTip("1-based band number or band name (e.g. B8) in every revisit")
+        left.addRow("Band", self.band)
+        self.buildings = QgsMapLayerComboBox()
+        self.buildings.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.roads = QgsMapLayerComboBox()
+        self.roads.setFilters(QgsMapLayerProxyModel.Filter.LineLayer)
+        left.addRow("Buildings (polygons)", self.buildings)
+        left.addRow("Roads (lines)", self.roads)
+        self.checkpoint = self._file("SR checkpoint to start from")
+        self.seg_buildings = self._file("buildings segmentation network")
+        self.seg_roads = self._file("roads segmentation network")
+        right.addRow("Start from", self.checkpoint)
+        right.addRow("Buildings network", self.seg_buildings)
+        right.addRow("Roads network", self.seg_roads)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 10000)
+        self.epochs.setValue(10)
+        right.addRow("Epochs", self.epochs)
+        self.samples = QSpinBox()
+        self.samples.setRange(8, 10_000_000)
+        self.samples.setValue(256)
+        right.addRow("Patches per epoch", self.samples)
+        self.tile = QSpinBox()
+        self.tile.setRange(16, 1024)
+        self.tile.setValue(64)
+        right.addRow("Tile size (LR px)", self.tile)
+        self.out_dir = QgsFileWidget()
+        self.out_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        right.addRow("Output folder", self.out_dir)
+        cols.addLayout(left, 1)
+        cols.addLayout(right, 1)
+        outer.addLayout(cols)
+        self.start_button = QPushButton("Fine-tune on this area")
+        self.start_button.clicked.connect(self.start)
+        outer.addWidget(self.start_button, 0, Qt.AlignmentFlag.AlignRight)
+        self._fill_defaults()
+        self.refresh_layers()
+        dialog.eventReceived.connect(self._event)
+
+    @staticmethod
+    def _file(what: str) -> QgsFileWidget:
+        w = QgsFileWidget()
+        w.setFilter("Checkpoints (*.safetensors)")
+        w.lineEdit().setPlaceholderText(what)
+        return w
+
+    def _fill_defaults(self) -> None:
+        """The checkpoints last chosen in the dock, when there are some."""
+        try:
+            from .dock import ModelStore
+
+            store = ModelStore()
+            for widget, role in ((self.checkpoint, "sr"), (self.seg_buildings, "seg_buildings"),
+                                 (self.seg_roads, "seg_roads")):
+                chosen = store.choice(role)
+                if chosen and Path(chosen).is_file():
+                    widget.setFilePath(chosen)
+        except Exception:  # defaults are a convenience
+            pass
+
+    def refresh_layers(self) -> None:
+        """List the project's raster layers; keep what was ticked."""
+        ticked = set(self.checked_ids())
+        self.revisits.clear()
+        for layer in QgsProject.instance().mapLayers().values():
+            if isinstance(layer, QgsRasterLayer):
+                item = QListWidgetItem(layer.name())
+                item.setData(LAYER_ID, layer.id())
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked if layer.id() in ticked else Qt.CheckState.Unchecked)
+                self.revisits.addItem(item)
+
+    def checked_ids(self) -> List[str]:
+        return [self.revisits.item(i).data(LAYER_ID) for i in range(self.revisits.count())
+                if self.revisits.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_revisits(self, layers: List[Any]) -> None:
+        """Tick exactly these raster layers (for scripts and tests)."""
+        self.refresh_layers()
+        wanted = {lyr.id() for lyr in layers}
+        for i in range(self.revisits.count()):
+            item = self.revisits.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.data(LAYER_ID) in wanted else Qt.CheckState.Unchecked)
+
+    def arguments(self) -> Tuple[List[str], Path]:
+        """The headless command's arguments and the output folder; :class:`ValueError` says what is missing."""
+        from .area_inputs import export_vector, revisit_files
+        from .tasks import Refused
+
+        out = self.out_dir.filePath().strip()
+        if not out:
+            raise ValueError("choose an output folder for the area run")
+        out_dir = Path(out)
+        files: Dict[str, Optional[str]] = {"checkpoint": self.checkpoint.filePath().strip(),
+                                           "buildings network": self.seg_buildings.filePath().strip(),
+                                           "roads network": self.seg_roads.filePath().strip()}
+        for what, path in files.items():
+            if not path:
+                raise ValueError(f"choose the {what} (.safetensors)")
+            if not Path(path).is_file():
+                raise ValueError(f"the {what} {path} does not exist")
+        project = QgsProject.instance()
+        try:
+            revisits = revisit_files([project.mapLayer(i) for i in self.checked_ids()])
+            buildings = export_vector(self.buildings.currentLayer(), "buildings", out_dir / "inputs" / "buildings.gpkg")
+            roads = export_vector(self.roads.currentLayer(), "roads", out_dir / "inputs" / "roads.gpkg")
+        except Refused as exc:
+            raise ValueError(str(exc)) from None
+        args = ["-m", "core.cli", "area", "run", "--revisits", *revisits, "--band", self.band.text().strip() or "1",
+                "--buildings", str(buildings), "--roads", str(roads), "--checkpoint", files["checkpoint"],
+                "--seg-buildings", files["buildings network"], "--seg-roads", files["roads network"],
+                "--out", str(out_dir), "--epochs", str(self.epochs.value()), "--tile", str(self.tile.value()),
+                "--samples", str(self.samples.value()),
+                "--device", self.dialog.device_combo.currentData() or "auto", "--progress", "jsonl"]
+        return args, out_dir
+
+    def start(self) -> bool:
+        if self.dialog.is_running():
+            self.dialog._status("a run is already in progress; cancel it first", error=True)
+            return False
+        try:
+            args, out_dir = self.arguments()
+        except ValueError as exc:
+            self.dialog._status(str(exc), error=True)
+            return False
+        return self.dialog.launch(args, out_dir / "train", fresh=False, what="area fine-tune")
+
+    def _event(self, event: Dict[str, Any]) -> None:
+        """The area run's final event: before/after on the held-out strip, in the log."""
+        summary = event.get("summary") if event.get("event") == "done" else None
+        if not summary:
+            return
+        for key, values in summary.items():
+            b, a = values.get("before"), values.get("after")
+            fmt = "{:.2f}" if "cpsnr" in key else "{:.3f}"
+            self.dialog._append_log(f"held-out {key}: before {fmt.format(b) if b is not None else 'n/a'}, "
+                                    f"after {fmt.format(a) if a is not None else 'n/a'}")
+        if event.get("report"):
+            self.dialog._append_log(f"report: {event['report']}")

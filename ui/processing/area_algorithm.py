@@ -1,0 +1,151 @@
+"""Processing algorithm ``s2sr:finetunearea``: fine-tune an SR network on your own area (no HR image).
+
+One call into :func:`core.area.run_area`: the revisits are cut into tiles,
+the buildings and roads layers (exported to GeoPackages in the output folder, so
+temporary QuickOSM layers work) are rasterized onto the 3x grid, a strip is held
+out, the network is fine-tuned with consistency cL1 + building/road Dice, and
+Dice and consistency cPSNR on the held-out strip are reported before and after.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+)
+
+from ..tasks import Refused
+from .algorithms import TRAIN_DEVICES, TRAIN_GROUP, TRAIN_GROUP_ID, FeedbackCancel, _Base, _shipped_default
+
+__all__ = ["FinetuneAreaAlgorithm"]
+
+SCORES = ("buildings_dice", "roads_dice", "consistency_cpsnr")
+
+
+def _seg_default(target: str):
+    try:
+        from ...core import api
+
+        for path, card in api.list_models():
+            if getattr(card, "task", "") == "segmentation" and getattr(card, "target", "") == target:
+                return str(path)
+    except Exception:  # a broken shipped file must not break the toolbox
+        pass
+    return None
+
+
+class FinetuneAreaAlgorithm(_Base):
+    NAME, TITLE = "finetunearea", "Fine-tune on your own area (S-2 + OSM, no HR image)"
+    GROUP_NAME, GROUP_KEY = TRAIN_GROUP, TRAIN_GROUP_ID
+    HELP = (
+        "Fine-tunes a super-resolution network on the area covered by your Sentinel-2 revisits, with no "
+        "high-resolution image: buildings and roads vector layers (e.g. from QuickOSM) are rasterized onto the "
+        "3x grid, the area is cut into tiles, the eastern (or southern) strip is held out with a one-tile gap, "
+        "and the network is trained with consistency cL1 (its output degraded back to 10 m must match the "
+        "revisits) plus building and road Dice of the frozen segmentation networks (dynamic weighting, patch "
+        "selection). The report gives Dice and consistency cPSNR on the held-out strip before and after; the new "
+        "checkpoint is listed in the plugin's dock. Long runs are better started from the training dialog "
+        "('Your area' tab) or the command line (python -m core.cli area run)."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "REVISITS", "Sentinel-2 revisits covering the area", QgsProcessing.SourceType.TypeRaster))
+        self.addParameter(QgsProcessingParameterString("BAND", "Band (number or name, e.g. 1 or B8)", "1"))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            "BUILDINGS", "Buildings (polygons)", [QgsProcessing.SourceType.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            "ROADS", "Roads (lines with the OSM 'highway' class)", [QgsProcessing.SourceType.TypeVectorLine]))
+        self.addParameter(QgsProcessingParameterFile(
+            "CHECKPOINT", "SR checkpoint to start from (.safetensors)", extension="safetensors",
+            defaultValue=_shipped_default("sr")))
+        self.addParameter(QgsProcessingParameterFile(
+            "SEG_BUILDINGS", "Buildings network (.safetensors)", extension="safetensors",
+            defaultValue=_seg_default("buildings")))
+        self.addParameter(QgsProcessingParameterFile(
+            "SEG_ROADS", "Roads network (.safetensors)", extension="safetensors", defaultValue=_seg_default("roads")))
+        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Type.Integer,
+                                                       10, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber("TILE", "Tile size (LR pixels)",
+                                                       QgsProcessingParameterNumber.Type.Integer, 64, minValue=16))
+        self.addParameter(QgsProcessingParameterNumber("SAMPLES", "Patches per epoch (0 = the recipe's)",
+                                                       QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", TRAIN_DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUT_DIR", "Output folder"))
+        self.addOutput(QgsProcessingOutputFile("CHECKPOINT_OUT", "Fine-tuned checkpoint"))
+        self.addOutput(QgsProcessingOutputFile("REPORT", "Report (Markdown)"))
+        for key in SCORES:
+            for when in ("BEFORE", "AFTER"):
+                self.addOutput(QgsProcessingOutputNumber(f"{key.upper()}_{when}", f"{key} {when.lower()}"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
+        from ...core.area import AreaFinetuneConfig, run_area
+        from ..area_inputs import export_vector, revisit_files
+
+        out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
+        band_text = self.parameterAsString(parameters, "BAND", context).strip() or "1"
+        band: Any = int(band_text) if band_text.isdigit() else band_text
+        try:
+            revisits = revisit_files(self.parameterAsLayerList(parameters, "REVISITS", context))
+            buildings = export_vector(self.parameterAsVectorLayer(parameters, "BUILDINGS", context), "buildings",
+                                      out_dir / "inputs" / "buildings.gpkg")
+            roads = export_vector(self.parameterAsVectorLayer(parameters, "ROADS", context), "roads",
+                                  out_dir / "inputs" / "roads.gpkg")
+        except Refused as exc:
+            raise QgsProcessingException(str(exc)) from None
+        samples = self.parameterAsInt(parameters, "SAMPLES", context) or None
+        options = AreaFinetuneConfig(samples_per_epoch=samples,
+                                     device=TRAIN_DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)])
+
+        def progress(event: Dict[str, Any]) -> None:
+            kind = event.get("event")
+            if kind == "step" and event.get("epochs") and event.get("steps"):
+                done = event["epoch"] - 1 + event["step"] / event["steps"]
+                feedback.setProgress(5.0 + 85.0 * done / event["epochs"])
+            elif kind == "epoch":
+                val = ", ".join(f"{k} {v:.3f}" for k, v in (event.get("val") or {}).items()
+                                if k in ("buildings_dice", "roads_dice") and isinstance(v, (int, float)))
+                feedback.pushInfo(f"epoch {event.get('epoch')}/{event.get('epochs')}"
+                                  + (f": held-out {val}" if val else ""))
+            elif kind == "log":
+                feedback.setProgressText(str(event.get("message", "")))
+                if not event.get("fraction"):
+                    feedback.pushInfo(str(event.get("message", "")))
+
+        try:
+            result = run_area(
+                revisits, band, buildings, roads, self.parameterAsFile(parameters, "CHECKPOINT", context),
+                self.parameterAsFile(parameters, "SEG_BUILDINGS", context),
+                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir,
+                epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+                tile_lr=self.parameterAsInt(parameters, "TILE", context), options=options, progress=progress,
+                cancel=FeedbackCancel(feedback), command="QGIS Processing s2sr:finetunearea")
+        except Exception as exc:
+            raise self._fail(exc) from None
+        try:  # the dock lists it from now on
+            from ..dock import remember_checkpoint
+
+            remember_checkpoint(str(result.checkpoint))
+        except Exception as exc:  # listing is a convenience; the checkpoint exists either way
+            feedback.pushInfo(f"the new checkpoint could not be added to the model list: {exc}")
+        out: Dict[str, Any] = {"CHECKPOINT_OUT": str(result.checkpoint), "REPORT": str(result.report_md)}
+        for key in SCORES:
+            for when, res in (("BEFORE", result.before), ("AFTER", result.after)):
+                value = res.get(key)
+                if isinstance(value, (int, float)):
+                    out[f"{key.upper()}_{when}"] = float(value)
+            feedback.pushInfo(f"{key}: before {result.before.get(key)}, after {result.after.get(key)}")
+        feedback.pushInfo(f"report: {result.report_md}")
+        return out

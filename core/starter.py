@@ -136,8 +136,8 @@ def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
         NOTE,
         "",
         "Rebuild them all with `make weights` (recipes: `resources/configs/starter/*.yaml`, data seeds "
-        f"{TRAIN_DATA['seed']} for training and {TEST_DATA['seed']} for testing). The last rebuild took "
-        f"{minutes:.0f} min on a 2-core CPU without GPU.",
+        f"{TRAIN_DATA['seed']} for training and {TEST_DATA['seed']} for testing). Training them took "
+        f"{minutes:.0f} min in all on a 2-core CPU without GPU (the sum of the train times below).",
         "",
         f"Metrics below are measured on {TEST_DATA['scenes']} synthetic test scenes ({TEST_DATA['size']} px HR, "
         f"{TEST_DATA['frames']} simulated revisits, seed {TEST_DATA['seed']}) that no training run saw. "
@@ -162,6 +162,24 @@ def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
               "(`python -m core.cli models info FILE`): architecture, hyper-parameters, bands, frames, "
               "normalization, training recipe and these test metrics.", ""]
     return "\n".join(lines)
+
+
+def shipped_row(model: StarterModel, out_dir: Path) -> Optional[Dict[str, object]]:
+    """The README row of a checkpoint already published in ``out_dir``, read back from its card.
+
+    Why: ``make weights`` with ``--only`` retrains some networks; the README must still list all
+    of them with the figures their own cards hold, not with figures typed by hand.
+    """
+    from .models.zoo import load_checkpoint
+
+    path = Path(out_dir) / model.file
+    if not path.is_file():
+        return None
+    net, card = load_checkpoint(path)
+    metrics = dict((card.metrics or {}).get("test") or {})
+    seconds = float((card.metrics or {}).get("train_seconds") or 0.0)
+    return dict(key=model.key, file=model.file, title=model.title, segmentation=model.is_segmentation,
+                metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters()))
 
 
 def build_starter_weights(
@@ -198,8 +216,12 @@ def build_starter_weights(
                          metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters())))
         say(f"      {target.name}: " + json.dumps({k: v for k, v in metrics.items() if "dice" in k or k in
                                                    ("cpsnr", "cssim")}, default=str))
-    if rows and len(rows) == len(STARTER_MODELS):
-        (Path(out_dir) / "README.md").write_text(models_readme(rows, (time.time() - begin) / 60), encoding="utf-8")
+    retrained = {r["key"] for r in rows}
+    shipped = [r for r in (shipped_row(m, Path(out_dir)) for m in STARTER_MODELS if m.key not in retrained) if r]
+    table = sorted(rows + shipped, key=lambda r: [m.key for m in STARTER_MODELS].index(r["key"]))
+    if len(table) == len(STARTER_MODELS):  # the README lists every file or is left as it was
+        minutes = sum(float(r["seconds"]) for r in table) / 60
+        (Path(out_dir) / "README.md").write_text(models_readme(table, minutes), encoding="utf-8")
     (work_dir / "summary.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
     say(f"[done] {len(written)} checkpoint(s) in {out_dir} after {(time.time() - begin) / 60:.1f} min")
     return written

@@ -14,6 +14,7 @@ metrics and segmentation); the rest is the panel shown in the dock's Compare tab
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
@@ -523,8 +524,13 @@ class ComparePanel(QWidget):
             w.setEnabled(not runs)
 
     def set_models(self, entries: Sequence[Any], baseline: Optional[str] = None,
-                   taskdriven: Optional[str] = None) -> None:
-        """Fill the two checkpoint pickers with SR checkpoints (``ModelEntry`` objects)."""
+                   taskdriven: Optional[str] = None, focus: Optional[Any] = None) -> None:
+        """Fill the two checkpoint pickers with SR checkpoints (``ModelEntry`` objects).
+
+        ``baseline`` / ``taskdriven`` are the analyst's own picks and are kept. Without them the pair is
+        guessed around ``focus`` (the dock's current SR checkpoint), and guessed again each time the list
+        changes, so a checkpoint the analyst just added is compared with its own kind.
+        """
         for combo, wanted in ((self.baseline_combo, baseline), (self.taskdriven_combo, taskdriven)):
             keep = wanted or combo.currentData()
             combo.blockSignals(True)
@@ -536,20 +542,39 @@ class ComparePanel(QWidget):
             if idx >= 0:
                 combo.setCurrentIndex(idx)
             combo.blockSignals(False)
-        if not baseline and not taskdriven and self.baseline_combo.count() > 1 \
-                and self.baseline_combo.currentIndex() == self.taskdriven_combo.currentIndex():
-            self._guess_pair(entries)
+        if not baseline and not taskdriven:
+            self._guess_pair(entries, focus)
 
-    def _guess_pair(self, entries: Sequence[Any]) -> None:
-        """Pick a baseline (no task loss) and a task-driven checkpoint (with one) when names tell."""
-        def is_task(e):
+    def _guess_pair(self, entries: Sequence[Any], focus: Optional[Any] = None) -> None:
+        """Pick a baseline (no task loss) and a task-driven checkpoint (with one) of the same network.
+
+        Why the same network: the comparison is meant to show what the *recipe* changes, so the pair is
+        looked for first among checkpoints with the focus's architecture, frames and hyper-parameters,
+        then with its architecture, then among all; the focus itself fills its own role.
+        """
+        def is_task(e: Any) -> bool:
             losses = [str(t.get("name", "")) for t in (e.card.recipe or {}).get("losses", []) if isinstance(t, dict)]
             return any(n.startswith("dice") for n in losses) or "task" in e.label.lower()
-        task = [i for i, e in enumerate(entries) if is_task(e)]
-        base = [i for i, e in enumerate(entries) if not is_task(e)]
-        if task and base:
-            self.baseline_combo.setCurrentIndex(base[0])
-            self.taskdriven_combo.setCurrentIndex(task[0])
+
+        def family(e: Any) -> Tuple[Any, ...]:
+            return e.card.arch, e.card.frames, json.dumps(e.card.hparams or {}, sort_keys=True, default=str)
+
+        pools: List[List[Any]] = []
+        if focus is not None:
+            pools.append([e for e in entries if family(e) == family(focus)])
+            pools.append([e for e in entries if e.card.arch == focus.card.arch])
+        pools.append(list(entries))
+        for pool in pools:
+            task = [e for e in pool if is_task(e)]
+            base = [e for e in pool if not is_task(e)]
+            if not (task and base):
+                continue
+            own = focus.path if focus is not None else None
+            pick_base = own if own in [e.path for e in base] else base[0].path
+            pick_task = own if own in [e.path for e in task] else task[0].path
+            self.baseline_combo.setCurrentIndex(self.baseline_combo.findData(pick_base))
+            self.taskdriven_combo.setCurrentIndex(self.taskdriven_combo.findData(pick_task))
+            return
 
     # -- running
     def _mask_source(self, layer: Any, target: str) -> Optional[MaskSource]:

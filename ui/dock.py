@@ -561,11 +561,14 @@ class SRDockWidget(QgsDockWidget):
             combo.setCurrentIndex(max(0, idx))
             combo.blockSignals(False)
         sr = [e for e in self.models if e.task == "sr"]
-        self.compare.set_models(sr, self.store.choice("compare_baseline"), self.store.choice("compare_taskdriven"))
+        self.compare.set_models(sr, self.store.choice("compare_baseline"), self.store.choice("compare_taskdriven"),
+                                focus=self.current_entry())
 
     def _fill_sr_combo(self) -> None:
         arch = self.arch_combo.currentData()
-        wanted = self.checkpoint_combo.currentData() or self.store.choice("sr")
+        # The remembered choice first: add_checkpoint() sets it to the file just added, which must win
+        # over what the combo showed before; otherwise it is the combo's own selection anyway.
+        wanted = self.store.choice("sr") or self.checkpoint_combo.currentData()
         self.checkpoint_combo.blockSignals(True)
         self.checkpoint_combo.clear()
         for e in self.models:

@@ -40,6 +40,7 @@ __all__ = [
     "ROAD_WIDTHS_M",
     "DEFAULT_ROAD_WIDTH_M",
     "rasterize_vectors",
+    "is_kind",
     "rasterize_to_grid",
     "read_features",
     "vector_backend",
@@ -221,7 +222,7 @@ def _tag(attrs: Dict[str, Any], key: str) -> Optional[str]:
     return None if value is None or str(value).strip() == "" else str(value).strip().lower()
 
 
-def _is_kind(gtype: str, attrs: Dict[str, Any], kind: str) -> bool:
+def is_kind(gtype: str, attrs: Dict[str, Any], kind: str) -> bool:
     """Does a feature count as a building / road?
 
     In a layer with the OSM tag as a field, the tag decides (an OSM export may mix
@@ -290,7 +291,7 @@ def rasterize_vectors(
     shapes: List[Dict[str, Any]] = []
     skipped = 0
     for geom, attrs in feats:
-        if not _is_kind(geom.get("type", ""), attrs, kind):
+        if not is_kind(geom.get("type", ""), attrs, kind):
             skipped += 1
             continue
         if kind == "buildings":

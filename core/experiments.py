@@ -100,13 +100,33 @@ def load_grid(source) -> Dict[str, GridEntry]:
     return dict(sorted(entries.items(), key=lambda kv: _sort_key(kv[0])))
 
 
+#: Settings that may hold a ``run:<id>`` reference to another row's checkpoint.
+REFERENCE_KEYS = ("model.init_from", "seg_nets.buildings", "seg_nets.roads")
+
+
 def _references(config: TrainConfig) -> List[Tuple[str, str]]:
     refs = []
-    for key, value in (("model.init_from", config.model.init_from),
-                       ("seg_nets.buildings", config.seg_nets.buildings),
-                       ("seg_nets.roads", config.seg_nets.roads)):
+    for key, value in zip(REFERENCE_KEYS, (config.model.init_from, config.seg_nets.buildings,
+                                           config.seg_nets.roads)):
         if is_reference(value):
             refs.append((key, value[len(REFERENCE_PREFIX):]))
+    return refs
+
+
+def _references_in(data: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """The references left in a row's settings *after* overrides.
+
+    Why not the row's own config: ``--set seg_nets.buildings=FILE`` replaces the reference with a
+    checkpoint the user already has (e.g. one pair of segmentation networks for both data versions,
+    as the study trains them on the HR images that both share); the prerequisite is then not trained.
+    """
+    refs = []
+    for key in REFERENCE_KEYS:
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if is_reference(node):
+            refs.append((key, node[len(REFERENCE_PREFIX):]))
     return refs
 
 
@@ -194,7 +214,7 @@ class _GridRun:
             _set(data, "epochs", int(self.epochs))
         if self.device is not None:
             _set(data, "device", self.device)
-        for key, ref in _references(entry.config):
+        for key, ref in _references_in(data):
             target = self.entries[ref]
             # Segmentation prerequisites follow the user's data version; SR rows keep their own.
             ref_version = version if target.is_prerequisite else target.config.data.version

@@ -266,3 +266,14 @@ def test_experiment_grid_runs_rows_with_references_and_reports(data, tmp_path):
     assert rows[1]["cpsnr"] is None and "dice_buildings" in rows[1]  # the HR upper-bound row
     assert (out / "report.html").is_file() and json.loads((out / "rows.json").read_text())[0]["id"] == "2"
     assert {e.get("experiment") for e in events if e["event"] == "epoch"} == {"seg_buildings", "seg_roads", "1", "2"}
+
+    # Given segmentation checkpoints with --set, the rows use them and no prerequisite is trained again.
+    seg_files = {t: out / f"seg_{t}-simulated" / "best.safetensors" for t in ("buildings", "roads")}
+    again = []
+    out2 = tmp_path / "runs_shared_seg"
+    rows = run_grid(grid, only=["1"], data_roots={"simulated": str(data)}, epochs=1, out_dir=out2,
+                    progress=again.append, overrides=[f"seg_nets.{t}={p}" for t, p in seg_files.items()])
+    assert {e.get("experiment") for e in again if e["event"] == "epoch"} == {"1"}
+    assert not (out2 / "seg_buildings-simulated").exists()
+    assert read_card(out2 / "1" / "best.safetensors").recipe is not None
+    assert rows[-1]["id"] == "HR" and rows[-1]["dice_buildings"] is not None

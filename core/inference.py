@@ -312,6 +312,28 @@ def _fill_invalid(x: np.ndarray, valid: np.ndarray, fallback: float) -> np.ndarr
     return np.where(valid, x, mean[None]).astype(np.float32, copy=False)
 
 
+def anchor_offsets(lr: np.ndarray, lr_valid: np.ndarray, sr: np.ndarray, scale: int) -> np.ndarray:
+    """Per-tile brightness offsets (reflectance) that give each SR tile the mean of its revisits.
+
+    Why: cL1 and cPSNR subtract a constant bias before they compare, so a network trained on
+    them is free to settle on any overall brightness, and some do (a cL1-only HAT can come out
+    a quarter of the reflectance range too dark, which its cPSNR does not see but segmentation
+    networks and an analyst's eye do). The S-2 degradation keeps the mean, so a faithful SR tile
+    has the mean of its LR tile over the pixels the revisits saw; adding the difference restores
+    the input's brightness without any HR image. Tiles overlap and are blended, so neighbouring
+    offsets join smoothly. ``lr [B, T, h, w]``, ``lr_valid`` alike, ``sr [B, 1, s*h, s*w]``.
+    """
+    b, _t, h, w = lr.shape
+    seen = lr_valid.any(1)  # [B, h, w]
+    count = lr_valid.sum(1)
+    per_pixel = np.divide(np.where(lr_valid, lr, 0.0).sum(1), count, out=np.zeros((b, h, w), np.float64),
+                          where=count > 0)
+    sr_blocks = sr[:, 0].reshape(b, h, scale, w, scale).mean(axis=(2, 4))
+    n = seen.sum(axis=(1, 2))
+    diff = np.where(seen, per_pixel - sr_blocks, 0.0).sum(axis=(1, 2))
+    return np.divide(diff, n, out=np.zeros(b, np.float64), where=n > 0).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- the tiled pass
 
 
@@ -430,6 +452,7 @@ def super_resolve(
     extent: Optional[Sequence[float]] = None,
     trust: bool = False,
     batch: Optional[int] = None,
+    anchor: bool = True,
 ) -> SRResult:
     """Super-resolve one raster (SISR) or several revisits (MISR) into a georeferenced GeoTIFF.
 
@@ -441,7 +464,8 @@ def super_resolve(
     only that window (snapped outward to its pixels). ``trust``: also write
     ``<out>_trust.tif`` with :func:`core.trust.trust_map` (disagreement of the
     output degraded back to S-2 with every revisit, and the revisits' spread;
-    its summary is ``SRResult.trust``).
+    its summary is ``SRResult.trust``). ``anchor``: shift each tile's brightness to its
+    revisits' mean (:func:`anchor_offsets`); off gives the network's raw output.
     Raises :class:`InputError`, :class:`OutputError` or :class:`Cancelled`.
     """
     t_start = time.perf_counter()
@@ -498,10 +522,13 @@ def super_resolve(
             "SR_BAND": str(band),
             "SR_RADIOMETRY": ref.radiometry.source,
             "SR_TILE": f"{tile}/{overlap}",
+            "SR_ANCHOR": "revisit mean per tile" if anchor else "none (raw network output)",
             "SOFTWARE": f"s2_taskdriven_sr {__version__}",
         }
         rows, cols = Axis(int(window.height), tile, overlap), Axis(int(window.width), tile, overlap)
         unique = list(dict.fromkeys(chosen))
+        applied: List[float] = []  # brightness offsets of the tiles (anchor)
+
         def read_strip(oy: int):
             r0 = int(window.row_off) + oy
             c0 = int(window.col_off) + cols.start
@@ -521,6 +548,10 @@ def super_resolve(
                 if tuple(y.shape) != expected:
                     raise RuntimeError(f"{loaded.source}: the model returned {tuple(y.shape)}, expected {expected}")
                 refl_np = y.float().cpu().numpy() * np.float32(nscale) + np.float32(offset)
+            if anchor:
+                shift = anchor_offsets(xb, vb, refl_np, scale)
+                refl_np += shift[:, None, None, None]
+                applied.extend(float(v) for v in shift)
             return [refl_np]
 
         sinks: List[GeoTiffSink] = []
@@ -545,6 +576,8 @@ def super_resolve(
                        plan.min_batch)
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("cancelled by the user; no output was written")
+            if applied:
+                messages.append(_anchor_note(applied))
             if in_nodata is None and sr_sink.wrote_nodata:
                 sr_sink.set_nodata(nodata)
                 messages.append(f"some pixels have no valid input: written as nodata = {nodata}")
@@ -584,6 +617,16 @@ def _write_trust(out: Path, paths: Sequence[Path], band, trust_out: Path, say, s
         raise
     messages.extend(summary.messages)
     return summary
+
+
+def _anchor_note(offsets: Sequence[float]) -> str:
+    """Say how far the network's own brightness was from the revisits' (in reflectance)."""
+    mean, spread = float(np.mean(offsets)), float(np.max(np.abs(offsets)))
+    text = f"brightness anchored to the revisits: mean offset {mean:+.4f} reflectance (largest {spread:.4f})"
+    if spread > 0.02:
+        text += ("; the network's raw output is off in brightness (a cL1-trained network is blind to a "
+                 "constant offset); anchor=False / --no-anchor writes it as it is")
+    return text
 
 
 def rasterio_window_transform(window: Window, transform: Affine) -> Affine:

@@ -128,6 +128,34 @@ def test_tiled_nearest_is_exact_and_bicubic_matches_untiled(tmp_path):
     assert err.mean() < 1.0
 
 
+class DarkUpsampler(MeanUpsampler):
+    """The mean upsampler, a constant 0.2 (normalized units) too dark: what a cL1-only network may learn."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) - 0.2
+
+
+def test_anchor_restores_the_revisits_brightness_and_off_keeps_the_raw_output(tmp_path):
+    dn = smooth_dn(48, 60)
+    nodata_dn = dn.copy()
+    nodata_dn[:10, :12] = 0  # nodata corner: it must not enter the offsets
+    lr = write(tmp_path / "lr.tif", nodata_dn, nodata=0)
+    dark = (DarkUpsampler(1, mode="bicubic"), Card(frames=1))  # card scale 0.5: 0.2 -> 0.1 reflectance
+    res = super_resolve([lr], tmp_path / "anchored.tif", dark, tile=16, overlap=4)
+    raw = super_resolve([lr], tmp_path / "raw.tif", dark, tile=16, overlap=4, anchor=False)
+    truth = np.repeat(np.repeat(dn.astype(np.float64), 3, 0), 3, 1)
+    with rasterio.open(res.path) as a, rasterio.open(raw.path) as r:
+        anchored, rawv = a.read(1).astype(np.float64), r.read(1).astype(np.float64)
+        assert a.tags()["SR_ANCHOR"].startswith("revisit mean") and r.tags()["SR_ANCHOR"].startswith("none")
+    ok = np.repeat(np.repeat(nodata_dn > 0, 3, 0), 3, 1)
+    assert abs((rawv[ok] - truth[ok]).mean() + 1000.0) < 15  # 0.1 reflectance = 1000 DN too dark
+    assert abs((anchored[ok] - truth[ok]).mean()) < 15
+    assert (anchored[~ok] == 0).all()  # nodata stays nodata
+    note = [m for m in res.messages if m.startswith("brightness anchored")]
+    assert note and "-0.0" not in note[0] and "+0.1" in note[0] and "--no-anchor" in note[0]
+    assert not [m for m in raw.messages if m.startswith("brightness anchored")]
+
+
 # --------------------------------------------------------------------------- georeferencing, nodata, tags
 
 

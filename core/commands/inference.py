@@ -59,7 +59,7 @@ def _predict(args: argparse.Namespace) -> int:
         result, code = _run_with_cancel(
             super_resolve, inputs=args.inputs, out_path=args.out, checkpoint=args.checkpoint, band=args.band,
             tile=args.tile, overlap=args.overlap, device=args.device, extent=args.extent, trust=args.trust,
-            batch=args.batch, progress=update,
+            batch=args.batch, anchor=not args.no_anchor, progress=update,
         )
     finally:
         close()
@@ -124,6 +124,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "dates (with --band all, or a band name prefixing their descriptions)")
     p.add_argument("--out", required=True, help="output GeoTIFF")
     _common(p, "tile size in LR pixels (default from the model and free memory: 256 RAMS, 64-96 HAT)")
+    p.add_argument("--no-anchor", action="store_true",
+                   help="write the network's raw brightness; by default each tile is shifted to the mean of its "
+                        "revisits, because cL1-trained networks are blind to a constant offset")
     p.add_argument("--trust", action="store_true",
                    help="also write <out>_trust.tif (see the 'trust' command): disagreement of the degraded "
                         "output with the revisits and their spread, per LR pixel (reflectance)")

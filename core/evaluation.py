@@ -280,6 +280,7 @@ def evaluate_sr(
     lpips=None,
     autocast_dtype: Optional[torch.dtype] = None,
     progress: Optional[Progress] = None,
+    anchored: bool = True,
 ) -> Dict[str, object]:
     """cPSNR, cSSIM, LPIPS (or None) and per-target Dice/accuracy/precision/recall over whole scenes.
 
@@ -287,13 +288,24 @@ def evaluate_sr(
     taking reflectance. Returns flat keys (``cpsnr``, ``buildings_dice``, ...),
     ``task_dice`` (mean over targets), ``lpips_note`` when LPIPS could not be
     computed, and ``per_scene`` rows.
+
+    Dice is measured twice: on the network's raw output (the study's protocol,
+    ``<target>_dice``) and on the output shifted to its revisits' mean brightness
+    as the plugin's inference does (``<target>_dice_anchored``, with the mean
+    shift in ``anchor_offset``). cPSNR/cSSIM remove that shift themselves; Dice
+    does not, so the pair tells a network that loses objects from one that only
+    drifted in brightness, which a loss blind to constant offsets (cL1) allows.
+    ``anchored=False`` skips the second pass (validation during training).
     """
+    from .inference import anchor_offsets
     from .metrics import SegCounts, cpsnr, cssim
 
     was_training = model.training
     model.eval()
     seg_nets = dict(seg_nets or {})
     counts = {t: SegCounts() for t in seg_nets}
+    anchored_counts = {t: SegCounts() for t in seg_nets}
+    shifts: List[float] = []
     psnrs: List[float] = []
     ssims: List[float] = []
     lpipses: List[float] = []
@@ -316,12 +328,24 @@ def evaluate_sr(
                 if lpips is not None and getattr(lpips, "available", False):
                     row["lpips"] = float(lpips(sr, hr, valid=valid, border=border))
                     lpipses.append(row["lpips"])
+            shift = 0.0
+            if seg_nets and anchored:
+                lr = np.asarray(scene.lr[:, band], dtype=np.float32)
+                shift = float(anchor_offsets(lr[None], np.asarray(scene.lr_valid, bool)[None], sr[None, None],
+                                             int(scene.scale))[0])
+                shifts.append(shift)
+                row["anchor_offset"] = shift
             for target, net in seg_nets.items():
                 mask = scene.masks.get(target)
                 if mask is None:
                     continue
+                truth = np.asarray(mask, dtype=bool)
                 prob = predict_seg_scene(net, sr, device, seg_tile, seg_overlap, autocast_dtype)
-                counts[target].update(prob, np.asarray(mask, dtype=bool), valid)
+                counts[target].update(prob, truth, valid)
+                if anchored:
+                    prob = predict_seg_scene(net, sr + np.float32(shift), device, seg_tile, seg_overlap,
+                                             autocast_dtype)
+                    anchored_counts[target].update(prob, truth, valid)
             per_scene.append(row)
     finally:
         model.train(was_training)
@@ -335,8 +359,12 @@ def evaluate_sr(
         result["lpips_note"] = f"LPIPS not available: {getattr(lpips, 'reason', 'no weights')}"
     for target, c in counts.items():
         result.update(_seg_summary(f"{target}_", c))
+        if anchored:
+            result[f"{target}_dice_anchored"] = _seg_summary("", anchored_counts[target])["dice"]
     if counts:
         result["task_dice"] = _mean_defined(result[f"{t}_dice"] for t in counts)
+    if shifts:
+        result["anchor_offset"] = float(np.mean(shifts))
     result["per_scene"] = per_scene
     return result
 

@@ -270,6 +270,9 @@ class _GridRun:
             "lpips": res.get("lpips"),
             "dice_buildings": res.get("buildings_dice"),
             "dice_roads": res.get("roads_dice"),
+            "dice_buildings_anchored": res.get("buildings_dice_anchored"),
+            "dice_roads_anchored": res.get("roads_dice_anchored"),
+            "anchor_offset": res.get("anchor_offset"),
             "epochs": config.epochs,
             "test_scenes": res.get("scenes"),
             "checkpoint": str(best),
@@ -321,7 +324,7 @@ def _record_test_metrics(checkpoint: Path, result: Mapping[str, Any]) -> None:
 
 def write_grid_report(out_dir, rows: Sequence[Mapping[str, Any]], title: str = "Task-driven SR experiments"):
     """Render ``rows`` (and each row's training curves) with :func:`core.report.write_report`."""
-    from .report import write_report
+    from .report import ANCHORED_METRICS, DEFAULT_METRICS, write_report
     from .training import curves_history
 
     histories = {}
@@ -333,7 +336,10 @@ def write_grid_report(out_dir, rows: Sequence[Mapping[str, Any]], title: str = "
     if notes:  # once in the title rather than in every row
         title = f"{title} ({'; '.join(notes)})"
     plain = [{k: v for k, v in r.items() if k not in ("history", "checkpoint", "lpips_note")} for r in rows]
-    return write_report(plain, out_dir, title, histories=histories)
+    metrics = tuple(DEFAULT_METRICS)
+    if any(r.get("dice_buildings_anchored") is not None for r in rows):
+        metrics += ANCHORED_METRICS
+    return write_report(plain, out_dir, title, histories=histories, metrics=metrics)
 
 
 def run_grid(

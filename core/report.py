@@ -63,6 +63,12 @@ DEFAULT_METRICS: Tuple[MetricSpec, ...] = (
     MetricSpec("dice_roads", "Road Dice", True, "{:.3f}"),
 )
 
+#: Dice on the output shifted to its revisits' brightness (see core.evaluation.evaluate_sr).
+ANCHORED_METRICS: Tuple[MetricSpec, ...] = (
+    MetricSpec("dice_buildings_anchored", "Building Dice, anchored", True, "{:.3f}"),
+    MetricSpec("dice_roads_anchored", "Road Dice, anchored", True, "{:.3f}"),
+)
+
 # Markers from worst to best; level i of len(MARKERS) covers t in [i/n, (i+1)/n).
 MARKERS = ("🟥", "🟧", "🟨", "🟩")
 # Background anchors (red -> yellow -> green) interpolated for HTML cells.

@@ -648,7 +648,7 @@ class Trainer:
             seg = {t: FrozenSegNet(n.net, n.seg_norm) for t, n in self.seg_nets.items()}  # reflectance in
             res = evaluate_sr(self.model, self.val_scenes, self.norm, cfg.data.frames, cfg.data.band, seg,
                               self.device, cfg.val_tile, cfg.val_overlap, cfg.loss.border,
-                              autocast_dtype=self.amp_dtype)
+                              autocast_dtype=self.amp_dtype, anchored=False)
         res.pop("scenes", None)
         if res.get("lpips") is None:  # not computed during validation (kept cheap)
             res.pop("lpips", None)

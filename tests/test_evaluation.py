@@ -133,3 +133,24 @@ def test_evaluate_checkpoint_of_untrained_networks(scenes, tmp_path):
     assert seg_res["task"] == "segmentation" and seg_res["target"] == "buildings"
     with pytest.raises(ValueError, match="segments 'buildings', expected 'roads'"):
         evaluate_checkpoint(sr_path, root, None, seg_roads=seg_path, tile=16, overlap=4, max_scenes=1)
+
+
+class DarkBicubic(Bicubic):
+    """Bicubic SR a constant 0.15 reflectance too dark: cPSNR cannot tell, Dice of a fixed threshold can."""
+
+    def forward(self, x):
+        return super().forward(x) - 0.15
+
+
+def test_anchored_dice_separates_a_brightness_drift_from_lost_objects(scenes):
+    _, sc = scenes
+    seg = {"buildings": FrozenSegNet(Threshold(), Normalization())}
+    good = evaluate_sr(Bicubic(), sc, Normalization(), frames=3, seg_nets=seg, tile=32, overlap=4)
+    dark = evaluate_sr(DarkBicubic(), sc, Normalization(), frames=3, seg_nets=seg, tile=32, overlap=4)
+    assert dark["cpsnr"] == pytest.approx(good["cpsnr"], abs=1e-3)  # bias-corrected: blind to the drift
+    assert dark["buildings_dice"] < 0.8 * good["buildings_dice"]  # raw output: the threshold misses roofs
+    assert dark["buildings_dice_anchored"] == pytest.approx(good["buildings_dice_anchored"], abs=0.02)
+    assert dark["anchor_offset"] == pytest.approx(good["anchor_offset"] + 0.15, abs=1e-3)
+    quick = evaluate_sr(DarkBicubic(), sc, Normalization(), frames=3, seg_nets=seg, tile=32, overlap=4,
+                        anchored=False)
+    assert "buildings_dice_anchored" not in quick and quick["buildings_dice"] == pytest.approx(dark["buildings_dice"])

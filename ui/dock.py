@@ -465,6 +465,13 @@ class SRDockWidget(QgsDockWidget):
             "layer above the output; its second band is the spread of the revisits among themselves.")
         self.trust_check.setChecked(str(self.store.value("trust_map", "false")).lower() == "true")
         oform.addRow(self.trust_check)
+        self.anchor_check = QCheckBox("Match brightness to the revisits")
+        self.anchor_check.setToolTip(
+            "Shift each tile of the output to the mean brightness of its revisits. Networks trained with cL1 "
+            "are blind to a constant offset and may come out too dark or too bright; untick to see the "
+            "network's raw output.")
+        self.anchor_check.setChecked(str(self.store.value("anchor", "true")).lower() == "true")
+        oform.addRow(self.anchor_check)
         self.device_combo = QComboBox()
         for text, key in DEVICES:
             self.device_combo.addItem(text, key)
@@ -492,6 +499,7 @@ class SRDockWidget(QgsDockWidget):
         self.checkpoint_combo.currentIndexChanged.connect(self._checkpoint_changed)
         self.extent_check.toggled.connect(lambda _c: self.update_check())
         self.trust_check.toggled.connect(lambda c: self.store.set_value("trust_map", "true" if c else "false"))
+        self.anchor_check.toggled.connect(lambda c: self.store.set_value("anchor", "true" if c else "false"))
         self.device_combo.currentIndexChanged.connect(
             lambda _i: self.store.set_value("device", self.device_combo.currentData()))
         self.out_dir.fileChanged.connect(lambda p: self.store.set_value("output_dir", p))
@@ -822,7 +830,8 @@ class SRDockWidget(QgsDockWidget):
         stem = f"{Path(spec.paths[0]).stem}_{tag}_{model}" + ("_preview" if extent else "")
         out = unique_path(self.output_folder(spec.paths[0]), stem)
         job = SuperResolveJob(spec.paths, str(out), checkpoint, band=spec.band, extent=extent,
-                              device=self.device(), trust=self.trust_check.isChecked())
+                              device=self.device(), trust=self.trust_check.isChecked(),
+                              anchor=self.anchor_check.isChecked())
         return job, spec
 
     # ------------------------------------------------------------------ actions

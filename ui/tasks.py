@@ -247,13 +247,14 @@ class SuperResolveJob:
     device: str = "cpu"
     tile: Optional[int] = None
     trust: bool = False  # also write <out>_trust.tif (core.trust) in the same task
+    anchor: bool = True  # shift each tile to its revisits' brightness (core.inference.anchor_offsets)
 
     def __call__(self, progress: Progress, cancel: CancelFlag) -> Any:
         from ..core import api
 
         return api.super_resolve(self.inputs, self.out_path, self.checkpoint, band=self.band, tile=self.tile,
                                  device=self.device, progress=progress, cancel=cancel, extent=self.extent,
-                                 trust=self.trust)
+                                 trust=self.trust, anchor=self.anchor)
 
     @property
     def trust_path(self) -> Optional[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import rasterio
 
 
 @pytest.fixture
@@ -94,6 +95,11 @@ def test_preview_extent_only_processes_the_map_view(dock, scene_files, checkpoin
                                                * 10 + full.xMinimum()))
     assert full.contains(ext) and ext.width() < full.width()
     assert "_preview" in out.source()
+    with rasterio.open(out.source()) as ds:
+        assert ds.tags()["SR_ANCHOR"].startswith("revisit mean")  # on by default
+    dock.anchor_check.setChecked(False)  # the analyst wants the network's raw output
+    job, _spec = dock.prepare_sr_job(str(checkpoints["baseline"]))
+    assert job.anchor is False
 
 
 def test_cancel_leaves_no_layer_and_no_file(dock, checkpoints, qh, tmp_path):

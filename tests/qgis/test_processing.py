@@ -60,6 +60,12 @@ def test_superresolve_with_revisits(provider, scene_files, checkpoints, tmp_path
         assert (ds.height, ds.width) == (3 * h, 3 * w)
         assert ds.bounds == pytest.approx(src.bounds)
         assert ds.crs == src.crs
+        assert ds.tags()["SR_ANCHOR"].startswith("revisit mean")  # the default
+    raw = processing.run("s2sr:superresolve", {"INPUT": first, "BAND": 1, "ANCHOR": False,
+                                               "CHECKPOINT": str(checkpoints["baseline"]),
+                                               "OUTPUT": str(tmp_path / "raw.tif")})
+    with rasterio.open(raw["OUTPUT"]) as ds:
+        assert ds.tags()["SR_ANCHOR"].startswith("none")
 
 
 def test_superresolve_bad_checkpoint_is_worded(provider, scene_files, tmp_path):

@@ -170,6 +170,8 @@ class SuperResolveAlgorithm(_Base):
         tile = QgsProcessingParameterNumber("TILE", "Tile size in input pixels (0 = automatic)",
                                             QgsProcessingParameterNumber.Type.Integer, 0, minValue=0)
         self.addParameter(tile)
+        self.addParameter(QgsProcessingParameterBoolean(
+            "ANCHOR", "Match each tile's brightness to the revisits (off: the network's raw output)", True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Super-resolved raster"))
         self.addOutput(QgsProcessingOutputString("FRAMES_USED", "Frames used"))
 
@@ -198,7 +200,7 @@ class SuperResolveAlgorithm(_Base):
         try:
             result = api.super_resolve(inputs, out, checkpoint, band=band, tile=tile, device=device,
                                        progress=progress_to(feedback), cancel=FeedbackCancel(feedback),
-                                       extent=extent)
+                                       extent=extent, anchor=self.parameterAsBoolean(parameters, "ANCHOR", context))
         except Exception as exc:
             raise self._fail(exc) from None
         self._report(feedback, result.messages)

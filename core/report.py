@@ -27,6 +27,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .jsonsafe import json_safe
+
 __all__ = [
     "MetricSpec",
     "DEFAULT_METRICS",
@@ -316,17 +318,6 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _json_safe(o: Any) -> Any:
-    """NaN / inf become null so results.json stays standard JSON (not computed = null)."""
-    if isinstance(o, dict):
-        return {str(k): _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_safe(v) for v in o]
-    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
-        return None
-    return o
-
-
 def write_report(
     rows: Sequence[Row],
     out_dir: PathLike,
@@ -357,7 +348,7 @@ def write_report(
     paths["html"] = out / "report.html"
     _atomic_write(paths["html"], render_html(rows, title, metrics, images))
     paths["json"] = out / "results.json"
-    _atomic_write(paths["json"], json.dumps([_json_safe(dict(r)) for r in rows], indent=2, default=_json_default))
+    _atomic_write(paths["json"], json.dumps([json_safe(dict(r)) for r in rows], indent=2, default=_json_default))
     return paths
 
 

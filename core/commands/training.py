@@ -13,25 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from ..jsonsafe import json_safe
+
 __all__ = ["register"]
 
 
-def _plain(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null (strict JSON readers reject NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    return str(obj)
+_plain = json_safe  # the name the other command modules import
 
 
 def _jsonl_printer(event: Dict[str, Any]) -> None:

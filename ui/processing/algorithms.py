@@ -10,7 +10,6 @@ it names the file and what is wrong).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -37,6 +36,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
+from ...core.jsonsafe import json_safe
 from ..log import analyst_message
 from ..tasks import Refused, layer_file, utm_crs_for_layer
 
@@ -71,19 +71,6 @@ def progress_to(feedback: Any, percent: bool = False):
             feedback.setProgressText(message)
 
     return call
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-safe copy: NaN and infinities become null (strict JSON readers reject them)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def _shipped_default(task: str) -> Optional[str]:
@@ -313,7 +300,7 @@ class EvaluateAlgorithm(_Base):
         except Exception as exc:
             raise self._fail(exc) from None
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps(_plain(result), indent=1), encoding="utf-8")
+        Path(out_json).write_text(json.dumps(json_safe(result), indent=1), encoding="utf-8")
         out: Dict[str, Any] = {"OUTPUT_JSON": out_json}
         for key in self.METRICS:
             value = result.get(key)

@@ -122,11 +122,15 @@ def _number(value: Any) -> Optional[float]:
 
 
 def _position(value: float, values: Sequence[float], higher_is_better: bool) -> float:
-    """0 for the column's worst value, 1 for its best (1 when all values are equal)."""
-    lo, hi = min(values), max(values)
-    if hi == lo:
+    """0 for the column's worst value, 1 for its best (1 when all values are equal), by rank.
+
+    Why rank and not distance: one diverged run (a task loss alone can drive cPSNR to -50 dB)
+    would otherwise squeeze every other row into the same colour. Equal values share a colour.
+    """
+    distinct = sorted(set(values))
+    if len(distinct) == 1:
         return 1.0
-    t = (value - lo) / (hi - lo)
+    t = distinct.index(value) / (len(distinct) - 1)
     return t if higher_is_better else 1.0 - t
 
 

@@ -127,3 +127,11 @@ def test_plots(tmp_path):
     with pytest.raises(ValueError, match="mask 'roads'"):
         plot_sr_comparison([("x", img, {"roads": mask[:10]})], tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_one_diverged_row_does_not_paint_the_others_alike():
+    rows = [{"id": str(i), "name": f"run {i}", "data_version": "simulated", "cpsnr": v}
+            for i, v in enumerate([25.0, 24.5, 24.0, -51.0], start=1)]
+    md = render_markdown(rows, "Grid")
+    cells = [md_row(md, i)[2][0] for i in range(1, 5)]
+    assert cells == ["🟩", "🟨", "🟧", "🟥"]  # by rank: the three sane runs keep three colours

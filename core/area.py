@@ -55,6 +55,8 @@ CHECKPOINT_NAME = "area_finetuned.safetensors"
 REPORT_STEM = "area_report"
 #: The metrics compared before/after, in report order: (key, label, higher is better).
 METRICS = (("buildings_dice", "Dice buildings", True), ("roads_dice", "Dice roads", True),
+           ("buildings_dice_anchored", "anchored Dice buildings", True),
+           ("roads_dice_anchored", "anchored Dice roads", True),
            ("consistency_cpsnr", "consistency cPSNR (dB)", True))
 
 
@@ -110,8 +112,10 @@ def evaluate_area(
     """Held-out scores of an SR checkpoint on a prepared area (see the module docstring).
 
     Keys: ``buildings_dice``/``_precision``/``_recall``, ``roads_*`` (None when
-    undefined), ``consistency_cpsnr`` (dB, mean over tiles), ``tiles``,
-    ``per_tile`` rows.
+    undefined), ``<target>_dice_anchored`` (the same on the output shifted to its
+    revisits' brightness, as the plugin's inference writes it: consistency cL1 is
+    blind to a constant offset too), ``consistency_cpsnr`` (dB, mean over tiles),
+    ``tiles``, ``per_tile`` rows.
     """
     import torch
 
@@ -124,6 +128,7 @@ def evaluate_area(
         predict_seg_scene,
         predict_sr_scene,
     )
+    from .inference import anchor_offsets
     from .metrics import SegCounts, cpsnr
     from .models.zoo import load_checkpoint
 
@@ -144,13 +149,15 @@ def evaluate_area(
         nets[target] = net
     degrade = Degradation(scale=scale).eval()
     counts = {t: SegCounts() for t in nets}
+    anchored = {t: SegCounts() for t in nets}
     rows: List[Dict[str, Any]] = []
     for i, scene in enumerate(scenes):
         if progress:
             progress(i / max(1, len(scenes)), f"evaluating {scene.name}")
         sr = predict_sr_scene(model, scene, norm, frames, band, dev, tile, overlap)
         valid = _seen(scene)
-        row: Dict[str, Any] = {"tile": scene.name}
+        shift = anchor_offsets(scene.lr[None, :, band], scene.lr_valid[None], sr[None, None], scale)[0]
+        row: Dict[str, Any] = {"tile": scene.name, "anchor_offset": float(shift)}
         for target, net in nets.items():
             prob = predict_seg_scene(net, sr, dev, tile * scale, overlap * scale)
             mask = np.asarray(scene.masks[target], dtype=bool)
@@ -158,6 +165,8 @@ def evaluate_area(
             one = SegCounts()
             one.update(prob, mask, valid)
             row[f"{target}_dice"] = _finite(one.dice)
+            anchored[target].update(predict_seg_scene(net, sr + shift, dev, tile * scale, overlap * scale),
+                                    mask, valid)
         ref = choose_frames(scene.valid_fraction(), 1)[0]
         with torch.no_grad():
             low = degrade(torch.from_numpy(sr)[None, None])[0, 0].numpy()
@@ -169,6 +178,7 @@ def evaluate_area(
         d = c.as_dict()
         for k in ("dice", "precision", "recall"):
             out[f"{target}_{k}"] = _finite(d[k])
+        out[f"{target}_dice_anchored"] = _finite(anchored[target].dice)
     ps = [r["consistency_cpsnr"] for r in rows if r.get("consistency_cpsnr") is not None]
     out["consistency_cpsnr"] = float(np.mean(ps)) if ps else None
     out["per_tile"] = rows

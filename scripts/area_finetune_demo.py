@@ -117,7 +117,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="fine-tune seeds")
     parser.add_argument("--area-seed", type=int, default=4242)
     parser.add_argument("--size", type=int, default=480, help="area size in HR px (LR = size / 3)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a smoke run (tiny everything)")

@@ -204,3 +204,28 @@ def qh(face):
         write_tif=write_tif,
         smooth_image=smooth_image,
     )
+
+
+@pytest.fixture
+def dock(clean_qgis, qh):
+    """The plugin's dock on an empty project, shut down (jobs cancelled) after the test."""
+    widget = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
+    yield widget
+    widget.shutdown()
+    widget.deleteLater()
+
+
+@pytest.fixture
+def provider(qgis_processing, face, qh):
+    """The plugin's Processing provider, registered for the test (replacing one registered elsewhere)."""
+    from qgis.core import QgsApplication
+
+    mod = qh.ui("processing.provider")
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById(mod.PROVIDER_ID)
+    if existing is not None:  # e.g. registered by the plugin under test elsewhere
+        registry.removeProvider(existing)
+    prov = mod.SRProcessingProvider()
+    assert registry.addProvider(prov)
+    yield prov
+    registry.removeProvider(prov)

@@ -21,21 +21,6 @@ def area_files(tmp_path_factory):
     return write_area_files(scene, tmp_path_factory.mktemp("area_inputs"), vector_crs="EPSG:4326")
 
 
-@pytest.fixture
-def provider(qgis_processing, face, qh):
-    from qgis.core import QgsApplication
-
-    mod = qh.ui("processing.provider")
-    registry = QgsApplication.processingRegistry()
-    existing = registry.providerById(mod.PROVIDER_ID)
-    if existing is not None:
-        registry.removeProvider(existing)
-    prov = mod.SRProcessingProvider()
-    assert registry.addProvider(prov)
-    yield prov
-    registry.removeProvider(prov)
-
-
 def _vector(path: Path, name: str):
     from qgis.core import QgsProject, QgsVectorLayer
 

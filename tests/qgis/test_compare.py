@@ -29,13 +29,6 @@ def _roads_gpkg(path, scene_files):
     return path
 
 
-@pytest.fixture
-def dock(clean_qgis, qh):
-    widget = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
-    yield widget
-    widget.shutdown()
-
-
 def _dn_reflectance(path):
     with rasterio.open(path) as ds:
         return ds.read(1).astype("float32") * 1e-4

@@ -8,15 +8,6 @@ import pytest
 import rasterio
 
 
-@pytest.fixture
-def dock(clean_qgis, qh):
-    dock_mod = qh.ui("dock")
-    widget = dock_mod.SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
-    yield widget
-    widget.shutdown()
-    widget.deleteLater()
-
-
 def _new_layers(before):
     from qgis.core import QgsProject
 

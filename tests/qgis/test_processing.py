@@ -16,21 +16,6 @@ import rasterio
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def provider(qgis_processing, face, qh):
-    from qgis.core import QgsApplication
-
-    mod = qh.ui("processing.provider")
-    registry = QgsApplication.processingRegistry()
-    existing = registry.providerById(mod.PROVIDER_ID)
-    if existing is not None:  # e.g. registered by the plugin under test elsewhere
-        registry.removeProvider(existing)
-    prov = mod.SRProcessingProvider()
-    assert registry.addProvider(prov)
-    yield prov
-    registry.removeProvider(prov)
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from core.data.synthetic import make_dataset

@@ -9,29 +9,6 @@ import pytest
 import rasterio
 
 
-@pytest.fixture
-def dock(clean_qgis, qh):
-    widget = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
-    yield widget
-    widget.shutdown()
-    widget.deleteLater()
-
-
-@pytest.fixture
-def provider(qgis_processing, face, qh):
-    from qgis.core import QgsApplication
-
-    mod = qh.ui("processing.provider")
-    registry = QgsApplication.processingRegistry()
-    existing = registry.providerById(mod.PROVIDER_ID)
-    if existing is not None:
-        registry.removeProvider(existing)
-    prov = mod.SRProcessingProvider()
-    assert registry.addProvider(prov)
-    yield prov
-    registry.removeProvider(prov)
-
-
 def test_dock_adds_a_hidden_red_trust_layer_above_the_output(dock, scene_files, checkpoints, qh, tmp_path):
     from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
 

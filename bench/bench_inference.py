@@ -131,7 +131,7 @@ def model_flops(model, x) -> float:
 
 def bench_overhead(work: Path, size: int = 488) -> dict:
     """Sizes 248 n - 8 (488, 984) hold n whole default RAMS tiles (256 px, 8 overlap) per axis."""
-    from core.inference import super_resolve
+    from core.inference.sr import super_resolve
 
     model, card = build("rams-small")
     src = make_raster(work / f"overhead_lr_{size}.tif", size, frames=9)
@@ -146,7 +146,7 @@ def bench_overhead(work: Path, size: int = 488) -> dict:
     res = super_resolve([src], work / f"overhead_sr_{size}.tif", (model, card), band="all")
     tiled = time.perf_counter() - t
     per_px = model_flops(model, x[..., :64, :64]) / (64 * 64)
-    from core.tiling import Axis
+    from core.inference.runner import Axis
 
     ax = Axis(size, res.tile, res.overlap)
     computed = (len(ax.origins) * ax.tile_len) ** 2 / size**2
@@ -159,7 +159,7 @@ def bench_overhead(work: Path, size: int = 488) -> dict:
 
 def child_rss(src: str, out: str) -> None:
     """Run in a fresh process: super-resolve ``src`` with the cheap model, print JSON."""
-    from core.inference import super_resolve
+    from core.inference.sr import super_resolve
 
     model, card = build("identity")
     t = time.perf_counter()
@@ -211,7 +211,7 @@ def bench_memory(work: Path, sizes) -> list:
 
 
 def bench_throughput(work: Path) -> list:
-    from core.inference import super_resolve
+    from core.inference.sr import super_resolve
 
     # (model, LR size, frames, tile): sizes are whole tiles of the plan (one tile each, to fit the
     # bench's time); RAMS default is run on 128-px tiles (same speed per pixel, a quarter of the time).

@@ -7,3 +7,8 @@ core.cli``) and as ``s2_taskdriven_sr.core`` inside QGIS.
 """
 
 __version__ = "0.1.0"
+
+from pathlib import Path as _Path
+
+#: The plugin's ``resources`` folder (recipes, icons, shipped checkpoints): one definition for every module.
+RESOURCES = _Path(__file__).resolve().parent.parent / "resources"

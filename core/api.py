@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
+from . import RESOURCES
+
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
@@ -36,19 +38,19 @@ __all__ = [
 
 def shipped_models_dir() -> Path:
     """``resources/models`` of the plugin: the starter checkpoints shipped with it."""
-    return Path(__file__).resolve().parent.parent / "resources" / "models"
+    return RESOURCES / "models"
 
 
 def super_resolve(inputs, out_path, checkpoint, band=1, **options):
     """Super-resolve rasters to a GeoTIFF; see :func:`core.inference.super_resolve` for the options."""
-    from .inference import super_resolve as run
+    from .inference.sr import super_resolve as run
 
     return run(inputs, out_path, checkpoint, band=band, **options)
 
 
 def segment(input_path, checkpoint, out_prob=None, out_mask=None, vectors=None, band=1, **options):
     """Segment a raster into probability / mask GeoTIFFs (+ GeoPackage); see :func:`core.inference.segment`."""
-    from .inference import segment as run
+    from .inference.sr import segment as run
 
     return run(input_path, checkpoint, out_prob=out_prob, out_mask=out_mask, vectors=vectors, band=band, **options)
 
@@ -60,29 +62,29 @@ def trust_map(sr_path, inputs=None, band=None, out_path=None, **options):
     Returns a :class:`core.trust.TrustSummary` (mean / 95th percentile
     disagreement in reflectance, share of pixels above the threshold).
     """
-    from .trust import trust_map as run
+    from .inference.trust import trust_map as run
 
     return run(sr_path, inputs, band=band, out_path=out_path, **options)
 
 
 def trust_summary(trust_path: PathLike):
     """The summary stored in a trust GeoTIFF (None when it holds none): no recomputation."""
-    from .trust import read_summary
+    from .inference.trust import read_summary
 
     return read_summary(trust_path)
 
 
 def evaluate(checkpoint: PathLike, data_root: PathLike, split: Optional[str] = "test", **options):
     """Whole-scene metrics of a checkpoint on a split; see :func:`core.evaluation.evaluate_checkpoint`."""
-    from .evaluation import evaluate_checkpoint
+    from .evaluation.evaluate import evaluate_checkpoint
 
     return evaluate_checkpoint(checkpoint, data_root, split=split, **options)
 
 
 def train(config, progress=None, resume: bool = True, cancel=None, overrides=None) -> Path:
     """Launch one training run from a YAML path (or a loaded config); returns the best checkpoint."""
-    from .config import load_config
-    from .training import train as run
+    from .training.config import load_config
+    from .training.trainer import train as run
 
     if isinstance(config, (str, os.PathLike)) or isinstance(config, dict):
         config = load_config(config, overrides)
@@ -131,7 +133,7 @@ def list_models(dirs: Optional[Iterable[PathLike]] = None, include_shipped: bool
 def __getattr__(name: str):
     # CancelToken is light but lives in core.inference (which imports torch): load on first use.
     if name in ("CancelToken", "Cancelled", "InputError", "OutputError"):
-        from . import inference
+        from .inference import sr as inference
 
         return getattr(inference, name)
     raise AttributeError(name)

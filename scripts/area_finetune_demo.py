@@ -53,10 +53,10 @@ def starting_networks(work: Path, quick: bool) -> Dict[str, Path]:
     if all((models / f).is_file() for f in SHIPPED.values()):
         log("using the shipped checkpoints in resources/models")
         return {k: models / f for k, f in SHIPPED.items()}
-    from core.config import load_config
     from core.data.scene import list_scenes
-    from core.data.synthetic import make_dataset
-    from core.training import train
+    from core.data.synthetic.towns import make_dataset
+    from core.training.config import load_config
+    from core.training.trainer import train
 
     data = work / "sim_data"
     if not (data / "split.json").is_file() or len(list_scenes(data)) != 6:
@@ -81,8 +81,8 @@ def starting_networks(work: Path, quick: bool) -> Dict[str, Path]:
 
 
 def make_area(work: Path, size_hr: int, seed: int) -> Dict[str, object]:
-    from core.data.synthetic import make_scene
-    from core.data.synthetic_area import write_area_files
+    from core.data.synthetic.area import write_area_files
+    from core.data.synthetic.towns import make_scene
 
     scene = make_scene(size_hr=size_hr, frames=5, seed=seed, real_world=True, name="my_area")
     files = write_area_files(scene, work / "area_inputs", vector_crs="EPSG:4326")
@@ -130,7 +130,7 @@ def main() -> int:
     nets = starting_networks(work, args.quick)
     area = make_area(work, args.size if not args.quick else 288, args.area_seed)
     files = area["files"]
-    from core.area import AreaFinetuneConfig, run_area
+    from core.area.finetune import AreaFinetuneConfig, run_area
 
     rows = []
     for seed in args.seeds:
@@ -160,7 +160,7 @@ def main() -> int:
 
 
 def write_page(path: Path, rows, args, nets, area_json, total: float, png: Path) -> None:
-    from core.area import METRICS
+    from core.area.finetune import METRICS
     from core.models.zoo import read_card
 
     cmd = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).relative_to(ROOT))

@@ -16,7 +16,7 @@ from typing import Dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.demo import SR_TITLES, DemoNotReady, DemoResult, run_demo  # noqa: E402
+from core.evaluation.showcase import SR_TITLES, DemoNotReady, DemoResult, run_demo  # noqa: E402
 
 
 def write_project(result: DemoResult, path: Path) -> Path:

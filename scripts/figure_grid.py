@@ -36,17 +36,17 @@ def main() -> int:
     ap.add_argument("--raw", action="store_true", help="no brightness anchoring")
     args = ap.parse_args()
 
-    from core.evaluation import (
+    from core.evaluation.evaluate import (
         Normalization,
         load_frozen_segnet,
         load_split_scenes,
         predict_seg_scene,
         predict_sr_scene,
     )
-    from core.inference import anchor_offsets
-    from core.metrics import SegCounts
+    from core.evaluation.metrics import SegCounts
+    from core.evaluation.report import plot_sr_comparison
+    from core.inference.sr import anchor_offsets
     from core.models.zoo import load_checkpoint
-    from core.report import plot_sr_comparison
 
     scene = load_split_scenes(args.data, "test")[args.scene]
     valid = np.asarray(scene.hr_valid, bool)

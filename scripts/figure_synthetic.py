@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.data.synthetic import make_scene  # noqa: E402
+from core.data.synthetic.towns import make_scene  # noqa: E402
 
 
 def main(argv=None) -> int:

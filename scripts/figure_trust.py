@@ -30,8 +30,8 @@ import rasterio  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from core.data.scene import write_scene  # noqa: E402
-from core.data.synthetic import make_scene  # noqa: E402
-from core.trust import trust_map  # noqa: E402
+from core.data.synthetic.towns import make_scene  # noqa: E402
+from core.inference.trust import trust_map  # noqa: E402
 
 ROOF_DN = 5000  # reflectance 0.5: a bright roof
 

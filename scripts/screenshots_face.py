@@ -229,7 +229,7 @@ def prepare(work: Optional[Path] = None) -> ShotData:
     scene_dir = work / f"scene540_t{frames}"
     if not (scene_dir / "hr.tif").is_file():
         from core.data.scene import write_scene
-        from core.data.synthetic import make_scene
+        from core.data.synthetic.towns import make_scene
 
         write_scene(make_scene(size_hr=540, frames=frames, seed=7, name="demo_scene"), scene_dir)
     revisits = sorted((scene_dir / "lr").glob("*.tif"))

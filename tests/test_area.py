@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import load_config
-from core.data.area_tiles import AreaError, plan_layout, prepare_area
+from core.area.tiles import AreaError, plan_layout, prepare_area
 from core.data.scene import list_scenes, load_split, read_scene
-from core.training import train
+from core.training.config import load_config
+from core.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "resources" / "configs"
@@ -39,14 +39,14 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def scene():
-    from core.data.synthetic import make_scene
+    from core.data.synthetic.towns import make_scene
 
     return make_scene(size_hr=288, frames=3, seed=5)  # 96 x 96 LR px: 3 x 3 tiles of 32 px
 
 
 @pytest.fixture(scope="module")
 def files(scene, tmp_path_factory):
-    from core.data.synthetic_area import write_area_files
+    from core.data.synthetic.area import write_area_files
 
     return write_area_files(scene, tmp_path_factory.mktemp("inputs"), vector_crs="EPSG:4326")
 
@@ -54,7 +54,7 @@ def files(scene, tmp_path_factory):
 @pytest.fixture(scope="module")
 def nets(tmp_path_factory):
     """A tiny untrained RAMS (the starting point) and tiny UNet++ trained briefly on synthetic HR."""
-    from core.data.synthetic import make_dataset
+    from core.data.synthetic.towns import make_dataset
     from core.models.zoo import ModelCard, build, save_checkpoint
 
     tmp = tmp_path_factory.mktemp("nets")
@@ -128,8 +128,8 @@ def test_scene_without_hr_gives_dice_labels_where_revisits_see(files, tmp_path):
 
 
 def test_bad_inputs_are_refused_clearly(scene, files, tmp_path):
-    from core.data.synthetic_area import write_area_files, write_vector_layer
-    from core.raster_io import InputError
+    from core.data.synthetic.area import write_area_files, write_vector_layer
+    from core.io.rasters import InputError
 
     empty = write_area_files(scene, tmp_path / "empty", empty_roads=True)
     with pytest.raises(AreaError, match="roads.gpkg: the roads layer holds no features"):
@@ -161,7 +161,7 @@ def test_bad_inputs_are_refused_clearly(scene, files, tmp_path):
 
 
 def test_run_area_end_to_end_registers_and_reports(files, nets, tmp_path):
-    from core.area import AreaFinetuneConfig, run_area
+    from core.area.finetune import AreaFinetuneConfig, run_area
     from core.models.zoo import load_checkpoint
 
     events = []
@@ -212,7 +212,7 @@ def test_run_area_end_to_end_registers_and_reports(files, nets, tmp_path):
 
 
 def test_finetune_refuses_a_band_the_checkpoint_was_not_trained_on(files, nets, tmp_path):
-    from core.area import finetune_area
+    from core.area.finetune import finetune_area
 
     prepare_area(files.revisits, 1, files.buildings, files.roads, tmp_path / "area", tile_lr=32, band_name="B4")
     with pytest.raises(ValueError, match="trained on band B8 but the area was prepared as B4"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.config import ConfigError, load_config, preflight
+from core.training.config import ConfigError, load_config, preflight
 
 CONFIGS = Path(__file__).resolve().parents[1] / "resources" / "configs"
 
@@ -45,7 +45,7 @@ def test_shipped_configs_are_valid(path):
 
 
 def test_grid_has_every_row_of_both_tables():
-    from core.experiments import load_grid
+    from core.training.experiments import load_grid
 
     grid = load_grid(CONFIGS / "experiments")
     rows = {i for i, e in grid.items() if not e.is_prerequisite}
@@ -149,7 +149,7 @@ def test_preflight_refuses_missing_data(tmp_path):
 
 
 def test_config_round_trips_through_yaml(tmp_path):
-    from core.config import config_to_dict
+    from core.training.config import config_to_dict
 
     c = load_config(_write(tmp_path, BASE))
     again = load_config(_write(tmp_path, yaml.safe_dump(config_to_dict(c)), "again.yaml"))

@@ -19,7 +19,7 @@ from core.data.degrade import (
     simulate_frames,
 )
 from core.data.scene import SceneError, list_scenes, load_split, read_scene
-from core.data.synthetic import make_dataset
+from core.data.synthetic.towns import make_dataset
 
 
 def test_sigma_from_mtf_inverts_gaussian_mtf() -> None:

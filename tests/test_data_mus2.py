@@ -196,7 +196,7 @@ def test_match_hr_to_lr_fits_gain_and_offset(tmp_path: Path) -> None:
 
 
 def test_import_and_simulate_mus2_tree(tmp_path: Path) -> None:
-    from core.cli import main
+    from core.cli.main import main
     from core.data.scene import list_scenes, load_split, read_scene
 
     for i in range(3):

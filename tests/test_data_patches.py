@@ -11,7 +11,7 @@ from affine import Affine
 
 from core.data.patches import PatchSelection, SegPatchDataset, SRPatchDataset, choose_frames, coverage_map
 from core.data.scene import Scene, SceneError
-from core.data.synthetic import make_scene
+from core.data.synthetic.towns import make_scene
 
 
 def block_scene(h: int = 20, w: int = 24, t: int = 3, seed: int = 0, masks: bool = True) -> Scene:

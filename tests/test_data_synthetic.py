@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from rasterio.crs import CRS
 
 from core.data.scene import list_scenes, load_split, read_scene
-from core.data.synthetic import HR_PIXEL_M, fractal_noise, make_dataset, make_scene
+from core.data.synthetic.towns import HR_PIXEL_M, fractal_noise, make_dataset, make_scene
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_make_dataset_writes_scenes_and_split(tmp_path: Path) -> None:
 
 
 def test_cli_synth_split_and_simulate(tmp_path: Path) -> None:
-    from core.cli import main
+    from core.cli.main import main
 
     out = tmp_path / "s"
     assert main(["synth", "--out", str(out), "--scenes", "3", "--size", "48", "--frames", "2", "--real-world"]) == 0

@@ -149,7 +149,7 @@ def test_bad_vector_input(tmp_path: Path) -> None:
 
 
 def test_cli_rasterize_both_kinds(tmp_path: Path) -> None:
-    from core.cli import main
+    from core.cli.main import main
 
     grid = write_geotiff(tmp_path / "hr.tif", np.ones(SHAPE, np.uint16), "EPSG:32634", GRID, nodata=0)
     feats = [

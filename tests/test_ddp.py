@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import load_config
-from core.training import Trainer
+from core.training.config import load_config
+from core.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "resources" / "configs" / "tiny_rams_baseline.yaml"
@@ -27,8 +27,8 @@ WORKER = """
 import os, sys
 sys.path.insert(0, {root!r})
 import torch
-from core.config import load_config
-from core.training import Trainer
+from core.training.config import load_config
+from core.training.trainer import Trainer
 
 trainer = Trainer(load_config(sys.argv[1], sys.argv[2:]), progress=None)
 trainer.fit()
@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 
 def test_two_process_ddp_matches_single_process(tmp_path):
-    from core.data.synthetic import make_dataset
+    from core.data.synthetic.towns import make_dataset
 
     data = tmp_path / "data"
     make_dataset(data, n_scenes=4, size_hr=96, seed=5, frames=3)
@@ -79,7 +79,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     # meaningful only if training moved the weights far more than the tolerance: compare with the
     # initial weights (same seed, same construction as Trainer.setup)
     from core.models.zoo import build
-    from core.training import seed_everything
+    from core.training.trainer import seed_everything
 
     seed_everything(single.config.seed)
     init = build("rams", scale=3, frames=3, **single.config.model.hparams).state_dict()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.evaluation import (
+from core.evaluation.evaluate import (
     FrozenSegNet,
     Normalization,
     evaluate_checkpoint,
@@ -20,7 +20,7 @@ from core.evaluation import (
     predict_sr_scene,
     tiled_predict,
 )
-from core.metrics import SegCounts, cpsnr
+from core.evaluation.metrics import SegCounts, cpsnr
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     from core.data.scene import list_scenes, read_scene
-    from core.data.synthetic import make_dataset
+    from core.data.synthetic.towns import make_dataset
 
     root = tmp_path_factory.mktemp("synth")
     make_dataset(root, n_scenes=3, size_hr=96, seed=7, frames=3)

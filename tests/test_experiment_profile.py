@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, apply_overrides, config_from_dict
-from core.experiments import _profile_overrides, load_grid, load_profile
+from core.training.config import ConfigError, apply_overrides, config_from_dict
+from core.training.experiments import _profile_overrides, load_grid, load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "resources" / "configs" / "experiments"

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from rasterio.transform import from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from core.inference import Cancelled, CancelToken, InputError, segment, select_frames, super_resolve
+from core.inference.sr import Cancelled, CancelToken, InputError, segment, select_frames, super_resolve
 
 ORIGIN = (500000.0, 6000000.0)
 T0 = from_origin(*ORIGIN, 10, 10)
@@ -436,7 +436,7 @@ def test_real_segmentation_checkpoint(tmp_path, checkpoints):
 
 
 def test_cli_predict_and_segment(tmp_path, checkpoints, capsys):
-    from core.cli import main
+    from core.cli.main import main
 
     lr = write(tmp_path / "lr.tif", smooth_dn())
     rc = main(["predict", "--checkpoint", str(checkpoints["hat"]), "--inputs", str(lr), "--band", "1",

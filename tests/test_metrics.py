@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.metrics import ALEXNET_FILE, LPIPSMetric, SegCounts, aligned_pair, cpsnr, cpsnr_cssim, cssim
+from core.evaluation.metrics import (
+    ALEXNET_FILE,
+    LPIPSMetric,
+    SegCounts,
+    aligned_pair,
+    cpsnr,
+    cpsnr_cssim,
+    cssim,
+)
 
 
 def scene(size=48, seed=0) -> np.ndarray:
@@ -95,7 +103,7 @@ def test_cssim_is_torchmetrics_ssim_on_the_aligned_crop():
 def test_ssim_strips_equal_the_whole_image_map():
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    from core.metrics import _ssim_clear
+    from core.evaluation.metrics import _ssim_clear
 
     hr = torch.from_numpy(scene(size=60, seed=6))[None]
     sr = hr + 0.05 * torch.from_numpy(np.random.default_rng(3).standard_normal((1, 60, 60)))
@@ -107,8 +115,8 @@ def test_ssim_strips_equal_the_whole_image_map():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_fft_shift_search_matches_the_direct_one(channels):
-    from core.losses import shift_errors
-    from core.metrics import _best_shift, _cmse_fft
+    from core.evaluation.metrics import _best_shift, _cmse_fft
+    from core.training.losses import shift_errors
 
     rng = np.random.default_rng(channels)
     hr = torch.from_numpy(rng.random((channels, 40, 44)))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.commands import models as models_cli
+from core.cli import cmd_models as models_cli
 from core.models import zoo
 from core.models.zoo import CheckpointError, ModelCard
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from core.report import (
+from core.evaluation.report import (
     MARKERS,
     colour_for,
     level_for,

@@ -15,7 +15,7 @@ import torch
 
 from core.api import list_models, shipped_models_dir
 from core.models.zoo import load_checkpoint, read_card
-from core.starter import STARTER_MODELS
+from core.training.starter import STARTER_MODELS
 
 MODELS = shipped_models_dir()
 

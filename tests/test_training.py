@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import ConfigError, load_config
-from core.training import NonFiniteLossError, TrainingCancelled, train
+from core.training.config import ConfigError, load_config
+from core.training.trainer import NonFiniteLossError, TrainingCancelled, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "resources" / "configs"
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from core.data.synthetic import make_dataset
+    from core.data.synthetic.towns import make_dataset
 
     root = tmp_path_factory.mktemp("synth")
     make_dataset(root, n_scenes=4, size_hr=96, seed=0, frames=3)
@@ -70,7 +70,7 @@ def test_segmentation_checkpoint_card(seg_nets):
 
 
 def test_baseline_and_taskdriven_sr_then_evaluate(data, seg_nets, tmp_path):
-    from core.evaluation import evaluate_checkpoint
+    from core.evaluation.evaluate import evaluate_checkpoint
     from core.models.zoo import load_checkpoint, read_card
 
     base_events = []
@@ -120,9 +120,9 @@ def test_task_loss_gradients_flow_through_the_frozen_net(data, seg_nets):
     """The building Dice alone must move the SR network, never the segmentation network."""
     from core.data.patches import SRPatchDataset
     from core.data.scene import list_scenes, read_scene
-    from core.evaluation import Normalization, load_frozen_segnet
-    from core.losses import soft_dice_loss
+    from core.evaluation.evaluate import Normalization, load_frozen_segnet
     from core.models.zoo import build
+    from core.training.losses import soft_dice_loss
 
     scenes = [read_scene(p) for p in list_scenes(data, "train")]
     batch = torch.utils.data.default_collate([SRPatchDataset(scenes, 16, 3, 4, seed=1)[i] for i in range(2)])
@@ -211,7 +211,7 @@ def test_checkpoint_cards_are_checked(data, seg_nets, tmp_path):
 
 def test_cli_train_prints_json_lines(data, tmp_path, capsys):
     """What the QGIS dialog reads: one JSON event per line on stdout, ending with "done"."""
-    from core.cli import main
+    from core.cli.main import main
 
     out = tmp_path / "cli"
     rc = main(["train", str(CONFIGS / "tiny_rams_baseline.yaml"), "--set", f"data.root={data}",
@@ -236,8 +236,8 @@ def test_cli_module_runs(tmp_path):
 
 def test_experiment_grid_runs_rows_with_references_and_reports(data, tmp_path):
     """A two-row grid: segmentation prerequisites, a baseline, and a row fine-tuned from it."""
-    from core.experiments import run_grid
     from core.models.zoo import read_card
+    from core.training.experiments import run_grid
 
     grid = tmp_path / "grid"
     grid.mkdir()

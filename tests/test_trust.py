@@ -21,15 +21,15 @@ import torch.nn.functional as F
 from affine import Affine
 
 from core.data.scene import write_scene
-from core.data.synthetic import make_scene
-from core.inference import Cancelled, CancelToken, InputError, OutputError, super_resolve
-from core.raster_io import GeoTiffSink
-from core.trust import (
+from core.data.synthetic.towns import make_scene
+from core.inference.sr import Cancelled, CancelToken, InputError, OutputError, super_resolve
+from core.inference.trust import (
     BAND_DESCRIPTIONS,
     _masked_median,
     read_summary,
     trust_map,
 )
+from core.io.rasters import GeoTiffSink
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SCALE = 3
@@ -184,7 +184,7 @@ def test_subwindow_output_sits_on_its_own_lr_window(scene, tmp_path):
 
 def test_blocks_and_strips_do_not_change_the_values(scene, tmp_path, monkeypatch):
     """Window-by-window processing: the PSF halo makes block seams exact."""
-    import core.trust as trust_mod
+    import core.inference.trust as trust_mod
 
     sr, _ = _planted(scene, tmp_path / "planted.tif")
     one = trust_map(sr, scene["lr"], out_path=tmp_path / "one_block.tif")
@@ -290,7 +290,7 @@ def test_super_resolve_with_trust_and_inputs_from_metadata(scene, tmp_path):
 
 
 def test_cli_trust(scene, tmp_path, capsys):
-    from core.cli import main
+    from core.cli.main import main
 
     sr, _ = _planted(scene, tmp_path / "planted.tif")
     rc = main(["trust", "--sr", str(sr), "--inputs", *map(str, scene["lr"]), "--band", "1",
@@ -303,7 +303,7 @@ def test_cli_trust(scene, tmp_path, capsys):
 
 
 def test_masked_std_matches_numpy():
-    from core.trust import _masked_std
+    from core.inference.trust import _masked_std
 
     rng = np.random.default_rng(1)
     values = rng.normal(size=(6, 4, 5))

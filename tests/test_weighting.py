@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from core.weighting import DynamicWeighting, StaticWeighting, make_weighting
+from core.training.weighting import DynamicWeighting, StaticWeighting, make_weighting
 
 
 def test_static_combine_is_the_weighted_sum_and_keeps_gradients():

@@ -99,7 +99,7 @@ def _read_sr(path: str):
     """SR band 1 as reflectance [H, W] float32, its valid mask and grid."""
     import numpy as np
 
-    from ..core.raster_io import detect_radiometry, open_raster
+    from ..core.io.rasters import detect_radiometry, open_raster
 
     with open_raster(path) as ds:
         data = ds.read(1, masked=True)
@@ -116,7 +116,7 @@ def _read_on_grid(path: str, band: int, grid, resampling: str):
     import numpy as np
     from rasterio.warp import Resampling, reproject
 
-    from ..core.raster_io import InputError, detect_radiometry, open_raster
+    from ..core.io.rasters import InputError, detect_radiometry, open_raster
 
     crs, transform, height, width = grid
     with open_raster(path) as ds:
@@ -173,7 +173,7 @@ def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, i
     not written to).
     """
     from ..core import api
-    from ..core.inference import trust_path_for
+    from ..core.inference.sr import trust_path_for
 
     beside = trust_path_for(path)
     if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
@@ -215,7 +215,7 @@ def compare_outputs(
     import numpy as np
 
     from ..core import api
-    from ..core.metrics import SegCounts, cpsnr_cssim
+    from ..core.evaluation.metrics import SegCounts, cpsnr_cssim
 
     masks = dict(masks or {})
     seg_checkpoints = {k: v for k, v in (seg_checkpoints or {}).items() if v}
@@ -235,7 +235,7 @@ def compare_outputs(
         n = max(1, len(outputs))
         for i, (label, path) in enumerate(outputs.items()):
             if cancel is not None and cancel.cancelled:
-                from ..core.inference import Cancelled
+                from ..core.inference.sr import Cancelled
 
                 raise Cancelled("comparison cancelled")
             step = sub_progress(say, i / n, (i + 1) / n, f"{label}: ")

@@ -118,7 +118,7 @@ def kind_of(data: Dict[str, Any]) -> str:
 
 def load_presets(dirs=CONFIG_DIRS) -> List[Preset]:
     """Every recipe YAML (not the shared ``_*.yaml`` bases) as a resolved mapping."""
-    from ..core.config import config_to_dict, load_config
+    from ..core.training.config import config_to_dict, load_config
 
     out: List[Preset] = []
     for folder in dirs:
@@ -711,7 +711,7 @@ class TrainDialog(QDialog):
 
     def _check(self, data: Dict[str, Any]) -> None:
         """Refuse, in plain words, what would only fail after the trainer started."""
-        from ..core.config import config_from_dict
+        from ..core.training.config import config_from_dict
 
         root = (data.get("data") or {}).get("root")
         if not root:

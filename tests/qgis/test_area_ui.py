@@ -14,8 +14,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def area_files(tmp_path_factory):
-    from core.data.synthetic import make_scene
-    from core.data.synthetic_area import write_area_files
+    from core.data.synthetic.area import write_area_files
+    from core.data.synthetic.towns import make_scene
 
     scene = make_scene(size_hr=288, frames=3, seed=5)
     return write_area_files(scene, tmp_path_factory.mktemp("area_inputs"), vector_crs="EPSG:4326")
@@ -58,8 +58,8 @@ def test_finetunearea_refuses_an_empty_roads_layer(provider, clean_qgis, area_fi
     import processing
     from qgis.core import QgsProcessingException
 
-    from core.data.synthetic import make_scene
-    from core.data.synthetic_area import write_area_files
+    from core.data.synthetic.area import write_area_files
+    from core.data.synthetic.towns import make_scene
 
     empty = write_area_files(make_scene(size_hr=96, frames=1, seed=1), tmp_path / "e", empty_roads=True)
     roads = _vector(empty.roads, "roads")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from core.trust import read_summary as api_trust_summary
+from core.inference.trust import read_summary as api_trust_summary
 
 
 def _roads_gpkg(path, scene_files):
@@ -37,8 +37,8 @@ def _dn_reflectance(path):
 def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, checkpoints, qh, tmp_path):
     from qgis.core import QgsProject, QgsVectorLayer
 
-    from core.inference import segment
-    from core.metrics import SegCounts, cpsnr_cssim
+    from core.evaluation.metrics import SegCounts, cpsnr_cssim
+    from core.inference.sr import segment
 
     dock_mod = qh.ui("dock")
     compare_mod = qh.ui("compare")
@@ -124,7 +124,7 @@ def test_compare_two_existing_layers_without_reference(dock, scene_files, checkp
 
     out = tmp_path / "sr"
     out.mkdir()
-    from core.inference import super_resolve
+    from core.inference.sr import super_resolve
 
     a = super_resolve(scene_files["revisits"], out / "a.tif", str(checkpoints["baseline"])).path
     b = super_resolve(scene_files["revisits"], out / "b.tif", str(checkpoints["taskdriven"])).path
@@ -138,7 +138,7 @@ def test_compare_two_existing_layers_without_reference(dock, scene_files, checkp
     table = panel.table_values()
     assert table["cPSNR (dB)"]["Baseline"] == "n/a"
     # the trust rows need no reference: the revisits are read from the outputs' metadata
-    from core.trust import trust_map
+    from core.inference.trust import trust_map
 
     expected = trust_map(a, scene_files["revisits"], out_path=tmp_path / "a_check.tif")
     assert table["Trust: mean disagreement"]["Baseline"] == f"{expected.mean_disagreement:.4f}"

@@ -15,7 +15,7 @@ import pytest
 import rasterio
 
 from core.api import shipped_models_dir
-from core.demo import SR_TITLES, DemoNotReady, missing_models, run_demo
+from core.evaluation.showcase import SR_TITLES, DemoNotReady, missing_models, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 

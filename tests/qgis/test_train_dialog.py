@@ -19,7 +19,7 @@ EPOCHS = 6
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from core.data.synthetic import make_dataset
+    from core.data.synthetic.towns import make_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     make_dataset(root, n_scenes=3, size_hr=72, seed=0, frames=3)

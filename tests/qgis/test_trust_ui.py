@@ -76,7 +76,7 @@ def test_processing_trustmap_flags_planted_buildings(provider, scene_files, chec
     import processing
     from qgis.core import QgsRasterLayer
 
-    from core.inference import super_resolve
+    from core.inference.sr import super_resolve
 
     sr = super_resolve(scene_files["revisits"], tmp_path / "sr.tif", str(checkpoints["baseline"])).path
     res = processing.run("s2sr:trustmap", {"INPUT": str(sr), "OUTPUT": str(tmp_path / "sr_map.tif")})

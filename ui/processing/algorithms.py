@@ -36,7 +36,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from ...core.jsonsafe import json_safe
+from ...core.io.jsonsafe import json_safe
 from ..log import analyst_message
 from ..tasks import Refused, layer_file, utm_crs_for_layer
 

@@ -91,7 +91,7 @@ class FinetuneAreaAlgorithm(_Base):
                 self.addOutput(QgsProcessingOutputNumber(f"{key.upper()}_{when}", f"{key} {when.lower()}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core.area import AreaFinetuneConfig, run_area
+        from ...core.area.finetune import AreaFinetuneConfig, run_area
         from ..area_inputs import export_vector, revisit_files
 
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))

@@ -66,10 +66,9 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from . import __version__
-from .data.degrade import S2_MTF_NYQUIST, S2_NIR_MTF, Degradation, psf_sigma_from_mtf
-from .inference import Cancelled, CancelToken, Progress, _progress_fn, trust_path_for
-from .raster_io import (
+from .. import __version__
+from ..data.degrade import S2_MTF_NYQUIST, S2_NIR_MTF, Degradation, psf_sigma_from_mtf
+from ..io.rasters import (
     BandSpec,
     Frame,
     FrameSet,
@@ -80,6 +79,7 @@ from .raster_io import (
     gdal_env,
     geotiff_profile,
 )
+from .sr import Cancelled, CancelToken, Progress, _progress_fn, trust_path_for
 
 __all__ = [
     "TrustSummary",

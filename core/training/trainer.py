@@ -45,6 +45,14 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from ..evaluation.evaluate import (
+    FrozenSegNet,
+    Normalization,
+    evaluate_segmentation,
+    evaluate_sr,
+    load_frozen_segnet,
+    scalar_metrics,
+)
 from . import distributed as ddp
 from .config import (
     TASK_LOSS_TARGETS,
@@ -52,14 +60,6 @@ from .config import (
     TrainConfig,
     config_to_dict,
     preflight,
-)
-from .evaluation import (
-    FrozenSegNet,
-    Normalization,
-    evaluate_segmentation,
-    evaluate_sr,
-    load_frozen_segnet,
-    scalar_metrics,
 )
 
 __all__ = [
@@ -201,7 +201,7 @@ def _normalization(config: TrainConfig, scenes: List, init_card) -> Normalizatio
 
 def _build_model(config: TrainConfig, device: torch.device):
     """The network to train, and the card of the checkpoint it starts from (or None)."""
-    from .models.zoo import build, load_checkpoint
+    from ..models.zoo import build, load_checkpoint
 
     init_card = None
     if config.model.init_from:
@@ -255,7 +255,7 @@ def _dataset_kwargs(cls, wanted: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _make_dataset(config: TrainConfig, scenes: List):
-    from .data.patches import PatchSelection, SegPatchDataset, SRPatchDataset
+    from ..data.patches import PatchSelection, SegPatchDataset, SRPatchDataset
 
     d = config.data
     selection = PatchSelection(share=d.selection.share, min_coverage=d.selection.min_coverage,
@@ -290,7 +290,7 @@ class _LossComputer:
         self.names = config.loss_names
         self.degradation = None
         if "consistency_l1" in self.names:
-            from .data.degrade import Degradation
+            from ..data.degrade import Degradation
 
             kwargs = {"scale": config.model.scale}
             if config.loss.psf_sigma is not None:
@@ -434,7 +434,7 @@ class Trainer:
         cfg = self.config
         self.ctx = ddp.init_distributed(self.device)
         splits = preflight(cfg, self.ctx.world_size)
-        from .data.scene import read_scene
+        from ..data.scene import read_scene
 
         self.train_scenes = [read_scene(p) for p in splits[cfg.data.train_split]]
         val_paths = splits[cfg.data.val_split][: cfg.data.val_scenes] if cfg.data.val_scenes else \
@@ -564,7 +564,7 @@ class Trainer:
 
     # -- checkpoints
     def _card(self, metrics: Dict[str, Any], epoch: int):
-        from .models.zoo import ModelCard
+        from ..models.zoo import ModelCard
 
         cfg = self.config
         hparams = dict(getattr(self.model, "hparams", None) or {})
@@ -614,7 +614,7 @@ class Trainer:
         )
 
     def _save(self, epoch: int, val: Dict[str, Any], improved: bool) -> None:
-        from .models.zoo import save_checkpoint
+        from ..models.zoo import save_checkpoint
 
         if not self.ctx.is_main:
             return
@@ -628,7 +628,7 @@ class Trainer:
         # the live curves of the QGIS dialog come from the progress events instead.
         if epoch == self.config.epochs or epoch % PLOT_EVERY == 0:
             try:
-                from .report import plot_training_curves
+                from ..evaluation.report import plot_training_curves
 
                 plot_training_curves(curves_history(self.history), self.out / "training_curves.png",
                                      title=self.config.name)

@@ -24,7 +24,7 @@ import shlex
 import sys
 from typing import Any, Dict
 
-from .training import _plain, _printer
+from .cmd_train import _plain, _printer
 
 __all__ = ["register"]
 
@@ -34,7 +34,7 @@ def _band(text: str) -> Any:
 
 
 def _options(args: argparse.Namespace):
-    from ..area import AreaFinetuneConfig
+    from ..area.finetune import AreaFinetuneConfig
 
     return AreaFinetuneConfig(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples,
                               batch_size=args.batch_size, lr_patch=args.patch, device=args.device, seed=args.seed,
@@ -50,7 +50,7 @@ def _fmt(value: Any) -> str:
 
 
 def _print_result(args: argparse.Namespace, result) -> None:
-    from ..area import METRICS
+    from ..area.finetune import METRICS
 
     if args.progress == "jsonl":
         return
@@ -62,7 +62,7 @@ def _print_result(args: argparse.Namespace, result) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from ..data.area_tiles import prepare_area
+    from ..area.tiles import prepare_area
 
     def progress(fraction: float, message: str) -> None:
         event: Dict[str, Any] = {"event": "log", "message": f"prepare: {message}", "stage": "prepare",
@@ -86,7 +86,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from ..area import finetune_area
+    from ..area.finetune import finetune_area
 
     result = finetune_area(args.area, args.checkpoint, args.seg_buildings, args.seg_roads, args.out,
                            epochs=args.epochs, options=_options(args), progress=_printer(args.progress),
@@ -96,7 +96,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..area import run_area
+    from ..area.finetune import run_area
 
     result = run_area(args.revisits, _band(args.band), args.buildings, args.roads, args.checkpoint,
                       args.seg_buildings, args.seg_roads, args.out, epochs=args.epochs, tile_lr=args.tile,

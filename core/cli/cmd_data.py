@@ -37,7 +37,7 @@ def _bar(total_desc: str) -> Tuple[tqdm, Callable[[float, str], None]]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ..data.synthetic import make_dataset
+    from ..data.synthetic.towns import make_dataset
 
     bar, progress = _bar("synth")
     try:

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from .. import RESOURCES
+
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "resources" / "configs" / "starter"
-MODELS_DIR = ROOT / "resources" / "models"
+ROOT = RESOURCES.parent
+CONFIG_DIR = RESOURCES / "configs" / "starter"
+MODELS_DIR = RESOURCES / "models"
 
 #: Seeds and sizes of the synthetic data; part of the recipe (the model cards repeat them).
 TRAIN_DATA = dict(scenes=24, size=288, frames=9, seed=100)
@@ -60,8 +62,8 @@ STARTER_MODELS: Sequence[StarterModel] = (
 
 def ensure_dataset(root: Path, scenes: int, size: int, frames: int, seed: int) -> Path:
     """Write the synthetic dataset once; an existing complete one is reused (same seed, same scenes)."""
-    from .data.scene import list_scenes
-    from .data.synthetic import make_dataset
+    from ..data.scene import list_scenes
+    from ..data.synthetic.towns import make_dataset
 
     root = Path(root)
     if (root / "split.json").is_file() and len(list_scenes(root)) == scenes:
@@ -72,7 +74,7 @@ def ensure_dataset(root: Path, scenes: int, size: int, frames: int, seed: int) -
 
 def _train(model: StarterModel, data_root: Path, runs: Path, say: Callable[[str], None]) -> Path:
     from .config import load_config
-    from .training import train
+    from .trainer import train
 
     overrides = [f"data.root={data_root}", f"out_dir={runs / model.key}"]
     if not model.is_segmentation:
@@ -90,7 +92,7 @@ def training_seconds(run_dir: Path) -> float:
 
 
 def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: Path) -> Dict[str, object]:
-    from .evaluation import evaluate_checkpoint, scalar_metrics
+    from ..evaluation.evaluate import evaluate_checkpoint, scalar_metrics
 
     seg = {}
     if not model.is_segmentation:
@@ -107,7 +109,7 @@ def publish(checkpoint: Path, model: StarterModel, metrics: Dict[str, object], s
     """Copy a trained checkpoint into ``out_dir`` under its shipped name, its test metrics in the card."""
     import dataclasses
 
-    from .models.zoo import load_checkpoint, save_checkpoint
+    from ..models.zoo import load_checkpoint, save_checkpoint
 
     net, card = load_checkpoint(checkpoint)
     card = dataclasses.replace(
@@ -115,8 +117,8 @@ def publish(checkpoint: Path, model: StarterModel, metrics: Dict[str, object], s
         name=Path(model.file).stem,
         description=f"{model.title}. {NOTE}",
         metrics={**(card.metrics or {}), "test": metrics,
-                 "test_data": {"generator": "core.data.synthetic", **TEST_DATA},
-                 "train_data": {"generator": "core.data.synthetic", **TRAIN_DATA},
+                 "test_data": {"generator": "core.data.synthetic.towns", **TEST_DATA},
+                 "train_data": {"generator": "core.data.synthetic.towns", **TRAIN_DATA},
                  "train_seconds": round(seconds)},
     )
     target = Path(out_dir) / model.file
@@ -170,7 +172,7 @@ def shipped_row(model: StarterModel, out_dir: Path) -> Optional[Dict[str, object
     Why: ``make weights`` with ``--only`` retrains some networks; the README must still list all
     of them with the figures their own cards hold, not with figures typed by hand.
     """
-    from .models.zoo import load_checkpoint
+    from ..models.zoo import load_checkpoint
 
     path = Path(out_dir) / model.file
     if not path.is_file():
@@ -189,7 +191,7 @@ def build_starter_weights(
     say: Callable[[str], None] = print,
 ) -> List[Path]:
     """Train, evaluate and publish the starter checkpoints; returns the written files."""
-    from .models.zoo import load_checkpoint
+    from ..models.zoo import load_checkpoint
 
     begin = time.time()
     work_dir = Path(work_dir)

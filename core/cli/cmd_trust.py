@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .inference import _band, _bar, _run_with_cancel
+from .cmd_predict import _band, _bar, _run_with_cancel
 
 __all__ = ["register"]
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from ..trust import trust_map
+    from ..inference.trust import trust_map
 
     update, close = _bar("trust map")
     try:

@@ -38,8 +38,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from affine import Affine
 
-from .degrade import S2_NIR_MTF, psf_sigma_from_mtf, simulate_frames
-from .scene import Scene, make_split, write_scene
+from ..degrade import S2_NIR_MTF, psf_sigma_from_mtf, simulate_frames
+from ..scene import Scene, make_split, write_scene
 
 __all__ = ["SyntheticParams", "make_scene", "make_dataset", "fractal_noise", "HR_PIXEL_M", "SYNTH_CRS"]
 

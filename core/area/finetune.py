@@ -39,6 +39,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import RESOURCES
+
 __all__ = [
     "AreaFinetuneConfig",
     "AreaResult",
@@ -50,7 +52,7 @@ __all__ = [
 
 PathLike = Union[str, os.PathLike]
 Event = Callable[[Dict[str, Any]], None]
-RECIPE = Path(__file__).resolve().parent.parent / "resources" / "configs" / "area" / "finetune.yaml"
+RECIPE = RESOURCES / "configs" / "area" / "finetune.yaml"
 CHECKPOINT_NAME = "area_finetuned.safetensors"
 REPORT_STEM = "area_report"
 #: The metrics compared before/after, in report order: (key, label, higher is better).
@@ -119,18 +121,18 @@ def evaluate_area(
     """
     import torch
 
-    from .data.degrade import Degradation
-    from .data.patches import choose_frames
-    from .evaluation import (
+    from ..data.degrade import Degradation
+    from ..data.patches import choose_frames
+    from ..evaluation.evaluate import (
         Normalization,
         load_frozen_segnet,
         load_split_scenes,
         predict_seg_scene,
         predict_sr_scene,
     )
-    from .inference import anchor_offsets
-    from .metrics import SegCounts, cpsnr
-    from .models.zoo import load_checkpoint
+    from ..evaluation.metrics import SegCounts, cpsnr
+    from ..inference.sr import anchor_offsets
+    from ..models.zoo import load_checkpoint
 
     dev = torch.device(device)
     model, card = load_checkpoint(checkpoint, device=dev)
@@ -212,8 +214,8 @@ def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildin
             seg_roads: PathLike, opts: AreaFinetuneConfig, tile_lr: int):
     import yaml
 
-    from .config import load_config, validate_config
-    from .models.zoo import read_card
+    from ..models.zoo import read_card
+    from ..training.config import load_config, validate_config
 
     card = read_card(sr_checkpoint)
     if card.task != "sr":
@@ -290,10 +292,10 @@ def finetune_area(
     A killed run started again with the same arguments resumes training from
     ``out_dir/train/last.pt``.
     """
-    from .data.area_tiles import read_area
-    from .evaluation import scalar_metrics
-    from .models.zoo import file_sha256, load_checkpoint, read_card, save_checkpoint
-    from .training import train
+    from ..evaluation.evaluate import scalar_metrics
+    from ..models.zoo import file_sha256, load_checkpoint, read_card, save_checkpoint
+    from ..training.trainer import train
+    from .tiles import read_area
 
     t0 = time.perf_counter()
     opts = replace(options or AreaFinetuneConfig(), epochs=int(epochs))  # the caller's object stays as it was
@@ -320,7 +322,7 @@ def finetune_area(
     if before is None:
         before = evaluate_area(sr_checkpoint, area_root, buildings_ckpt, roads_ckpt, device=dev,
                                tile=config.val_tile, overlap=config.val_overlap, progress=eval_progress("before"))
-        from .data.scene import write_json_atomic
+        from ..data.scene import write_json_atomic
 
         write_json_atomic(out_dir / "before.json", {"key": key, "result": before})
 
@@ -357,7 +359,7 @@ def finetune_area(
     registered = out_dir / CHECKPOINT_NAME
     save_checkpoint(registered, model, card)
 
-    from .area_report import write_area_report
+    from .report import write_area_report
 
     seconds = time.perf_counter() - t0
     paths = write_area_report(out_dir / REPORT_STEM, area=area, before=before, after=after,
@@ -369,7 +371,7 @@ def finetune_area(
 
 
 def _device(device: str) -> str:
-    from .distributed import resolve_device
+    from ..training.distributed import resolve_device
 
     return str(resolve_device(device))
 
@@ -400,8 +402,8 @@ def run_area(
     already prepared in ``out_dir/area`` is reused when it came from the same
     inputs (so a resumed run does not cut the tiles again).
     """
-    from .data.area_tiles import AREA_JSON, prepare_area
-    from .models.zoo import read_card
+    from ..models.zoo import read_card
+    from .tiles import AREA_JSON, prepare_area
 
     emit = _event_sink(progress)
     out_dir = Path(out_dir)

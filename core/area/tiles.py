@@ -43,9 +43,9 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from ..raster_io import S2_DN_SCALE, Frame, FrameSet, Grid
-from .scene import SPLIT_JSON, Scene, SceneError, write_json_atomic, write_scene
-from .vectors import is_kind, rasterize_vectors, read_features
+from ..data.scene import SPLIT_JSON, Scene, SceneError, write_json_atomic, write_scene
+from ..data.vectors import is_kind, rasterize_vectors, read_features
+from ..io.rasters import S2_DN_SCALE, Frame, FrameSet, Grid
 
 __all__ = ["AREA_JSON", "AreaError", "AreaLayout", "AreaPrepared", "plan_layout", "prepare_area", "read_area"]
 

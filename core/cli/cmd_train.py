@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from ..jsonsafe import json_safe
+from ..io.jsonsafe import json_safe
 
 __all__ = ["register"]
 
@@ -79,8 +79,8 @@ def _printer(mode: str) -> Optional[Callable[[Dict[str, Any]], None]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..training import train
+    from ..training.config import load_config
+    from ..training.trainer import train
 
     overrides = list(args.set or [])
     if args.device:
@@ -109,8 +109,8 @@ def _print_metrics(result: Dict[str, Any]) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..distributed import resolve_device
-    from ..evaluation import evaluate_checkpoint
+    from ..evaluation.evaluate import evaluate_checkpoint
+    from ..training.distributed import resolve_device
 
     bar = tqdm(total=100, desc="evaluating", unit="%", file=sys.stderr, leave=False)
 
@@ -135,7 +135,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments_run(args: argparse.Namespace) -> int:
-    from ..experiments import load_profile, run_grid
+    from ..training.experiments import load_profile, run_grid
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     roots = {}
@@ -159,9 +159,9 @@ def _cmd_experiments_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ..experiments import write_grid_report
-    from ..report import plot_training_curves
-    from ..training import curves_history
+    from ..evaluation.report import plot_training_curves
+    from ..training.experiments import write_grid_report
+    from ..training.trainer import curves_history
 
     run_dir = Path(args.run_dir)
     if (run_dir / "rows.json").is_file():

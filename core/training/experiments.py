@@ -223,7 +223,7 @@ class _GridRun:
         return config_from_dict(data, source=entry.path.name)
 
     def train_entry(self, entry: GridEntry, version: str) -> Tuple[Path, TrainConfig]:
-        from .training import train
+        from .trainer import train
 
         key = (entry.id, version)
         if key in self.trained:
@@ -250,7 +250,7 @@ class _GridRun:
         return best, config
 
     def evaluate(self, entry: GridEntry, best: Path, config: TrainConfig) -> Dict[str, Any]:
-        from .evaluation import evaluate_checkpoint
+        from ..evaluation.evaluate import evaluate_checkpoint
 
         res = evaluate_checkpoint(
             best, config.data.root, config.data.test_split,
@@ -281,7 +281,7 @@ class _GridRun:
         }
 
     def hr_reference(self, version: str, table: str, seg_paths: Mapping[str, str], config: TrainConfig):
-        from .evaluation import evaluate_hr_reference, load_frozen_segnet, load_split_scenes
+        from ..evaluation.evaluate import evaluate_hr_reference, load_frozen_segnet, load_split_scenes
 
         device = config.device if config.device != "auto" else _auto_device()
         scenes = load_split_scenes(config.data.root, config.data.test_split, self.max_test_scenes)
@@ -312,8 +312,8 @@ def _group_label(table: str, version: str) -> str:
 
 def _record_test_metrics(checkpoint: Path, result: Mapping[str, Any]) -> None:
     """Add the test metrics to the checkpoint's card (the card travels with the weights)."""
-    from .evaluation import scalar_metrics
-    from .models.zoo import load_checkpoint, save_checkpoint
+    from ..evaluation.evaluate import scalar_metrics
+    from ..models.zoo import load_checkpoint, save_checkpoint
 
     model, card = load_checkpoint(checkpoint, device="cpu")
     metrics = dict(card.metrics or {})
@@ -324,8 +324,8 @@ def _record_test_metrics(checkpoint: Path, result: Mapping[str, Any]) -> None:
 
 def write_grid_report(out_dir, rows: Sequence[Mapping[str, Any]], title: str = "Task-driven SR experiments"):
     """Render ``rows`` (and each row's training curves) with :func:`core.report.write_report`."""
-    from .report import ANCHORED_METRICS, DEFAULT_METRICS, write_report
-    from .training import curves_history
+    from ..evaluation.report import ANCHORED_METRICS, DEFAULT_METRICS, write_report
+    from .trainer import curves_history
 
     histories = {}
     for r in rows:

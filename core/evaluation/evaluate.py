@@ -93,7 +93,7 @@ class FrozenSegNet(nn.Module):
 
 def load_frozen_segnet(path, device="cpu", source_norm: Normalization = Normalization()):
     """Load a segmentation checkpoint as a :class:`FrozenSegNet`; returns (net, card)."""
-    from .models.zoo import load_checkpoint
+    from ..models.zoo import load_checkpoint
 
     net, card = load_checkpoint(path, device=device)
     if getattr(card, "task", None) != "segmentation":
@@ -177,7 +177,7 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
 
 def _scene_frames(scene, band: int, frames: int) -> torch.Tensor:
     """The ``frames`` clearest LR frames of one band, ``[T, h, w]`` reflectance."""
-    from .data.patches import choose_frames
+    from ..data.patches import choose_frames
 
     valid = np.asarray(scene.lr_valid, dtype=bool)
     fractions = valid.reshape(valid.shape[0], -1).mean(axis=1)
@@ -297,7 +297,7 @@ def evaluate_sr(
     drifted in brightness, which a loss blind to constant offsets (cL1) allows.
     ``anchored=False`` skips the second pass (validation during training).
     """
-    from .inference import anchor_offsets
+    from ..inference.sr import anchor_offsets
     from .metrics import SegCounts, cpsnr, cssim
 
     was_training = model.training
@@ -437,7 +437,7 @@ def evaluate_hr_reference(
 
 def load_split_scenes(root, split: Optional[str], max_scenes: Optional[int] = None) -> List:
     """Read the scenes of one split (all of them when ``split`` is None)."""
-    from .data.scene import list_scenes, read_scene
+    from ..data.scene import list_scenes, read_scene
 
     paths = list(list_scenes(root, split=split))
     if not paths:
@@ -477,8 +477,8 @@ def evaluate_checkpoint(
     For an SR checkpoint, segmentation checkpoints (when given) segment the SR
     output; ``hr_reference`` adds their scores on the HR images under ``hr_*``.
     """
+    from ..models.zoo import load_checkpoint
     from .metrics import LPIPSMetric
-    from .models.zoo import load_checkpoint
 
     device = torch.device(device)
     model, card = load_checkpoint(checkpoint, device=device)

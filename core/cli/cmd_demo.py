@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import RESOURCES
+
 __all__ = ["register"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..demo import DemoNotReady, run_demo
+    from ..evaluation.showcase import DemoNotReady, run_demo
 
     try:
         result = run_demo(Path(args.out), Path(args.models), seed=args.seed, size_hr=args.size)
@@ -27,7 +29,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from ..starter import MODELS_DIR, STARTER_MODELS, build_starter_weights
+    from ..training.starter import MODELS_DIR, STARTER_MODELS, build_starter_weights
 
     known = {m.key for m in STARTER_MODELS}
     only = [k.strip() for k in args.only.split(",")] if args.only else None
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", default="demo_output", help="output folder")
-    p.add_argument("--models", default=str(Path(__file__).resolve().parents[2] / "resources" / "models"),
+    p.add_argument("--models", default=str(RESOURCES / "models"),
                    help="folder with the starter checkpoints")
     p.add_argument("--seed", type=int, default=11, help="seed of the synthetic scene")
     p.add_argument("--size", type=int, default=384, help="HR size of the scene in pixels (multiple of 3)")

@@ -61,7 +61,7 @@ def _read_reflectance(path: Path) -> np.ndarray:
     """Band 1 of an image raster as reflectance (the same unit rules as inference), NaN where nodata."""
     import rasterio
 
-    from .raster_io import detect_radiometry
+    from ..io.rasters import detect_radiometry
 
     with rasterio.open(path) as src:
         values = src.read(1, masked=True)
@@ -89,9 +89,9 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the whole demo and return where everything is."""
-    from . import api
-    from .data.scene import read_scene, write_scene
-    from .data.synthetic import make_scene
+    from .. import api
+    from ..data.scene import read_scene, write_scene
+    from ..data.synthetic.towns import make_scene
     from .metrics import SegCounts, cpsnr, cssim
     from .report import plot_sr_comparison, render_markdown
 

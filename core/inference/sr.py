@@ -40,8 +40,8 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from . import __version__
-from .raster_io import (
+from .. import __version__
+from ..io.rasters import (
     FrameSet,
     GeoTiffSink,
     Grid,
@@ -53,7 +53,7 @@ from .raster_io import (
     window_from_extent,
     write_mask_vectors,
 )
-from .tiling import Axis, StripBlender
+from .runner import Axis, StripBlender
 
 __all__ = [
     "CancelToken",
@@ -146,7 +146,7 @@ def _load(checkpoint: ModelLike, device: torch.device) -> _Loaded:
         model, card = checkpoint
         source, sha = f"in-memory {type(model).__name__}", None
     else:
-        from .models.zoo import file_sha256, load_checkpoint
+        from ..models.zoo import file_sha256, load_checkpoint
 
         path = Path(checkpoint)
         if not path.is_file():

@@ -619,7 +619,7 @@ def check_checkpoint_cards(config: TrainConfig) -> None:
     """Read the cards of checkpoints that exist and refuse mismatches."""
 
     def card_of(path: str, key: str):
-        from .models.zoo import read_card  # lazy: only when there is a card to read
+        from ..models.zoo import read_card  # lazy: only when there is a card to read
 
         try:
             return read_card(path)
@@ -675,7 +675,7 @@ def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]
     Run before any training step so that no minutes are spent on a run that is
     bound to fail.
     """
-    from .data.scene import list_scenes  # lazy: keep config importable alone
+    from ..data.scene import list_scenes  # lazy: keep config importable alone
 
     d = config.data
     if not d.root:
@@ -721,7 +721,7 @@ def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]
             raise ConfigError(f"{key}: checkpoint file {path} does not exist")
     check_checkpoint_cards(config)
     if bands is not None:
-        from .models.zoo import read_card
+        from ..models.zoo import read_card
 
         band = bands[d.band]
         for key, path in (("model.init_from", config.model.init_from),

@@ -35,7 +35,7 @@ import numpy as np
 from rasterio.features import shapes
 from rasterio.warp import transform_geom
 
-from .scene import Scene, SceneError, same_crs, to_dn, write_geotiff
+from ..scene import Scene, SceneError, same_crs, to_dn, write_geotiff
 
 __all__ = ["AreaFiles", "write_area_files", "write_vector_layer", "ROAD_CLASSES"]
 
@@ -112,7 +112,7 @@ def _road_features(scene: Scene) -> List[Feature]:
     if segments is None:
         raise SceneError(
             f"scene {scene.name!r} carries no road segments (extra['_roads']); use a scene straight from "
-            "core.data.synthetic.make_scene, not one read back from disk"
+            "core.data.synthetic.towns.make_scene, not one read back from disk"
         )
     pixel_m = abs(float(scene.hr_transform.a))
     feats = []

@@ -1,20 +1,21 @@
 """The headless trainer: ``python -m core.cli <command> --help``.
 
-Commands are grouped in ``core/commands/<group>.py``; every group registers its
-sub-commands here, so adding a command never touches this file's logic.
+Commands live in ``core/cli/cmd_<group>.py``; each module's ``register(subparsers)``
+adds its sub-commands, so adding a command is one module and one entry below.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
+from .. import __version__
+from . import cmd_area, cmd_data, cmd_demo, cmd_models, cmd_predict, cmd_train, cmd_trust
 
-COMMAND_GROUPS = ("data", "models", "inference", "trust", "training", "demo", "area")
+#: Command modules, in the order their commands appear in ``--help``.
+COMMAND_MODULES = (cmd_data, cmd_models, cmd_predict, cmd_trust, cmd_train, cmd_demo, cmd_area)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in COMMAND_GROUPS:
-        try:
-            module = importlib.import_module(f".commands.{group}", __package__)
-        except ModuleNotFoundError as exc:  # a group not built yet must not break the others
-            if exc.name and exc.name.endswith(f"commands.{group}"):
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
@@ -58,7 +53,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .jsonsafe import json_safe
+from ..io.jsonsafe import json_safe
 
 __all__ = [
     "MetricSpec",

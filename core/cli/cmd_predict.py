@@ -39,7 +39,7 @@ def _run_with_cancel(fn, **kwargs):
     the temporary files; output problems (an ``OSError`` the CLI's generic
     handler would not word) are printed as one line.
     """
-    from ..inference import Cancelled, OutputError
+    from ..inference.sr import Cancelled, OutputError
 
     try:
         return fn(**kwargs), 0
@@ -52,7 +52,7 @@ def _run_with_cancel(fn, **kwargs):
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..inference import super_resolve
+    from ..inference.sr import super_resolve
 
     update, close = _bar("super-resolving")
     try:
@@ -72,7 +72,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from ..inference import segment
+    from ..inference.sr import segment
 
     checkpoints: List[str] = list(args.checkpoint)
     update, close = _bar("segmenting")

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, whole-scene scoring through the inference runner, reports and comparisons."""

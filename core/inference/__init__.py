@@ -1,0 +1,1 @@
+"""Georeferenced inference: the one tiler, tile planning, brightness anchoring, SR, segmentation, trust maps."""

@@ -5,9 +5,10 @@ this module must be fast (the plugin imports it when QGIS starts), so nothing
 heavy (torch, rasterio) is imported here at module level; every function
 imports what it needs when called.
 
-Errors keep their engine types: :class:`core.inference.InputError` /
-``OutputError`` / ``Cancelled`` for inference, ``core.models.zoo.CheckpointError``
-for a bad checkpoint; all carry a message meant for the analyst.
+Errors are the job primitives of :mod:`core.jobs` (``InputError``, ``OutputError``,
+``Cancelled``, re-exported here so the UI needs this module only) and
+``core.models.zoo.CheckpointError`` for a bad checkpoint; all carry a message
+meant for the analyst.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from pathlib import Path
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import RESOURCES
+from .jobs import Cancelled, CancelToken, InputError, OutputError  # the job primitives the UI needs
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
 __all__ = [
+    "CancelToken",
+    "Cancelled",
+    "InputError",
+    "OutputError",
     "super_resolve",
     "segment",
     "trust_map",
@@ -128,12 +134,3 @@ def list_models(dirs: Optional[Iterable[PathLike]] = None, include_shipped: bool
                 continue
             found.append((path, card))
     return found
-
-
-def __getattr__(name: str):
-    # CancelToken is light but lives in core.inference (which imports torch): load on first use.
-    if name in ("CancelToken", "Cancelled", "InputError", "OutputError"):
-        from .inference import sr as inference
-
-        return getattr(inference, name)
-    raise AttributeError(name)

@@ -129,7 +129,7 @@ def test_scene_without_hr_gives_dice_labels_where_revisits_see(files, tmp_path):
 
 def test_bad_inputs_are_refused_clearly(scene, files, tmp_path):
     from core.data.synthetic.area import write_area_files, write_vector_layer
-    from core.io.rasters import InputError
+    from core.jobs import InputError
 
     empty = write_area_files(scene, tmp_path / "empty", empty_roads=True)
     with pytest.raises(AreaError, match="roads.gpkg: the roads layer holds no features"):

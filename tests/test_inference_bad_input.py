@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from rasterio.transform import from_origin
 
 from core.inference.sr import InputError, OutputError, segment, super_resolve
-from core.io import rasters as raster_io
+from core.io import writer as raster_io
 
 T0 = from_origin(500000.0, 6000000.0, 10, 10)
 

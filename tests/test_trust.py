@@ -29,7 +29,7 @@ from core.inference.trust import (
     read_summary,
     trust_map,
 )
-from core.io.rasters import GeoTiffSink
+from core.io.writer import GeoTiffSink
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SCALE = 3

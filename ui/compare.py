@@ -50,7 +50,7 @@ from qgis.PyQt.QtWidgets import (
 from .log import log, log_exception, notify
 from .styles import apply_gray_stretch, layer_stretch
 from .tasks import (
-    CancelFlag,
+    CancelToken,
     CoreTask,
     Progress,
     Refused,
@@ -99,7 +99,8 @@ def _read_sr(path: str):
     """SR band 1 as reflectance [H, W] float32, its valid mask and grid."""
     import numpy as np
 
-    from ..core.io.rasters import detect_radiometry, open_raster
+    from ..core.io.radiometry import detect_radiometry
+    from ..core.io.rasters import open_raster
 
     with open_raster(path) as ds:
         data = ds.read(1, masked=True)
@@ -116,7 +117,9 @@ def _read_on_grid(path: str, band: int, grid, resampling: str):
     import numpy as np
     from rasterio.warp import Resampling, reproject
 
-    from ..core.io.rasters import InputError, detect_radiometry, open_raster
+    from ..core.io.radiometry import detect_radiometry
+    from ..core.io.rasters import open_raster
+    from ..core.jobs import InputError
 
     crs, transform, height, width = grid
     with open_raster(path) as ds:
@@ -162,7 +165,7 @@ def _mask_on_grid(source: MaskSource, target: str, grid):
 
 
 def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, index: int,
-               progress: Progress, cancel: Optional[CancelFlag]) -> Tuple[Any, bool]:
+               progress: Progress, cancel: Optional[CancelToken]) -> Tuple[Any, bool]:
     """The trust summary of one SR output: (summary, whether its map was written beside the output).
 
     An up-to-date ``<sr>_trust.tif`` (e.g. from the dock's "Also write a trust
@@ -173,7 +176,7 @@ def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, i
     not written to).
     """
     from ..core import api
-    from ..core.inference.sr import trust_path_for
+    from ..core.jobs import trust_path_for
 
     beside = trust_path_for(path)
     if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
@@ -195,7 +198,7 @@ def compare_outputs(
     device: str = "cpu",
     border: int = 3,
     progress: Optional[Progress] = None,
-    cancel: Optional[CancelFlag] = None,
+    cancel: Optional[CancelToken] = None,
     trust_inputs: Optional[Dict[str, Tuple[List[str], Any]]] = None,
 ) -> CompareResult:
     """Metrics of several SR rasters of the same area against a reference and masks, and their trust maps.
@@ -235,7 +238,7 @@ def compare_outputs(
         n = max(1, len(outputs))
         for i, (label, path) in enumerate(outputs.items()):
             if cancel is not None and cancel.cancelled:
-                from ..core.inference.sr import Cancelled
+                from ..core.jobs import Cancelled
 
                 raise Cancelled("comparison cancelled")
             step = sub_progress(say, i / n, (i + 1) / n, f"{label}: ")
@@ -303,7 +306,7 @@ class CompareJob:
     device: str = "cpu"
     created: List[Path] = field(default_factory=list)
 
-    def __call__(self, progress: Progress, cancel: CancelFlag) -> CompareResult:
+    def __call__(self, progress: Progress, cancel: CancelToken) -> CompareResult:
         n_runs = len(self.runs)
         span = 0.7 if n_runs else 0.0
         messages: List[str] = []

@@ -52,6 +52,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.jobs import unique_path
 from .compare import ComparePanel
 from .log import LogView, log, log_exception, notify
 from .styles import (
@@ -78,17 +79,6 @@ SETTINGS = "s2_taskdriven_sr"
 SINGLE, REVISITS, DATES = 0, 1, 2
 ARCH_FILTERS = (("Any architecture", None), ("RAMS (multi-image)", "rams"), ("HAT (single image)", "hat"))
 DEVICES = (("CPU", "cpu"), ("GPU (CUDA)", "cuda"))
-
-
-def unique_path(folder: Path, stem: str, suffix: str = ".tif") -> Path:
-    """``folder/stem.tif``, or ``stem_2.tif``... so no output ever overwrites another."""
-    stem = re.sub(r"[^\w.\-]+", "_", stem).strip("_") or "output"
-    candidate = folder / f"{stem}{suffix}"
-    n = 2
-    while candidate.exists() or Path(f"{candidate}.aux.xml").exists():
-        candidate = folder / f"{stem}_{n}{suffix}"
-        n += 1
-    return candidate
 
 
 def group_for(name: str) -> QgsLayerTreeGroup:

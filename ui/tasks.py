@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,36 +35,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication, QObject, pyqtSignal
 
+from ..core.jobs import CancelToken, Progress, sub_progress, trust_path_for  # noqa: F401 (re-used by ui)
 from .log import log
-
-Progress = Callable[[float, str], None]
-
-
-class CancelFlag:
-    """Thread-safe cancel flag with the interface of ``core.inference.CancelToken``.
-
-    Defined here so a task can be cancelled before its job has imported the
-    engine (and torch).
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-
-def sub_progress(progress: Progress, start: float, end: float, prefix: str = "") -> Progress:
-    """Map a step's 0..1 progress into ``start..end`` of the whole job."""
-
-    def call(fraction: float, message: str) -> None:
-        progress(start + (end - start) * max(0.0, min(1.0, float(fraction))), f"{prefix}{message}")
-
-    return call
 
 
 def remove_outputs(paths: Sequence[os.PathLike]) -> None:
@@ -95,10 +66,10 @@ class CoreTask(QgsTask):
     canceledByUser = pyqtSignal()
     ended = pyqtSignal()
 
-    def __init__(self, description: str, job: Callable[[Progress, CancelFlag], Any]) -> None:
+    def __init__(self, description: str, job: Callable[[Progress, CancelToken], Any]) -> None:
         super().__init__(description, QgsTask.Flag.CanCancel)
         self.job = job
-        self.flag = CancelFlag()
+        self.flag = CancelToken()
         self.result_value: Any = None
         self.error: Optional[BaseException] = None
         self.message = ""
@@ -246,10 +217,10 @@ class SuperResolveJob:
     extent: Optional[Tuple[float, float, float, float]] = None
     device: str = "cpu"
     tile: Optional[int] = None
-    trust: bool = False  # also write <out>_trust.tif (core.trust) in the same task
-    anchor: bool = True  # shift each tile to its revisits' brightness (core.inference.anchor_offsets)
+    trust: bool = False  # also write <out>_trust.tif (core.inference.trust) in the same task
+    anchor: bool = True  # shift each tile to its revisits' brightness (core.inference.sr.anchor_offsets)
 
-    def __call__(self, progress: Progress, cancel: CancelFlag) -> Any:
+    def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
 
         return api.super_resolve(self.inputs, self.out_path, self.checkpoint, band=self.band, tile=self.tile,
@@ -258,11 +229,8 @@ class SuperResolveJob:
 
     @property
     def trust_path(self) -> Optional[str]:
-        """Where the trust map goes (``core.inference.trust_path_for``, without importing the engine)."""
-        if not self.trust:
-            return None
-        p = Path(self.out_path)
-        return str(p.with_name(f"{p.stem}_trust{p.suffix or '.tif'}"))
+        """Where the trust map goes, when one is asked for."""
+        return str(trust_path_for(self.out_path)) if self.trust else None
 
 
 @dataclass
@@ -278,7 +246,7 @@ class SegmentJob:
     device: str = "cpu"
     extent: Optional[Tuple[float, float, float, float]] = None
 
-    def __call__(self, progress: Progress, cancel: CancelFlag) -> Any:
+    def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
 
         return api.segment(self.input_path, self.checkpoints, out_prob=self.out_prob, out_mask=self.out_mask,

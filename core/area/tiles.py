@@ -6,7 +6,7 @@ project's dataset format (:mod:`core.data.scene`) so the ordinary trainer and
 evaluator can use them:
 
 - the revisits (any number of GeoTIFFs, any CRS) are put on one LR grid, the
-  first revisit's, by :class:`core.raster_io.FrameSet` (the same reading and
+  first revisit's, by :class:`core.io.rasters.FrameSet` (the same reading and
   warping as inference); every revisit is one frame of every tile;
 - the grid is cut into square tiles of ``tile_lr`` LR pixels, named
   ``tile_r{row:02d}_c{col:02d}``; LR tiles keep the inputs' digital numbers;
@@ -45,7 +45,8 @@ from rasterio.windows import Window
 
 from ..data.scene import SPLIT_JSON, Scene, SceneError, write_json_atomic, write_scene
 from ..data.vectors import is_kind, rasterize_vectors, read_features
-from ..io.rasters import S2_DN_SCALE, Frame, FrameSet, Grid
+from ..io.radiometry import S2_DN_SCALE
+from ..io.rasters import Frame, FrameSet, Grid
 
 __all__ = ["AREA_JSON", "AreaError", "AreaLayout", "AreaPrepared", "plan_layout", "prepare_area", "read_area"]
 

@@ -61,7 +61,7 @@ def _read_reflectance(path: Path) -> np.ndarray:
     """Band 1 of an image raster as reflectance (the same unit rules as inference), NaN where nodata."""
     import rasterio
 
-    from ..io.rasters import detect_radiometry
+    from ..io.radiometry import detect_radiometry
 
     with rasterio.open(path) as src:
         values = src.read(1, masked=True)

@@ -8,7 +8,7 @@ and renamed only when complete; cancel and errors leave nothing behind.
 
 Radiometry: stored values -> reflectance (the raster's scale/offset metadata,
 else Sentinel-2 DN x 1e-4 for integer data above 1.5, see
-:func:`core.raster_io.detect_radiometry`) -> model units with the checkpoint
+:func:`core.io.radiometry.detect_radiometry`) -> model units with the checkpoint
 card's ``normalization`` -> model -> back to the *first input's* units and
 dtype (rounded and clipped for integers).
 
@@ -28,12 +28,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,18 +40,10 @@ from affine import Affine
 from rasterio.windows import Window
 
 from .. import __version__
-from ..io.rasters import (
-    FrameSet,
-    GeoTiffSink,
-    Grid,
-    InputError,
-    OutputError,
-    check_output_path,
-    gdal_env,
-    geotiff_profile,
-    window_from_extent,
-    write_mask_vectors,
-)
+from ..io.polygons import write_mask_vectors
+from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
+from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
+from ..jobs import Cancelled, CancelToken, InputError, OutputError, Progress, progress_fn, trust_path_for
 from .runner import Axis, StripBlender
 
 __all__ = [
@@ -74,26 +65,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 ModelLike = Union[str, os.PathLike, Tuple[torch.nn.Module, Any]]
-
-
-class Cancelled(Exception):
-    """The job was cancelled; no output (and no temporary file) was left behind."""
-
-
-class CancelToken:
-    """Thread-safe cancel flag, checked between tiles."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass
@@ -415,21 +387,6 @@ def _nodata_candidate(dtype: np.dtype, given: Optional[float]) -> float:
     return int(np.iinfo(dtype).min)
 
 
-def trust_path_for(out_path: Union[str, os.PathLike]) -> Path:
-    """``sr.tif`` -> ``sr_trust.tif`` (same folder)."""
-    p = Path(out_path)
-    return p.with_name(f"{p.stem}_trust{p.suffix or '.tif'}")
-
-
-def _progress_fn(progress: Optional[Progress]):
-    def call(fraction: float, message: str) -> None:
-        log.debug("%3.0f%% %s", 100 * fraction, message)
-        if progress is not None:
-            progress(float(min(1.0, max(0.0, fraction))), message)
-
-    return call
-
-
 def _inputs_list(inputs) -> List[Path]:
     if isinstance(inputs, (str, os.PathLike)):
         return [Path(inputs)]
@@ -469,7 +426,7 @@ def super_resolve(
     Raises :class:`InputError`, :class:`OutputError` or :class:`Cancelled`.
     """
     t_start = time.perf_counter()
-    say = _progress_fn(progress)
+    say = progress_fn(progress)
     messages: List[str] = []
     paths = _inputs_list(inputs)
     out = check_output_path(out_path, paths)
@@ -670,7 +627,7 @@ def segment(
     (needs ``out_mask``).
     """
     t_start = time.perf_counter()
-    say = _progress_fn(progress)
+    say = progress_fn(progress)
     messages: List[str] = []
     src = Path(input_path)
     if out_prob is None and out_mask is None:

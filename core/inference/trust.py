@@ -68,18 +68,9 @@ from rasterio.windows import Window
 
 from .. import __version__
 from ..data.degrade import S2_MTF_NYQUIST, S2_NIR_MTF, Degradation, psf_sigma_from_mtf
-from ..io.rasters import (
-    BandSpec,
-    Frame,
-    FrameSet,
-    GeoTiffSink,
-    Grid,
-    InputError,
-    check_output_path,
-    gdal_env,
-    geotiff_profile,
-)
-from .sr import Cancelled, CancelToken, Progress, _progress_fn, trust_path_for
+from ..io.rasters import BandSpec, Frame, FrameSet, Grid, gdal_env
+from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
+from ..jobs import Cancelled, CancelToken, InputError, Progress, progress_fn, trust_path_for
 
 __all__ = [
     "TrustSummary",
@@ -428,7 +419,7 @@ def trust_map(
     (nothing is left behind).
     """
     t_start = time.perf_counter()
-    say = _progress_fn(progress)
+    say = progress_fn(progress)
     messages: List[str] = []
     sr = Path(sr_path)
     if not sr.is_file():

@@ -1,9 +1,9 @@
-"""Raster reading and writing for inference: frames on one grid, radiometry, atomic GeoTIFFs.
+"""Reading rasters for inference: bands, grids, and frames of several inputs on one grid.
 
 Why a module of its own: inference must read revisits that come on different
-grids or CRSs as if they shared one, read only the rows a strip of tiles needs,
-and write outputs that never exist half-written. Those are GIS concerns, kept
-apart from the tiling arithmetic (``tiling.py``) and the models (``inference.py``).
+grids or CRSs as if they shared one, and read only the rows a strip of tiles
+needs. Those are GIS concerns, kept apart from the tiling arithmetic
+(``core.inference.runner``), the models and the writers (``core.io.writer``).
 
 Conventions: a *frame* is one band of one input raster, seen on the reference
 grid (the first input's grid; its UTM zone when that one is in degrees). Frames
@@ -12,16 +12,13 @@ read as float32 reflectance plus a boolean valid mask, never NaN-poisoned.
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import math
 import os
-import secrets
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -33,78 +30,18 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
+from ..jobs import InputError
+from .radiometry import Radiometry, detect_radiometry
+
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 BandSpec = Union[int, str, None]
 
-#: Sentinel-2 L1C/L2A digital numbers are reflectance x 10000.
-S2_DN_SCALE = 1e-4
-#: Block size of every GeoTIFF written here (QGIS and GDAL read 512-px tiles efficiently).
-BLOCK = 512
 #: GDAL block cache during inference, in MB: bounded so peak memory does not follow the raster size.
 GDAL_CACHE_MB = 128
 #: Side of the decimated read used to judge how clear a frame is and what its units are.
 SAMPLE_SIDE = 256
-
-
-class InputError(ValueError):
-    """An input raster, band or extent that cannot be used; the message names the file and the problem."""
-
-
-class OutputError(OSError):
-    """An output that cannot be written (folder missing, not writable, disk full)."""
-
-
-# --------------------------------------------------------------------------- radiometry
-
-
-@dataclass(frozen=True)
-class Radiometry:
-    """Linear map between stored values and reflectance: ``reflectance = value * scale + offset``."""
-
-    scale: float = 1.0
-    offset: float = 0.0
-    source: str = "values taken as reflectance"
-
-    @property
-    def is_identity(self) -> bool:
-        return self.scale == 1.0 and self.offset == 0.0
-
-    def to_reflectance(self, values: np.ndarray) -> np.ndarray:
-        if self.scale == 1.0 and self.offset == 0.0:
-            return values
-        return values * np.float32(self.scale) + np.float32(self.offset)
-
-    def from_reflectance(self, refl: np.ndarray, inplace: bool = False) -> np.ndarray:
-        if self.scale == 1.0 and self.offset == 0.0:
-            return refl
-        if not inplace:
-            return (refl - np.float32(self.offset)) / np.float32(self.scale)
-        refl -= np.float32(self.offset)
-        refl /= np.float32(self.scale)
-        return refl
-
-
-def detect_radiometry(ds, bidx: int, sample: np.ndarray, dtype: str) -> Radiometry:
-    """Choose the value -> reflectance map of one band.
-
-    Order: the raster's own scale/offset metadata when set; else integer values
-    above 1.5 are taken as Sentinel-2 digital numbers (x 1e-4, the L1C/L2A
-    convention); float values above 100 likewise (DN stored as float); anything
-    else is taken as reflectance already. ``sample`` holds valid values from a
-    decimated read.
-    """
-    scale = float(ds.scales[bidx - 1]) if ds.scales else 1.0
-    offset = float(ds.offsets[bidx - 1]) if ds.offsets else 0.0
-    if (scale, offset) != (1.0, 0.0):
-        return Radiometry(scale, offset, f"scale {scale:g} and offset {offset:g} from the raster's metadata")
-    high = float(np.percentile(sample, 99)) if sample.size else 0.0
-    if np.issubdtype(np.dtype(dtype), np.integer) and high > 1.5:
-        return Radiometry(S2_DN_SCALE, 0.0, "no scale metadata; integer values read as Sentinel-2 DN x 1e-4")
-    if np.issubdtype(np.dtype(dtype), np.floating) and high > 100.0:
-        return Radiometry(S2_DN_SCALE, 0.0, "no scale metadata; float values above 100 read as Sentinel-2 DN x 1e-4")
-    return Radiometry()
 
 
 # --------------------------------------------------------------------------- opening and bands
@@ -458,250 +395,6 @@ def _is_whole(x: float) -> bool:
     return abs(x - round(x)) < 1e-6
 
 
-# --------------------------------------------------------------------------- output
-
-
-def check_output_path(path: PathLike, inputs: Sequence[PathLike] = ()) -> Path:
-    """Refuse an output that cannot be written, before any computation is spent on it."""
-    p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"{p}: is a folder; give a file name such as {p / 'output.tif'}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{p}: the folder {parent} does not exist")
-    resolved = p.resolve()
-    for q in inputs:
-        if Path(q).resolve() == resolved:
-            raise OutputError(f"{p}: is also an input; choose another output file")
-    try:
-        fd = os.open(parent / f".{p.name}.probe-{secrets.token_hex(4)}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except OSError as exc:
-        raise OutputError(f"{p}: cannot write in {parent} ({exc.strerror or exc})") from exc
-    else:
-        os.close(fd)
-        for probe in parent.glob(f".{p.name}.probe-*"):
-            try:
-                probe.unlink()
-            except OSError:
-                pass
-    return p
-
-
-def temp_path_for(path: Path, suffix: str = "") -> Path:
-    """Hidden temporary file beside ``path`` (same folder, so the final rename is atomic)."""
-    return path.parent / f".{path.name}.partial-{secrets.token_hex(4)}{suffix}"
-
-
-def geotiff_profile(grid: Grid, dtype: str, count: int, nodata: Optional[float]) -> Dict[str, object]:
-    """Tiled (512) DEFLATE GeoTIFF profile; predictor 2 for integers, 3 for floats.
-
-    No ``NUM_THREADS``: GDAL 3.6's multi-threaded compression deadlocked here
-    while building overviews of a 12k x 12k output (all threads in futex waits).
-    """
-    floating = np.issubdtype(np.dtype(dtype), np.floating)
-    return {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": count, "dtype": dtype,
-        "crs": grid.crs, "transform": grid.transform, "nodata": nodata, "tiled": True,
-        "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate", "predictor": 3 if floating else 2,
-        "BIGTIFF": "IF_SAFER",
-    }
-
-
-def overview_factors(width: int, height: int, min_side: int = 128) -> List[int]:
-    """2, 4, 8 ... while the overview stays at least ``min_side`` pixels on its short side."""
-    factors, f = [], 2
-    while min(width, height) // f >= min_side:
-        factors.append(f)
-        f *= 2
-    return factors
-
-
-class GeoTiffSink:
-    """A GeoTIFF written in row order into a hidden temporary file and renamed only when complete.
-
-    Rows are buffered until whole rows of 512-pixel blocks can be written, so
-    each compressed block is written once. :meth:`commit` adds internal
-    overviews and renames; :meth:`abort` (also on any exception inside a
-    ``with`` block) deletes the temporary file.
-    """
-
-    def __init__(self, path: PathLike, profile: Dict[str, object], tags: Optional[Dict[str, str]] = None,
-                 descriptions: Optional[Sequence[str]] = None, scales: Optional[Tuple[float, float]] = None):
-        self.path = Path(path)
-        self.tmp = temp_path_for(self.path)
-        self.profile = dict(profile)
-        self.width = int(profile["width"])
-        self.height = int(profile["height"])
-        self.count = int(profile["count"])
-        self.dtype = np.dtype(profile["dtype"])
-        self._pending: List[np.ndarray] = []
-        self._pending_rows = 0
-        self._next_row = 0
-        self.wrote_nodata = False
-        try:
-            self._ds = rasterio.open(self.tmp, "w", **self.profile)
-        except (RasterioIOError, OSError) as exc:
-            self._remove_tmp()
-            raise OutputError(f"{self.path}: cannot create the output ({exc})") from exc
-        try:
-            if tags:
-                self._ds.update_tags(**tags)
-            if descriptions:
-                for i, d in enumerate(descriptions, start=1):
-                    self._ds.set_band_description(i, d)
-            if scales and tuple(scales) != (1.0, 0.0):
-                self._ds.scales = [scales[0]] * self.count
-                self._ds.offsets = [scales[1]] * self.count
-        except BaseException:
-            self.abort()
-            raise
-
-    def __enter__(self) -> GeoTiffSink:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.abort()
-
-    def write_rows(self, row0: int, rows: np.ndarray) -> None:
-        """Append rows ``[count, n, width]`` (must follow the previous ones)."""
-        if row0 != self._next_row:
-            raise ValueError(f"rows must come in order: expected row {self._next_row}, got {row0}")
-        rows = rows.reshape(self.count, -1, self.width)
-        self._pending.append(rows.astype(self.dtype, copy=False))
-        self._pending_rows += rows.shape[1]
-        self._next_row += rows.shape[1]
-        if self._pending_rows >= BLOCK:
-            self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        if not self._pending:
-            return
-        block = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
-        n = block.shape[1] if final else (block.shape[1] // BLOCK) * BLOCK
-        start = self._next_row - self._pending_rows
-        if n:
-            self._guarded(self.write_window, Window(0, start, self.width, n), block[:, :n])
-        rest = block[:, n:]
-        self._pending = [rest] if rest.shape[1] else []
-        self._pending_rows = rest.shape[1]
-
-    def write_window(self, window: Window, data: np.ndarray) -> None:
-        """The one place that writes pixels (kept separate so a test can make the disk 'fill up')."""
-        self._ds.write(data, window=window)
-
-    def _guarded(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except OSError as exc:
-            if isinstance(exc, OutputError):
-                raise
-            reason = "the disk is full" if getattr(exc, "errno", None) == errno.ENOSPC else str(exc)
-            raise OutputError(f"{self.path}: writing failed: {reason}; nothing was written") from exc
-
-    def set_nodata(self, value: Optional[float]) -> None:
-        self._ds.nodata = value
-
-    def update_tags(self, **tags: str) -> None:
-        """Add metadata known only once every row is written (e.g. a summary of the values)."""
-        self._ds.update_tags(**tags)
-
-    def commit(self, overviews: bool = True) -> Path:
-        """Write what is left, add overviews, close and rename onto the target path."""
-        try:
-            self._flush(final=True)
-            if self._next_row != self.height:
-                raise RuntimeError(f"{self.path}: only {self._next_row} of {self.height} rows were produced")
-            factors = overview_factors(self.width, self.height) if overviews else []
-            if factors:
-                self._guarded(self._ds.build_overviews, factors, Resampling.average)
-                self._ds.update_tags(ns="rio_overview", resampling="average")
-            self._guarded(self._ds.close)
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        return self.path
-
-    def abort(self) -> None:
-        """Close and delete the temporary file (safe to call twice)."""
-        try:
-            if not self._ds.closed:
-                self._ds.close()
-        except Exception:  # closing a broken file may fail again; the file goes anyway
-            pass
-        self._remove_tmp()
-
-    def _remove_tmp(self) -> None:
-        for p in (self.tmp, Path(str(self.tmp) + ".aux.xml"), Path(str(self.tmp) + ".ovr")):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-
-
 def gdal_env():
     """rasterio environment with a bounded block cache (peak memory must not follow the raster size)."""
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
-
-
-# --------------------------------------------------------------------------- vectors
-
-
-def write_mask_vectors(mask_path: PathLike, out_path: PathLike, layers: Sequence[str], value: int = 1) -> Dict[str, int]:
-    """Polygonize each band of a mask GeoTIFF (pixels == ``value``) into a GeoPackage layer per band.
-
-    Streams through GDAL's polygonizer on the file's bands (``rasterio.features.shapes``
-    with band sources), so memory follows the number of polygons, not the raster.
-    Written to a temporary file and renamed. Returns polygons per layer.
-    """
-    from rasterio import features
-
-    out = Path(out_path)
-    tmp = temp_path_for(out, ".gpkg")
-    counts: Dict[str, int] = {}
-    try:
-        from osgeo import ogr, osr
-    except ImportError as exc:  # pragma: no cover - GDAL's bindings ship with QGIS and Debian
-        raise OutputError(f"{out}: writing vectors needs GDAL's Python bindings (osgeo): {exc}") from exc
-    ogr.UseExceptions()
-    try:
-        with rasterio.open(mask_path) as src:
-            drv = ogr.GetDriverByName("GPKG")
-            vds = drv.CreateDataSource(str(tmp))
-            if vds is None:
-                raise OutputError(f"{out}: cannot create the GeoPackage")
-            srs = osr.SpatialReference()
-            srs.ImportFromWkt(src.crs.to_wkt())
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            for bidx, name in enumerate(layers, start=1):
-                layer = vds.CreateLayer(name, srs, ogr.wkbPolygon)
-                layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-                layer.CreateField(ogr.FieldDefn("area_m2", ogr.OFTReal))
-                defn = layer.GetLayerDefn()
-                layer.StartTransaction()
-                n = 0
-                band = rasterio.band(src, bidx)
-                for geom, val in features.shapes(band, mask=band, connectivity=8, transform=src.transform):
-                    if int(val) != value:
-                        continue
-                    g = ogr.CreateGeometryFromJson(json.dumps(geom))
-                    feat = ogr.Feature(defn)
-                    feat.SetField("class", name)
-                    feat.SetField("area_m2", g.GetArea())
-                    feat.SetGeometry(g)
-                    layer.CreateFeature(feat)
-                    n += 1
-                layer.CommitTransaction()
-                counts[name] = n
-            vds = None  # closes the file
-        os.replace(tmp, out)
-    except BaseException:
-        vds = None
-        for p in (tmp, Path(str(tmp) + "-journal"), Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-        raise
-    return counts

@@ -1,0 +1,65 @@
+"""Stored values <-> reflectance: the rule each input band follows, and why it was chosen.
+
+Why a module of its own: every reader (plain rasters, S-2 products, revisit
+stacks) and every writer (outputs keep their input's units) needs the same
+linear map, and the analyst needs to be told which rule applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["S2_DN_SCALE", "Radiometry", "detect_radiometry"]
+
+#: Sentinel-2 L1C/L2A digital numbers are reflectance x 10000.
+S2_DN_SCALE = 1e-4
+
+
+@dataclass(frozen=True)
+class Radiometry:
+    """Linear map between stored values and reflectance: ``reflectance = value * scale + offset``."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    source: str = "values taken as reflectance"
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.offset == 0.0
+
+    def to_reflectance(self, values: np.ndarray) -> np.ndarray:
+        if self.scale == 1.0 and self.offset == 0.0:
+            return values
+        return values * np.float32(self.scale) + np.float32(self.offset)
+
+    def from_reflectance(self, refl: np.ndarray, inplace: bool = False) -> np.ndarray:
+        if self.scale == 1.0 and self.offset == 0.0:
+            return refl
+        if not inplace:
+            return (refl - np.float32(self.offset)) / np.float32(self.scale)
+        refl -= np.float32(self.offset)
+        refl /= np.float32(self.scale)
+        return refl
+
+
+def detect_radiometry(ds, bidx: int, sample: np.ndarray, dtype: str) -> Radiometry:
+    """Choose the value -> reflectance map of one band.
+
+    Order: the raster's own scale/offset metadata when set; else integer values
+    above 1.5 are taken as Sentinel-2 digital numbers (x 1e-4, the L1C/L2A
+    convention); float values above 100 likewise (DN stored as float); anything
+    else is taken as reflectance already. ``sample`` holds valid values from a
+    decimated read.
+    """
+    scale = float(ds.scales[bidx - 1]) if ds.scales else 1.0
+    offset = float(ds.offsets[bidx - 1]) if ds.offsets else 0.0
+    if (scale, offset) != (1.0, 0.0):
+        return Radiometry(scale, offset, f"scale {scale:g} and offset {offset:g} from the raster's metadata")
+    high = float(np.percentile(sample, 99)) if sample.size else 0.0
+    if np.issubdtype(np.dtype(dtype), np.integer) and high > 1.5:
+        return Radiometry(S2_DN_SCALE, 0.0, "no scale metadata; integer values read as Sentinel-2 DN x 1e-4")
+    if np.issubdtype(np.dtype(dtype), np.floating) and high > 100.0:
+        return Radiometry(S2_DN_SCALE, 0.0, "no scale metadata; float values above 100 read as Sentinel-2 DN x 1e-4")
+    return Radiometry()

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import RESOURCES
-from .jobs import Cancelled, CancelToken, InputError, OutputError  # the job primitives the UI needs
+from .evaluation.compare import CompareResult, MaskSource  # plain dataclasses: cheap to import
+from .jobs import (  # the job primitives the UI needs
+    Cancelled,
+    CancelToken,
+    InputError,
+    OutputError,
+    Progress,
+    sub_progress,
+    trust_path_for,
+)
+from .options import EvaluateOptions, SegmentOptions, SuperResolveOptions, TrustOptions
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,9 @@ __all__ = [
     "trust_map",
     "trust_summary",
     "evaluate",
+    "compare_outputs",
+    "CompareResult",
+    "MaskSource",
     "train",
     "list_models",
     "model_card",
@@ -47,30 +60,64 @@ def shipped_models_dir() -> Path:
     return RESOURCES / "models"
 
 
-def super_resolve(inputs, out_path, checkpoint, band=1, **options):
-    """Super-resolve rasters to a GeoTIFF; see :func:`core.inference.super_resolve` for the options."""
+def super_resolve(inputs, out_path, checkpoint, options: Optional[SuperResolveOptions] = None,
+                  progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None):
+    """Super-resolve one raster or several revisits into a GeoTIFF at 3x; returns an ``SRResult``.
+
+    ``inputs``: a path or a list (revisits on any grid; the first sets the grid).
+    ``checkpoint``: an SR ``.safetensors`` file. ``options``: band(s), tiling,
+    device, extent, anchoring and trust map (:class:`core.options.SuperResolveOptions`).
+    With ``options.trust`` the trust map follows in the same job: a run that
+    stops half-way (error or cancel) leaves neither file, as a cancelled SR run
+    leaves nothing.
+    """
     from .inference.sr import super_resolve as run
 
-    return run(inputs, out_path, checkpoint, band=band, **options)
+    options = options or SuperResolveOptions()
+    if not options.trust:
+        return run(inputs, out_path, checkpoint, options, progress=progress, cancel=cancel)
+    from .inference.trust import trust_map as run_trust
+    from .io.writer import check_output_path
+
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    trust_out = check_output_path(trust_path_for(out_path), paths)
+    result = run(inputs, out_path, checkpoint, options, progress=sub_progress(progress, 0.0, 0.8), cancel=cancel)
+    try:
+        summary = run_trust(result.path, paths, trust_out,
+                            TrustOptions(band=options.band, device=options.device),
+                            progress=sub_progress(progress, 0.8, 1.0, "trust map: "), cancel=cancel)
+    except BaseException:
+        for p in (Path(result.path), Path(f"{result.path}.aux.xml")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        raise
+    result.trust_path, result.trust = summary.path, summary
+    result.messages.extend(summary.messages)
+    return result
 
 
-def segment(input_path, checkpoint, out_prob=None, out_mask=None, vectors=None, band=1, **options):
-    """Segment a raster into probability / mask GeoTIFFs (+ GeoPackage); see :func:`core.inference.segment`."""
-    from .inference.sr import segment as run
+def segment(input_path, checkpoints, out_mask=None, out_prob=None, vectors=None,
+            options: Optional[SegmentOptions] = None, progress: Optional[Progress] = None,
+            cancel: Optional[CancelToken] = None):
+    """Segment buildings and/or roads on a raster into mask / probability GeoTIFFs (+ GeoPackage)."""
+    from .inference.segment import segment as run
 
-    return run(input_path, checkpoint, out_prob=out_prob, out_mask=out_mask, vectors=vectors, band=band, **options)
+    return run(input_path, checkpoints, out_mask=out_mask, out_prob=out_prob, vectors=vectors,
+               options=options or SegmentOptions(), progress=progress, cancel=cancel)
 
 
-def trust_map(sr_path, inputs=None, band=None, out_path=None, **options):
-    """Write ``<sr>_trust.tif`` (disagreement with the LR revisits + their spread); see :func:`core.trust.trust_map`.
+def trust_map(sr_path, inputs=None, out_path=None, options: Optional[TrustOptions] = None,
+              progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None):
+    """Write ``<sr>_trust.tif`` for an SR output and return its summary (``core.inference.trust``).
 
     ``inputs=None`` takes the LR inputs recorded in the SR output's metadata.
-    Returns a :class:`core.trust.TrustSummary` (mean / 95th percentile
-    disagreement in reflectance, share of pixels above the threshold).
     """
     from .inference.trust import trust_map as run
 
-    return run(sr_path, inputs, band=band, out_path=out_path, **options)
+    return run(sr_path, inputs, out_path=out_path, options=options or TrustOptions(), progress=progress,
+               cancel=cancel)
 
 
 def trust_summary(trust_path: PathLike):
@@ -80,11 +127,28 @@ def trust_summary(trust_path: PathLike):
     return read_summary(trust_path)
 
 
-def evaluate(checkpoint: PathLike, data_root: PathLike, split: Optional[str] = "test", **options):
-    """Whole-scene metrics of a checkpoint on a split; see :func:`core.evaluation.evaluate_checkpoint`."""
+def evaluate(checkpoint: PathLike, data_root: PathLike, seg_buildings: Optional[PathLike] = None,
+             seg_roads: Optional[PathLike] = None, options: Optional[EvaluateOptions] = None,
+             progress: Optional[Progress] = None):
+    """Whole-scene metrics of a checkpoint on a dataset split (``core.evaluation.evaluate``)."""
     from .evaluation.evaluate import evaluate_checkpoint
 
-    return evaluate_checkpoint(checkpoint, data_root, split=split, **options)
+    return evaluate_checkpoint(checkpoint, data_root, seg_buildings=seg_buildings, seg_roads=seg_roads,
+                               options=options or EvaluateOptions(), progress=progress)
+
+
+def compare_outputs(outputs, reference=None, reference_band: int = 1, masks=None, seg_checkpoints=None,
+                    device: str = "cpu", border: int = 3, progress: Optional[Progress] = None,
+                    cancel: Optional[CancelToken] = None, trust_inputs=None, trust: Optional[TrustOptions] = None):
+    """Baseline vs task-driven on one area: cPSNR/cSSIM, building/road Dice and trust rows per SR output.
+
+    ``outputs``: label -> SR GeoTIFF; ``masks``: target -> :class:`MaskSource`;
+    see :func:`core.evaluation.compare.compare_outputs`. Returns a :class:`CompareResult`.
+    """
+    from .evaluation.compare import compare_outputs as run
+
+    return run(outputs, reference, reference_band, masks, seg_checkpoints, device, border, progress=progress,
+               cancel=cancel, trust_inputs=trust_inputs, trust=trust)
 
 
 def train(config, progress=None, resume: bool = True, cancel=None, overrides=None) -> Path:
@@ -134,3 +198,26 @@ def list_models(dirs: Optional[Iterable[PathLike]] = None, include_shipped: bool
                 continue
             found.append((path, card))
     return found
+
+
+def build_stack(inputs, out_path, options=None, progress: Optional[Progress] = None,
+                cancel: Optional[CancelToken] = None):
+    """Stack several Sentinel-2 dates (products or rasters) into one revisit GeoTIFF; returns a ``StackResult``.
+
+    ``options``: :class:`core.options.StackOptions` (bands, dates kept, least clear share, SCL classes, extent,
+    baseline of plain rasters); see :func:`core.io.stack.build_stack`.
+    """
+    from .io.stack import build_stack as run
+    from .options import StackOptions
+
+    return run(inputs, out_path, options or StackOptions(), progress=progress, cancel=cancel)
+
+
+def export_product(product, out_path, bands=("B02", "B03", "B04", "B08"), extent=None, scl_nodata=None,
+                   progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None) -> Path:
+    """Export a Sentinel-2 product's 10 m bands (``.SAFE``, ``.zip`` or MTD file) to one GeoTIFF, clouds as nodata."""
+    from .io.s2_product import export_product as run
+    from .options import SCL_NODATA_DEFAULT
+
+    return run(product, out_path, bands=bands, extent=extent,
+               scl_nodata=SCL_NODATA_DEFAULT if scl_nodata is None else scl_nodata, progress=progress, cancel=cancel)

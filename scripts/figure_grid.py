@@ -36,42 +36,36 @@ def main() -> int:
     ap.add_argument("--raw", action="store_true", help="no brightness anchoring")
     args = ap.parse_args()
 
-    from core.evaluation.evaluate import (
-        Normalization,
-        load_frozen_segnet,
-        load_split_scenes,
-        predict_seg_scene,
-        predict_sr_scene,
-    )
+    import torch
+
+    from core.evaluation.evaluate import load_split_scenes
     from core.evaluation.metrics import SegCounts
     from core.evaluation.report import plot_sr_comparison
-    from core.inference.sr import anchor_offsets
-    from core.models.zoo import load_checkpoint
+    from core.evaluation.scene_predict import predict_seg_image, predict_sr_scene
+    from core.inference.loading import load_model
+    from core.inference.planning import TilePlan
 
+    cpu = torch.device("cpu")
     scene = load_split_scenes(args.data, "test")[args.scene]
     valid = np.asarray(scene.hr_valid, bool)
     panels = [("LR revisit (10 m)", scene.lr[0, 0], None)]
     for row in args.rows:
         path = Path(args.grid) / row / "best.safetensors"
-        model, card = load_checkpoint(path)
-        recipe = card.recipe or {}
-        seg_paths = recipe.get("seg_nets") or {}
-        sr = predict_sr_scene(model, scene, Normalization.from_card(card.normalization), int(card.frames or 1),
-                              tile=32, overlap=4)
-        if not args.raw:
-            shift = anchor_offsets(scene.lr[None, :, 0], scene.lr_valid[None], sr[None, None], scene.scale)[0]
-            sr = sr + shift
+        loaded = load_model(path, cpu)
+        card = loaded.card
+        seg_paths = (card.recipe or {}).get("seg_nets") or {}
+        sr = predict_sr_scene(loaded, scene, TilePlan(32, 4, 1), anchor=not args.raw, bands=[0]).image
         overlays, scores = {}, []
         for target in ("buildings", "roads"):
-            net, _ = load_frozen_segnet(seg_paths[target])
-            prob = predict_seg_scene(net, sr, tile=96, overlap=12)
+            net = load_model(seg_paths[target], cpu, task="segmentation")
+            prob = predict_seg_image([net], sr, valid, TilePlan(96, 12, 1))[0]
             counts = SegCounts()
             counts.update(prob, np.asarray(scene.masks[target], bool), valid)
             overlays[target] = prob > 0.5
             scores.append(f"{target[0].upper()} {counts.dice:.2f}")
         title = (card.recipe or {}).get("experiment", {}).get("title") or card.name or row
         label = textwrap.fill(f"row {row}: {title}", 44)
-        panels.append((f"{label}\nDice {', '.join(scores)}", sr, overlays))
+        panels.append((f"{label}\nDice {', '.join(scores)}", sr[0], overlays))
     panels.append(("HR reference, true masks", scene.hr[0], {t: scene.masks[t] for t in ("buildings", "roads")}))
     out = plot_sr_comparison(panels, args.out)
     print(out)

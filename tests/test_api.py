@@ -13,6 +13,7 @@ import torch
 from rasterio.transform import from_origin
 
 from core import api
+from core.options import EvaluateOptions, SegmentOptions, SuperResolveOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,11 +71,10 @@ def test_super_resolve_and_segment_through_the_api(tmp_path, model_dir):
                        transform=from_origin(500000, 6000000, 10, 10)) as ds:
         ds.write(np.full((1, 16, 20), 1500, np.uint16))
     token = api.CancelToken()
-    res = api.super_resolve([lr], tmp_path / "sr.tif", model_dir / "rams_tiny.safetensors", band=1, tile=32,
-                            overlap=4, cancel=token)
+    res = api.super_resolve([lr], tmp_path / "sr.tif", model_dir / "rams_tiny.safetensors", cancel=token, options=SuperResolveOptions(band=1, tile=32, overlap=4))
     with rasterio.open(res.path) as ds:
         assert ds.shape == (48, 60)
-    seg = api.segment(res.path, model_dir / "roads.safetensors", out_mask=tmp_path / "roads.tif", tile=64, overlap=8)
+    seg = api.segment(res.path, model_dir / "roads.safetensors", out_mask=tmp_path / "roads.tif", options=SegmentOptions(tile=64, overlap=8))
     assert seg.targets == ["roads"] and seg.mask_path.is_file()
     with pytest.raises(api.InputError):
         api.segment(res.path, model_dir / "rams_tiny.safetensors", out_mask=tmp_path / "x.tif")
@@ -83,4 +83,4 @@ def test_super_resolve_and_segment_through_the_api(tmp_path, model_dir):
 def test_evaluate_forwards_to_the_evaluator(tmp_path, model_dir):
     # an empty data folder: the evaluator's own clear refusal comes through the wrapper
     with pytest.raises((ValueError, FileNotFoundError)):
-        api.evaluate(model_dir / "rams_tiny.safetensors", tmp_path / "no_scenes", split="test")
+        api.evaluate(model_dir / "rams_tiny.safetensors", tmp_path / "no_scenes", options=EvaluateOptions(split="test"))

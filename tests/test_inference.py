@@ -8,9 +8,7 @@ checkpoint tests at the end use the zoo's real RAMS / HAT / UNet++ networks.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -20,7 +18,11 @@ import torch.nn.functional as F
 from rasterio.transform import from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from core.inference.sr import Cancelled, CancelToken, InputError, segment, select_frames, super_resolve
+from core.api import segment, super_resolve
+from core.inference.frames import select_frames
+from core.jobs import Cancelled, CancelToken, InputError
+from core.options import SegmentOptions, SuperResolveOptions
+from tests.helpers import make_card, write_geotiff
 
 ORIGIN = (500000.0, 6000000.0)
 T0 = from_origin(*ORIGIN, 10, 10)
@@ -52,29 +54,7 @@ class ThresholdNet(torch.nn.Module):
         return (x - self.level) * 40.0
 
 
-@dataclass
-class Card:
-    """Card-like object with the fields inference reads (the zoo's ModelCard has the same)."""
 
-    arch: str = "mean-upsampler"
-    task: str = "sr"
-    scale: int = 3
-    frames: int = 1
-    normalization: dict = field(default_factory=lambda: {"offset": 0.05, "scale": 0.5})
-    hparams: dict = field(default_factory=dict)
-    name: str = "test model"
-    target: Optional[str] = None
-
-
-def write(path: Path, data: np.ndarray, transform=T0, crs="EPSG:32633", nodata=None, descriptions=None) -> Path:
-    data = data if data.ndim == 3 else data[None]
-    prof = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                dtype=data.dtype.name, crs=crs, transform=transform, nodata=nodata)
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(data)
-        for i, d in enumerate(descriptions or [], start=1):
-            ds.set_band_description(i, d)
-    return path
 
 
 def smooth_dn(h=40, w=52, seed=0) -> np.ndarray:
@@ -88,18 +68,22 @@ def leftovers(folder: Path):
     return sorted(p.name for p in folder.iterdir() if "partial" in p.name or p.name.startswith("."))
 
 
+def card_for(**fields):
+    """A real card with this file's test units: model = (reflectance - 0.05) / 0.5."""
+    return make_card(**{"normalization": {"offset": 0.05, "scale": 0.5}, **fields})
+
+
 def model(frames=1, mode="nearest", **card):
-    return MeanUpsampler(frames, mode=mode), Card(frames=frames, **card)
+    return MeanUpsampler(frames, mode=mode), card_for(frames=frames, **card)
 
 
 # --------------------------------------------------------------------------- blending, no seams
 
 
 def test_constant_in_constant_out_across_tiles(tmp_path):
-    lr = write(tmp_path / "lr.tif", np.full((40, 52), 0.3125, np.float32))
+    lr = write_geotiff(tmp_path / "lr.tif", np.full((40, 52), 0.3125, np.float32))
     seen = []
-    res = super_resolve([lr], tmp_path / "sr.tif", model(mode="bicubic"), tile=16, overlap=3,
-                        progress=lambda f, m: seen.append(m))
+    res = super_resolve([lr], tmp_path / "sr.tif", model(mode="bicubic"), progress=lambda f, m: seen.append(m), options=SuperResolveOptions(tile=16, overlap=3))
     tiles = [m for m in seen if "tile" in m]
     assert tiles[-1].endswith("/20")  # 4 x 5 tiles: several tiles in both directions
     with rasterio.open(res.path) as ds:
@@ -110,13 +94,13 @@ def test_constant_in_constant_out_across_tiles(tmp_path):
 
 def test_tiled_nearest_is_exact_and_bicubic_matches_untiled(tmp_path):
     dn = smooth_dn()
-    lr = write(tmp_path / "lr.tif", dn)
-    res = super_resolve([lr], tmp_path / "near.tif", model(), tile=16, overlap=2)
+    lr = write_geotiff(tmp_path / "lr.tif", dn)
+    res = super_resolve([lr], tmp_path / "near.tif", model(), options=SuperResolveOptions(tile=16, overlap=2))
     with rasterio.open(res.path) as ds:
         near = ds.read(1)
     np.testing.assert_array_equal(near, np.repeat(np.repeat(dn, 3, 0), 3, 1))
 
-    res = super_resolve([lr], tmp_path / "cubic.tif", model(mode="bicubic"), tile=20, overlap=4)
+    res = super_resolve([lr], tmp_path / "cubic.tif", model(mode="bicubic"), options=SuperResolveOptions(tile=20, overlap=4))
     with rasterio.open(res.path) as ds:
         tiled = ds.read(1).astype(np.float64)
     whole = F.interpolate(torch.from_numpy(dn.astype(np.float32))[None, None], scale_factor=3, mode="bicubic",
@@ -139,10 +123,10 @@ def test_anchor_restores_the_revisits_brightness_and_off_keeps_the_raw_output(tm
     dn = smooth_dn(48, 60)
     nodata_dn = dn.copy()
     nodata_dn[:10, :12] = 0  # nodata corner: it must not enter the offsets
-    lr = write(tmp_path / "lr.tif", nodata_dn, nodata=0)
-    dark = (DarkUpsampler(1, mode="bicubic"), Card(frames=1))  # card scale 0.5: 0.2 -> 0.1 reflectance
-    res = super_resolve([lr], tmp_path / "anchored.tif", dark, tile=16, overlap=4)
-    raw = super_resolve([lr], tmp_path / "raw.tif", dark, tile=16, overlap=4, anchor=False)
+    lr = write_geotiff(tmp_path / "lr.tif", nodata_dn, nodata=0)
+    dark = (DarkUpsampler(1, mode="bicubic"), card_for(frames=1))  # card scale 0.5: 0.2 -> 0.1 reflectance
+    res = super_resolve([lr], tmp_path / "anchored.tif", dark, options=SuperResolveOptions(tile=16, overlap=4))
+    raw = super_resolve([lr], tmp_path / "raw.tif", dark, options=SuperResolveOptions(tile=16, overlap=4, anchor=False))
     truth = np.repeat(np.repeat(dn.astype(np.float64), 3, 0), 3, 1)
     with rasterio.open(res.path) as a, rasterio.open(raw.path) as r:
         anchored, rawv = a.read(1).astype(np.float64), r.read(1).astype(np.float64)
@@ -160,8 +144,8 @@ def test_anchor_restores_the_revisits_brightness_and_off_keeps_the_raw_output(tm
 
 
 def test_output_georeferenced_to_the_pixel_with_tags_and_overviews(tmp_path):
-    lr = write(tmp_path / "lr.tif", smooth_dn(90, 100))
-    res = super_resolve([lr], tmp_path / "sr.tif", model(), tile=32, overlap=4)
+    lr = write_geotiff(tmp_path / "lr.tif", smooth_dn(90, 100))
+    res = super_resolve([lr], tmp_path / "sr.tif", model(), options=SuperResolveOptions(tile=32, overlap=4))
     with rasterio.open(lr) as a, rasterio.open(res.path) as b:
         assert b.crs == a.crs
         assert b.width == 3 * a.width and b.height == 3 * a.height
@@ -181,8 +165,8 @@ def test_output_georeferenced_to_the_pixel_with_tags_and_overviews(tmp_path):
 def test_nodata_carried_and_chosen(tmp_path):
     dn = smooth_dn()
     dn[10:14, 20:30] = 0
-    lr = write(tmp_path / "lr.tif", dn, nodata=0)
-    res = super_resolve([lr], tmp_path / "sr.tif", model(), tile=16, overlap=2)
+    lr = write_geotiff(tmp_path / "lr.tif", dn, nodata=0)
+    res = super_resolve([lr], tmp_path / "sr.tif", model(), options=SuperResolveOptions(tile=16, overlap=2))
     with rasterio.open(res.path) as ds:
         out = ds.read(1)
         assert ds.nodata == 0
@@ -193,8 +177,8 @@ def test_nodata_carried_and_chosen(tmp_path):
     # float input without nodata but with NaN: NaN is picked as nodata and the hole stays nodata
     refl = (dn / 1e4).astype(np.float32)
     refl[dn == 0] = np.nan
-    lr2 = write(tmp_path / "lr2.tif", refl)
-    res = super_resolve([lr2], tmp_path / "sr2.tif", model(), tile=16, overlap=2)
+    lr2 = write_geotiff(tmp_path / "lr2.tif", refl)
+    res = super_resolve([lr2], tmp_path / "sr2.tif", model(), options=SuperResolveOptions(tile=16, overlap=2))
     with rasterio.open(res.path) as ds:
         out = ds.read(1)
         assert np.isnan(ds.nodata)
@@ -203,10 +187,10 @@ def test_nodata_carried_and_chosen(tmp_path):
 
 
 def test_extent_processes_a_window_snapped_to_the_grid(tmp_path):
-    lr = write(tmp_path / "lr.tif", smooth_dn())
+    lr = write_geotiff(tmp_path / "lr.tif", smooth_dn())
     x0, y0 = ORIGIN
     ext = (x0 + 104.0, y0 - 296.0, x0 + 301.0, y0 - 95.0)  # not on pixel edges: snapped outward
-    res = super_resolve([lr], tmp_path / "sr.tif", model(), tile=16, overlap=2, extent=ext)
+    res = super_resolve([lr], tmp_path / "sr.tif", model(), options=SuperResolveOptions(tile=16, overlap=2, extent=ext))
     with rasterio.open(res.path) as ds:
         np.testing.assert_allclose(ds.bounds, (x0 + 100, y0 - 300, x0 + 310, y0 - 90), atol=1e-6)
         out = ds.read(1)
@@ -219,9 +203,9 @@ def test_extent_processes_a_window_snapped_to_the_grid(tmp_path):
 
 def test_misr_half_pixel_shift_is_resampled_with_a_message(tmp_path):
     dn = smooth_dn()
-    a = write(tmp_path / "a.tif", dn)
-    b = write(tmp_path / "b.tif", dn, transform=from_origin(ORIGIN[0] + 5, ORIGIN[1], 10, 10))
-    res = super_resolve([a, b], tmp_path / "sr.tif", model(frames=2), tile=16, overlap=2)
+    a = write_geotiff(tmp_path / "a.tif", dn)
+    b = write_geotiff(tmp_path / "b.tif", dn, transform=from_origin(ORIGIN[0] + 5, ORIGIN[1], 10, 10))
+    res = super_resolve([a, b], tmp_path / "sr.tif", model(frames=2), options=SuperResolveOptions(tile=16, overlap=2))
     assert any("b.tif" in m and "bilinear" in m for m in res.messages)
     assert res.frames_used == ["a.tif:band 1", "b.tif:band 1"] or res.frames_used == ["b.tif:band 1", "a.tif:band 1"]
     with rasterio.open(res.path) as ds:
@@ -233,15 +217,15 @@ def test_misr_half_pixel_shift_is_resampled_with_a_message(tmp_path):
 
 def test_misr_revisit_in_another_utm_zone_is_warped(tmp_path):
     dn = smooth_dn()
-    a = write(tmp_path / "a.tif", dn)
+    a = write_geotiff(tmp_path / "a.tif", dn)
     # the same area in the neighbouring zone (EPSG:32634)
     with rasterio.open(a) as src:
         tr, w, h = calculate_default_transform(src.crs, "EPSG:32634", src.width, src.height, *src.bounds)
         warped = np.zeros((h, w), np.uint16)
         reproject(dn, warped, src_transform=src.transform, src_crs=src.crs, dst_transform=tr,
                   dst_crs="EPSG:32634", resampling=Resampling.bilinear, dst_nodata=0)
-    b = write(tmp_path / "b.tif", warped, transform=tr, crs="EPSG:32634", nodata=0)
-    res = super_resolve([a, b], tmp_path / "sr.tif", model(frames=2), tile=16, overlap=2)
+    b = write_geotiff(tmp_path / "b.tif", warped, transform=tr, crs="EPSG:32634", nodata=0)
+    res = super_resolve([a, b], tmp_path / "sr.tif", model(frames=2), options=SuperResolveOptions(tile=16, overlap=2))
     assert any("b.tif" in m and "EPSG:32634" in m and "bilinear" in m for m in res.messages)
     with rasterio.open(res.path) as ds:
         assert ds.crs.to_epsg() == 32633
@@ -256,25 +240,25 @@ def test_frames_fitted_to_t_clearest_chosen(tmp_path):
         d = dn.copy()
         if i in (1, 3):  # cloudy revisits: mostly nodata
             d[: 30 + i] = 0
-        paths.append(write(tmp_path / f"r{i}.tif", d, nodata=0))
-    res = super_resolve(paths, tmp_path / "sr.tif", model(frames=3), tile=16, overlap=2)
+        paths.append(write_geotiff(tmp_path / f"r{i}.tif", d, nodata=0))
+    res = super_resolve(paths, tmp_path / "sr.tif", model(frames=3), options=SuperResolveOptions(tile=16, overlap=2))
     assert sorted(res.frames_used) == ["r0.tif:band 1", "r2.tif:band 1", "r4.tif:band 1"]
     assert any("3 clearest of 5" in m for m in res.messages)
 
 
 def test_frames_fitted_to_t_repeated_when_too_few(tmp_path):
     dn = smooth_dn()
-    a, b = write(tmp_path / "a.tif", dn), write(tmp_path / "b.tif", dn)
-    res = super_resolve([a, b], tmp_path / "sr.tif", model(frames=5), tile=16, overlap=2)
+    a, b = write_geotiff(tmp_path / "a.tif", dn), write_geotiff(tmp_path / "b.tif", dn)
+    res = super_resolve([a, b], tmp_path / "sr.tif", model(frames=5), options=SuperResolveOptions(tile=16, overlap=2))
     assert len(res.frames_used) == 5 and set(res.frames_used) == {"a.tif:band 1", "b.tif:band 1"}
     assert any("repeated" in m for m in res.messages)
 
 
 def test_cloudy_first_revisit_still_sets_grid_and_units(tmp_path):
     dn = smooth_dn()
-    cloudy = write(tmp_path / "cloudy.tif", np.zeros_like(dn), nodata=0)
-    clear = write(tmp_path / "clear.tif", dn, nodata=0)
-    res = super_resolve([cloudy, clear], tmp_path / "sr.tif", model(frames=1), tile=16, overlap=2)
+    cloudy = write_geotiff(tmp_path / "cloudy.tif", np.zeros_like(dn), nodata=0)
+    clear = write_geotiff(tmp_path / "clear.tif", dn, nodata=0)
+    res = super_resolve([cloudy, clear], tmp_path / "sr.tif", model(frames=1), options=SuperResolveOptions(tile=16, overlap=2))
     assert res.frames_used == ["clear.tif:band 1"]
     with rasterio.open(res.path) as ds:
         np.testing.assert_array_equal(ds.read(1), np.repeat(np.repeat(dn, 3, 0), 3, 1))  # DN in, DN out
@@ -282,8 +266,8 @@ def test_cloudy_first_revisit_still_sets_grid_and_units(tmp_path):
 
 def test_one_raster_whose_bands_are_dates(tmp_path):
     stack = np.stack([smooth_dn(seed=s) for s in range(3)])
-    lr = write(tmp_path / "stack.tif", stack, descriptions=["B8_2023-05-01", "B8_2023-05-11", "B8_2023-05-21"])
-    res = super_resolve([lr], tmp_path / "sr.tif", model(frames=3), band="B8", tile=24, overlap=4)
+    lr = write_geotiff(tmp_path / "stack.tif", stack, descriptions=["B8_2023-05-01", "B8_2023-05-11", "B8_2023-05-21"])
+    res = super_resolve([lr], tmp_path / "sr.tif", model(frames=3), options=SuperResolveOptions(band="B8", tile=24, overlap=4))
     assert sorted(res.frames_used) == [f"stack.tif:band {i} (B8_2023-05-{d})" for i, d in ((1, "01"), (2, "11"), (3, "21"))]
     with rasterio.open(res.path) as ds:
         out = ds.read(1).astype(float)
@@ -304,8 +288,8 @@ def test_select_frames_rules():
 
 def test_trust_map_on_the_lr_grid(tmp_path):
     dn = smooth_dn()
-    lr = write(tmp_path / "lr.tif", dn)
-    res = super_resolve([lr], tmp_path / "sr.tif", model(), tile=16, overlap=2, trust=True)
+    lr = write_geotiff(tmp_path / "lr.tif", dn)
+    res = super_resolve([lr], tmp_path / "sr.tif", model(), options=SuperResolveOptions(tile=16, overlap=2, trust=True))
     assert res.trust_path == tmp_path / "sr_trust.tif"
     with rasterio.open(lr) as a, rasterio.open(res.trust_path) as t:
         assert t.transform.almost_equals(a.transform) and t.shape == a.shape and t.crs == a.crs
@@ -313,14 +297,14 @@ def test_trust_map_on_the_lr_grid(tmp_path):
     assert np.isfinite(trust).all() and (trust >= 0).all()
     assert 0 < trust.mean() < 0.02  # a blurred nearest upsampling is close to, not equal to, the LR frame
 
-    flat = write(tmp_path / "flat.tif", np.full((40, 52), 2500, np.uint16))
-    res = super_resolve([flat], tmp_path / "flat_sr.tif", model(), tile=16, overlap=2, trust=True)
+    flat = write_geotiff(tmp_path / "flat.tif", np.full((40, 52), 2500, np.uint16))
+    res = super_resolve([flat], tmp_path / "flat_sr.tif", model(), options=SuperResolveOptions(tile=16, overlap=2, trust=True))
     with rasterio.open(res.trust_path) as t:
         assert np.abs(t.read(1)).max() < 1e-5
 
 
 def test_cancel_halfway_leaves_nothing(tmp_path):
-    lr = write(tmp_path / "lr.tif", smooth_dn())
+    lr = write_geotiff(tmp_path / "lr.tif", smooth_dn())
     token = CancelToken()
     net, card = model()
 
@@ -329,8 +313,7 @@ def test_cancel_halfway_leaves_nothing(tmp_path):
             token.cancel()
 
     with pytest.raises(Cancelled):
-        super_resolve([lr], tmp_path / "sr.tif", (net, card), tile=16, overlap=2, trust=True,
-                      progress=progress, cancel=token)
+        super_resolve([lr], tmp_path / "sr.tif", (net, card), progress=progress, cancel=token, options=SuperResolveOptions(tile=16, overlap=2, trust=True))
     assert 0 < net.calls < 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.tif"]
 
@@ -343,17 +326,16 @@ def _buildings_raster(tmp_path: Path) -> Path:
     img[10:25, 12:30] = 8000
     img[40:60, 50:72] = 8000
     img[0:3, 0:80] = 0
-    return write(tmp_path / "hr.tif", img, transform=from_origin(*ORIGIN, 10 / 3, 10 / 3), nodata=0)
+    return write_geotiff(tmp_path / "hr.tif", img, transform=from_origin(*ORIGIN, 10 / 3, 10 / 3), nodata=0)
 
 
 def test_segment_writes_probabilities_mask_and_vectors(tmp_path):
     hr = _buildings_raster(tmp_path)
-    b = (ThresholdNet(0.5), Card(task="segmentation", target="buildings", frames=1, scale=1,
+    b = (ThresholdNet(0.5), card_for(task="segmentation", target="buildings", frames=1, scale=1,
                                  normalization={"offset": 0.0, "scale": 1.0}))
-    r = (ThresholdNet(0.9), Card(task="segmentation", target="roads", frames=1, scale=1,
+    r = (ThresholdNet(0.9), card_for(task="segmentation", target="roads", frames=1, scale=1,
                                  normalization={"offset": 0.0, "scale": 1.0}))
-    res = segment(hr, [b, r], out_prob=tmp_path / "prob.tif", out_mask=tmp_path / "mask.tif",
-                  vectors=tmp_path / "out.gpkg", tile=32, overlap=4)
+    res = segment(hr, [b, r], out_prob=tmp_path / "prob.tif", out_mask=tmp_path / "mask.tif", vectors=tmp_path / "out.gpkg", options=SegmentOptions(tile=32, overlap=4))
     assert res.targets == ["buildings", "roads"]
     with rasterio.open(hr) as src, rasterio.open(res.mask_path) as m, rasterio.open(res.prob_path) as p:
         for ds in (m, p):
@@ -408,10 +390,10 @@ def test_real_rams_and_hat_checkpoints(tmp_path, checkpoints):
     from core.models.zoo import file_sha256
 
     dn = smooth_dn()
-    a, b = write(tmp_path / "a.tif", dn), write(tmp_path / "b.tif", smooth_dn(seed=1))
-    res = super_resolve([a, b], tmp_path / "rams.tif", checkpoints["rams"], tile=32, overlap=4)  # 2 x 2 tiles
+    a, b = write_geotiff(tmp_path / "a.tif", dn), write_geotiff(tmp_path / "b.tif", smooth_dn(seed=1))
+    res = super_resolve([a, b], tmp_path / "rams.tif", checkpoints["rams"], options=SuperResolveOptions(tile=32, overlap=4))  # 2 x 2 tiles
     assert len(res.frames_used) == 3 and any("repeated" in m for m in res.messages)
-    res_h = super_resolve([a], tmp_path / "hat.tif", checkpoints["hat"], tile=64, overlap=4)
+    res_h = super_resolve([a], tmp_path / "hat.tif", checkpoints["hat"], options=SuperResolveOptions(tile=64, overlap=4))
     for r, key in ((res, "rams"), (res_h, "hat")):
         with rasterio.open(r.path) as ds, rasterio.open(a) as src:
             assert ds.shape == (120, 156) and ds.crs == src.crs
@@ -424,8 +406,7 @@ def test_real_rams_and_hat_checkpoints(tmp_path, checkpoints):
 
 def test_real_segmentation_checkpoint(tmp_path, checkpoints):
     hr = _buildings_raster(tmp_path)
-    res = segment(hr, checkpoints["buildings"], out_prob=tmp_path / "p.tif", out_mask=tmp_path / "m.tif",
-                  tile=96, overlap=8)
+    res = segment(hr, checkpoints["buildings"], out_prob=tmp_path / "p.tif", out_mask=tmp_path / "m.tif", options=SegmentOptions(tile=96, overlap=8))
     with rasterio.open(res.prob_path) as p, rasterio.open(res.mask_path) as m:
         prob, mask = p.read(1), m.read(1)
         assert p.descriptions == ("buildings",)
@@ -438,7 +419,7 @@ def test_real_segmentation_checkpoint(tmp_path, checkpoints):
 def test_cli_predict_and_segment(tmp_path, checkpoints, capsys):
     from core.cli.main import main
 
-    lr = write(tmp_path / "lr.tif", smooth_dn())
+    lr = write_geotiff(tmp_path / "lr.tif", smooth_dn())
     rc = main(["predict", "--checkpoint", str(checkpoints["hat"]), "--inputs", str(lr), "--band", "1",
                "--out", str(tmp_path / "sr.tif"), "--tile", "64", "--overlap", "4", "--trust"])
     assert rc == 0 and (tmp_path / "sr.tif").is_file() and (tmp_path / "sr_trust.tif").is_file()

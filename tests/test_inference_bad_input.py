@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -14,8 +12,11 @@ import torch
 import torch.nn.functional as F
 from rasterio.transform import from_origin
 
-from core.inference.sr import InputError, OutputError, segment, super_resolve
+from core.api import segment, super_resolve
 from core.io import writer as raster_io
+from core.jobs import InputError, OutputError
+from core.options import SuperResolveOptions
+from tests.helpers import make_card, write_geotiff
 
 T0 = from_origin(500000.0, 6000000.0, 10, 10)
 
@@ -30,29 +31,7 @@ class MeanUpsampler(torch.nn.Module):
         return F.interpolate(x.mean(1, keepdim=True), scale_factor=self.scale, mode="nearest")
 
 
-@dataclass
-class Card:
-    arch: str = "mean-upsampler"
-    task: str = "sr"
-    scale: int = 3
-    frames: int = 1
-    normalization: dict = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
-    hparams: dict = field(default_factory=dict)
-    name: str = "test model"
-    target: Optional[str] = None
 
-
-def write(path: Path, data: np.ndarray, transform=T0, crs="EPSG:32633", nodata=None, descriptions=None) -> Path:
-    data = data if data.ndim == 3 else data[None]
-    prof = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                dtype=data.dtype.name, nodata=nodata, transform=transform)
-    if crs is not None:
-        prof["crs"] = crs
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(data)
-        for i, d in enumerate(descriptions or [], start=1):
-            ds.set_band_description(i, d)
-    return path
 
 
 def dn(h=40, w=52) -> np.ndarray:
@@ -65,13 +44,13 @@ def files(folder: Path):
 
 
 def pair(frames=1):
-    return MeanUpsampler(frames), Card(frames=frames)
+    return MeanUpsampler(frames), make_card(frames=frames)
 
 
 def test_geographic_crs_is_warped_to_its_utm_zone(tmp_path):
     # 40 x 52 pixels of ~10 m in degrees near 15E, 52N (UTM zone 33N)
-    lr = write(tmp_path / "geo.tif", dn(), transform=from_origin(15.0, 52.0, 0.000146, 0.00009), crs="EPSG:4326")
-    res = super_resolve([lr], tmp_path / "sr.tif", pair(), tile=16, overlap=2)
+    lr = write_geotiff(tmp_path / "geo.tif", dn(), transform=from_origin(15.0, 52.0, 0.000146, 0.00009), crs="EPSG:4326")
+    res = super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=16, overlap=2))
     msg = " ".join(res.messages)
     assert "geographic" in msg and "UTM zone 33N" in msg and "EPSG:32633" in msg and "bilinear" in msg
     with rasterio.open(res.path) as ds:
@@ -81,51 +60,51 @@ def test_geographic_crs_is_warped_to_its_utm_zone(tmp_path):
 
 
 def test_raster_without_crs_is_refused(tmp_path):
-    lr = write(tmp_path / "nocrs.tif", dn(), crs=None)
+    lr = write_geotiff(tmp_path / "nocrs.tif", dn(), crs=None)
     with pytest.raises(InputError, match=r"nocrs\.tif.*no coordinate reference system"):
-        super_resolve([lr], tmp_path / "sr.tif", pair(), tile=16, overlap=2)
+        super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=16, overlap=2))
     assert files(tmp_path) == ["nocrs.tif"]
 
 
 def test_missing_band_lists_the_available_ones(tmp_path):
-    lr = write(tmp_path / "bands.tif", np.stack([dn(), dn()]), descriptions=["B4", "B8"])
+    lr = write_geotiff(tmp_path / "bands.tif", np.stack([dn(), dn()]), descriptions=["B4", "B8"])
     with pytest.raises(InputError, match=r"bands\.tif.*band 3 does not exist.*1 'B4', 2 'B8'"):
-        super_resolve([lr], tmp_path / "sr.tif", pair(), band=3, tile=16, overlap=2)
+        super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(band=3, tile=16, overlap=2))
     with pytest.raises(InputError, match=r"no band named 'B11'.*1 'B4', 2 'B8'"):
-        super_resolve([lr], tmp_path / "sr.tif", pair(), band="B11", tile=16, overlap=2)
-    res = super_resolve([lr], tmp_path / "sr.tif", pair(), band="b8", tile=16, overlap=2)
+        super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(band="B11", tile=16, overlap=2))
+    res = super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(band="b8", tile=16, overlap=2))
     assert res.frames_used == ["bands.tif:band 2 (B8)"]
 
 
 def test_input_smaller_than_one_tile_is_padded_and_works(tmp_path):
     small = dn(5, 7)
-    lr = write(tmp_path / "small.tif", small)
-    res = super_resolve([lr], tmp_path / "sr.tif", pair(), tile=64, overlap=8)
+    lr = write_geotiff(tmp_path / "small.tif", small)
+    res = super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=64, overlap=8))
     with rasterio.open(res.path) as ds:
         np.testing.assert_array_equal(ds.read(1), np.repeat(np.repeat(small, 3, 0), 3, 1))
-    one = write(tmp_path / "one.tif", np.full((1, 1), 1234, np.uint16))
-    res = super_resolve([one], tmp_path / "sr1.tif", pair(), tile=16, overlap=4)
+    one = write_geotiff(tmp_path / "one.tif", np.full((1, 1), 1234, np.uint16))
+    res = super_resolve([one], tmp_path / "sr1.tif", pair(), options=SuperResolveOptions(tile=16, overlap=4))
     with rasterio.open(res.path) as ds:
         assert (ds.read(1) == 1234).all() and ds.shape == (3, 3)
 
 
 def test_all_nodata_is_refused(tmp_path):
-    lr = write(tmp_path / "empty.tif", np.zeros((40, 52), np.uint16), nodata=0)
+    lr = write_geotiff(tmp_path / "empty.tif", np.zeros((40, 52), np.uint16), nodata=0)
     net, card = pair()
     with pytest.raises(InputError, match=r"no valid pixels"):
-        super_resolve([lr], tmp_path / "sr.tif", (net, card), tile=16, overlap=2)
+        super_resolve([lr], tmp_path / "sr.tif", (net, card), options=SuperResolveOptions(tile=16, overlap=2))
     assert net.calls == 0 and files(tmp_path) == ["empty.tif"]
 
 
 def test_unwritable_output_is_refused_before_computing(tmp_path):
-    lr = write(tmp_path / "lr.tif", dn())
+    lr = write_geotiff(tmp_path / "lr.tif", dn())
     net, card = pair()
     with pytest.raises(OutputError, match=r"does not exist"):
-        super_resolve([lr], tmp_path / "no" / "such" / "sr.tif", (net, card), tile=16, overlap=2)
+        super_resolve([lr], tmp_path / "no" / "such" / "sr.tif", (net, card), options=SuperResolveOptions(tile=16, overlap=2))
     with pytest.raises(OutputError, match=r"is a folder"):
-        super_resolve([lr], tmp_path, (net, card), tile=16, overlap=2)
+        super_resolve([lr], tmp_path, (net, card), options=SuperResolveOptions(tile=16, overlap=2))
     with pytest.raises(OutputError, match=r"also an input"):
-        super_resolve([lr], lr, (net, card), tile=16, overlap=2)
+        super_resolve([lr], lr, (net, card), options=SuperResolveOptions(tile=16, overlap=2))
     assert net.calls == 0 and files(tmp_path) == ["lr.tif"]
 
 
@@ -133,39 +112,39 @@ def test_not_a_raster_and_missing_file(tmp_path):
     txt = tmp_path / "notes.tif"
     txt.write_text("not a raster")
     with pytest.raises(InputError, match=r"notes\.tif: not a raster"):
-        super_resolve([txt], tmp_path / "sr.tif", pair(), tile=16, overlap=2)
+        super_resolve([txt], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=16, overlap=2))
     with pytest.raises(InputError, match=r"missing\.tif: file not found"):
-        super_resolve([tmp_path / "missing.tif"], tmp_path / "sr.tif", pair(), tile=16, overlap=2)
+        super_resolve([tmp_path / "missing.tif"], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=16, overlap=2))
 
 
 def test_revisit_that_does_not_overlap_is_refused(tmp_path):
-    a = write(tmp_path / "a.tif", dn())
-    b = write(tmp_path / "far.tif", dn(), transform=from_origin(600000.0, 6000000.0, 10, 10))
+    a = write_geotiff(tmp_path / "a.tif", dn())
+    b = write_geotiff(tmp_path / "far.tif", dn(), transform=from_origin(600000.0, 6000000.0, 10, 10))
     with pytest.raises(InputError, match=r"far\.tif: does not overlap the first input a\.tif"):
-        super_resolve([a, b], tmp_path / "sr.tif", pair(2), tile=16, overlap=2)
+        super_resolve([a, b], tmp_path / "sr.tif", pair(2), options=SuperResolveOptions(tile=16, overlap=2))
     assert files(tmp_path) == ["a.tif", "far.tif"]
 
 
 def test_extent_outside_the_raster_is_refused(tmp_path):
-    lr = write(tmp_path / "lr.tif", dn())
+    lr = write_geotiff(tmp_path / "lr.tif", dn())
     with pytest.raises(InputError, match=r"does not overlap the raster"):
-        super_resolve([lr], tmp_path / "sr.tif", pair(), extent=(0, 0, 10, 10), tile=16, overlap=2)
+        super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(extent=(0, 0, 10, 10), tile=16, overlap=2))
 
 
 def test_wrong_kind_of_model_and_bad_tiling_are_refused(tmp_path):
-    lr = write(tmp_path / "lr.tif", dn())
-    seg = (MeanUpsampler(), Card(task="segmentation", target="buildings"))
+    lr = write_geotiff(tmp_path / "lr.tif", dn())
+    seg = (MeanUpsampler(), make_card(task="segmentation", target="buildings"))
     with pytest.raises(InputError, match=r"segmentation model, not a super-resolution model"):
         super_resolve([lr], tmp_path / "sr.tif", seg)
     with pytest.raises(InputError, match=r"not a segmentation model"):
         segment(lr, pair(), out_mask=tmp_path / "m.tif")
     with pytest.raises(InputError, match=r"overlap 8 must be"):
-        super_resolve([lr], tmp_path / "sr.tif", pair(), tile=16, overlap=8)
+        super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=16, overlap=8))
     assert files(tmp_path) == ["lr.tif"]
 
 
 def test_disk_full_halfway_leaves_no_partial_file(tmp_path, monkeypatch):
-    lr = write(tmp_path / "lr.tif", dn(200, 30))  # 600 output rows: two block rows, two writes
+    lr = write_geotiff(tmp_path / "lr.tif", dn(200, 30))  # 600 output rows: two block rows, two writes
     calls = []
     original = raster_io.GeoTiffSink.write_window
 
@@ -177,6 +156,6 @@ def test_disk_full_halfway_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(raster_io.GeoTiffSink, "write_window", full_disk)
     with pytest.raises(OutputError, match=r"sr\.tif: writing failed: the disk is full"):
-        super_resolve([lr], tmp_path / "sr.tif", pair(), tile=32, overlap=4)
+        super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=32, overlap=4))
     assert len(calls) == 2
     assert files(tmp_path) == ["lr.tif"]

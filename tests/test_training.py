@@ -71,6 +71,7 @@ def test_segmentation_checkpoint_card(seg_nets):
 
 def test_baseline_and_taskdriven_sr_then_evaluate(data, seg_nets, tmp_path):
     from core.evaluation.evaluate import evaluate_checkpoint
+    from core.options import EvaluateOptions
     from core.models.zoo import load_checkpoint, read_card
 
     base_events = []
@@ -106,13 +107,14 @@ def test_baseline_and_taskdriven_sr_then_evaluate(data, seg_nets, tmp_path):
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
     for ckpt in (base, td):
-        res = evaluate_checkpoint(ckpt, data, "test", seg_nets["buildings"], seg_nets["roads"],
-                                  tile=16, overlap=4, hr_reference=True)
+        res = evaluate_checkpoint(ckpt, data, seg_nets["buildings"], seg_nets["roads"],
+                                  options=EvaluateOptions(split="test", tile=16, overlap=4, hr_reference=True))
         assert math.isfinite(res["cpsnr"]) and 0 < res["cssim"] <= 1
         assert res["lpips"] is None or res["lpips"] >= 0
         for k in ("buildings_dice", "roads_dice", "hr_buildings_dice", "buildings_precision", "roads_recall"):
             assert k in res and (res[k] is None or 0.0 <= res[k] <= 1.0)
-    seg_res = evaluate_checkpoint(seg_nets["buildings"], data, "test", tile=16, overlap=4)
+    seg_res = evaluate_checkpoint(seg_nets["buildings"], data, options=EvaluateOptions(split="test", tile=16,
+                                                                                        overlap=4))
     assert seg_res["task"] == "segmentation" and seg_res["scenes"] == 1
 
 
@@ -120,7 +122,7 @@ def test_task_loss_gradients_flow_through_the_frozen_net(data, seg_nets):
     """The building Dice alone must move the SR network, never the segmentation network."""
     from core.data.patches import SRPatchDataset
     from core.data.scene import list_scenes, read_scene
-    from core.evaluation.evaluate import Normalization, load_frozen_segnet
+    from core.evaluation.segnets import Normalization, load_frozen_segnet
     from core.models.zoo import build
     from core.training.losses import soft_dice_loss
 

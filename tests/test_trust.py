@@ -10,7 +10,6 @@ no revisit saw.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,8 @@ from affine import Affine
 
 from core.data.scene import write_scene
 from core.data.synthetic.towns import make_scene
-from core.inference.sr import Cancelled, CancelToken, InputError, OutputError, super_resolve
+from core.api import super_resolve
+from core.jobs import Cancelled, CancelToken, InputError, OutputError
 from core.inference.trust import (
     BAND_DESCRIPTIONS,
     _masked_median,
@@ -30,6 +30,8 @@ from core.inference.trust import (
     trust_map,
 )
 from core.io.writer import GeoTiffSink
+from core.options import SuperResolveOptions
+from tests.helpers import make_card
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SCALE = 3
@@ -264,20 +266,9 @@ class MeanUpsampler(torch.nn.Module):
         return F.interpolate(x.mean(1, keepdim=True), scale_factor=SCALE, mode="bicubic", align_corners=False)
 
 
-@dataclass
-class Card:
-    arch: str = "mean-upsampler"
-    task: str = "sr"
-    scale: int = SCALE
-    frames: int = 3
-    normalization: dict = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
-    hparams: dict = field(default_factory=dict)
-    name: str = "mean upsampler"
-
 
 def test_super_resolve_with_trust_and_inputs_from_metadata(scene, tmp_path):
-    res = super_resolve(scene["lr"][:3], tmp_path / "sr.tif", (MeanUpsampler(3), Card()), tile=32, overlap=4,
-                        trust=True)
+    res = super_resolve(scene["lr"][:3], tmp_path / "sr.tif", (MeanUpsampler(3), make_card(frames=3, scale=SCALE, name="mean upsampler")), options=SuperResolveOptions(tile=32, overlap=4, trust=True))
     assert res.trust_path == tmp_path / "sr_trust.tif" and res.trust is not None
     # a blurry upsampling is close to, not equal to, what S-2 saw
     assert 0.002 < res.trust.mean_disagreement < 0.05

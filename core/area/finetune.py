@@ -123,32 +123,29 @@ def evaluate_area(
 
     from ..data.degrade import Degradation
     from ..data.patches import choose_frames
-    from ..evaluation.evaluate import (
-        Normalization,
-        load_frozen_segnet,
-        load_split_scenes,
-        predict_seg_scene,
-        predict_sr_scene,
-    )
+    from ..evaluation.evaluate import load_split_scenes
     from ..evaluation.metrics import SegCounts, cpsnr
-    from ..inference.sr import anchor_offsets
-    from ..models.zoo import load_checkpoint
+    from ..evaluation.scene_predict import predict_seg_image, predict_sr_scene
+    from ..inference.loading import load_model
+    from ..inference.planning import TilePlan
 
     dev = torch.device(device)
-    model, card = load_checkpoint(checkpoint, device=dev)
+    loaded = load_model(checkpoint, dev)
+    card = loaded.card
     if card.task != "sr":
         raise ValueError(f"{checkpoint}: a {card.task} checkpoint, not a super-resolution network")
     scenes = load_split_scenes(area_root, split)
     band = _band_of(scenes[0].bands, card, checkpoint)
-    norm = Normalization.from_card(card.normalization)
-    frames = int(card.frames or getattr(model, "frames", 1))
-    scale = int(card.scale or 3)
+    scale = loaded.scale
     nets = {}
     for target, path in (("buildings", seg_buildings), ("roads", seg_roads)):
-        net, seg_card = load_frozen_segnet(path, dev)
-        if seg_card.target != target:
-            raise ValueError(f"{path}: segments {seg_card.target!r}, not {target}")
+        net = load_model(path, dev, task="segmentation")
+        if net.card.target != target:
+            raise ValueError(f"{path}: segments {net.card.target!r}, not {target}")
         nets[target] = net
+    # The same tiled passes as the plugin (core.evaluation.scene_predict): what is scored is what it writes.
+    plan, seg_plan = TilePlan(tile, overlap, 1), TilePlan(tile * scale, overlap * scale, 1)
+    models = list(nets.values())
     degrade = Degradation(scale=scale).eval()
     counts = {t: SegCounts() for t in nets}
     anchored = {t: SegCounts() for t in nets}
@@ -156,19 +153,21 @@ def evaluate_area(
     for i, scene in enumerate(scenes):
         if progress:
             progress(i / max(1, len(scenes)), f"evaluating {scene.name}")
-        sr = predict_sr_scene(model, scene, norm, frames, band, dev, tile, overlap)
+        raw = predict_sr_scene(loaded, scene, plan, anchor=False, bands=[band])
+        written = predict_sr_scene(loaded, scene, plan, anchor=True, bands=[band])
+        sr = raw.image[0]
         valid = _seen(scene)
-        shift = anchor_offsets(scene.lr[None, :, band], scene.lr_valid[None], sr[None, None], scale)[0]
-        row: Dict[str, Any] = {"tile": scene.name, "anchor_offset": float(shift)}
-        for target, net in nets.items():
-            prob = predict_seg_scene(net, sr, dev, tile * scale, overlap * scale)
+        shift = float(np.mean(written.offsets)) if written.offsets else 0.0
+        row: Dict[str, Any] = {"tile": scene.name, "anchor_offset": shift}
+        probs = predict_seg_image(models, raw.image, valid, seg_plan)
+        probs_anchored = predict_seg_image(models, written.image, valid, seg_plan)
+        for k, target in enumerate(nets):
             mask = np.asarray(scene.masks[target], dtype=bool)
-            counts[target].update(prob, mask, valid)
+            counts[target].update(probs[k], mask, valid)
             one = SegCounts()
-            one.update(prob, mask, valid)
+            one.update(probs[k], mask, valid)
             row[f"{target}_dice"] = _finite(one.dice)
-            anchored[target].update(predict_seg_scene(net, sr + shift, dev, tile * scale, overlap * scale),
-                                    mask, valid)
+            anchored[target].update(probs_anchored[k], mask, valid)
         ref = choose_frames(scene.valid_fraction(), 1)[0]
         with torch.no_grad():
             low = degrade(torch.from_numpy(sr)[None, None])[0, 0].numpy()

@@ -7,59 +7,21 @@ draw a tqdm progress bar on stderr; Ctrl-C cancels cleanly (no partial file).
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Callable, List, Tuple
+
+from ..options import SegmentOptions, SuperResolveOptions, add_cli_arguments, from_cli
+from .progress import progress_bar, run_job
 
 __all__ = ["register"]
 
 
-def _band(value: str):
-    """``4`` -> 4 (1-based index); anything else is a band name (or ``all``)."""
-    return int(value) if value.strip().isdigit() else value
-
-
-def _bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], None]]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=100, desc=desc, file=sys.stderr, leave=False,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-
-    def update(fraction: float, message: str) -> None:
-        bar.n = round(fraction * 100, 1)
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
-    return update, bar.close
-
-
-def _run_with_cancel(fn, **kwargs):
-    """Run an inference job; returns (result, exit code).
-
-    Ctrl-C arrives as KeyboardInterrupt inside the job, whose cleanup removes
-    the temporary files; output problems (an ``OSError`` the CLI's generic
-    handler would not word) are printed as one line.
-    """
-    from ..inference.sr import Cancelled, OutputError
-
-    try:
-        return fn(**kwargs), 0
-    except Cancelled as exc:
-        print(f"cancelled: {exc}", file=sys.stderr)
-        return None, 130
-    except OutputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None, 1
-
-
 def _predict(args: argparse.Namespace) -> int:
-    from ..inference.sr import super_resolve
+    from .. import api
 
-    update, close = _bar("super-resolving")
+    update, close = progress_bar("super-resolving")
     try:
-        result, code = _run_with_cancel(
-            super_resolve, inputs=args.inputs, out_path=args.out, checkpoint=args.checkpoint, band=args.band,
-            tile=args.tile, overlap=args.overlap, device=args.device, extent=args.extent, trust=args.trust,
-            batch=args.batch, anchor=not args.no_anchor, progress=update,
+        result, code = run_job(
+            api.super_resolve, inputs=args.inputs, out_path=args.out, checkpoint=args.checkpoint,
+            options=from_cli(SuperResolveOptions, args), progress=update,
         )
     finally:
         close()
@@ -72,15 +34,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from ..inference.sr import segment
+    from .. import api
 
-    checkpoints: List[str] = list(args.checkpoint)
-    update, close = _bar("segmenting")
+    update, close = progress_bar("segmenting")
     try:
-        result, code = _run_with_cancel(
-            segment, input_path=args.input, checkpoint=checkpoints, out_prob=args.prob, out_mask=args.out,
-            vectors=args.vectors, band=args.band, tile=args.tile, overlap=args.overlap, device=args.device,
-            extent=args.extent, threshold=args.threshold, progress=update,
+        result, code = run_job(
+            api.segment, input_path=args.input, checkpoints=list(args.checkpoint), out_mask=args.out,
+            out_prob=args.prob, vectors=args.vectors, options=from_cli(SegmentOptions, args), progress=update,
         )
     finally:
         close()
@@ -89,20 +49,6 @@ def _segment(args: argparse.Namespace) -> int:
     for m in result.messages:
         print(m)
     return 0
-
-
-def _common(p: argparse.ArgumentParser, tile_help: str) -> None:
-    p.add_argument("--band", type=_band, default=1,
-                   help="band to use: 1-based number or name matched against the band descriptions (e.g. B8); "
-                        "default 1")
-    p.add_argument("--tile", type=int, default=None, help=tile_help)
-    p.add_argument("--overlap", type=int, default=None,
-                   help="overlap between tiles in input pixels, blended smoothly (default: 8 for RAMS, tile/16 for HAT, tile/8 for segment)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="cpu (all the machine's threads) or cuda (falls back to cpu with a message if absent)")
-    p.add_argument("--extent", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"), default=None,
-                   help="process only this window (in the raster's CRS), snapped outward to its pixels: a preview")
-    p.add_argument("--batch", type=int, default=None, help="tiles per model call (default 1 on CPU, 4 on CUDA)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -123,13 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="input raster(s): revisits, first one = reference grid; or one raster whose bands are "
                         "dates (with --band all, or a band name prefixing their descriptions)")
     p.add_argument("--out", required=True, help="output GeoTIFF")
-    _common(p, "tile size in LR pixels (default from the model and free memory: 256 RAMS, 64-96 HAT)")
-    p.add_argument("--no-anchor", action="store_true",
-                   help="write the network's raw brightness; by default each tile is shifted to the mean of its "
-                        "revisits, because cL1-trained networks are blind to a constant offset")
-    p.add_argument("--trust", action="store_true",
-                   help="also write <out>_trust.tif (see the 'trust' command): disagreement of the degraded "
-                        "output with the revisits and their spread, per LR pixel (reflectance)")
+    add_cli_arguments(p, SuperResolveOptions)
     p.set_defaults(func=_predict)
 
     s = subparsers.add_parser(
@@ -148,6 +88,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help="output mask GeoTIFF (uint8)")
     s.add_argument("--prob", default=None, help="also write probabilities to this GeoTIFF (float32)")
     s.add_argument("--vectors", default=None, help="also write polygons to this GeoPackage (.gpkg), a layer per target")
-    s.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is the target (0.5)")
-    _common(s, "tile size in pixels (default 256 on CPU, 512 on CUDA)")
+    add_cli_arguments(s, SegmentOptions)
     s.set_defaults(func=_segment)

@@ -110,6 +110,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..evaluation.evaluate import evaluate_checkpoint
+    from ..options import EvaluateOptions
     from ..training.distributed import resolve_device
 
     bar = tqdm(total=100, desc="evaluating", unit="%", file=sys.stderr, leave=False)
@@ -119,12 +120,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bar.set_postfix_str(msg, refresh=True)
 
     try:
-        result = evaluate_checkpoint(
-            args.checkpoint, args.data, split=None if args.split == "all" else args.split,
-            seg_buildings=args.seg_buildings, seg_roads=args.seg_roads,
-            device=str(resolve_device(args.device)), tile=args.tile, overlap=args.overlap,
-            max_scenes=args.max_scenes, hr_reference=args.hr_reference, progress=progress,
-        )
+        options = EvaluateOptions(split=args.split, max_scenes=args.max_scenes,
+                                  device=resolve_device(args.device).type, tile=args.tile, overlap=args.overlap,
+                                  hr_reference=args.hr_reference)
+        result = evaluate_checkpoint(args.checkpoint, args.data, seg_buildings=args.seg_buildings,
+                                     seg_roads=args.seg_roads, options=options, progress=progress)
     finally:
         bar.close()
     if args.json:

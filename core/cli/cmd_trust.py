@@ -9,20 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cmd_predict import _band, _bar, _run_with_cancel
+from ..options import TrustOptions, add_cli_arguments, from_cli
+from .progress import progress_bar, run_job
 
 __all__ = ["register"]
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from ..inference.trust import trust_map
+    from .. import api
 
-    update, close = _bar("trust map")
+    update, close = progress_bar("trust map")
     try:
-        summary, code = _run_with_cancel(
-            trust_map, sr_path=args.sr, inputs=args.inputs, band=args.band, out_path=args.out,
-            threshold=args.threshold, max_shift_lr=args.max_shift, progress=update,
-        )
+        summary, code = run_job(api.trust_map, sr_path=args.sr, inputs=args.inputs, out_path=args.out,
+                                options=from_cli(TrustOptions, args), progress=update)
     finally:
         close()
     if summary is None:
@@ -54,11 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", nargs="+", default=None, metavar="RASTER",
                    help="the LR revisits it was made from (first one = reference grid); default: the inputs "
                         "recorded in the SR raster's metadata by 'predict'")
-    p.add_argument("--band", type=_band, default=None,
-                   help="band of the inputs: 1-based number or name (default: the one recorded, else 1)")
     p.add_argument("--out", default=None, help="output GeoTIFF (default <sr>_trust.tif beside the SR raster)")
-    p.add_argument("--threshold", type=float, default=0.02,
-                   help="disagreement (reflectance) above which a pixel counts as flagged in the summary (0.02)")
-    p.add_argument("--max-shift", type=float, default=1.0,
-                   help="largest misregistration of a revisit to search for, in LR pixels (1.0)")
+    add_cli_arguments(p, TrustOptions)
     p.set_defaults(func=_trust)

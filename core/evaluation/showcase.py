@@ -120,7 +120,7 @@ def run_demo(
     for role in SR_TITLES:
         inputs = [str(p) for p in (lr_files if role.startswith("rams") else lr_files[:1])]
         out = out_dir / f"sr_{role}.tif"
-        api.super_resolve(inputs, str(out), str(ckpt[role]), band=1)
+        api.super_resolve(inputs, str(out), str(ckpt[role]))
         result.outputs[role] = out
         say(f"      {SR_TITLES[role]:<22} -> {out}")
 
@@ -133,7 +133,7 @@ def run_demo(
         for target, seg_ckpt in targets.items():
             mask = out_dir / f"mask_{target}_{role}.tif"
             prob = out_dir / f"prob_{target}_{role}.tif"
-            api.segment(str(raster), str(seg_ckpt), out_prob=str(prob), out_mask=str(mask))
+            api.segment(str(raster), str(seg_ckpt), out_mask=str(mask), out_prob=str(prob))
             result.masks[role][target] = mask
 
     say("[4/5] metrics against the HR image and the exact masks")

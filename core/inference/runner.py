@@ -1,4 +1,10 @@
-"""Tile layout and seam-free blending with memory bounded by one strip of tiles.
+"""The one tiler: tile layout, seam-free blending and the tiled pass, for files and for arrays alike.
+
+Every job that runs a network over a raster (super-resolution, segmentation,
+test-time augmentation for the trust map, and evaluation on in-memory scenes)
+goes through :func:`run_tiles`, so the pixels an evaluation scores are made
+exactly like the pixels the plugin writes: same tiles, same overlap, same
+blending, same context padding at the raster's edges.
 
 Why this shape: a model only sees a tile, so pixels near a tile's edge lack
 context. Tiles therefore overlap by ``overlap`` input pixels, and each tile's
@@ -18,10 +24,14 @@ in memory and hands finished rows out (memory grows with the width only).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..io.rasters import SAMPLE_SIDE
+from ..jobs import check_cancel
 
 
 def tile_origins(length: int, tile: int, overlap: int) -> Tuple[List[int], int]:
@@ -171,3 +181,137 @@ class StripBlender:
         out *= self._inv_sum_x[None, None, :]
         self._done = hi
         return [(lo * s, out)]
+
+
+# --------------------------------------------------------------------------- the tiled pass
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output of a tiled pass: its scale relative to the input and its number of channels."""
+
+    scale: int
+    channels: int
+
+
+#: ``read_strip(row_origin) -> (x [..., rows, cols], valid [F, rows, cols])``
+ReadStrip = Callable[[int], Tuple[np.ndarray, np.ndarray]]
+#: ``predict(x_batch [B, ..., t, t], valid_batch [B, F, t, t]) -> [out [B, C, s*t, s*t] per spec]``
+Predict = Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]]
+#: ``emit(spec_index, out_row0, rows [C, n, W*s], lr_valid [n/s, W])``
+Emit = Callable[[int, int, np.ndarray, np.ndarray], None]
+
+
+def run_tiles(rows: Axis, cols: Axis, read_strip: ReadStrip, predict: Predict, specs: Sequence[OutputSpec],
+              emit: Emit, batch: int, cancel: Optional[object] = None,
+              report: Optional[Callable[[int, int], None]] = None, min_batch: int = 1) -> None:
+    """Drive one tiled pass over an area, strip by strip.
+
+    ``read_strip`` reads the input rows one tile row needs, with context (the
+    strip spans ``cols.start .. cols.stop``); its last two axes are rows and
+    columns, and ``valid``'s first axis counts frames. ``predict`` gets batches
+    of tiles cut from the strip and returns one array per output spec; finished,
+    blended rows reach ``emit`` in order, with the LR pixels where any frame was
+    valid. Cancel is checked before every batch. A batch shorter than
+    ``min_batch`` is padded with copies of its last tile (their outputs are
+    discarded): some CPU kernels are much faster on a minimum batch.
+    """
+    blenders = [StripBlender(rows, cols, s.scale, s.channels) for s in specs]
+    total = len(rows.origins) * len(cols.origins)
+    done = 0
+    prev_valid: Optional[np.ndarray] = None
+    prev_origin = 0
+    c0 = -cols.start
+
+    def release(blocks_per_spec: List[List[Tuple[int, np.ndarray]]]) -> None:
+        for i, blocks in enumerate(blocks_per_spec):
+            s = specs[i].scale
+            for r0, block in blocks:
+                lr0 = r0 // s - prev_origin
+                emit(i, r0, block, prev_valid[lr0 : lr0 + block.shape[1] // s])
+
+    for oy in rows.origins:
+        release([b.start_row(oy) for b in blenders])
+        check_cancel(cancel)
+        x, valid = read_strip(oy)
+        prev_valid = valid.any(0)[:, c0 : c0 + cols.length]
+        prev_origin = oy
+        for b0 in range(0, len(cols.origins), batch):
+            check_cancel(cancel)
+            origins = cols.origins[b0 : b0 + batch]
+            padded = origins + [origins[-1]] * max(0, min_batch - len(origins))
+            xs = np.stack([x[..., o - cols.start : o - cols.start + cols.tile_len] for o in padded])
+            vs = np.stack([valid[..., o - cols.start : o - cols.start + cols.tile_len] for o in padded])
+            outs = predict(xs, vs)
+            for i, out in enumerate(outs):
+                for j, o in enumerate(origins):
+                    blenders[i].add(o, out[j])
+            done += len(origins)
+            if report is not None:
+                report(done, total)
+    release([b.finish() for b in blenders])
+
+
+def read_padded_array(data: np.ndarray, valid: np.ndarray, row0: int, row1: int, col0: int,
+                      col1: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows/cols ``[row0,row1) x [col0,col1)`` of an in-memory band, reflect-padded beyond its edges.
+
+    The same rule as :meth:`core.io.rasters.Frame.read_padded` (context for
+    edge tiles only), so a scene held in memory is tiled exactly like its
+    GeoTIFF on disk.
+    """
+    h, w = data.shape[-2:]
+    r0, r1 = max(0, row0), min(h, row1)
+    c0, c1 = max(0, col0), min(w, col1)
+    if r1 <= r0 or c1 <= c0:
+        raise ValueError("strip outside the raster")
+    d = np.where(valid[r0:r1, c0:c1], data[r0:r1, c0:c1], np.float32(0)).astype(np.float32)
+    v = np.asarray(valid[r0:r1, c0:c1], dtype=bool)
+    pads = ((r0 - row0, row1 - r1), (c0 - col0, col1 - c1))
+    if any(p for pair in pads for p in pair):
+        d = np.pad(d, pads, mode="reflect")
+        v = np.pad(v, pads, mode="reflect")
+    return d, v
+
+
+@dataclass
+class ArrayFrame:
+    """One band of one date held in memory, read like a :class:`core.io.rasters.Frame` (reflectance + valid)."""
+
+    data: np.ndarray  # [h, w] reflectance
+    valid: np.ndarray  # [h, w] bool
+    label: str = "array"
+
+    def _sample(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Every k-th pixel, as :meth:`core.io.rasters.Frame.sample` reads a file to judge it."""
+        h, w = self.data.shape
+        k = max(1, int(math.ceil(max(h, w) / SAMPLE_SIDE)))
+        return self.data[::k, ::k], np.asarray(self.valid, dtype=bool)[::k, ::k]
+
+    @property
+    def valid_fraction(self) -> float:
+        _d, v = self._sample()
+        return float(v.mean()) if v.size else 0.0
+
+    @property
+    def mean_reflectance(self) -> float:
+        d, v = self._sample()
+        return float(d[v].mean()) if v.any() else 0.0
+
+    def read_padded(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
+        return read_padded_array(self.data, self.valid, row0, row1, col0, col1)
+
+
+class ArraySink:
+    """Collects emitted rows into one array ``[C, H, W]`` (the in-memory twin of a GeoTIFF sink)."""
+
+    def __init__(self, channels: int, height: int, width: int, fill: float = 0.0, dtype=np.float32) -> None:
+        self.array = np.full((channels, height, width), fill, dtype=dtype)
+        self._next_row = 0
+
+    def write_rows(self, row0: int, rows: np.ndarray) -> None:
+        if row0 != self._next_row:
+            raise ValueError(f"rows must come in order: expected row {self._next_row}, got {row0}")
+        n = rows.shape[-2]
+        self.array[:, row0 : row0 + n] = rows.reshape(self.array.shape[0], n, -1)
+        self._next_row += n

@@ -71,6 +71,7 @@ from ..data.degrade import S2_MTF_NYQUIST, S2_NIR_MTF, Degradation, psf_sigma_fr
 from ..io.rasters import BandSpec, Frame, FrameSet, Grid, gdal_env
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
 from ..jobs import Cancelled, CancelToken, InputError, Progress, progress_fn, trust_path_for
+from ..options import TrustOptions
 
 __all__ = [
     "TrustSummary",
@@ -401,23 +402,23 @@ def _band_value(band: Optional[str]) -> BandSpec:
 def trust_map(
     sr_path: PathLike,
     inputs: Optional[Sequence[PathLike]] = None,
-    band: BandSpec = None,
     out_path: Optional[PathLike] = None,
-    threshold: float = DEFAULT_THRESHOLD,
-    max_shift_lr: float = 1.0,
+    options: Optional[TrustOptions] = None,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
 ) -> TrustSummary:
     """Write the trust map of ``sr_path`` (band 1) against LR ``inputs`` and return its summary.
 
-    ``inputs``/``band`` as for :func:`core.inference.super_resolve` (revisits on
-    other grids are warped onto the first one's grid the same way); when
-    ``inputs`` is None they are read from the SR output's tags. ``out_path``
-    defaults to ``<sr>_trust.tif``. ``max_shift_lr``: largest misregistration
+    ``inputs`` and ``options.band`` as for :func:`core.inference.sr.super_resolve`
+    (revisits on other grids are warped onto the first one's grid the same way);
+    when ``inputs`` is None they are read from the SR output's tags. ``out_path``
+    defaults to ``<sr>_trust.tif``. ``options.max_shift``: largest misregistration
     of a revisit searched for, in LR pixels. Raises :class:`InputError` (SR not
     on the LR grid, no valid pixels), ``OutputError`` or :class:`Cancelled`
     (nothing is left behind).
     """
+    options = options or TrustOptions()
+    band, threshold, max_shift_lr = options.band, options.threshold, options.max_shift
     t_start = time.perf_counter()
     say = progress_fn(progress)
     messages: List[str] = []

@@ -5,6 +5,13 @@ maps, stacks) writes large rasters row by row, and the rules are the same for
 all: refuse an output that cannot be written before any work is spent, write
 into a hidden temporary file beside the target, and rename it over the target
 only when GDAL reported no error at any step (rows, overviews, close).
+
+GDAL does not report every failure to its caller: with GDAL < 3.7 closing a
+file returns nothing, and a disk that fills up while the last blocks, the
+overviews or the directory are flushed is only *logged*. So, before the
+rename, the finished temporary file is opened again and checked: its size,
+bands and overviews, every block's place in the file, and the last block of
+each level decoded. A file that fails is deleted and the previous output kept.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from ..jobs import OutputError
@@ -26,6 +34,15 @@ from .atomic import remove_orphans, replace_file, temp_path_for
 from .rasters import Grid
 
 PathLike = Union[str, os.PathLike]
+
+try:  # GDAL errors rasterio raises as exceptions (block writes, overviews), not OSError subclasses
+    from rasterio._err import CPLE_BaseError as CPLError
+except ImportError:  # pragma: no cover - rasterio moved it
+    CPLError = RasterioError
+#: Free bytes below which a failed write is put down to a full disk.
+_NEARLY_FULL = 1 << 20
+#: What a failing GDAL call may raise through rasterio.
+GDAL_ERRORS = (OSError, RasterioError, CPLError)
 
 #: Block size of every GeoTIFF written here (QGIS and GDAL read 512-px tiles efficiently).
 BLOCK = 512
@@ -109,7 +126,7 @@ class GeoTiffSink:
         self.wrote_nodata = False
         try:
             self._ds = rasterio.open(self.tmp, "w", **self.profile)
-        except (RasterioIOError, OSError) as exc:
+        except GDAL_ERRORS as exc:
             self._remove_tmp()
             raise OutputError(f"{self.path}: cannot create the output ({exc})") from exc
         try:
@@ -159,17 +176,34 @@ class GeoTiffSink:
         """The one place that writes pixels (kept separate so a test can make the disk 'fill up')."""
         self._ds.write(data, window=window)
 
+    def build_overviews(self, factors: List[int]) -> None:
+        """The one place that builds overviews (kept separate so a test can make it fail as GDAL does)."""
+        self._ds.build_overviews(factors, Resampling.average)
+        self._ds.update_tags(ns="rio_overview", resampling="average")
+
+    def close_dataset(self) -> None:
+        """The one place that closes the file (GDAL flushes the last blocks and the directory here)."""
+        self._ds.close()
+
     def _guarded(self, fn, *args) -> None:
         try:
             fn(*args)
-        except OSError as exc:
+        except GDAL_ERRORS as exc:
             if isinstance(exc, OutputError):
                 raise
-            reason = "the disk is full" if getattr(exc, "errno", None) == errno.ENOSPC else str(exc)
-            raise OutputError(f"{self.path}: writing failed: {reason}; nothing was written") from exc
+            reason = _reason(exc, self.path.parent).replace(str(self.tmp), "the temporary file")
+            raise OutputError(f"{self.path}: writing failed: {reason}; {self._kept()}") from exc
+
+    def _kept(self) -> str:
+        return "the previous file was kept" if self.path.exists() else "nothing was written"
 
     def set_nodata(self, value: Optional[float]) -> None:
         self._ds.nodata = value
+
+    def set_band_tags(self, tags_per_band: Dict[int, Dict[str, str]]) -> None:
+        """Band-level metadata (1-based band -> tags), e.g. WAVELENGTH so GIS software knows each band."""
+        for bidx, tags in tags_per_band.items():
+            self._ds.update_tags(bidx, **tags)
 
     def update_tags(self, **tags: str) -> None:
         """Add metadata known only once every row is written (e.g. a summary of the values)."""
@@ -183,14 +217,21 @@ class GeoTiffSink:
                 raise RuntimeError(f"{self.path}: only {self._next_row} of {self.height} rows were produced")
             factors = overview_factors(self.width, self.height) if overviews else []
             if factors:
-                self._guarded(self._ds.build_overviews, factors, Resampling.average)
-                self._ds.update_tags(ns="rio_overview", resampling="average")
-            self._guarded(self._ds.close)
+                self._guarded(self.build_overviews, factors)
+            self._guarded(self.close_dataset)
+            self._verify(factors)
             replace_file(self.tmp, self.path)
         except BaseException:
             self.abort()
             raise
         return self.path
+
+    def _verify(self, factors: List[int]) -> None:
+        """Refuse a temporary file GDAL could not finish, though it said nothing (see the module docstring)."""
+        problem = verify_geotiff(self.tmp, self.width, self.height, self.count, len(factors))
+        if problem:
+            problem = problem.replace(str(self.tmp), "the temporary file")
+            raise OutputError(f"{self.path}: writing failed: {problem}; {self._kept()}")
 
     def abort(self) -> None:
         """Close and delete the temporary file (safe to call twice)."""
@@ -209,3 +250,68 @@ class GeoTiffSink:
                 pass
 
 
+
+
+def _reason(exc: BaseException, folder: Optional[Path] = None) -> str:
+    """GDAL's words for a failure, or "the disk is full" when that is what happened.
+
+    GDAL often reports a full disk only indirectly (a directory it cannot read
+    back), so the free space of ``folder`` is asked too.
+    """
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "no space left" in text.lower():
+        return "the disk is full"
+    if folder is not None:
+        try:
+            if shutil.disk_usage(folder).free < _NEARLY_FULL:
+                return f"the disk is full ({text or type(exc).__name__})"
+        except OSError:
+            pass
+    return text or type(exc).__name__
+
+
+def verify_geotiff(path: PathLike, width: int, height: int, count: int, overviews: int) -> Optional[str]:
+    """What is wrong with a GeoTIFF this module just wrote, or None when it is whole.
+
+    Checks, without reading every pixel: it opens; size, bands and number of
+    overviews are those written; every block of every level has its bytes
+    inside the file (a full disk leaves blocks pointing past the end, or at
+    nothing); the last block of every level decodes.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with rasterio.open(p) as ds:
+            if (ds.width, ds.height, ds.count) != (width, height, count):
+                return (f"the file holds {ds.width}x{ds.height} px x {ds.count} band(s) instead of "
+                        f"{width}x{height} x {count}")
+            found = len(ds.overviews(1))
+            if found != overviews:
+                return f"the file holds {found} overview level(s) instead of {overviews}"
+            bands = list(range(1, count + 1)) if ds.interleaving is not None and \
+                ds.interleaving.name.lower() == "band" else [1]
+        for level in [None, *range(overviews)]:
+            kwargs = {} if level is None else {"overview_level": level}
+            with rasterio.open(p, **kwargs) as ds:
+                problem = _check_blocks(ds, bands, size)
+                if problem:
+                    where = "full resolution" if level is None else f"overview {level + 1}"
+                    return f"{problem} ({where})"
+    except GDAL_ERRORS as exc:
+        return f"the finished file cannot be read back: {_reason(exc, p.parent)}"
+    return None
+
+
+def _check_blocks(ds, bands: Sequence[int], size: int) -> Optional[str]:
+    bh, bw = ds.block_shapes[0]
+    rows, cols = -(-ds.height // bh), -(-ds.width // bw)
+    for b in bands:
+        for y in range(rows):
+            for x in range(cols):
+                offset = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)
+                nbytes = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=b)
+                if not offset or not nbytes or int(offset) + int(nbytes) > size:
+                    return f"block {x},{y} of band {b} is missing or lies past the end of the file"
+    last = Window((cols - 1) * bw, (rows - 1) * bh, ds.width - (cols - 1) * bw, ds.height - (rows - 1) * bh)
+    ds.read(bands[-1], window=last)
+    return None

@@ -251,12 +251,14 @@ class _GridRun:
 
     def evaluate(self, entry: GridEntry, best: Path, config: TrainConfig) -> Dict[str, Any]:
         from ..evaluation.evaluate import evaluate_checkpoint
+        from ..options import EvaluateOptions
 
+        device = config.device if config.device != "auto" else _auto_device()
         res = evaluate_checkpoint(
-            best, config.data.root, config.data.test_split,
-            seg_buildings=config.seg_nets.buildings, seg_roads=config.seg_nets.roads,
-            device=config.device if config.device != "auto" else _auto_device(),
-            tile=config.val_tile, overlap=config.val_overlap, max_scenes=self.max_test_scenes,
+            best, config.data.root, seg_buildings=config.seg_nets.buildings, seg_roads=config.seg_nets.roads,
+            options=EvaluateOptions(split=config.data.test_split or "all", device=str(device).split(":")[0],
+                                    tile=config.val_tile, overlap=config.val_overlap,
+                                    max_scenes=self.max_test_scenes),
         )
         _record_test_metrics(best, res)
         version = config.data.version
@@ -273,6 +275,10 @@ class _GridRun:
             "dice_buildings_anchored": res.get("buildings_dice_anchored"),
             "dice_roads_anchored": res.get("roads_dice_anchored"),
             "anchor_offset": res.get("anchor_offset"),
+            "fp_buildings": res.get("buildings_fp_share"),
+            "fp_roads": res.get("roads_fp_share"),
+            "fp_buildings_bicubic": res.get("buildings_fp_share_bicubic"),
+            "fp_roads_bicubic": res.get("roads_fp_share_bicubic"),
             "epochs": config.epochs,
             "test_scenes": res.get("scenes"),
             "checkpoint": str(best),
@@ -281,14 +287,18 @@ class _GridRun:
         }
 
     def hr_reference(self, version: str, table: str, seg_paths: Mapping[str, str], config: TrainConfig):
-        from ..evaluation.evaluate import evaluate_hr_reference, load_frozen_segnet, load_split_scenes
+        import torch
 
-        device = config.device if config.device != "auto" else _auto_device()
+        from ..evaluation.evaluate import evaluate_hr_reference, load_split_scenes
+        from ..inference.loading import load_model
+        from ..inference.planning import TilePlan
+
+        device = torch.device(config.device if config.device != "auto" else _auto_device())
         scenes = load_split_scenes(config.data.root, config.data.test_split, self.max_test_scenes)
-        nets = {t: load_frozen_segnet(p, device)[0] for t, p in seg_paths.items() if p}
+        nets = {t: load_model(p, device, task="segmentation") for t, p in seg_paths.items() if p}
         scale = config.model.scale
-        res = evaluate_hr_reference(scenes, nets, config.data.band, device,
-                                    config.val_tile * scale, config.val_overlap * scale)
+        res = evaluate_hr_reference(scenes, nets, [config.data.band],
+                                    TilePlan(config.val_tile * scale, config.val_overlap * scale, 1))
         return {
             "id": "HR",
             "name": "segmentation networks on the HR images (upper bound)",

@@ -93,12 +93,13 @@ def training_seconds(run_dir: Path) -> float:
 
 def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: Path) -> Dict[str, object]:
     from ..evaluation.evaluate import evaluate_checkpoint, scalar_metrics
+    from ..options import EvaluateOptions
 
     seg = {}
     if not model.is_segmentation:
         seg = dict(seg_buildings=runs / "seg_buildings" / "best.safetensors",
                    seg_roads=runs / "seg_roads" / "best.safetensors")
-    result = evaluate_checkpoint(checkpoint, test_root, split=None, tile=32, overlap=4, **seg)
+    result = evaluate_checkpoint(checkpoint, test_root, options=EvaluateOptions(split="all"), **seg)
     metrics = scalar_metrics(result)
     metrics["test_scenes"] = int(result.get("scenes", 0))
     return metrics

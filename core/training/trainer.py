@@ -45,14 +45,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from ..evaluation.evaluate import (
-    FrozenSegNet,
-    Normalization,
-    evaluate_segmentation,
-    evaluate_sr,
-    load_frozen_segnet,
-    scalar_metrics,
-)
+from ..evaluation.evaluate import evaluate_segmentation, evaluate_sr, scalar_metrics
+from ..evaluation.segnets import FrozenSegNet, Normalization, load_frozen_segnet
 from . import distributed as ddp
 from .config import (
     TASK_LOSS_TARGETS,
@@ -640,15 +634,23 @@ class Trainer:
         cfg = self.config
         if not self.ctx.is_main:
             return {}
+        # Validation goes through the plugin's tiled passes, like evaluation (core.evaluation.scene_predict).
+        from ..inference.loading import LoadedModel
+        from ..inference.planning import TilePlan
+
+        loaded = LoadedModel(self.model, self._card({}, 0), f"validation of {cfg.name}", None, self.device)
+        bands = [cfg.data.band]
         if cfg.task == "segmentation":
-            tile = cfg.val_tile * cfg.model.scale
-            res = evaluate_segmentation(self.model, self.val_scenes, self.norm, cfg.target, cfg.data.band,
-                                        self.device, tile, cfg.val_overlap * cfg.model.scale, self.amp_dtype)
+            scale = cfg.model.scale
+            plan = TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1)
+            res = evaluate_segmentation(loaded, self.val_scenes, bands, plan)
         else:
-            seg = {t: FrozenSegNet(n.net, n.seg_norm) for t, n in self.seg_nets.items()}  # reflectance in
-            res = evaluate_sr(self.model, self.val_scenes, self.norm, cfg.data.frames, cfg.data.band, seg,
-                              self.device, cfg.val_tile, cfg.val_overlap, cfg.loss.border,
-                              autocast_dtype=self.amp_dtype, anchored=False)
+            seg = {t: LoadedModel(n.net, self.seg_cards[t], f"{t} network", None, self.device)
+                   for t, n in self.seg_nets.items()}
+            scale = loaded.scale
+            res = evaluate_sr(loaded, self.val_scenes, bands, seg, TilePlan(cfg.val_tile, cfg.val_overlap, 1),
+                              TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1), cfg.loss.border,
+                              anchored=False)
         res.pop("scenes", None)
         if res.get("lpips") is None:  # not computed during validation (kept cheap)
             res.pop("lpips", None)

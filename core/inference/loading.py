@@ -1,0 +1,121 @@
+"""Loading a network for inference: checkpoint or in-memory pair, device, units.
+
+Why a module of its own: super-resolution, segmentation, trust maps and
+evaluation all need the same three things from a checkpoint (the network on a
+device, its card, and the map between reflectance and the network's units),
+and the same refusals when the file is not what the job needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..jobs import InputError
+
+__all__ = ["LoadedModel", "ModelLike", "load_model", "load_models", "choose_device"]
+
+#: A checkpoint path, or an already loaded ``(model, card)`` pair (tests, the trainer's validation).
+ModelLike = Union[str, os.PathLike, Tuple[torch.nn.Module, Any]]
+
+
+def _is_pair(obj: Any) -> bool:
+    return isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], torch.nn.Module)
+
+
+@dataclass
+class LoadedModel:
+    """A network in eval mode on its device, with its card and where it came from."""
+
+    model: torch.nn.Module
+    card: Any
+    source: str
+    sha256: Optional[str]
+    device: torch.device
+
+    @property
+    def offset(self) -> float:
+        return float((self.card.normalization or {}).get("offset", 0.0))
+
+    @property
+    def norm_scale(self) -> float:
+        return float((self.card.normalization or {}).get("scale", 1.0))
+
+    @property
+    def name(self) -> str:
+        return str(self.card.name or self.card.arch or type(self.model).__name__)
+
+    @property
+    def scale(self) -> int:
+        return int(self.card.scale or getattr(self.model, "scale", 1))
+
+    @property
+    def frames(self) -> int:
+        """Dates the network takes at once (1 for single-image networks and segmentation)."""
+        return int(self.card.frames or getattr(self.model, "frames", 1) or 1)
+
+    @property
+    def bands(self) -> List[str]:
+        return [str(b) for b in (self.card.bands or [])]
+
+    @property
+    def channels(self) -> int:
+        """Bands the network takes and returns jointly (1 for single-band networks)."""
+        hp = self.card.hparams or {}
+        return int(hp.get("in_chans", hp.get("in_channels", 1)) or 1)
+
+    def to_model(self, reflectance: np.ndarray) -> np.ndarray:
+        # Element-wise unit changes run in NumPy: on a busy CPU every small multi-threaded
+        # torch op waits for a second thread to be scheduled.
+        return np.ascontiguousarray((reflectance - np.float32(self.offset)) / np.float32(self.norm_scale),
+                                    dtype=np.float32)
+
+    def to_reflectance(self, y: torch.Tensor) -> np.ndarray:
+        return y.float().cpu().numpy() * np.float32(self.norm_scale) + np.float32(self.offset)
+
+
+def choose_device(device: Union[str, torch.device, None], messages: List[str]) -> torch.device:
+    """The device asked for, or the CPU with a message when CUDA is not available."""
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        messages.append("CUDA was asked for but is not available here: running on the CPU")
+        dev = torch.device("cpu")
+    if dev.type == "cpu":
+        messages.append(f"running on the CPU with {torch.get_num_threads()} thread(s)")
+    return dev
+
+
+def load_model(checkpoint: ModelLike, device: torch.device, task: Optional[str] = None) -> LoadedModel:
+    """A checkpoint path (read through ``core.models.zoo``) or a ``(model, card)`` pair, in eval mode.
+
+    ``task`` ("sr" or "segmentation") refuses a checkpoint of the other kind
+    with a sentence naming the file.
+    """
+    if _is_pair(checkpoint):
+        model, card = checkpoint
+        source, sha = f"in-memory {type(model).__name__}", None
+    else:
+        from ..models.zoo import file_sha256, load_checkpoint
+
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise InputError(f"{path}: checkpoint file not found")
+        model, card = load_checkpoint(path, device=str(device))
+        source, sha = str(path), file_sha256(path)
+    if task is not None and str(card.task or "sr") != task:
+        kind = "super-resolution" if task == "sr" else "segmentation"
+        raise InputError(f"{source}: is a {card.task} model, not a {kind} model")
+    return LoadedModel(model.to(device).eval(), card, source, sha, device)
+
+
+def load_models(checkpoints: Union[ModelLike, Sequence[ModelLike]], device: torch.device,
+                task: Optional[str] = None) -> List[LoadedModel]:
+    """One or several checkpoints (paths or pairs) as :class:`LoadedModel` objects."""
+    if isinstance(checkpoints, (str, os.PathLike)) or _is_pair(checkpoints):
+        checkpoints = [checkpoints]
+    return [load_model(c, device, task) for c in checkpoints]

@@ -1,0 +1,180 @@
+"""How a raster is cut for a model, and whether the machine can afford it, decided before any work.
+
+Tile sizes follow each architecture's cost and the memory free on the device;
+the estimate of a whole job's peak memory (one strip of tiles, the blending
+buffer, the writer's pending rows) and of its output's size lets a job that
+cannot fit be refused in seconds with a suggestion, instead of failing after
+an hour or taking the machine down.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..jobs import InputError, OutputError
+
+__all__ = ["TilePlan", "plan_tiles", "available_memory", "JobFootprint", "estimate_footprint",
+           "check_footprint"]
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes the job may use: free device memory on CUDA; on the CPU, MemAvailable capped by a cgroup limit."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    free = 4 << 30
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            free = min(free, int(text))
+    return free
+
+
+#: PyTorch's CPU convolution takes its fast oneDNN path for a 5-D input only when
+#: batch * channels * depth * height exceeds this (measured here with RAMS-small on
+#: 128-px tiles: 14 s for one tile alone, 3.4 s per tile two at a time).
+_ONEDNN_MIN_BCDH = 20480
+
+
+@dataclass
+class TilePlan:
+    """How a raster is cut for a model: tile and overlap (input pixels) and tiles per model call."""
+
+    tile: int
+    overlap: int
+    batch: int
+    min_batch: int = 1  # a smaller last batch of a row is padded with copies up to this
+    per_px: int = 0  # rough activation bytes per input pixel of a tile (memory estimates)
+
+
+def plan_tiles(card: Any, device: torch.device, task: str = "sr", tile: Optional[int] = None,
+               overlap: Optional[int] = None, batch: Optional[int] = None) -> TilePlan:
+    """Tile size, overlap and batch for a model: per-architecture defaults, shrunk to fit memory.
+
+    RAMS works on 256-px LR tiles with 8 px of overlap (about 7 % recomputed);
+    HAT's attention is heavier, 64 px for HAT/HAT-L and 96 for the small
+    presets (multiples of its window) with 1/16 of the tile as overlap (about
+    14 %); segmentation runs on 256-px HR tiles with 1/8 overlap (its
+    receptive field is wider; about 30 %). Batch: 4 tiles per call on CUDA; on the
+    CPU one, except for RAMS, whose 3-D convolutions fall onto PyTorch's slow
+    native kernel when batch x filters x frames x rows is small, so enough
+    tiles are batched (a short last batch padded with copies) to stay on the
+    fast oneDNN path. The memory estimate is a rough per-pixel activation count
+    so a small GPU or a busy machine gets smaller tiles. Explicit values win.
+    """
+    arch = str(card.arch or "").lower()
+    hp = dict(card.hparams or {})
+    cuda = device.type == "cuda"
+    filters, frames = 0, 1
+    if task == "segmentation":
+        d_tile, per_px = (512 if cuda else 256), 4 * 64 * 12
+    elif arch == "hat":
+        preset = str(hp.get("preset", "hat")).lower()
+        embed = int(hp.get("embed_dim", 96 if preset in ("hat-s", "hat-tiny", "hat-small") else 180))
+        d_tile = 96 if embed <= 144 else 64
+        if cuda:
+            d_tile *= 2
+        per_px = 4 * embed * 24
+    elif arch == "rams":
+        filters = int(hp.get("filters", 32))
+        frames = int(card.frames or 9)
+        d_tile, per_px = 256, 4 * filters * frames * 8
+    else:
+        d_tile, per_px = 128, 4 * 64 * 8
+    t = int(tile or d_tile)
+    min_batch = 1
+    if filters and not cuda:
+        needed = -(-(_ONEDNN_MIN_BCDH + 1) // (filters * frames * t))
+        min_batch = needed if needed <= 4 else 1  # tiny tiles/models: padding would cost more than it saves
+    if batch is None:
+        batch = 4 if cuda else min_batch
+    batch = max(1, int(batch))
+    min_batch = min(min_batch, batch)
+    if tile is None:
+        budget = available_memory(device) // 4
+        while t > 32 and per_px * t * t * batch > budget:
+            t = (t * 3) // 4
+    if overlap is None:
+        if task == "segmentation":
+            overlap = max(4, t // 8)
+        elif filters:  # RAMS: 8 px of context already hide the seams; more is recomputation
+            overlap = max(4, t // 32)
+        else:
+            overlap = max(4, t // 16)
+    _check_tiling(t, int(overlap))
+    return TilePlan(t, int(overlap), batch, min_batch, per_px)
+
+
+def _check_tiling(tile: int, overlap: int) -> None:
+    if tile < 4:
+        raise InputError(f"tile size {tile} is too small (use at least 16 pixels)")
+    if overlap < 0 or 2 * overlap >= tile:
+        raise InputError(f"overlap {overlap} must be at least 0 and less than half the tile size {tile}")
+
+
+@dataclass(frozen=True)
+class JobFootprint:
+    """Peak memory of a tiled job and the size of its output, both in bytes (upper estimates)."""
+
+    memory: int
+    output: int
+
+
+def estimate_footprint(plan: TilePlan, width: int, height: int, frames: int, channels: int, scale: int,
+                       out_channels: int, out_itemsize: int) -> JobFootprint:
+    """Upper estimate of a tiled job's peak memory and its uncompressed output size.
+
+    ``width``/``height``: the area in input pixels; memory follows the width only
+    (one strip of tiles is held), the output follows the area. Counted: the
+    strip of every frame (float32 data + valid mask, read, stacked and filled:
+    three copies), the blending buffer and its released copy (float32 at the
+    output resolution, one tile row high), the writer's pending block rows, and
+    the model's activations for one batch (the plan's ``per_px`` bytes per input pixel).
+    """
+    strip_w = width + 2 * plan.overlap
+    strip = plan.tile * strip_w * frames * (channels * 4 + 1) * 3
+    blend = 2 * out_channels * plan.tile * scale * strip_w * scale * 4
+    pending = out_channels * (512 + plan.tile * scale) * width * scale * (out_itemsize + 4)
+    model = plan.per_px * plan.tile * plan.tile * plan.batch
+    output = out_channels * width * scale * height * scale * out_itemsize
+    return JobFootprint(int(strip + blend + pending + model + (512 << 20)), int(output))
+
+
+def check_footprint(footprint: JobFootprint, device: torch.device, out_path: Path, what: str) -> None:
+    """Refuse a job that cannot fit in memory or on disk, suggesting a smaller extent.
+
+    The disk check uses the uncompressed size: GeoTIFF compression of SR output
+    is unpredictable (noise-like detail compresses poorly), so a job is only
+    refused when even the raw pixels could not fit.
+    """
+    free_mem = available_memory(device)
+    if footprint.memory > 0.8 * free_mem:
+        raise InputError(
+            f"{what} would need about {footprint.memory / 2**30:.1f} GB of memory, more than this machine has free "
+            f"({free_mem / 2**30:.1f} GB): process a smaller area with the extent option (--extent), or use "
+            "smaller tiles (--tile)")
+    try:
+        free_disk = shutil.disk_usage(out_path.parent if str(out_path.parent) else Path(".")).free
+    except OSError:
+        return
+    if footprint.output > free_disk:
+        raise OutputError(
+            f"{out_path}: the output could take up to {footprint.output / 2**30:.1f} GB but only "
+            f"{free_disk / 2**30:.1f} GB are free on its disk: process a smaller area with the extent option "
+            "(--extent) or write to another disk")
+

@@ -1,0 +1,76 @@
+"""What several test files need: a GeoTIFF writer, real model cards for in-memory networks, the plugin import.
+
+Import as ``from tests.helpers import write_geotiff, make_card`` (pytest runs
+with ``pythonpath = "."`` and ``tests`` has no ``__init__.py``: a namespace
+package rooted at the repository).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_PACKAGE = "s2_taskdriven_sr"
+#: A 10 m grid in UTM 33N used by most raster tests.
+T0 = from_origin(500000.0, 6000000.0, 10, 10)
+
+
+def write_geotiff(path: Path, data: np.ndarray, transform=T0, crs: Optional[str] = "EPSG:32633",
+                  nodata: Optional[float] = None, descriptions: Optional[Sequence[str]] = None,
+                  tags: Optional[dict] = None) -> Path:
+    """Write ``data`` ([H, W] or [C, H, W], any dtype) as a GeoTIFF; ``crs=None`` writes none."""
+    data = data if data.ndim == 3 else data[None]
+    prof = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                dtype=data.dtype.name, nodata=nodata, transform=transform)
+    if crs is not None:
+        prof["crs"] = crs
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(data)
+        for i, d in enumerate(descriptions or [], start=1):
+            ds.set_band_description(i, d)
+        if tags:
+            ds.update_tags(**tags)
+    return Path(path)
+
+
+def make_card(arch: str = "rams", task: str = "sr", scale: int = 3, frames: Optional[int] = 1,
+              normalization: Optional[dict] = None, hparams: Optional[dict] = None, name: str = "test model",
+              target: Optional[str] = None, bands: Optional[Sequence[str]] = None, **extra: Any):
+    """A real :class:`core.models.zoo.ModelCard` describing an in-memory test network.
+
+    Inference reads only the card (units, frames, scale, bands, target); the
+    network itself can be any module with the right shapes.
+    """
+    from core.models.zoo import ModelCard
+
+    if task == "segmentation":
+        scale, frames = 1, None
+    return ModelCard(arch=arch, task=task, scale=scale, frames=frames,
+                     normalization=dict(normalization or {"offset": 0.0, "scale": 1.0}),
+                     hparams=dict(hparams or {}), name=name, target=target,
+                     bands=list(bands) if bands is not None else ["B8"], **extra)
+
+
+def import_plugin_package() -> types.ModuleType:
+    """The repository root as package ``s2_taskdriven_sr`` (imported once, then reused)."""
+    module = sys.modules.get(PLUGIN_PACKAGE)
+    if module is not None and getattr(module, "__file__", None):
+        return module
+    spec = importlib.util.spec_from_file_location(
+        PLUGIN_PACKAGE, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PLUGIN_PACKAGE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(PLUGIN_PACKAGE, None)
+        raise
+    return module

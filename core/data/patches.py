@@ -154,6 +154,14 @@ def _union(scene: Scene, classes: Sequence[str]) -> Optional[np.ndarray]:
     return out
 
 
+def _band_list(band: int, bands: Optional[Sequence[int]]) -> List[int]:
+    """The band indices a dataset takes: ``bands`` when given, else the single ``band``."""
+    out = [int(b) for b in bands] if bands is not None else [int(band)]
+    if not out:
+        raise ValueError("no band to take")
+    return out
+
+
 class _EpochDataset(Dataset):
     def __init__(self, samples_per_epoch: int, seed: int) -> None:
         if samples_per_epoch < 1:
@@ -178,7 +186,8 @@ class _EpochDataset(Dataset):
 class SRPatchDataset(_EpochDataset):
     """Random SR training patches from scenes (see docs/interfaces.md for the item layout).
 
-    Item: ``lr [T,1,p,p]``, ``lr_valid [T,p,p]``, ``hr [1,3p,3p]``, ``hr_valid [3p,3p]``,
+    Item: ``lr [T,C,p,p]``, ``lr_valid [T,p,p]``, ``hr [C,3p,3p]``, ``hr_valid [3p,3p]`` (C = the
+    bands taken, one by default; four for networks that take B02, B03, B04 and B08 jointly),
     ``buildings``/``roads [1,3p,3p]`` float, ``selected`` bool, plus ``has_buildings``/
     ``has_roads`` (False where a scene has no such mask: its zeros are not labels),
     ``scene`` (index) and ``frames`` (indices of the revisits used).
@@ -198,6 +207,7 @@ class SRPatchDataset(_EpochDataset):
         augment: bool = True,
         seed: int = 0,
         band: int = 0,
+        bands: Optional[Sequence[int]] = None,
     ) -> None:
         if not scenes:
             raise SceneError("SR patches: no scenes given")
@@ -208,10 +218,11 @@ class SRPatchDataset(_EpochDataset):
         self.frames = int(frames)
         self.selection = selection or PatchSelection()
         self.augment = augment
-        self.band = int(band)
+        self.bands = _band_list(band, bands)
         for sc in scenes:
-            if not 0 <= self.band < sc.lr.shape[1]:
-                raise SceneError(f"scene {sc.name!r}: has {sc.lr.shape[1]} band(s); band index {band} does not exist")
+            for b in self.bands:
+                if not 0 <= b < sc.lr.shape[1]:
+                    raise SceneError(f"scene {sc.name!r}: has {sc.lr.shape[1]} band(s); band index {b} does not exist")
             if sc.scale != scenes[0].scale:
                 raise SceneError(f"scene {sc.name!r}: scale {sc.scale} differs from {scenes[0].name!r} ({scenes[0].scale})")
         self.scale = scenes[0].scale
@@ -229,24 +240,24 @@ class SRPatchDataset(_EpochDataset):
         sc = self.scenes[s]
         p, hp, k = self.p, self.p * self.scale, self.scale
         gh, gw = max(sc.lr_shape[0], p), max(sc.lr_shape[1], p)
-        lr = _pad_to(sc.lr[:, self.band], gh, gw)[:, r : r + p, c : c + p]
+        lr = _pad_to(sc.lr, gh, gw)[:, self.bands, r : r + p, c : c + p]  # copies the window only
         lr_valid = _pad_to(sc.lr_valid, gh, gw)[:, r : r + p, c : c + p]
         order = choose_frames(lr_valid.reshape(lr_valid.shape[0], -1).mean(axis=1), self.frames)
         hs = (slice(r * k, r * k + hp), slice(c * k, c * k + hp))
         if sc.hr is not None and sc.hr_valid is not None:
-            hr = _pad_to(sc.hr[self.band], gh * k, gw * k)[hs]
+            hr = _pad_to(sc.hr, gh * k, gw * k)[(self.bands, *hs)]
             hr_valid = _pad_to(sc.hr_valid, gh * k, gw * k)[hs]
             mask_valid = hr_valid
         else:
-            hr = np.zeros((hp, hp), np.float32)
+            hr = np.zeros((len(self.bands), hp, hp), np.float32)
             hr_valid = np.zeros((hp, hp), bool)
             # No HR image (e.g. an analyst's own area): the masks are labels wherever a revisit saw the ground.
             seen = lr_valid[order].any(axis=0)
             mask_valid = np.repeat(np.repeat(seen, k, axis=0), k, axis=1)
         arrays = {
-            "lr": lr[order][:, None],
+            "lr": lr[order],
             "lr_valid": lr_valid[order],
-            "hr": hr[None],
+            "hr": hr,
             "hr_valid": hr_valid,
             "mask_valid": mask_valid,
         }
@@ -267,7 +278,7 @@ class SRPatchDataset(_EpochDataset):
 class SegPatchDataset(_EpochDataset):
     """Random HR patches with one target mask for training the segmentation networks.
 
-    Item: ``image [1,P,P]`` (reflectance), ``mask [1,P,P]`` float, ``valid [P,P]`` bool,
+    Item: ``image [C,P,P]`` (reflectance of the bands taken), ``mask [1,P,P]`` float, ``valid [P,P]`` bool,
     ``selected`` bool, ``scene`` index. Selection looks at the *target* class only
     (a buildings network gains nothing from road-rich patches). Scenes without HR
     or without the target mask are refused.
@@ -283,20 +294,23 @@ class SegPatchDataset(_EpochDataset):
         augment: bool = True,
         seed: int = 0,
         band: int = 0,
+        bands: Optional[Sequence[int]] = None,
     ) -> None:
         if not scenes:
             raise SceneError("segmentation patches: no scenes given")
+        band_list = _band_list(band, bands)
         for sc in scenes:
             if sc.hr is None or sc.hr_valid is None:
                 raise SceneError(f"scene {sc.name!r}: has no HR image; segmentation trains on HR images")
             if target not in sc.masks:
                 raise SceneError(f"scene {sc.name!r}: has no {target!r} mask (masks/{target}.tif)")
-            if not 0 <= band < sc.hr.shape[0]:
-                raise SceneError(f"scene {sc.name!r}: has {sc.hr.shape[0]} band(s); band index {band} does not exist")
+            for b in band_list:
+                if not 0 <= b < sc.hr.shape[0]:
+                    raise SceneError(f"scene {sc.name!r}: has {sc.hr.shape[0]} band(s); band index {b} does not exist")
         self.scenes = scenes
         self.target = target
         self.P = int(patch)
-        self.band = int(band)
+        self.bands = band_list
         self.augment = augment
         base = selection or PatchSelection()
         self.selection = PatchSelection(base.share, base.min_coverage, (target,))
@@ -315,7 +329,7 @@ class SegPatchDataset(_EpochDataset):
         gh, gw = max(sc.hr.shape[-2], P), max(sc.hr.shape[-1], P)
         win = (slice(r, r + P), slice(c, c + P))
         arrays = {
-            "image": _pad_to(sc.hr[self.band], gh, gw)[win][None],
+            "image": _pad_to(sc.hr, gh, gw)[(self.bands, *win)],
             "mask": _pad_to(sc.masks[self.target], gh, gw)[win].astype(np.float32)[None],
             "valid": _pad_to(sc.hr_valid, gh, gw)[win],
         }

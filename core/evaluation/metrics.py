@@ -271,6 +271,45 @@ def _default_lpips_path() -> Optional[Path]:
     return Path(tm_lpips.__file__).resolve().parent / "lpips_models" / "alex.pth"
 
 
+class _AlexLpips(torch.nn.Module):
+    """LPIPS v0.1 with the AlexNet backbone, assembled from torchmetrics' public layers.
+
+    Why not torchmetrics' own LPIPS module: its constructor fetches the AlexNet
+    weights through torchvision (a download on a machine without the cache) and
+    reads the linear heads with a plain ``torch.load``. Here the backbone starts
+    random (``pretrained=False``) and both weight files are read by
+    :class:`LPIPSMetric` with ``weights_only=True``. The computation is LPIPS's:
+    scale the inputs, unit-normalise each layer's features over channels,
+    square their difference, weigh it with the 1x1 linear heads, average over
+    space and sum the five layers.
+    """
+
+    CHANNELS = (64, 192, 384, 256, 256)
+
+    def __init__(self, heads_path: Path) -> None:
+        super().__init__()
+        from torchmetrics.functional.image.lpips import Alexnet, NetLinLayer, ScalingLayer
+
+        self.scaling = ScalingLayer()
+        self.net = Alexnet(requires_grad=False, pretrained=False)
+        self.lins = torch.nn.ModuleList(NetLinLayer(c) for c in self.CHANNELS)
+        heads = torch.load(heads_path, map_location="cpu", weights_only=True)
+        mine = {f"lins.{i}.model.0.weight": heads[f"lin{i}.model.1.weight"] if f"lin{i}.model.1.weight" in heads
+                else heads[f"lin{i}.model.0.weight"] for i in range(len(self.CHANNELS))}
+        self.load_state_dict(mine, strict=False)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        fa, fb = self.net(self.scaling(a)), self.net(self.scaling(b))
+        total = 0.0
+        for lin, x, y in zip(self.lins, fa, fb):
+            x = x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            y = y / (y.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + lin((x - y).square()).mean(dim=(2, 3), keepdim=True)
+        return total
+
+
 class LPIPSMetric:
     """LPIPS (AlexNet, v0.1 linear heads) built only from weight files already on disk.
 
@@ -313,11 +352,7 @@ class LPIPSMetric:
         self.available = True
 
     def _build(self) -> torch.nn.Module:
-        from torchmetrics.functional.image.lpips import _NoTrainLpips
-
-        # pnet_rand=True: torchvision builds AlexNet with weights=None (no download);
-        # the linear heads come from ``model_path``.
-        net = _NoTrainLpips(net="alex", pretrained=True, pnet_rand=True, model_path=str(self.lpips_path))
+        net = _AlexLpips(self.lpips_path)
         state = torch.load(self.alexnet_path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict):
             raise ValueError(f"{self.alexnet_path} does not hold a state dict")
@@ -381,6 +416,9 @@ def _flat_bool(x: ArrayLike, threshold: Optional[float]) -> np.ndarray:
 class SegCounts:
     """Confusion counts over valid pixels, summed over every ``update`` (whole scenes).
 
+    The counting is torchmetrics' ``binary_stat_scores``; this class adds what it
+    does not do: summing over scenes (and over DDP ranks) and the policy below.
+
     Prediction = ``prob > threshold`` (0.5), target = mask > 0.5. Scores that are
     0/0 are reported as NaN ("undefined") rather than a made-up 0 or 1: Dice when
     neither prediction nor target has a positive pixel, precision with no
@@ -396,6 +434,8 @@ class SegCounts:
     def update(
         self, prob: ArrayLike, target: ArrayLike, valid: Optional[ArrayLike] = None, threshold: float = 0.5
     ) -> SegCounts:
+        from torchmetrics.functional.classification import binary_stat_scores
+
         p = _flat_bool(prob, threshold)
         g = _flat_bool(target, None)
         if p.size != g.size:
@@ -405,13 +445,14 @@ class SegCounts:
             if v.size != p.size:
                 raise ValueError(f"valid mask ({v.size} px) and prediction ({p.size} px) differ in size")
             p, g = p[v], g[v]
-        tp = int(np.count_nonzero(p & g))
-        fp = int(np.count_nonzero(p)) - tp
-        fn = int(np.count_nonzero(g)) - tp
-        self.tp += tp
-        self.fp += fp
-        self.fn += fn
-        self.tn += int(p.size) - tp - fp - fn
+        if p.size:
+            # torchmetrics' stat scores: [tp, fp, tn, fn, support]; the prediction is already thresholded.
+            tp, fp, tn, fn, _ = (int(x) for x in binary_stat_scores(torch.from_numpy(p), torch.from_numpy(g),
+                                                                    threshold=0.5, validate_args=False))
+            self.tp += tp
+            self.fp += fp
+            self.fn += fn
+            self.tn += tn
         return self
 
     def merge(self, other: SegCounts) -> SegCounts:

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := qgis python3-qgis python3-rasterio python3-venv python3-matplotlib
+APT_PKGS := qgis python3-qgis python3-rasterio python3-venv python3-matplotlib xvfb xauth libgl1-mesa-dri
 PLUGIN := s2_taskdriven_sr
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

@@ -6,9 +6,11 @@ Importing it must stay cheap and harmless without a GUI (``qgis_process``,
 the tests, a plain Python): nothing from ``qgis.gui`` or Qt widgets is touched
 here, and the plugin class is imported only when QGIS asks for it.
 
-The one thing done at import time is to make the packages the plugin's
-"Install dependencies..." dialog put into the QGIS profile importable, before
-any module of the plugin imports them.
+Two things are done at import time, before any module of the plugin imports
+PyTorch: inside QGIS, triton (PyTorch's GPU compiler, whose own LLVM crashes
+QGIS next to the OpenGL driver's) is made unimportable (``ui/torch_guard.py``);
+and the packages the plugin's "Install dependencies..." dialog put into the
+QGIS profile are made importable.
 """
 
 from __future__ import annotations
@@ -30,11 +32,27 @@ def _use_installed_dependencies() -> None:
         pass
 
 
+def _guard_torch() -> None:
+    """Keep triton out of QGIS (a no-op outside QGIS); see ``ui/torch_guard.py``.
+
+    Called at import time and again from :func:`classFactory` (it is
+    idempotent), so it runs before anything of the plugin can import PyTorch.
+    """
+    try:
+        from .ui.torch_guard import install
+
+        install()
+    except Exception:  # noqa: BLE001 - the guard must never stop QGIS from loading the plugin
+        pass
+
+
+_guard_torch()
 _use_installed_dependencies()
 
 
 def classFactory(iface):  # noqa: N802 - name required by QGIS
     """Build the plugin object for ``iface`` (``QgisInterface``; None under ``qgis_process``)."""
+    _guard_torch()
     from .plugin import S2SRPlugin
 
     return S2SRPlugin(iface)

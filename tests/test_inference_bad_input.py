@@ -159,3 +159,40 @@ def test_disk_full_halfway_leaves_no_partial_file(tmp_path, monkeypatch):
         super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=32, overlap=4))
     assert len(calls) == 2
     assert files(tmp_path) == ["lr.tif"]
+
+
+# --------------------------------------------------------------------------- input checks inside the jobs
+
+
+def _textured(seed: int, h=40, w=52) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.05, 0.4, (h, w)).astype(np.float32)
+
+
+def test_bands_of_one_date_given_as_revisits_are_refused_before_any_work(tmp_path):
+    base = _textured(0)
+    bands = {"B02": 0.3 * base + 0.02, "B03": 0.35 * base + 0.03, "B04": 0.4 * base + 0.02,
+             "B08": 0.5 - 0.9 * base}  # NIR of vegetation runs against the visible bands
+    paths = [write_geotiff(tmp_path / f"T34UDA_20230512T095559_{b}_10m.tif", (v * 1e4).astype(np.uint16),
+                           descriptions=[b]) for b, v in bands.items()]
+    net, card = pair(4)
+    with pytest.raises(InputError, match=r"(?i)band"):
+        super_resolve(paths, tmp_path / "sr.tif", (net, card), options=SuperResolveOptions(tile=16, overlap=2))
+    assert net.calls == 0 and not (tmp_path / "sr.tif").exists()
+
+
+def test_a_band_the_model_was_not_trained_on_is_refused_for_multi_image_unless_forced(tmp_path):
+    paths = [write_geotiff(tmp_path / f"S2B_MSIL2A_2023051{d}_B04.tif", (_textured(0) * 1e4 + d).astype(np.uint16),
+                           descriptions=["B04"]) for d in (1, 2)]
+    with pytest.raises(InputError, match="B04"):
+        super_resolve(paths, tmp_path / "sr.tif", pair(2), options=SuperResolveOptions(tile=16, overlap=2))
+    res = super_resolve(paths, tmp_path / "sr.tif", pair(2), options=SuperResolveOptions(tile=16, overlap=2,
+                                                                                         force=True))
+    assert res.path.exists() and any("B04" in m for m in res.messages)
+
+
+def test_a_super_resolved_output_fed_back_in_is_refused(tmp_path):
+    lr = write_geotiff(tmp_path / "lr.tif", dn())
+    first = super_resolve([lr], tmp_path / "sr.tif", pair(), options=SuperResolveOptions(tile=16, overlap=2))
+    with pytest.raises(InputError, match=r"super-resolved output \(3\.33 m\)"):
+        super_resolve([first.path], tmp_path / "sr2.tif", pair(), options=SuperResolveOptions(tile=16, overlap=2))

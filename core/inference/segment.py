@@ -24,6 +24,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from .. import __version__
+from ..io.checks import check_inputs, enforce
 from ..io.polygons import write_mask_vectors
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
@@ -175,6 +176,9 @@ def segment(
     dev = choose_device(options.device, messages)
     models = load_models(ckpts, dev, task="segmentation")
     targets = check_targets(models)
+    checks = check_inputs([src], "all" if models[0].channels > 1 else options.band, task="segment")
+    messages.extend(str(c) for c in checks if c.level != "ok")
+    enforce(checks)
     plan = plan_tiles(models[0].card, dev, "segmentation", options.tile, options.overlap, options.batch)
     say(0.0, "reading input")
 

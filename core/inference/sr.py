@@ -42,6 +42,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from .. import __version__
+from ..io.checks import check_inputs, enforce
 from ..io.geo import compose
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
@@ -177,6 +178,11 @@ def super_resolve(
     out = check_output_path(out_path, [*paths, *_checkpoint_paths(checkpoint)])
     dev = choose_device(options.device, messages)
     loaded = load_model(checkpoint, dev, task="sr")
+    say(0.0, "checking inputs")
+    checks = check_inputs(paths, "all" if options.all_bands else options.band, loaded.bands or ("B8",),
+                          multi_image=loaded.frames > 1)
+    messages.extend(str(c) for c in checks if c.level != "ok")
+    enforce(checks, options.force)
     scale = loaded.scale
     plan = plan_tiles(loaded.card, dev, "sr", options.tile, options.overlap, options.batch)
     say(0.0, "reading inputs")

@@ -154,8 +154,8 @@ def check_pixel_size(pixel_size_m: Optional[float], label: str, is_sr_output: bo
     """Refuse an input whose ground pixel is not ~10 m (see :data:`PIXEL_TOLERANCE`); spot SR outputs."""
     if is_sr_output:
         return Check("refusal", "sr_output",
-                     f"{label} looks like a super-resolved output ({SR_PIXEL_M:.2f} m, written by this tool); "
-                     "super-resolve the 10 m Sentinel-2 bands instead.")
+                     f"{label}: this looks like a super-resolved output (3.33 m), its metadata says this tool "
+                     "wrote it; super-resolve the 10 m Sentinel-2 bands instead.")
     if pixel_size_m is None or not math.isfinite(pixel_size_m) or pixel_size_m <= 0:
         return Check("warning", "pixel_unknown",
                      f"The pixel size of {label} cannot be measured (no coordinate reference system); it is taken "

@@ -24,7 +24,8 @@ import shlex
 import sys
 from typing import Any, Dict
 
-from .cmd_train import _plain, _printer
+from ..io.jsonsafe import json_safe
+from .progress import event_printer
 
 __all__ = ["register"]
 
@@ -70,13 +71,13 @@ def _prepare(args: argparse.Namespace) -> int:
         if printer is not None:
             printer(event)
 
-    printer = _printer(args.progress)
+    printer = event_printer(args.progress)
     result = prepare_area(args.revisits, _band(args.band), args.buildings, args.roads, args.out,
                           tile_lr=args.tile, val_fraction=args.val_fraction, gap_tiles=args.gap,
                           min_valid=args.min_valid, band_name=args.band_name, overwrite=args.overwrite,
                           progress=progress)
     if args.progress == "jsonl":
-        printer({"event": "done", **_plain(result.as_dict())})
+        printer({"event": "done", **json_safe(result.as_dict())})
     else:
         for m in result.messages:
             print(m)
@@ -89,7 +90,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from ..area.finetune import finetune_area
 
     result = finetune_area(args.area, args.checkpoint, args.seg_buildings, args.seg_roads, args.out,
-                           epochs=args.epochs, options=_options(args), progress=_printer(args.progress),
+                           epochs=args.epochs, options=_options(args), progress=event_printer(args.progress),
                            resume=not args.no_resume, command=_command_line())
     _print_result(args, result)
     return 0
@@ -101,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_area(args.revisits, _band(args.band), args.buildings, args.roads, args.checkpoint,
                       args.seg_buildings, args.seg_roads, args.out, epochs=args.epochs, tile_lr=args.tile,
                       val_fraction=args.val_fraction, band_name=args.band_name, options=_options(args),
-                      progress=_printer(args.progress), resume=not args.no_resume, command=_command_line())
+                      progress=event_printer(args.progress), resume=not args.no_resume, command=_command_line())
     _print_result(args, result)
     return 0
 

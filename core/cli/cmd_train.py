@@ -15,67 +15,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict
 
 from ..io.jsonsafe import json_safe
+from .progress import event_printer
 
 __all__ = ["register"]
-
-
-_plain = json_safe  # the name the other command modules import
-
-
-def _jsonl_printer(event: Dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(_plain(event)) + "\n")
-    sys.stdout.flush()
-
-
-class _TqdmPrinter:
-    """Progress bars: one per epoch, epoch summaries and log lines above them."""
-
-    def __init__(self) -> None:
-        self.bar = None
-
-    def __call__(self, event: Dict[str, Any]) -> None:
-        from tqdm import tqdm
-
-        kind = event.get("event")
-        prefix = f"[{event['experiment']}] " if event.get("experiment") else ""
-        if kind == "step":
-            if self.bar is None or self.bar.total != event["steps"] or event["step"] == 1:
-                self.close()
-                self.bar = tqdm(total=event["steps"], desc=f"{prefix}epoch {event['epoch']}/{event['epochs']}",
-                                unit="step", leave=False, file=sys.stderr)
-            self.bar.n = event["step"]
-            self.bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2g}", refresh=False)
-            self.bar.refresh()
-        elif kind == "epoch":
-            self.close()
-            val = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("val") or {}).items()
-                            if isinstance(v, (int, float)) and k != "scenes")
-            train = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("train") or {}).items())
-            star = " *" if event.get("improved") else ""
-            tqdm.write(f"{prefix}epoch {event['epoch']}/{event['epochs']}: train {train}"
-                       + (f" | val {val}" if val else "") + star, file=sys.stderr)
-        elif kind in ("log", "error"):
-            tqdm.write(f"{prefix}{'error: ' if kind == 'error' else ''}{event.get('message', '')}", file=sys.stderr)
-        elif kind == "done":
-            self.close()
-            if event.get("checkpoint"):
-                tqdm.write(f"{prefix}best checkpoint: {event['checkpoint']}", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _printer(mode: str) -> Optional[Callable[[Dict[str, Any]], None]]:
-    if mode == "jsonl":
-        return _jsonl_printer
-    if mode == "tqdm":
-        return _TqdmPrinter()
-    return None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -88,7 +33,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"out_dir={args.out}")
     config = load_config(args.config, overrides)
-    progress = _printer(args.progress)  # train() reports from rank 0 only under torchrun
+    progress = event_printer(args.progress)  # train() reports from rank 0 only under torchrun
     best = train(config, progress=progress, resume=not args.no_resume)
     if args.progress != "jsonl":
         print(best)
@@ -129,7 +74,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bar.close()
     if args.json:
         out = Path(args.json)
-        out.write_text(json.dumps(_plain(result), indent=1), encoding="utf-8")
+        out.write_text(json.dumps(json_safe(result), indent=1), encoding="utf-8")
     _print_metrics(result)
     return 0
 
@@ -143,7 +88,7 @@ def _cmd_experiments_run(args: argparse.Namespace) -> int:
         roots["simulated"] = args.data_simulated
     if args.data_real:
         roots["real"] = args.data_real
-    printer = _printer(args.progress)
+    printer = event_printer(args.progress)
     rows = run_grid(args.grid, only=only, data_roots=roots, epochs=args.epochs, out_dir=args.out,
                     device=args.device, overrides=args.set or [], progress=printer,
                     resume=not args.no_resume, max_test_scenes=args.max_test_scenes,

@@ -1,11 +1,14 @@
-"""What every long CLI command shares: a progress bar on stderr and one-line endings for cancel and output errors."""
+"""What every long CLI command shares: progress on stderr (bars, or JSON lines for a parent process), one-line endings."""
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Callable, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
-__all__ = ["progress_bar", "run_job"]
+from ..io.jsonsafe import json_safe
+
+__all__ = ["progress_bar", "run_job", "event_printer"]
 
 
 def progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -39,3 +42,57 @@ def run_job(fn, **kwargs):
     except OutputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None, 1
+
+
+def _jsonl_printer(event: Dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(json_safe(event)) + "\n")
+    sys.stdout.flush()
+
+
+class _TqdmPrinter:
+    """Progress bars: one per epoch, epoch summaries and log lines above them."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        kind = event.get("event")
+        prefix = f"[{event['experiment']}] " if event.get("experiment") else ""
+        if kind == "step":
+            if self.bar is None or self.bar.total != event["steps"] or event["step"] == 1:
+                self.close()
+                self.bar = tqdm(total=event["steps"], desc=f"{prefix}epoch {event['epoch']}/{event['epochs']}",
+                                unit="step", leave=False, file=sys.stderr)
+            self.bar.n = event["step"]
+            self.bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2g}", refresh=False)
+            self.bar.refresh()
+        elif kind == "epoch":
+            self.close()
+            val = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("val") or {}).items()
+                            if isinstance(v, (int, float)) and k != "scenes")
+            train = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("train") or {}).items())
+            star = " *" if event.get("improved") else ""
+            tqdm.write(f"{prefix}epoch {event['epoch']}/{event['epochs']}: train {train}"
+                       + (f" | val {val}" if val else "") + star, file=sys.stderr)
+        elif kind in ("log", "error"):
+            tqdm.write(f"{prefix}{'error: ' if kind == 'error' else ''}{event.get('message', '')}", file=sys.stderr)
+        elif kind == "done":
+            self.close()
+            if event.get("checkpoint"):
+                tqdm.write(f"{prefix}best checkpoint: {event['checkpoint']}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def event_printer(mode: str) -> Optional[Callable[[Dict[str, Any]], None]]:
+    """What prints training events: JSON lines (for the training dialog), tqdm bars, or nothing."""
+    if mode == "jsonl":
+        return _jsonl_printer
+    if mode == "tqdm":
+        return _TqdmPrinter()
+    return None

@@ -1,0 +1,123 @@
+"""The house's shape, checked from the source: no import cycles, no private names across modules.
+
+Why a test: both rules erode one convenient import at a time, and a cycle in
+``core`` or ``ui`` makes import order matter (a module half-initialised when
+another takes a name from it). Imports are read with ``ast`` (what the code
+says, not what one run happens to load), including imports inside functions:
+a lazy import still ties two modules together.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, List, Set, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("core", "ui")
+
+
+def _modules() -> Dict[str, Path]:
+    mods: Dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).with_suffix("")
+            name = ".".join(rel.parts)
+            mods[name[: -len(".__init__")] if name.endswith(".__init__") else name] = path
+    return mods
+
+
+def _imports(name: str, path: Path, mods: Dict[str, Path]) -> List[Tuple[str, List[str]]]:
+    """``(module imported, names taken from it)`` for every import of ``name`` that lands in the house."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in mods:
+                    found.append((alias.name, []))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [a.name for a in node.names]
+            if target in mods:
+                found.append((target, [n for n in names if f"{target}.{n}" not in mods]))
+            for n in names:  # "from . import x" where x is a module
+                if f"{target}.{n}" in mods:
+                    found.append((f"{target}.{n}", []))
+    return found
+
+
+def _graph() -> Tuple[Dict[str, Set[str]], List[str]]:
+    mods = _modules()
+    graph: Dict[str, Set[str]] = {m: set() for m in mods}
+    private: List[str] = []
+    for name, path in mods.items():
+        for target, names in _imports(name, path, mods):
+            if target != name and not name.startswith(target + "."):  # a package's own __init__ is not a cycle
+                graph[name].add(target)
+            for n in names:
+                if n.startswith("_") and not n.startswith("__"):
+                    private.append(f"{name} imports {n} from {target}")
+    return graph, private
+
+
+def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    out: List[List[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_in_core_and_ui():
+    graph, _ = _graph()
+    assert sum(len(v) for v in graph.values()) > 100, "the import graph looks empty: the walker is broken"
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_takes_a_private_name_from_another():
+    _, private = _graph()
+    assert private == []
+
+
+def test_core_never_imports_ui():
+    graph, _ = _graph()
+    assert [f"{m} -> {t}" for m, ts in graph.items() if m.startswith("core") for t in ts if t.startswith("ui")] == []

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +44,8 @@ from rasterio.windows import Window
 
 from ..data.scene import SPLIT_JSON, Scene, SceneError, write_json_atomic, write_scene
 from ..data.vectors import is_kind, rasterize_vectors, read_features
+from ..io.atomic import remove_orphans, temp_path_for
+from ..io.geo import apply, compose
 from ..io.radiometry import S2_DN_SCALE
 from ..io.rasters import Frame, FrameSet, Grid
 
@@ -161,8 +162,8 @@ class AreaPrepared:
 def prepare_area(
     revisits: Sequence[PathLike],
     band: Any,
-    buildings_vector: PathLike,
-    roads_vector: PathLike,
+    buildings_vector: Optional[PathLike],
+    roads_vector: Optional[PathLike],
     out: PathLike,
     tile_lr: int = 64,
     val_fraction: float = 0.2,
@@ -179,7 +180,9 @@ def prepare_area(
     into the tiles (default: the band's description, e.g. ``"B8"``); it must
     match the SR checkpoint's band. Tiles where fewer than ``min_valid`` of the
     pixels are seen by any revisit are skipped. ``out`` must be new or empty,
-    unless ``overwrite`` replaces an area prepared there.
+    unless ``overwrite`` replaces an area prepared there. A vector given as
+    ``None`` makes no mask of its kind (the Wald adaptation of
+    :mod:`core.area.wald` trains without any).
     """
     out = Path(out)
     tile_lr = _check_settings(tile_lr, min_valid)
@@ -196,10 +199,12 @@ def prepare_area(
         name = _band_label(fs.frames, band, band_name)
         crs = grid.crs.to_string()
         tiled = _tiled_bounds(grid, layout, tile_lr, VECTOR_MARGIN_LR)
-        vectors = {kind: Path(path) for kind, path in (("buildings", buildings_vector), ("roads", roads_vector))}
+        given = (("buildings", buildings_vector), ("roads", roads_vector))
+        vectors = {kind: Path(path) for kind, path in given if path is not None}  # None: no mask of that kind
         counts = {kind: _check_vector(path, kind, grid.crs, tiled, messages) for kind, path in vectors.items()}
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+        remove_orphans(out)  # hidden folders of a killed earlier run
+        tmp = temp_path_for(out)
         tmp.mkdir()
         try:
             tiles, skipped = _write_tiles(fs.frames, grid, crs, layout, tile_lr, rscale, name, vectors,
@@ -221,7 +226,7 @@ def prepare_area(
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 # the inputs, as given (core.area.run_area compares them to reuse an area)
                 "revisits": [str(p) for p in revisits], "band": _jsonable(band), "band_name": name,
-                "vectors": {k: str(v) for k, v in zip(vectors, (buildings_vector, roads_vector))},
+                "vectors": {k: str(v) for k, v in given if v is not None},
                 "tile_lr": tile_lr, "val_fraction": float(val_fraction), "gap_tiles": int(gap_tiles),
                 "min_valid": float(min_valid),
                 # the grid and the layout
@@ -282,7 +287,7 @@ def _tile_layout(grid: Grid, tile_lr: int, val_fraction: float, gap_tiles: int, 
 
 def _tiled_bounds(grid: Grid, layout: AreaLayout, tile_lr: int, margin: int) -> Tuple[float, float, float, float]:
     """(minx, miny, maxx, maxy) in the grid CRS of the tiled part, ``margin`` LR pixels wider all round."""
-    corners = [grid.transform * (x, y) for x in (-margin, layout.cols * tile_lr + margin)
+    corners = [apply(grid.transform, x, y) for x in (-margin, layout.cols * tile_lr + margin)
                for y in (-margin, layout.rows * tile_lr + margin)]
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     return min(xs), min(ys), max(xs), max(ys)
@@ -432,27 +437,29 @@ def _write_tiles(
             kept.append((r, c, part, lr, valid, seen))
         if not kept:
             continue
-        strip_transform = grid.transform * Affine.translation(0, r0 * tile_lr) * Affine.scale(1.0 / SCALE)
+        strip_transform = compose(compose(grid.transform, Affine.translation(0, r0 * tile_lr)),
+                                  Affine.scale(1.0 / SCALE))
         shape = ((r1 - r0) * hr_tile, layout.cols * hr_tile)
-        report(done / total, f"rasterizing the buildings and roads for tile rows {r0}-{r1 - 1}")
+        if vectors:
+            report(done / total, f"rasterizing the {' and '.join(vectors)} for tile rows {r0}-{r1 - 1}")
         masks = {kind: rasterize_vectors(path, strip_transform, shape, crs, kind=kind)
                  for kind, path in vectors.items()}
         for r, c, part, lr, valid, seen in kept:
             name = _tile_name(r, c)
             ys = slice((r - r0) * hr_tile, (r - r0 + 1) * hr_tile)
             xs = slice(c * hr_tile, (c + 1) * hr_tile)
-            lr_transform = grid.transform * Affine.translation(c * tile_lr, r * tile_lr)
+            lr_transform = compose(grid.transform, Affine.translation(c * tile_lr, r * tile_lr))
             scene = Scene(
                 name=name, lr=lr, lr_valid=valid, hr=None, hr_valid=None,
                 masks={kind: m[ys, xs].copy() for kind, m in masks.items()}, crs=crs,
-                lr_transform=lr_transform, hr_transform=lr_transform * Affine.scale(1.0 / SCALE),
+                lr_transform=lr_transform, hr_transform=compose(lr_transform, Affine.scale(1.0 / SCALE)),
                 bands=[band_name], scale=SCALE, radiometric_scale=rscale,
                 split="train" if part == "train" else "val",
                 extra={"area": {"row": r, "col": c, "part": part, "revisits": [f.label for f in frames]}},
             )
-            write_scene(scene, folder / name, overwrite=False)
-            left, top = lr_transform * (0, 0)
-            right, bottom = lr_transform * (tile_lr, tile_lr)
+            write_scene(scene, folder / name, overwrite=False, root=folder)
+            left, top = apply(lr_transform, 0, 0)
+            right, bottom = apply(lr_transform, tile_lr, tile_lr)
             tiles.append({"name": name, "row": r, "col": c, "part": part, "valid_fraction": round(seen, 4),
                           "bounds": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)]})
             done += 1
@@ -474,7 +481,7 @@ def _read_tile(frames: Sequence[Frame], row: int, col: int, tile_lr: int) -> Tup
 def _move_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished area onto ``out``; an old area (or empty folder) there goes only then."""
     if out.exists():
-        old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
+        old = temp_path_for(out, ".old")
         os.replace(out, old)
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)

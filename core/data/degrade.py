@@ -42,6 +42,9 @@ import torch.nn.functional as F
 from affine import Affine
 from torch import Tensor, nn
 
+from ..io.geo import compose
+from ..io.paths import is_inside, safe_name
+from ..jobs import OutputError
 from .scene import (
     Scene,
     SceneError,
@@ -80,6 +83,8 @@ S2_NIR_MTF = S2_MTF_NYQUIST["B8"]
 # i.e. an SNR near 150, the order of S-2's 10 m bands at reference radiance.
 DEFAULT_SIGMA_READ = 1e-3
 DEFAULT_GAIN = 1e-5
+#: Most revisits one simulation may make: far beyond any real stack, far below what exhausts memory.
+MAX_FRAMES = 256
 _BAND_ALIASES = {"B02": "B2", "B03": "B3", "B04": "B4", "B08": "B8", "NIR": "B8"}
 
 
@@ -248,6 +253,9 @@ def simulate_frames(
     """
     if hr.ndim != 3:
         raise ValueError(f"expected hr [C, H, W], got shape {hr.shape}")
+    check_frames(frames)
+    if not (isinstance(max_shift_lr, (int, float)) and math.isfinite(max_shift_lr) and max_shift_lr >= 0):
+        raise SceneError(f"the largest shift must be a number of LR pixels >= 0, got {max_shift_lr!r}")
     seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
     gen, rng = _torch_generator(seeds)
     if shifts_hr is None:
@@ -271,6 +279,14 @@ def simulate_frames(
     valid_np = valid.numpy()
     lr_np[np.broadcast_to(~valid_np[:, None], lr_np.shape)] = 0.0
     return lr_np, valid_np, shifts_hr
+
+
+def check_frames(frames: object) -> int:
+    """``frames`` when it is a usable number of revisits to simulate, else a :class:`SceneError`."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not 1 <= frames <= MAX_FRAMES:
+        raise SceneError(f"the number of revisits (frames) must be a whole number from 1 to {MAX_FRAMES}, "
+                         f"got {frames!r}")
+    return int(frames)
 
 
 def simulate_scene(
@@ -317,7 +333,7 @@ def simulate_scene(
         hr_valid=scene.hr_valid,
         masks=dict(scene.masks),
         crs=scene.crs,
-        lr_transform=scene.hr_transform * Affine.scale(scene.scale),
+        lr_transform=compose(scene.hr_transform, Affine.scale(scene.scale)),
         hr_transform=scene.hr_transform,
         bands=list(scene.bands),
         scale=scene.scale,
@@ -328,24 +344,29 @@ def simulate_scene(
     )
 
 
-def _sources(src_root: Path, band: str) -> Tuple[int, Iterator[Scene]]:
-    """Scenes of a scene-folder dataset, or else of a MuS2 tree (its split travels on ``scene.split``)."""
+def _sources(src_root: Path, band: str) -> Tuple[int, Iterator[Tuple[Path, Scene]]]:
+    """(folder, scene) of a scene-folder dataset, or else of a MuS2 tree (its split on ``scene.split``).
+
+    The folder, not the name inside scene.json, names the simulated scene: it
+    is a real entry of the source folder, and split.json lists folders.
+    """
     from .mus2 import find_mus2_scenes, iter_mus2  # only needed for MuS2 sources
 
     try:
         paths = list_scenes(src_root)
     except SceneError as exc:
         try:
-            count = len(find_mus2_scenes(src_root))
+            dirs = find_mus2_scenes(src_root)
         except SceneError:
             raise exc from None
-        return count, (scene for _, _, scene in iter_mus2(src_root, band=band, with_masks=True))
+        mus2 = iter_mus2(src_root, band=band, with_masks=True)
+        return len(dirs), ((Path(scene.extra.get("path", scene.name)), scene) for _, _, scene in mus2)
 
-    def read_all() -> Iterator[Scene]:
+    def read_all() -> Iterator[Tuple[Path, Scene]]:
         for p in paths:
             scene = read_scene(p)
             scene.extra["source"] = str(p)
-            yield scene
+            yield p, scene
 
     return len(paths), read_all()
 
@@ -371,18 +392,22 @@ def simulate_dataset(
     src_root, out_root = Path(src_root), Path(out_root)
     if src_root.resolve() == out_root.resolve():
         raise SceneError(f"{out_root}: output folder must differ from the source folder")
+    if is_inside(src_root, out_root):
+        raise OutputError(f"{out_root}: the output folder contains the source {src_root}; choose another one")
+    check_frames(frames)
     count, scenes = _sources(src_root, band)
     out_root.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     splits: Dict[str, List[str]] = {"train": [], "val": [], "test": []}
-    for i, src in enumerate(scenes):
+    for i, (folder, src) in enumerate(scenes):
+        name = safe_name(folder.name, what=f"scene folder {folder}", error=OutputError)
         if progress:
-            progress(i / count, f"simulating {src.name}")
+            progress(i / count, f"simulating {name}")
         scene = simulate_scene(src, frames, seed, max_shift_lr, mtf=mtf, sigma_read=sigma_read, gain=gain)
         scene.extra["source"] = src.extra.get("source", src.extra.get("path", str(src_root)))
-        written.append(write_scene(scene, out_root / src.name))
+        written.append(write_scene(scene, out_root / name, root=out_root))
         if src.split in splits:
-            splits[src.split].append(src.name)
+            splits[src.split].append(name)
     if (src_root / "split.json").exists() or any(splits.values()):
         if (src_root / "split.json").exists() and not any(splits.values()):
             names = {p.name for p in written}

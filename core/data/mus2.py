@@ -43,6 +43,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Un
 import numpy as np
 from affine import Affine
 
+from ..io.geo import compose
+from ..io.paths import safe_name
+from ..jobs import OutputError
 from .scene import (
     SPLIT_JSON,
     Scene,
@@ -224,7 +227,7 @@ def read_mus2_scene(
     else:
         log.warning("%s: revisits carry no georeferencing; using a 10 m pixel grid at the origin", ref_files[0])
         lr_transform, crs = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 10.0 * h), ""
-    hr_transform = lr_transform * Affine.scale(1.0 / scale)
+    hr_transform = compose(lr_transform, Affine.scale(1.0 / scale))
     extra: Dict[str, object] = {"source": "MuS2", "path": str(scene_dir), "lr_files": [p.name for p in ref_files]}
 
     hr = hr_valid = None
@@ -363,7 +366,8 @@ def import_mus2(
     for i, n, scene in iter_mus2(root, band=band, seed=seed, **options):
         if progress:
             progress(i / n, f"importing {scene.name}")
-        written.append(write_scene(scene, out_root / scene.name))
+        name = safe_name(scene.name, what=f"MuS2 scene {scene.extra.get('path', scene.name)}", error=OutputError)
+        written.append(write_scene(scene, out_root / name, root=out_root))
         if scene.split in assignment:
             assignment[scene.split].append(scene.name)
     write_json_atomic(out_root / SPLIT_JSON, {**assignment, "source": str(root)})

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,13 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
+
+from ..io.atomic import remove_orphans, temp_path_for, write_text_atomic
+from ..io.geo import compose
+from ..io.paths import inside, safe_name
+from ..io.writer import CPLError, verify_geotiff
+from ..jobs import InputError, OutputError
 
 __all__ = [
     "SceneError",
@@ -80,8 +85,12 @@ _GTIFF_OPTIONS = {"compress": "deflate", "predictor": 2}
 _GRID_TOLERANCE = 1e-3
 
 
-class SceneError(ValueError):
-    """A scene or dataset that cannot be used; the message names the file and the problem."""
+class SceneError(InputError):
+    """A scene or dataset that cannot be used; the message names the file and the problem.
+
+    An :class:`~core.jobs.InputError` (so a ``ValueError`` too): the CLI and the
+    plugin show it as one line.
+    """
 
 
 @dataclass
@@ -160,7 +169,7 @@ class Scene:
         for key, mask in self.masks.items():
             if mask.shape != (hh, ww):
                 raise bad(f"mask {key!r} has shape {mask.shape}, the HR grid is {(hh, ww)}")
-        expected_hr = self.lr_transform * Affine.scale(1.0 / self.scale)
+        expected_hr = compose(self.lr_transform, Affine.scale(1.0 / self.scale))
         if not same_transform(expected_hr, self.hr_transform, self.hr_transform.a):
             raise bad(
                 f"hr_transform {tuple(self.hr_transform)[:6]} is not lr_transform / {self.scale} "
@@ -227,8 +236,8 @@ def read_raster(path: PathLike) -> _Raster:
                 # GDAL's default transform for a file without georeferencing is identity.
                 has_georef = bool(ds.crs) or transform != Affine.identity()
                 return _Raster(data, ds.nodata, crs, transform, list(ds.descriptions), has_georef)
-    except RasterioIOError as exc:
-        raise SceneError(f"{path}: not a raster GDAL can read ({exc})") from None
+    except (RasterioIOError, RasterioError, CPLError) as exc:
+        raise SceneError(f"{path}: not a raster GDAL can read, or damaged ({' '.join(str(exc).split())})") from None
 
 
 def write_geotiff(
@@ -256,10 +265,17 @@ def write_geotiff(
         profile["crs"] = CRS.from_user_input(crs)
     if nodata is not None:
         profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
-        for i, name in enumerate(descriptions or [], start=1):
-            ds.set_band_description(i, name)
+    try:
+        with rasterio.open(path, "w", **profile) as ds:
+            ds.write(data)
+            for i, name in enumerate(descriptions or [], start=1):
+                ds.set_band_description(i, name)
+    except (RasterioError, CPLError) as exc:
+        raise OutputError(f"{path}: writing failed ({' '.join(str(exc).split())})") from exc
+    # GDAL < 3.7 only logs a failure to flush the file on close (a full disk): read it back.
+    problem = verify_geotiff(path, data.shape[2], data.shape[1], data.shape[0], 0)
+    if problem:
+        raise OutputError(f"{path}: writing failed: {problem}")
     return path
 
 
@@ -282,26 +298,36 @@ def same_crs(a: str, b: str) -> bool:
 
 
 # ---------------------------------------------------------------------- write
-def write_scene(scene: Scene, path: PathLike, overwrite: bool = True) -> Path:
+def write_scene(scene: Scene, path: PathLike, overwrite: bool = True, root: Optional[PathLike] = None) -> Path:
     """Write ``scene`` as a scene folder at ``path`` and return the path.
 
     Everything is written into a hidden sibling folder first and renamed into
     place at the end; an existing scene at ``path`` is replaced only then (or
-    refused when ``overwrite`` is False).
+    refused when ``overwrite`` is False). A folder that is not a scene is never
+    replaced, and with ``root`` (the chosen output folder) ``path`` must lie
+    inside it: a scene's name comes from files anyone may edit.
     """
     path = Path(path)
+    if root is not None:  # lexically, links not followed: what the name says is what is checked
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        path = inside(root, relative, what=f"scene folder {path}", error=OutputError)
+    safe_name(path.name, what=f"scene folder {path}", error=OutputError)
     scene.validate(where=f"{path}")
     if path.exists() and not overwrite:
         raise SceneError(f"{path}: already exists (pass overwrite=True to replace it)")
     if path.exists() and not path.is_dir():
         raise SceneError(f"{path}: exists and is a file, not a scene folder; choose another output path")
+    if path.is_dir() and not is_scene_dir(path) and any(path.iterdir()):
+        raise OutputError(f"{path}: exists and is not a scene folder (no {SCENE_JSON}, no lr/); it is not replaced. "
+                          "Choose another output folder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    remove_orphans(path)  # hidden folders left by a killed earlier run
+    tmp = temp_path_for(path)
     tmp.mkdir()  # unlike mkdtemp, honours the umask, so the scene is readable like its siblings
     try:
         _write_scene_files(scene, tmp)
-        if path.exists():
-            old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+        if path.exists():  # the whole folder is replaced: no file of the old scene survives
+            old = temp_path_for(path, ".old")
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -352,22 +378,29 @@ def _write_scene_files(scene: Scene, folder: Path) -> None:
     write_json_atomic(folder / SCENE_JSON, meta)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary sibling and rename it into place (never a half file)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def write_json_atomic(path: PathLike, obj: Any) -> Path:
+    """Write JSON atomically (:func:`core.io.atomic.write_text_atomic`): never a half file.
+
+    Stricter than :func:`core.io.atomic.write_json_atomic` on purpose: a value
+    JSON has no type for (a set, an object) is a ``TypeError`` here rather than
+    its text, because scene.json is read back as data. NaN becomes null.
+    """
+    return write_text_atomic(path, json.dumps(_finite(obj), indent=2, default=_json_default) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return _finite(obj.tolist())
     raise TypeError(f"cannot store {type(obj).__name__} in scene.json")
 
 
@@ -383,12 +416,17 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
     if not path.is_dir():
         raise SceneError(f"{path}: not a folder (a scene is a folder with lr/, hr.tif, masks/, scene.json)")
     meta = _read_meta(path)
+    meta_path = path / SCENE_JSON
     lr_dir = path / "lr"
-    lr_files = [path / f for f in meta.get("lr_files", [])]
+    lr_files = [inside(path, f, what=f"{meta_path}: lr_files[{i}]", error=SceneError)
+                for i, f in enumerate(meta.get("lr_files", []))]
     if not lr_files and lr_dir.is_dir():
         lr_files = sorted(p for p in lr_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
     if not lr_files:
         raise SceneError(f"{lr_dir}: no LR revisits found (expected one GeoTIFF per revisit in lr/)")
+    dates = list(meta.get("dates", []))
+    if dates and len(dates) != len(lr_files):
+        raise SceneError(f"{meta_path}: dates lists {len(dates)} date(s) for {len(lr_files)} LR revisit(s)")
     rscale = float(meta.get("radiometric_scale", 1e-4))
 
     frames, valids = [], []
@@ -421,7 +459,7 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
     if len(bands) != c:
         raise SceneError(f"{path / SCENE_JSON}: lists {len(bands)} bands {bands} but {ref_file.name} has {c}")
     scale = int(meta.get("scale", 3))
-    hr_transform = ref.transform * Affine.scale(1.0 / scale)
+    hr_transform = compose(ref.transform, Affine.scale(1.0 / scale))
 
     hr = hr_valid = None
     hr_path = path / "hr.tif"
@@ -442,7 +480,7 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
     masks: Dict[str, np.ndarray] = {}
     if with_masks:
         for key in meta.get("masks", MASK_NAMES):
-            mpath = path / "masks" / f"{key}.tif"
+            mpath = path / "masks" / f"{key}.tif"  # key: checked by _check_meta to be a plain name
             if not mpath.exists():
                 if "masks" in meta:
                     raise SceneError(f"{mpath}: missing, but {SCENE_JSON} lists mask {key!r}")
@@ -459,7 +497,6 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
                 m = np.where(m == r.nodata, 0, m)
             masks[key] = np.nan_to_num(m.astype(np.float32)) > 0.5
 
-    dates = [str(d) for d in meta.get("dates", [])]
     if dates and len(dates) != t:
         raise SceneError(f"{path / SCENE_JSON}: {len(dates)} dates for {t} LR revisits")
     split = meta.get("split")
@@ -503,7 +540,60 @@ def _read_meta(path: Path) -> Dict[str, Any]:
         raise SceneError(f"{meta_path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise SceneError(f"{meta_path}: expected a JSON object")
+    _check_meta(meta, meta_path)
     return meta
+
+
+def _check_meta(meta: Dict[str, Any], meta_path: Path) -> None:
+    """Refuse a scene.json whose values have the wrong type or range, before anything is built from it.
+
+    A wrong value read as-is gives garbage instead of an error (``radiometric_scale: 0``
+    made every pixel 0 and cPSNR 43 dB), or a crash far from its cause. Names of files and
+    folders must stay inside the scene folder (see :mod:`core.io.paths`).
+    """
+
+    def bad(key: str, expected: str) -> SceneError:
+        return SceneError(f"{meta_path}: {key} must be {expected}, got {meta[key]!r}")
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def strings(key: str) -> None:
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
+            raise bad(key, "a list of non-empty strings")
+
+    if meta.get("name") is not None:
+        safe_name(meta["name"], what=f"{meta_path}: name", error=SceneError)
+    if "scale" in meta:
+        v = meta["scale"]
+        if not is_number(v) or not float(v).is_integer() or v < 1:
+            raise bad("scale", "a positive whole number (3 for 10 m -> 3.33 m)")
+        meta["scale"] = int(v)
+    if "radiometric_scale" in meta:
+        v = meta["radiometric_scale"]
+        if not is_number(v) or not math.isfinite(v) or v <= 0:
+            raise bad("radiometric_scale", "a positive number (reflectance per digital number, e.g. 0.0001)")
+    strings("bands")
+    strings("lr_files")
+    strings("masks")
+    if meta.get("dates") is not None and (
+        not isinstance(meta["dates"], list) or not all(isinstance(d, str) for d in meta["dates"])
+    ):
+        raise bad("dates", "a list of dates as text, one per LR revisit")
+    for i, f in enumerate(meta.get("lr_files") or []):
+        inside(meta_path.parent, f, what=f"{meta_path}: lr_files[{i}]", error=SceneError)
+    for key in meta.get("masks") or []:
+        safe_name(key, what=f"{meta_path}: masks", error=SceneError)
+    for key, kind, expected in (("has_hr", bool, "true or false"), ("split", str, "a split name or null"),
+                                ("crs", str, "a CRS as text"), ("extra", dict, "a JSON object")):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise bad(key, expected)
+    if meta.get("split") is not None and meta["split"] not in SPLITS:
+        raise bad("split", f"one of {', '.join(SPLITS)} or null")
+    for key in ("dates", "bands", "lr_files", "masks"):
+        if key in meta and meta[key] is None:
+            del meta[key]
 
 
 def _check_grid(path: Path, r: _Raster, crs: str, transform: Affine) -> None:

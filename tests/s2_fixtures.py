@@ -27,6 +27,8 @@ from affine import Affine
 from rasterio.io import MemoryFile
 from rasterio.shutil import copy as rio_copy
 
+#: The repository root (where ``python -c`` probes must run to import ``core``).
+ROOT = Path(__file__).resolve().parents[1]
 CRS_UTM34N = "EPSG:32634"
 ORIGIN = (499980.0, 5600040.0)
 BAND_IDS = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7, "B8A": 8,

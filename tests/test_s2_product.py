@@ -269,3 +269,38 @@ def test_a_band_file_inside_its_product_keeps_its_jp2_readable(tmp_path):
                      Affine(10, 0, 499980, 0, -10, 5600040))
     with rasterio.open(path) as ds:
         assert np.array_equal(ds.read(1, window=Window(0, 0, 64, 64)), data)
+
+
+# Peak memory of the export alone: VmHWM starts afresh at exec, while ru_maxrss would carry the
+# forking parent's (pytest's) peak into the child.
+_MEMORY_PROBE = """
+import sys
+from pathlib import Path
+from core.io.s2_product import export_product
+export_product(Path(sys.argv[1]), Path(sys.argv[2]))
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")))
+"""
+
+
+@pytest.mark.slow
+def test_export_memory_does_not_grow_with_the_rows(tmp_path):
+    """A full-width (10980 px) product: peak memory with 3 strips of rows equals that with 1 strip."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc to measure a child's peak memory")
+    import subprocess
+    import sys
+
+    from tests.s2_fixtures import ROOT
+
+    peaks = []
+    for rows in (1024, 3072):
+        yy, xx = np.mgrid[0:rows, 0:10980]
+        base = (1500 + (xx % 700) + (yy % 300)).astype(np.uint16)
+        folder = tmp_path / f"r{rows}"
+        safe = make_safe(folder, bands={b: base + 10 * i for i, b in enumerate(BANDS_10M)},
+                         scl=np.full((rows // 2, 5490), 4, np.uint8), size=10980)
+        del yy, xx, base
+        run = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(safe), str(folder / "out.tif")],
+                             cwd=ROOT, capture_output=True, text=True, check=True)
+        peaks.append(int(run.stdout.split()[-1]) / 1024)
+    assert peaks[1] < peaks[0] + 40, f"peak RSS grew with the rows: {peaks[0]:.0f} -> {peaks[1]:.0f} MB"

@@ -4,6 +4,7 @@ Examples::
 
     python -m core.cli synth --out data/synth --scenes 20 --size 384 --seed 0
     python -m core.cli synth --out data/synth_rw --scenes 20 --real-world
+    python -m core.cli synth --world v2 --out data/world --scenes 50 --object-free-share 0.2
     python -m core.cli simulate --src data/real --out data/simulated --frames 9
     python -m core.cli rasterize --vectors osm.gpkg --grid data/real/s01/hr.tif --out data/real/s01/masks
     python -m core.cli split --root data/real
@@ -37,19 +38,20 @@ def _bar(total_desc: str) -> Tuple[tqdm, Callable[[float, str], None]]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ..data.synthetic.towns import make_dataset
-
+    common = dict(n_scenes=args.scenes, size_hr=args.size, seed=args.seed, real_world=args.real_world, frames=args.frames)
+    if args.world != "v2" and args.object_free_share is not None:
+        raise ValueError("--object-free-share applies to --world v2 only (the v1 towns always hold objects)")
     bar, progress = _bar("synth")
     try:
-        paths = make_dataset(
-            args.out,
-            n_scenes=args.scenes,
-            size_hr=args.size,
-            seed=args.seed,
-            real_world=args.real_world,
-            frames=args.frames,
-            progress=progress,
-        )
+        if args.world == "v2":
+            from ..data.synthetic.world_v2 import make_world_dataset
+
+            share = 0.2 if args.object_free_share is None else args.object_free_share
+            paths = make_world_dataset(args.out, object_free_share=share, progress=progress, **common)
+        else:
+            from ..data.synthetic.towns import make_dataset
+
+            paths = make_dataset(args.out, progress=progress, **common)
     finally:
         bar.close()
     print(f"wrote {len(paths)} scene(s) and split.json to {args.out}")
@@ -139,7 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "synth",
         help="generate synthetic scenes (HR, LR revisits, building and road masks)",
-        description="Procedural NIR-like towns with exact masks, georeferenced in UTM 34N, written as scene folders.",
+        description="Procedural scenes with exact masks, georeferenced in UTM 34N, written as scene folders: "
+        "v1 NIR-like towns (the study's grid) or v2 rural land in four bands.",
         formatter_class=fmt,
     )
     p.add_argument("--out", required=True, help="output dataset folder")
@@ -151,6 +154,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--real-world",
         action="store_true",
         help="revisits differ in gain, haze, registration, season; some have clouds (nodata)",
+    )
+    p.add_argument(
+        "--world",
+        choices=("v1", "v2"),
+        default="v1",
+        help="v1: the study's NIR towns; v2: mostly rural land in B02/B03/B04/B08 with villages and roads",
+    )
+    p.add_argument(
+        "--object-free-share",
+        type=float,
+        default=None,
+        help="v2: share of scenes without any building or road (default 0.2)",
     )
     p.set_defaults(func=_synth)
 

@@ -205,3 +205,12 @@ def test_messages_are_one_sentence_each():
     for c in (check_pixel_size(20.0, "a.tif"), check_segmentation_input(10.0, "a.tif"),
               check_band_match([info("B04")], ["B8"], False), check_clouds([0.1], ["a"])):
         assert c.message.endswith(".") and "\n" not in c.message
+
+
+def test_a_stack_of_dates_passes_as_revisits(tmp_path):
+    v, _, _, nir = farmland()
+    dates = ["2023-05-02", "2023-05-12", "2023-05-22"]
+    data = np.stack([as_dn(nir)] + [as_dn(revisit(v, seed=i)) for i in (1, 2)])
+    path = write_geotiff(tmp_path / "stack.tif", data, descriptions=[f"B08_{d}" for d in dates])
+    checks = check_inputs([path], band="B08", card_bands=["B8"], multi_image=True)
+    assert [c.level for c in checks] == ["ok", "ok", "ok", "ok"], checks

@@ -215,3 +215,26 @@ def test_measure_shift_ignores_clouds_and_gain():
     assert (dx, dy) == (pytest.approx(0.6, abs=0.05), pytest.approx(-0.35, abs=0.05))
     assert peak > 0.5
     assert measure_shift(img, np.full(img.shape, 0.2)) is None  # nothing to correlate
+
+
+def test_our_own_exports_stack_like_products(products, tmp_path):
+    from core.io.s2_product import export_product
+
+    exports = [export_product(products[i], tmp_path / f"export_{i}.tif") for i in (0, 2)]
+    result = build_stack(exports, tmp_path / "from_exports.tif", StackOptions(bands=("B04", "B08")))
+    assert result.dates == ["2023-05-02", "2023-05-12"]
+    assert result.shifts["2023-05-12"] == (pytest.approx(0.15, abs=0.1), pytest.approx(-0.4, abs=0.1))
+    with rasterio.open(result.path) as ds, rasterio.open(exports[1]) as src:
+        assert ds.descriptions == ("B04_2023-05-02", "B04_2023-05-12", "B08_2023-05-02", "B08_2023-05-12")
+        assert np.array_equal(ds.read(4), src.read(4))  # DN copied through
+
+
+def test_resampled_dn_are_rounded_not_truncated():
+    from core.io.radiometry import Radiometry
+    from core.io.s2_product import harmonize_dn
+
+    rad = Radiometry(1e-4, -0.1)
+    values = np.array([1499.6, 1500.4, 0.2, 70000.0])
+    valid = np.array([True, True, True, False])
+    assert harmonize_dn(values, valid, rad, rad).tolist() == [1500, 1500, 1, 0]
+    assert harmonize_dn(values, valid, Radiometry(1e-4, 0.0), rad).tolist() == [2500, 2500, 1000, 0]

@@ -638,9 +638,11 @@ def harmonize_dn(values: np.ndarray, valid: np.ndarray, src: Radiometry, dst: Ra
     maps keep the values as they are; DN of an older baseline gain exactly +1000.
     Valid values that would fall to 0 or below become 1 (the darkest storable).
     """
-    if src == dst or (src.scale == dst.scale and src.offset == dst.offset):
-        out = np.where(valid, values, 0)
-        return np.clip(out, 0, 65535).astype(np.uint16)
+    if src.scale == dst.scale and src.offset == dst.offset:
+        if np.issubdtype(values.dtype, np.floating):  # resampled DN: round, never truncate
+            values = np.rint(values)
+        out = np.where(valid, np.clip(values, 1, 65535), 0)
+        return out.astype(np.uint16)
     refl = values.astype(np.float64) * src.scale + src.offset
     dn = np.rint((refl - dst.offset) / dst.scale)
     dn = np.clip(dn, 1, 65535)

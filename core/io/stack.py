@@ -202,6 +202,17 @@ class _Source:
 
 
 @dataclass
+class _Reader:
+    """One band of a file seen on the output grid (NaN where the file has no valid pixel)."""
+
+    vrt: WarpedVRT
+    bidx: int
+
+    def read(self, **kwargs) -> np.ndarray:
+        return self.vrt.read(self.bidx, **kwargs)
+
+
+@dataclass
 class _Date:
     date: str
     label: str  # the input it came from, for messages
@@ -402,22 +413,26 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
                     int(window.height))
 
         # Readers on the output grid: copies for aligned inputs, bilinear warps for the others.
-        readers: Dict[Tuple[str, str], WarpedVRT] = {}
+        # One VRT per file (a multi-band file serves several bands or dates): (VRT, band index) per band.
+        readers: Dict[Tuple[str, str], _Reader] = {}
         scl_readers: Dict[str, WarpedVRT] = {}
+        vrts: Dict[str, WarpedVRT] = {}
         announced: set = set()
         for d in usable:
             for b, src in d.bands.items():
-                ds = stack.enter_context(rasterio.open(src.path))
-                aligned = _aligned(ds, grid)
-                if not aligned and d.label not in announced and d.label != first_name:
-                    how = (f"in {ds.crs.to_string()}, warped" if ds.crs != grid.crs else "on another pixel grid, "
-                           "resampled")
-                    messages.append(f"{d.label}: {how} onto the grid of {first_name} with bilinear resampling")
-                    announced.add(d.label)
-                readers[(d.date, b)] = stack.enter_context(WarpedVRT(
-                    ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                    resampling=Resampling.nearest if aligned else Resampling.bilinear, dtype="float32",
-                    nodata=float("nan"), src_nodata=src.nodata))
+                if src.path not in vrts:
+                    ds = stack.enter_context(rasterio.open(src.path))
+                    aligned = _aligned(ds, grid)
+                    if not aligned and d.label not in announced and d.label != first_name:
+                        how = (f"in {ds.crs.to_string()}, warped" if ds.crs != grid.crs else
+                               "on another pixel grid, resampled")
+                        messages.append(f"{d.label}: {how} onto the grid of {first_name} with bilinear resampling")
+                        announced.add(d.label)
+                    vrts[src.path] = stack.enter_context(WarpedVRT(
+                        ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                        resampling=Resampling.nearest if aligned else Resampling.bilinear, dtype="float32",
+                        nodata=float("nan"), src_nodata=src.nodata))
+                readers[(d.date, b)] = _Reader(vrts[src.path], src.bidx)
             if d.scl and scl_classes:
                 scl_ds = stack.enter_context(rasterio.open(d.scl))
                 scl_readers[d.date] = stack.enter_context(WarpedVRT(
@@ -431,7 +446,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
             check_cancel(cancel)
             valid = np.ones(small, dtype=bool)
             for b in present:
-                data = readers[(d.date, b)].read(1, out_shape=small, resampling=Resampling.nearest)
+                data = readers[(d.date, b)].read(out_shape=small, resampling=Resampling.nearest)
                 valid &= np.isfinite(data)
             if d.date in scl_readers:
                 classes = scl_readers[d.date].read(1, out_shape=small, resampling=Resampling.nearest)
@@ -539,7 +554,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
                     if d.date in scl_readers:
                         masks[d.date] = np.isin(scl_readers[d.date].read(1, window=win), scl_classes)
                 for i, (b, d) in enumerate(order):
-                    data = readers[(d.date, b)].read(1, window=win)
+                    data = readers[(d.date, b)].read(window=win)
                     valid = np.isfinite(data)
                     if d.date in masks:
                         valid &= ~masks[d.date]
@@ -571,9 +586,9 @@ def _shift_window(ref: _Date, d: _Date, grid: Grid, k: int) -> Window:
     return Window(best[1], best[0], side_c, side_r)
 
 
-def _read_reflectance(reader, scl_reader, win: Window, rad: Radiometry,
+def _read_reflectance(reader: _Reader, scl_reader, win: Window, rad: Radiometry,
                       scl_classes: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-    data = reader.read(1, window=win)
+    data = reader.read(window=win)
     valid = np.isfinite(data)
     if scl_reader is not None:
         valid &= ~np.isin(scl_reader.read(1, window=win), scl_classes)

@@ -115,6 +115,10 @@ def test_zip_reads_the_same_without_unpacking(l2a, tmp_path):
     after = sorted(p.name for p in tmp_path.rglob("*"))
     assert set(after) - set(before) == {"from_folder.tif", "from_zip.tif"}  # nothing unzipped to disk
     assert open_product(l2a / "MTD_MSIL2A.xml").date == "2023-05-12"
+    # GDAL's own names for the product work too (a layer QGIS opened through the SENTINEL2 driver).
+    assert open_product(f"SENTINEL2_L2A:{l2a / 'MTD_MSIL2A.xml'}:10m:EPSG_32634").level == "L2A"
+    inner = f"/vsizip/{z}/{l2a.name}/MTD_MSIL2A.xml"
+    assert open_product(f"SENTINEL2_L2A:{inner}:10m:EPSG_32634").band_paths == p.band_paths
 
 
 def test_extent_crops_on_whole_pixels(l2a, tmp_path):

@@ -238,3 +238,19 @@ def test_resampled_dn_are_rounded_not_truncated():
     valid = np.array([True, True, True, False])
     assert harmonize_dn(values, valid, rad, rad).tolist() == [1500, 1500, 1, 0]
     assert harmonize_dn(values, valid, Radiometry(1e-4, 0.0), rad).tolist() == [2500, 2500, 1000, 0]
+
+
+def test_cli_stack_and_export(products, tmp_path, capsys):
+    from core.cli.main import main
+
+    out = tmp_path / "cli_stack.tif"
+    assert main(["stack", *map(str, products[:3]), "--out", str(out), "--frames", "2", "--bands", "B08"]) == 0
+    printed = capsys.readouterr().out
+    assert "kept 2023-05-02 (" in printed and "dropped 2023-05-07:" in printed and "1 band(s) x 2 date(s)" in printed
+    with rasterio.open(out) as ds:
+        assert ds.descriptions == ("B08_2023-05-02", "B08_2023-05-12")
+    assert main(["export", str(products[1]), "--out", str(tmp_path / "one.tif"), "--bands", "B04", "B08"]) == 0
+    assert "SCL classes masked as nodata" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "missing.zip"), "--out", str(tmp_path / "x.tif")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'missing.zip'}: file or folder not found"]

@@ -224,7 +224,7 @@ class S2Product:
 def is_product(path: PathLike) -> bool:
     """Whether ``path`` names a Sentinel-2 product (folder, zip, metadata XML or GDAL subdataset), not a raster."""
     text = str(path)
-    if _GDAL_SUBDATASET_RE.match(text):
+    if _GDAL_SUBDATASET_RE.match(text) or text.lower().startswith("/vsizip/"):
         return True
     p = Path(text)
     return p.is_dir() or p.suffix.lower() == ".zip" or bool(_MTD_RE.search(p.name))
@@ -242,15 +242,24 @@ def _first_text(root: ET.Element, *names: str) -> Optional[str]:
     return None
 
 
+def _strip_gdal_prefixes(text: str) -> str:
+    """``SENTINEL2_L2A:/x/MTD_MSIL2A.xml:10m:EPSG_32634`` -> ``/x/MTD_MSIL2A.xml``; ``/vsizip/a.zip/...`` -> ``a.zip``."""
+    m = _GDAL_SUBDATASET_RE.match(text)
+    if m:
+        text = m.group(1)
+    if text.startswith("/vsizip/"):
+        inner = re.match(r"/vsizip/(.+?\.zip)(?:/|$)", text, flags=re.I)
+        if inner:
+            text = inner.group(1)
+    return text
+
+
 def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[str]]:
     """Where the product's metadata is: (kind, open zip or None, metadata member/path, all files relative to it).
 
     The file list is relative to the folder holding ``MTD_MSI*.xml`` (the .SAFE root).
     """
-    text = str(path)
-    m = _GDAL_SUBDATASET_RE.match(text)
-    if m:
-        text = m.group(1)
+    text = _strip_gdal_prefixes(str(path))
     p = Path(text)
     if not p.exists():
         raise InputError(f"{p}: file or folder not found")
@@ -313,7 +322,7 @@ def open_product(path: PathLike) -> S2Product:
     """
     source = str(path)
     kind, zf, mtd, files = _locate(path)
-    given = Path(_GDAL_SUBDATASET_RE.match(source).group(1) if _GDAL_SUBDATASET_RE.match(source) else source)
+    given = Path(_strip_gdal_prefixes(source))
     display = given.parent.name if _MTD_RE.search(given.name) else given.name
     try:
         raw = zf.read(mtd) if zf is not None else Path(mtd).read_bytes()
@@ -328,8 +337,7 @@ def open_product(path: PathLike) -> S2Product:
         raise InputError(f"{display}: {Path(mtd).name} is not valid XML ({exc})") from exc
     level = "L2A" if "2A" in Path(mtd).name.upper() else "L1C"
     if kind == "zip":
-        zip_abs = Path(source if not _GDAL_SUBDATASET_RE.match(source) else
-                      _GDAL_SUBDATASET_RE.match(source).group(1)).resolve().as_posix()
+        zip_abs = given.resolve().as_posix()
         prefix = mtd.rsplit("/", 1)[0] + "/" if "/" in mtd else ""
         gdal_root = f"/vsizip/{zip_abs}/{prefix}".rstrip("/")
         local_root = None
@@ -351,7 +359,7 @@ def open_product(path: PathLike) -> S2Product:
     tile = f"T{name_match.group(8)}" if name_match else ""
 
     notes: List[str] = []
-    q_text = _first_text(root, "BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
+    q_text = _first_text(root, "BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
     try:
         quantification = float(q_text) if q_text else 10000.0
     except ValueError:

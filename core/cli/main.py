@@ -12,10 +12,10 @@ import sys
 from typing import Optional, Sequence
 
 from .. import __version__
-from . import cmd_area, cmd_data, cmd_demo, cmd_models, cmd_predict, cmd_train, cmd_trust
+from . import cmd_area, cmd_data, cmd_demo, cmd_models, cmd_predict, cmd_stack, cmd_train, cmd_trust
 
 #: Command modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = (cmd_data, cmd_models, cmd_predict, cmd_trust, cmd_train, cmd_demo, cmd_area)
+COMMAND_MODULES = (cmd_data, cmd_stack, cmd_models, cmd_predict, cmd_trust, cmd_train, cmd_demo, cmd_area)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,41 +15,24 @@ stops cleanly (no partial file).
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Callable, Tuple
+
+from .progress import progress_bar, run_job
 
 __all__ = ["register"]
 
 
-def _progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], None]]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=100, desc=desc, file=sys.stderr, leave=False,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-
-    def update(fraction: float, message: str) -> None:
-        bar.n = round(fraction * 100, 1)
-        bar.set_postfix_str(message[:60], refresh=False)
-        bar.refresh()
-
-    return update, bar.close
-
-
 def _stack(args: argparse.Namespace) -> int:
     from ..io.stack import build_stack
-    from ..jobs import OutputError
     from ..options import StackOptions, from_cli
 
-    options = from_cli(StackOptions, args)
-    update, close = _progress_bar("stacking")
+    update, close = progress_bar("stacking")
     try:
-        result = build_stack(args.inputs, args.out, options, progress=update)
-    except OutputError as exc:
-        close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        result, code = run_job(build_stack, inputs=args.inputs, out_path=args.out,
+                               options=from_cli(StackOptions, args), progress=update)
     finally:
         close()
+    if result is None:
+        return code
     for m in result.messages:
         print(m)
     print(f"{result.path}: {len(result.bands)} band(s) x {len(result.dates)} date(s), reference {result.reference_date} "
@@ -59,20 +42,18 @@ def _stack(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ..io.s2_product import export_product, open_product
-    from ..jobs import OutputError
 
     product = open_product(args.product)
     messages: list = []
-    update, close = _progress_bar("exporting")
+    update, close = progress_bar("exporting")
     try:
-        path = export_product(product, args.out, bands=tuple(args.bands), extent=args.extent,
-                              scl_nodata=tuple(args.scl_nodata), progress=update, messages=messages)
-    except OutputError as exc:
-        close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        path, code = run_job(export_product, product=product, out_path=args.out, bands=tuple(args.bands),
+                             extent=args.extent, scl_nodata=tuple(args.scl_nodata), progress=update,
+                             messages=messages)
     finally:
         close()
+    if path is None:
+        return code
     for m in messages:
         print(m)
     print(f"{path}: {product.label}, bands {', '.join(args.bands)}")

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from ..io.atomic import atomic_write, write_text_atomic
+
 __all__ = ["write_area_report", "plot_before_after", "markdown_table"]
 
 Metric = Tuple[str, str, bool]
@@ -77,16 +79,13 @@ def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_p
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, out_png)
+    with atomic_write(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
     return out_png
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any],

@@ -273,7 +273,7 @@ def write_geotiff(
     except (RasterioError, CPLError) as exc:
         raise OutputError(f"{path}: writing failed ({' '.join(str(exc).split())})") from exc
     # GDAL < 3.7 only logs a failure to flush the file on close (a full disk): read it back.
-    problem = verify_geotiff(path, data.shape[2], data.shape[1], data.shape[0], 0)
+    problem = verify_geotiff(path, data.shape[2], data.shape[1], data.shape[0], 0, crs=profile.get("crs"))
     if problem:
         raise OutputError(f"{path}: writing failed: {problem}")
     return path

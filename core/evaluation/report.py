@@ -20,13 +20,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..io.atomic import atomic_write
 from ..io.jsonsafe import json_safe
 
 __all__ = [
@@ -279,17 +279,11 @@ def render_html(
 
 
 def _atomic_write(path: Path, data: Union[str, bytes]) -> None:
-    """Write to a temporary file in the same folder, then rename: no half-written report."""
+    """Write through a temporary file in the same folder, then rename: no half-written report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _save_figure(fig, out_png: PathLike) -> Path:
@@ -298,15 +292,8 @@ def _save_figure(fig, out_png: PathLike) -> Path:
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_write(out, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return out
 
 

@@ -16,12 +16,14 @@ each level decoded. A file that fails is deleted and the previous output kept.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -228,7 +230,8 @@ class GeoTiffSink:
 
     def _verify(self, factors: List[int]) -> None:
         """Refuse a temporary file GDAL could not finish, though it said nothing (see the module docstring)."""
-        problem = verify_geotiff(self.tmp, self.width, self.height, self.count, len(factors))
+        problem = verify_geotiff(self.tmp, self.width, self.height, self.count, len(factors),
+                                 crs=self.profile.get("crs"))
         if problem:
             problem = problem.replace(str(self.tmp), "the temporary file")
             raise OutputError(f"{self.path}: writing failed: {problem}; {self._kept()}")
@@ -270,36 +273,67 @@ def _reason(exc: BaseException, folder: Optional[Path] = None) -> str:
     return text or type(exc).__name__
 
 
-def verify_geotiff(path: PathLike, width: int, height: int, count: int, overviews: int) -> Optional[str]:
+def verify_geotiff(path: PathLike, width: int, height: int, count: int, overviews: int,
+                   crs: Optional[object] = None) -> Optional[str]:
     """What is wrong with a GeoTIFF this module just wrote, or None when it is whole.
 
-    Checks, without reading every pixel: it opens; size, bands and number of
-    overviews are those written; every block of every level has its bytes
-    inside the file (a full disk leaves blocks pointing past the end, or at
-    nothing); the last block of every level decodes.
+    Checks, without reading every pixel: it opens without GDAL complaining
+    (a cut file loses its georeferencing tags with only a warning); size,
+    bands, CRS (when ``crs`` is given) and number of overviews are those
+    written; every block of every level has its bytes inside the file (a full
+    disk leaves blocks pointing past the end, or at nothing); the last block
+    of every level decodes.
     """
     p = Path(path)
+    complaints: List[str] = []
     try:
-        size = p.stat().st_size
-        with rasterio.open(p) as ds:
-            if (ds.width, ds.height, ds.count) != (width, height, count):
-                return (f"the file holds {ds.width}x{ds.height} px x {ds.count} band(s) instead of "
-                        f"{width}x{height} x {count}")
-            found = len(ds.overviews(1))
-            if found != overviews:
-                return f"the file holds {found} overview level(s) instead of {overviews}"
-            bands = list(range(1, count + 1)) if ds.interleaving is not None and \
-                ds.interleaving.name.lower() == "band" else [1]
-        for level in [None, *range(overviews)]:
-            kwargs = {} if level is None else {"overview_level": level}
-            with rasterio.open(p, **kwargs) as ds:
-                problem = _check_blocks(ds, bands, size)
-                if problem:
-                    where = "full resolution" if level is None else f"overview {level + 1}"
-                    return f"{problem} ({where})"
+        with _gdal_complaints(complaints):
+            size = p.stat().st_size
+            with rasterio.open(p) as ds:
+                if (ds.width, ds.height, ds.count) != (width, height, count):
+                    return (f"the file holds {ds.width}x{ds.height} px x {ds.count} band(s) instead of "
+                            f"{width}x{height} x {count}")
+                if crs is not None and ds.crs != crs:
+                    return "the file lost its coordinate reference system"
+                found = len(ds.overviews(1))
+                if found != overviews:
+                    return f"the file holds {found} overview level(s) instead of {overviews}"
+                bands = list(range(1, count + 1)) if ds.interleaving is not None and \
+                    ds.interleaving.name.lower() == "band" else [1]
+            for level in [None, *range(overviews)]:
+                kwargs = {} if level is None else {"overview_level": level}
+                with rasterio.open(p, **kwargs) as ds:
+                    problem = _check_blocks(ds, bands, size)
+                    if problem:
+                        where = "full resolution" if level is None else f"overview {level + 1}"
+                        return f"{problem} ({where})"
     except GDAL_ERRORS as exc:
         return f"the finished file cannot be read back: {_reason(exc, p.parent)}"
+    if complaints:
+        return f"reading the finished file back, GDAL said: {complaints[0]}"
     return None
+
+
+class _Complaints(logging.Handler):
+    """Collects what GDAL reports (through rasterio's logger) while a file is read back."""
+
+    def __init__(self, sink: List[str]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(" ".join(record.getMessage().split()))
+
+
+@contextlib.contextmanager
+def _gdal_complaints(sink: List[str]) -> Iterator[None]:
+    logger = logging.getLogger("rasterio._env")  # where rasterio sends GDAL's warnings and errors
+    handler = _Complaints(sink)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _check_blocks(ds, bands: Sequence[int], size: int) -> Optional[str]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -35,6 +34,8 @@ import numpy as np
 from rasterio.features import shapes
 from rasterio.warp import transform_geom
 
+from ...io.atomic import atomic_write
+from ...io.geo import apply
 from ..scene import Scene, SceneError, same_crs, to_dn, write_geotiff
 
 __all__ = ["AreaFiles", "write_area_files", "write_vector_layer", "ROAD_CLASSES"]
@@ -117,8 +118,8 @@ def _road_features(scene: Scene) -> List[Feature]:
     pixel_m = abs(float(scene.hr_transform.a))
     feats = []
     for seg in segments:
-        x0, y0 = scene.hr_transform * (float(seg["x0"]), float(seg["y0"]))
-        x1, y1 = scene.hr_transform * (float(seg["x1"]), float(seg["y1"]))
+        x0, y0 = apply(scene.hr_transform, float(seg["x0"]), float(seg["y0"]))
+        x1, y1 = apply(scene.hr_transform, float(seg["x1"]), float(seg["y1"]))
         line = {"type": "LineString", "coordinates": [[x0, y0], [x1, y1]]}
         props = {"highway": ROAD_CLASSES.get(str(seg.get("kind")), "road"),
                  "width": f"{float(seg['width']) * pixel_m:.4f}"}  # a text tag, as in OSM
@@ -158,36 +159,31 @@ def write_vector_layer(
     if srs.SetFromUserInput(crs) != 0:
         raise SceneError(f"{path}: cannot understand the CRS {crs!r}")
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.gpkg")
-    try:
-        ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
-        if ds is None:
-            raise SceneError(f"{path}: cannot create a GeoPackage there")
-        layer = ds.CreateLayer(layer_name, srs, getattr(ogr, f"wkb{gtype}", ogr.wkbUnknown) if gtype else ogr.wkbUnknown)
-        fields = _field_types(features)
-        for name, kind in fields.items():
-            layer.CreateField(ogr.FieldDefn(name, kind))
-        defn = layer.GetLayerDefn()
-        layer.StartTransaction()
-        for geom, props in features:
-            feat = ogr.Feature(defn)
-            for name, value in props.items():
-                if value is not None:
-                    feat.SetField(name, value)
-            g = ogr.CreateGeometryFromJson(json.dumps(geom))
-            if g is None:
-                raise SceneError(f"{path}: not a valid GeoJSON geometry: {json.dumps(geom)[:120]}")
-            feat.SetGeometry(g)
-            if layer.CreateFeature(feat) != 0:
-                raise SceneError(f"{path}: OGR refused a {geom.get('type')} feature in layer {layer_name!r}")
-        layer.CommitTransaction()
-        ds = None  # closes (and flushes) the file
-        os.replace(tmp, path)
-    except BaseException:
-        ds = None
-        for p in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            p.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, suffix=".gpkg") as tmp:  # the GPKG driver chooses its format by the extension
+        try:
+            ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+            if ds is None:
+                raise SceneError(f"{path}: cannot create a GeoPackage there")
+            layer = ds.CreateLayer(layer_name, srs, getattr(ogr, f"wkb{gtype}", ogr.wkbUnknown) if gtype else ogr.wkbUnknown)
+            fields = _field_types(features)
+            for name, kind in fields.items():
+                layer.CreateField(ogr.FieldDefn(name, kind))
+            defn = layer.GetLayerDefn()
+            layer.StartTransaction()
+            for geom, props in features:
+                feat = ogr.Feature(defn)
+                for name, value in props.items():
+                    if value is not None:
+                        feat.SetField(name, value)
+                g = ogr.CreateGeometryFromJson(json.dumps(geom))
+                if g is None:
+                    raise SceneError(f"{path}: not a valid GeoJSON geometry: {json.dumps(geom)[:120]}")
+                feat.SetGeometry(g)
+                if layer.CreateFeature(feat) != 0:
+                    raise SceneError(f"{path}: OGR refused a {geom.get('type')} feature in layer {layer_name!r}")
+            layer.CommitTransaction()
+        finally:
+            ds = None  # closes (and flushes) the file before it is renamed, or deleted after a failure
     return path
 
 

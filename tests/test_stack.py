@@ -11,6 +11,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
+from core.io.geo import compose
 from core.io.rasters import FrameSet, resolve_bands
 from core.io.stack import build_stack, measure_shift
 from core.jobs import Cancelled, CancelToken, InputError
@@ -163,8 +164,8 @@ def test_rasters_of_several_dates_stack_with_their_baseline_rule(tmp_path):
 def test_whole_pixel_offsets_are_copied_and_other_grids_warped(tmp_path):
     base = Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1])
     first = nir_export(tmp_path, "2023-07-01", 0, 0)
-    whole = nir_export(tmp_path, "2023-07-06", 0, 0, transform=base * Affine.translation(3, -2))
-    half = nir_export(tmp_path, "2023-07-11", 0, 0, transform=base * Affine.translation(0.5, 0))
+    whole = nir_export(tmp_path, "2023-07-06", 0, 0, transform=compose(base, Affine.translation(3, -2)))
+    half = nir_export(tmp_path, "2023-07-11", 0, 0, transform=compose(base, Affine.translation(0.5, 0)))
     result = build_stack([first, whole, half], tmp_path / "grids.tif", StackOptions(bands=("B08",)))
     resampled = [m for m in result.messages if "resampled onto the grid" in m]
     assert len(resampled) == 1 and resampled[0].startswith("2023-07-11")  # the whole-pixel offset is a copy

@@ -47,6 +47,7 @@ from rasterio.windows import Window
 
 from ..jobs import CancelToken, InputError, OutputError, Progress, check_cancel, progress_fn
 from ..options import SCL_NODATA_DEFAULT
+from .geo import apply as geo_apply
 from .radiometry import Radiometry
 from .rasters import Grid, gdal_env, utm_crs_for, window_from_extent
 from .writer import GeoTiffSink, check_output_path, geotiff_profile
@@ -547,7 +548,7 @@ def ground_pixel_size(ds) -> Optional[float]:
     if epsg and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760) and t.b == 0 and t.d == 0:
         return math.sqrt(abs(t.a) * abs(t.e))
     c, r = ds.width / 2.0, ds.height / 2.0
-    pts = [t * (c, r), t * (c + 1, r), t * (c, r + 1)]
+    pts = [geo_apply(t, c, r), geo_apply(t, c + 1, r), geo_apply(t, c, r + 1)]
     try:
         utm = utm_crs_for(ds)
         xs, ys = warp_transform(crs, utm, [p[0] for p in pts], [p[1] for p in pts])

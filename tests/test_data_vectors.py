@@ -18,6 +18,8 @@ from rasterio.warp import transform as warp_transform
 from core.data.scene import SceneError, write_geotiff
 from core.data.vectors import ROAD_WIDTHS_M, rasterize_to_grid, rasterize_vectors, vector_backend
 
+FOOTWAY_M = 2.0  # footways are left out by default; the tests that burn one give this width
+
 # a 1 m grid in UTM 34N: pixel (row, col) has its centre at (X0 + col + 0.5, Y0 - row - 0.5)
 X0, Y0 = 500_000.0, 5_000_100.0
 GRID = Affine(1.0, 0.0, X0, 0.0, -1.0, Y0)
@@ -76,30 +78,35 @@ def _segment_distance(px: np.ndarray, py: np.ndarray, a: tuple, b: tuple) -> np.
 
 def test_roads_buffered_by_class_width(tmp_path: Path) -> None:
     a, b = (X0 + 20.0, Y0 - 20.25), (X0 + 80.0, Y0 - 20.25)  # residential: 6 m wide
-    c, d = (X0 + 10.0, Y0 - 70.0), (X0 + 60.0, Y0 - 90.0)  # diagonal footway: 2 m
+    c, d = (X0 + 10.0, Y0 - 70.0), (X0 + 60.0, Y0 - 90.0)  # diagonal footway: 2 m when included
     e, f = (X0 + 85.0, Y0 - 40.0), (X0 + 85.0, Y0 - 60.0)  # unknown class: default width
     path = geojson(tmp_path / "r.geojson", [
         ({"type": "LineString", "coordinates": [list(a), list(b)]}, {"highway": "residential"}),
         ({"type": "LineString", "coordinates": [list(c), list(d)]}, {"highway": "footway"}),
         ({"type": "LineString", "coordinates": [list(e), list(f)]}, {"highway": "bogus"}),
     ])
-    mask = rasterize_vectors(path, GRID, SHAPE, "EPSG:32634", kind="roads", default_width=3.0)
+    mask = rasterize_vectors(path, GRID, SHAPE, "EPSG:32634", kind="roads", default_width=3.0,
+                             widths={"footway": FOOTWAY_M})
     px, py = centres()
     dist = np.stack([_segment_distance(px, py, a, b) - ROAD_WIDTHS_M["residential"] / 2,
-                     _segment_distance(px, py, c, d) - ROAD_WIDTHS_M["footway"] / 2,
+                     _segment_distance(px, py, c, d) - FOOTWAY_M / 2,
                      _segment_distance(px, py, e, f) - 1.5])
     expected = (dist <= 0).any(axis=0)
     # buffers are polygons (16 segments per quarter circle): only pixels within 2 cm of an edge may differ
     ambiguous = (np.abs(dist) < 0.02).any(axis=0)
     assert expected.sum() > 300
     np.testing.assert_array_equal(mask[~ambiguous], expected[~ambiguous])
-    wider = rasterize_vectors(path, GRID, SHAPE, "EPSG:32634", kind="roads", widths={"residential": 10})
+    wider = rasterize_vectors(path, GRID, SHAPE, "EPSG:32634", kind="roads",
+                              widths={"residential": 10, "footway": FOOTWAY_M})
     assert wider.sum() > mask.sum()
+    # by default the footway is no road: only the residential street and the unknown class are burnt
+    default = rasterize_vectors(path, GRID, SHAPE, "EPSG:32634", kind="roads", default_width=3.0)
+    np.testing.assert_array_equal(default[~ambiguous], (dist[[0, 2]] <= 0).any(axis=0)[~ambiguous])
     # attribute names are matched case-insensitively (Shapefiles often upper-case them)
     upper = geojson(tmp_path / "u.geojson", [
         ({"type": "LineString", "coordinates": [list(c), list(d)]}, {"HIGHWAY": "footway"}),
     ])
-    footway = rasterize_vectors(upper, GRID, SHAPE, "EPSG:32634", kind="roads", default_width=3.0)
+    footway = rasterize_vectors(upper, GRID, SHAPE, "EPSG:32634", kind="roads", widths={"footway": FOOTWAY_M})
     near = np.abs(dist[1]) >= 0.02
     np.testing.assert_array_equal(footway[near], (dist[1] <= 0)[near])
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from tqdm import tqdm
 
@@ -78,26 +78,49 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _widths(path: Optional[str]) -> Optional[dict]:
-    if not path:
+def _widths(text: Optional[str]) -> Optional[dict]:
+    """``--widths``: ``CLASS=METRES[,CLASS=METRES...]`` or a JSON file ``{"class": metres}``."""
+    if not text:
         return None
+    if "=" in text and not Path(text).is_file():
+        table = {}
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            try:
+                if not sep or not key.strip():
+                    raise ValueError
+                table[key.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"--widths: {item.strip()!r} is not CLASS=METRES (e.g. footway=2)") from None
+        return table
     try:
-        table = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the road width table ({exc})") from None
-    if not isinstance(table, dict):
-        raise ValueError(f"{path}: expected a JSON object {{'highway class': width_m}}")
+        table = json.loads(Path(text).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--widths {text}: not CLASS=METRES and not a readable JSON file ({exc})") from None
+    if not isinstance(table, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in table.values()):
+        raise ValueError(f"{text}: expected a JSON object {{\"highway class\": width in metres}}")
     return {str(k): float(v) for k, v in table.items()}
+
+
+def _mask_targets(out: Path, kinds: Tuple[str, ...]) -> List[Tuple[str, Path]]:
+    """Where each mask goes: ``--out`` ending in .tif/.tiff is the file of a single kind, else a folder."""
+    if out.suffix.lower() in (".tif", ".tiff"):
+        if len(kinds) > 1:
+            raise ValueError(f"--out {out} names one GeoTIFF, but --kind both writes two masks; give a folder "
+                             "(masks go to FOLDER/buildings.tif and FOLDER/roads.tif) or one --kind")
+        return [(kinds[0], out)]
+    if out.is_file():
+        raise ValueError(f"--out {out}: is a file; give a folder, or a .tif path with one --kind")
+    return [(kind, out / f"{kind}.tif") for kind in kinds]
 
 
 def _rasterize(args: argparse.Namespace) -> int:
     from ..data.vectors import rasterize_to_grid
 
     kinds = ("buildings", "roads") if args.kind == "both" else (args.kind,)
-    out = Path(args.out)
     widths = _widths(args.widths)
-    for kind in kinds:
-        target = out if out.suffix.lower() in (".tif", ".tiff") and len(kinds) == 1 else out / f"{kind}.tif"
+    for kind, target in _mask_targets(Path(args.out), kinds):
         layer = args.layer if len(kinds) == 1 else (args.buildings_layer if kind == "buildings" else args.roads_layer)
         rasterize_to_grid(args.vectors, args.grid, target, kind=kind, layer=layer, widths=widths)
         print(f"{kind}: {target}")
@@ -184,21 +207,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--band", default="B8", help="band to read when --src is a MuS2 tree")
     p.set_defaults(func=_simulate)
 
+    from ..data.road_classes import DEFAULT_ROAD_WIDTH_M, NON_VEHICLE_CLASSES, ROAD_WIDTHS_M
+
     p = subparsers.add_parser(
         "rasterize",
         help="burn OSM buildings/roads from a vector file into masks on an HR grid",
-        description="Reprojects to the grid's CRS, buffers roads by a width per OSM 'highway' class, "
-        "rasterizes with pixel-centre rule; writes uint8 0/1 GeoTIFFs.",
+        description="Reprojects to the grid's CRS, buffers roads by a width per OSM 'highway' class (or the "
+        "feature's own width tag, in metres), rasterizes with the pixel-centre rule; writes uint8 0/1 GeoTIFFs. "
+        "Road widths in m: " + ", ".join(f"{k} {v:g}" for k, v in ROAD_WIDTHS_M.items())
+        + f"; other classes {DEFAULT_ROAD_WIDTH_M:g}. Left out as not roads for vehicles: "
+        + ", ".join(NON_VEHICLE_CLASSES) + " (include one with --widths, e.g. footway=2). "
+        "A layer with no usable feature, or whose features cover no pixel of the grid, is refused.",
         formatter_class=fmt,
     )
     p.add_argument("--vectors", required=True, help="vector file OGR can read (GeoPackage, GeoJSON, Shapefile)")
     p.add_argument("--grid", required=True, help="raster whose grid the masks take (e.g. a scene's hr.tif)")
-    p.add_argument("--out", required=True, help="output folder (masks/) or a .tif path with a single --kind")
+    p.add_argument("--out", required=True,
+                   help="output folder: masks go to OUT/buildings.tif and OUT/roads.tif; or, with a single --kind, "
+                        "a path ending in .tif/.tiff for that one mask (refused with --kind both)")
     p.add_argument("--kind", choices=("buildings", "roads", "both"), default="both", help="what to rasterize")
     p.add_argument("--layer", default=None, help="layer name for a single --kind (default: first fitting layer)")
     p.add_argument("--buildings-layer", default=None, help="buildings layer name with --kind both")
     p.add_argument("--roads-layer", default=None, help="roads layer name with --kind both")
-    p.add_argument("--widths", default=None, help="JSON file {highway class: width in m} overriding the defaults")
+    p.add_argument("--widths", default=None, metavar="CLASS=M,...",
+                   help="road widths overriding the defaults: CLASS=METRES pairs (e.g. footway=2,primary=14; "
+                        "0 leaves a class out) or a JSON file {\"class\": metres}")
     p.set_defaults(func=_rasterize)
 
     p = subparsers.add_parser(

@@ -11,34 +11,51 @@ local UTM zone; then ``rasterio.features.rasterize`` burns them with
 mask's area matches the footprint's area instead of growing by half a pixel
 all around.
 
+Roads are what vehicles drive on: OSM classes without motor traffic
+(:data:`NON_VEHICLE_CLASSES`: footways, paths, steps, pedestrian zones, cycleways,
+bridleways, corridors, platforms, and ways not built or no longer used) are left
+out by default, since footways alone covered 17.6 % of a real city centre.
+``widths`` brings any of them back (``{"footway": 2}``) or drops another class
+(width 0).
+
 Reading uses GDAL's own Python bindings (``osgeo.ogr``), which every QGIS ships,
 and falls back to ``fiona`` when only that is installed; buffering uses OGR,
-or ``shapely`` with fiona.
+or ``shapely`` with fiona. GDAL's messages about broken geometries are
+collected and summed up in one log line; such features are skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
-import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.features import rasterize
+from rasterio.transform import array_bounds
 from rasterio.warp import transform_geom
 
+from ..io.atomic import atomic_write
+from ..io.writer import CPLError, check_output_path
+from ..jobs import InputError
+from .road_classes import DEFAULT_ROAD_WIDTH_M, NON_VEHICLE_CLASSES, ROAD_WIDTHS_M
 from .scene import SceneError, write_geotiff
 
 __all__ = [
     "ROAD_WIDTHS_M",
+    "NON_VEHICLE_CLASSES",
     "DEFAULT_ROAD_WIDTH_M",
+    "road_widths",
     "rasterize_vectors",
     "is_kind",
     "rasterize_to_grid",
@@ -49,34 +66,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 
-# Carriageway width per OSM highway class, in metres: typical European values
-# (lanes x ~3.25 m, plus shoulders for motorways). Override per call with `widths`.
-ROAD_WIDTHS_M: Dict[str, float] = {
-    "motorway": 20.0,
-    "trunk": 16.0,
-    "primary": 12.0,
-    "secondary": 10.0,
-    "tertiary": 8.0,
-    "motorway_link": 8.0,
-    "trunk_link": 7.0,
-    "primary_link": 7.0,
-    "secondary_link": 6.0,
-    "tertiary_link": 6.0,
-    "unclassified": 6.0,
-    "residential": 6.0,
-    "living_street": 5.0,
-    "service": 4.0,
-    "road": 5.0,
-    "busway": 6.0,
-    "pedestrian": 4.0,
-    "track": 3.0,
-    "cycleway": 2.0,
-    "footway": 2.0,
-    "bridleway": 2.0,
-    "steps": 2.0,
-    "path": 1.5,
-}
-DEFAULT_ROAD_WIDTH_M = 4.0
 _POLYGONS = {"Polygon", "MultiPolygon"}
 _LINES = {"LineString", "MultiLineString"}
 
@@ -264,17 +253,82 @@ def _road_width(attrs: Dict[str, Any], widths: Dict[str, float], default: float)
     return float(widths.get(str(cls).strip().lower(), default))
 
 
-def rasterize_vectors(
-    vector_path: PathLike,
-    transform: Affine,
-    shape: Tuple[int, int],
-    crs: str,
-    kind: str = "buildings",
-    layer: Optional[str] = None,
-    widths: Optional[Dict[str, float]] = None,
-    default_width: float = DEFAULT_ROAD_WIDTH_M,
-) -> np.ndarray:
-    """Burn a buildings (polygons) or roads (lines, buffered by OSM class) layer into a bool mask."""
+def road_widths(widths: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    """The width table in use: the defaults, the non-vehicle classes left out (0), then ``widths``.
+
+    A width of 0 leaves a class out; a positive width includes it (also one of
+    :data:`NON_VEHICLE_CLASSES`). Refuses widths that are not finite numbers >= 0.
+    """
+    table = {**ROAD_WIDTHS_M, **{c: 0.0 for c in NON_VEHICLE_CLASSES}}
+    for key, value in (widths or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise InputError(f"road width of {key!r} must be a number of metres >= 0 (0 leaves the class out), "
+                             f"got {value!r}")
+        table[str(key).strip().lower()] = float(value)
+    return table
+
+
+@dataclass
+class _Shapes:
+    """Geometries of one kind, in the grid CRS, ready to burn, and what was left out on the way."""
+
+    shapes: List[Dict[str, Any]] = field(default_factory=list)
+    features: int = 0  # read from the layer
+    other_kind: int = 0  # not buildings / not roads
+    left_out: Counter = field(default_factory=Counter)  # road classes with width 0, by class
+    invalid: int = 0  # geometries GDAL could not reproject or buffer
+    messages: List[str] = field(default_factory=list)  # what GDAL said meanwhile
+
+    def bounds(self) -> Optional[Tuple[float, float, float, float]]:
+        xs: List[float] = []
+        ys: List[float] = []
+        for g in self.shapes:
+            for x, y in _points(g.get("coordinates", [])):
+                xs.append(x)
+                ys.append(y)
+        return (min(xs), min(ys), max(xs), max(ys)) if xs else None
+
+    def summary(self, kind: str) -> str:
+        parts = [f"{self.features} feature(s) read"]
+        if self.other_kind:
+            parts.append(f"{self.other_kind} not {kind}")
+        if self.left_out:
+            parts.append("left out: " + ", ".join(f"{n} {c}" for c, n in self.left_out.most_common()))
+        if self.invalid:
+            parts.append(f"{self.invalid} with broken geometry")
+        return "; ".join(parts)
+
+
+def _points(coords: Any) -> Iterator[Tuple[float, float]]:
+    if isinstance(coords, (list, tuple)) and coords and isinstance(coords[0], (int, float)):
+        yield float(coords[0]), float(coords[1])
+        return
+    for c in coords or []:
+        yield from _points(c)
+
+
+@contextlib.contextmanager
+def _gdal_messages(sink: List[str]) -> Iterator[None]:
+    """Collect GDAL's messages (instead of one printed line per broken geometry) while the block runs."""
+    try:
+        from osgeo import gdal
+    except ImportError:  # fiona set-ups: rasterio logs GDAL's messages itself
+        yield
+        return
+
+    def handler(err_class: int, err_no: int, message: str) -> None:
+        sink.append(" ".join(str(message).split()))
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
+def _prepare(vector_path: PathLike, crs: str, kind: str, layer: Optional[str],
+             widths: Optional[Dict[str, float]], default_width: float) -> _Shapes:
+    """Read one layer and turn its features of ``kind`` into geometries in ``crs`` (roads buffered)."""
     if kind not in ("buildings", "roads"):
         raise SceneError(f"kind must be 'buildings' or 'roads', got {kind!r}")
     if not crs:
@@ -286,25 +340,63 @@ def rasterize_vectors(
     else:
         log.warning("%s: layer has no CRS; assuming WGS 84 longitude/latitude (EPSG:4326)", vector_path)
         src = CRS.from_epsg(4326)
-    table = {**ROAD_WIDTHS_M, **{k.lower(): float(v) for k, v in (widths or {}).items()}}
+    table = road_widths(widths)
+    out = _Shapes(features=len(feats))
+    with _gdal_messages(out.messages):
+        for geom, attrs in feats:
+            if not is_kind(geom.get("type", ""), attrs, kind):
+                out.other_kind += 1
+                continue
+            if kind == "roads":
+                cls = _tag(attrs, "highway")
+                width = _road_width(attrs, table, default_width)
+                if cls is not None and table.get(cls) == 0.0:
+                    out.left_out[cls] += 1
+                    continue
+            try:
+                shape = transform_geom(src, dst, geom) if kind == "buildings" else \
+                    _buffer_metres(geom, src, dst, width / 2.0)
+            except (ValueError, RuntimeError, AttributeError, TypeError, RasterioError, CPLError):
+                shape = None
+            if not shape or not shape.get("coordinates"):
+                out.invalid += 1
+                continue
+            out.shapes.append(shape)
+    if out.other_kind:
+        log.info("%s: skipped %d feature(s) that are not %s", vector_path, out.other_kind, kind)
+    if out.left_out:
+        log.info("%s: left out %s (not roads for vehicles; give them a width to include them)", vector_path,
+                 ", ".join(f"{n} {c}" for c, n in out.left_out.most_common()))
+    if out.invalid or out.messages:
+        first = f"; GDAL said {len(out.messages)} time(s), first: {out.messages[0]}" if out.messages else ""
+        log.warning("%s: skipped %d %s feature(s) with broken geometry%s", vector_path, out.invalid, kind, first)
+    return out
 
-    shapes: List[Dict[str, Any]] = []
-    skipped = 0
-    for geom, attrs in feats:
-        if not is_kind(geom.get("type", ""), attrs, kind):
-            skipped += 1
-            continue
-        if kind == "buildings":
-            shapes.append(transform_geom(src, dst, geom))
-        else:
-            width = _road_width(attrs, table, default_width)
-            shapes.append(_buffer_metres(geom, src, dst, width / 2.0))
-    if skipped:
-        log.info("%s: skipped %d feature(s) that are not %s", vector_path, skipped, kind)
+
+def _burn(shapes: _Shapes, transform: Affine, shape: Tuple[int, int]) -> np.ndarray:
     out = np.zeros(shape, np.uint8)
-    if shapes:
-        rasterize(((g, 1) for g in shapes), out_shape=shape, transform=transform, out=out, all_touched=False, dtype=np.uint8)
+    if shapes.shapes:
+        rasterize(((g, 1) for g in shapes.shapes), out_shape=shape, transform=transform, out=out,
+                  all_touched=False, dtype=np.uint8)
     return out.astype(bool)
+
+
+def rasterize_vectors(
+    vector_path: PathLike,
+    transform: Affine,
+    shape: Tuple[int, int],
+    crs: str,
+    kind: str = "buildings",
+    layer: Optional[str] = None,
+    widths: Optional[Dict[str, float]] = None,
+    default_width: float = DEFAULT_ROAD_WIDTH_M,
+) -> np.ndarray:
+    """Burn a buildings (polygons) or roads (lines, buffered by OSM class) layer into a bool mask.
+
+    An empty mask is a valid answer here (a strip of an area without roads);
+    :func:`rasterize_to_grid` is the one that refuses a layer missing its grid.
+    """
+    return _burn(_prepare(vector_path, crs, kind, layer, widths, default_width), transform, shape)
 
 
 def _buffer_metres(geom: Dict[str, Any], src: CRS, dst: CRS, half_width_m: float) -> Dict[str, Any]:
@@ -323,23 +415,37 @@ def rasterize_to_grid(
     layer: Optional[str] = None,
     widths: Optional[Dict[str, float]] = None,
 ) -> Path:
-    """Rasterise onto the grid of ``grid_raster`` (e.g. a scene's hr.tif); write a uint8 0/1 GeoTIFF atomically."""
+    """Rasterise onto the grid of ``grid_raster`` (e.g. a scene's hr.tif); write a uint8 0/1 GeoTIFF atomically.
+
+    Refuses, naming both extents in the grid's CRS, a layer with no usable
+    feature of ``kind`` and one whose features cover no pixel of the grid (a
+    wrong file or a wrong CRS): an empty mask would train a network on nothing.
+    """
     grid_raster, out_path = Path(grid_raster), Path(out_path)
     try:
         with rasterio.open(grid_raster) as ds:
             transform, shape = ds.transform, (ds.height, ds.width)
             crs = ds.crs.to_string() if ds.crs else ""
-    except RasterioIOError as exc:
+    except (RasterioIOError, RasterioError, CPLError) as exc:
         raise SceneError(f"{grid_raster}: not a raster GDAL can read ({exc})") from None
     if not crs:
         raise SceneError(f"{grid_raster}: has no CRS; the mask grid must be georeferenced")
-    mask = rasterize_vectors(vector_path, transform, shape, crs, kind=kind, layer=layer, widths=widths)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.{uuid.uuid4().hex[:8]}.tmp.tif")
-    try:
+    check_output_path(out_path, [grid_raster, vector_path])
+    shapes = _prepare(vector_path, crs, kind, layer, widths, DEFAULT_ROAD_WIDTH_M)
+    left, bottom, right, top = array_bounds(shape[0], shape[1], transform)
+    grid_extent = f"x {left:.1f}..{right:.1f}, y {bottom:.1f}..{top:.1f}"
+    if not shapes.shapes:
+        raise SceneError(f"{vector_path}: no usable {kind} in the layer ({shapes.summary(kind)}); the mask would "
+                         "be empty")
+    mask = _burn(shapes, transform, shape)
+    if not mask.any():
+        x0, y0, x1, y1 = shapes.bounds() or (math.nan,) * 4
+        raise SceneError(
+            f"{vector_path}: the {len(shapes.shapes)} {kind} cover no pixel of {grid_raster.name}: they lie at "
+            f"x {x0:.1f}..{x1:.1f}, y {y0:.1f}..{y1:.1f} and the grid covers {grid_extent} (both in {crs}); "
+            "wrong file, or wrong CRS in one of them?"
+        )
+    with atomic_write(out_path, suffix=".tif") as tmp:
         write_geotiff(tmp, mask.astype(np.uint8), crs, transform, descriptions=[kind])
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out_path

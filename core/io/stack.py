@@ -367,8 +367,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
     started = time.time()
     opts = options or StackOptions()
     report = progress_fn(progress)
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if not inputs:
         raise InputError("no input given; give Sentinel-2 products or rasters of several dates")
     wanted: List[str] = []

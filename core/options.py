@@ -318,7 +318,7 @@ class StackOptions(_Options):
     extent: Extent = option(None, "stack only this window (minx miny maxx maxy in the first input's CRS)",
                             kind="extent", label="Only this extent", processing=None)
     baseline: str = option("auto", "processing baseline of plain rasters without offset metadata: auto (from the "
-                                   "name or date), pre-04.00 (no offset) or 04.00+ (L2A offset -0.1)",
+                                   "name or date), pre-04.00 (no offset) or 04.00+ (L1C/L2A offset -0.1)",
                            choices=("auto", "pre-04.00", "04.00+"), label="Processing baseline")
 
 

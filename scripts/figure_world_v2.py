@@ -74,10 +74,11 @@ def main(argv: List[str] = None) -> int:
         sim = make_world_scene(args.size, frames=9, seed=seed)
         real = make_world_scene(args.size, frames=9, seed=seed, real_world=True)
         hr = sim.hr
-        t = int(np.argmin([abs(i - len(real.dates) // 2) + (0 if real.extra["frames"][i]["kind"] == "clear" else 0.5)
-                           for i in range(len(real.dates))]))
-        cloudy = [i for i, f in enumerate(real.extra["frames"]) if f["kind"] == "cloud"]
-        t = cloudy[0] if cloudy and r % 2 else t
+        # alternate rows show a clear and a cloudy revisit (when the scene has one)
+        kinds = [f["kind"] for f in real.extra["frames"]]
+        clear = [i for i, k in enumerate(kinds) if k == "clear"] or list(range(len(kinds)))
+        cloudy = [i for i, k in enumerate(kinds) if k == "cloud"]
+        t = cloudy[0] if cloudy and r % 2 else clear[len(clear) // 2]
         lr = real.lr[t]
         grey = np.clip((hr[3] - np.percentile(hr[3], 2)) / np.ptp(np.percentile(hr[3], [2, 98])), 0, 1)
         ov = np.stack([grey * 0.7] * 3, -1)

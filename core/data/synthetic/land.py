@@ -414,17 +414,16 @@ def natural_zones(
     """
     lab = part.labels
     n = lab.shape[0]
-    near_water = near_field(np.minimum(water.river_dist, np.where(water.lake_depth > -3.0, 0.0, np.inf)), 25.0)
-    near_water = np.maximum(near_water, gaussian_fft((water.lake_depth > -0.5).astype(np.float32), 12.0) * 2.0)
+    near_water = gaussian_fft(np.maximum(water.alpha(0.0), (water.river_dist < 3).astype(np.float32)), 10.0) * 2.5
     open_water = water.alpha(0.0) > 0.5
     # reed belts in shallow lake water and on the wet shore
     # reeds grow from the shore out to a depth that varies smoothly along it: a belt of varying width, with gaps
     patch = fractal_noise((n, n), 3.2, rng)
     reed_depth = rng.uniform(0.2, 1.0) * np.clip(1.0 + 0.8 * patch, 0.0, None)
-    reed = (water.lake_depth > -0.3) & (water.lake_depth < reed_depth)
+    reed = (water.lake_depth > -0.3) & (water.lake_depth < reed_depth) & (patch > rng.uniform(-1.0, 0.0))
     # wetland: the wettest share of the land
     share = rng.uniform(*arch.wetland)
-    wet_score = -dem / (dem.std() + 1e-6) + 1.5 * near_water + 0.7 * fractal_noise((n, n), 3.0, rng)
+    wet_score = -dem / (dem.std() + 1e-6) + near_water + 1.1 * fractal_noise((n, n), 3.0, rng)
     land = ~open_water
     wet = np.zeros((n, n), bool)
     if share > 0 and land.any():
@@ -443,7 +442,7 @@ def natural_zones(
         units.theta[uid] = rng.uniform(0, np.pi)
     which = np.where(fractal_noise((n, n), 3.0, rng) > rng.uniform(-0.5, 0.5), ids[1], ids[2])
     lab[wet] = which[wet]
-    lab[reed | (wet & (near_water > 0.6))] = ids[0]
+    lab[reed | (wet & (near_water > 0.8) & (patch > 0.3))] = ids[0]
     # natural forest edges: the forest outline smoothed, then cut by noise
     forest = np.isin(units.cover[lab], FOREST_COVERS)
     if forest.any() and rng.random() < arch.natural_edges:
@@ -483,6 +482,7 @@ class Surface:
     streak: np.ndarray  # [H, W] fine directional texture, zero-mean
     balk: np.ndarray  # [H, W] 0..1 share of a grass strip in the pixel
     wet: np.ndarray  # [H, W] soil darkening by moisture 0..1
+    edge: np.ndarray  # [H, W] bool: pixels on a unit boundary (softened as mixed pixels)
 
 
 def surface(units: Units, labels: np.ndarray, rng: np.random.Generator, dem: np.ndarray, pixel_m: float) -> Surface:
@@ -518,7 +518,8 @@ def surface(units: Units, labels: np.ndarray, rng: np.random.Generator, dem: np.
     # balks: a grass strip of about a metre on the boundaries of units that have one
     balk_u = units.balk[labels]
     balk = np.where(balk_u & (dist_b < 1.0), rng.uniform(0.3, 0.6), 0.0).astype(np.float32)
-    return Surface(endm.astype(np.float32), vigour.astype(np.float32), tram.astype(np.float32), streak, balk, wet.astype(np.float32))
+    return Surface(endm.astype(np.float32), vigour.astype(np.float32), tram.astype(np.float32), streak, balk,
+                   wet.astype(np.float32), dist_b < 1.0)
 
 
 def near_field(dist_px: np.ndarray, scale_px: float) -> np.ndarray:

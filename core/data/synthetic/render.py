@@ -22,7 +22,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from .canopy import Canopy, tree_cover_codes
-from .geometry import cast_shadow, sun_vector
+from .geometry import blur3, cast_shadow, sun_vector
 from .land import COVER, Surface, Units
 from .phenology import CALENDAR_IDS, autumn, fractions, leaf_on
 from .settlements import ObjectLayer
@@ -94,6 +94,8 @@ def render(world: World, doy: float, azimuth: float, elevation: float, level_m: 
         gs = world.grass_spec[:, :, None, None]
         strip = gb[0] * gs[0] + db[0] * gs[1] + (1 - gb[0] - db[0]) * em[3]
         ground = ground * (1 - sf.balk) + strip * sf.balk
+    # a boundary between two parcels crosses its pixels at any angle: they are mixed pixels, not a staircase
+    ground = np.where(sf.edge[None], 0.5 * ground + 0.5 * blur3(ground, 0.7), ground)
     wa = world.water.alpha(level_m) * (1.0 - world.reed)
     ground = ground * (1 - wa) + world.water.spec * wa
     obj = world.objects

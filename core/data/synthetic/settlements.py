@@ -35,6 +35,7 @@ from .land import COVER, FOREST_COVERS, Units
 from .phenology import CALENDAR_IDS
 from .spectra import sample
 from .terrain import Curve, make_curve
+from .towns import fractal_noise
 
 __all__ = ["ROAD_KINDS", "Road", "Building", "Rect", "Planner", "ObjectLayer", "TOWNS_KIND"]
 
@@ -196,7 +197,7 @@ class Planner:
             self.roads_mask[box] |= d <= w / 2
         else:
             self.rail_mask[box] |= d <= w / 2
-        self.occupied[box] |= d <= w / 2 + 1.0
+        self.occupied[box] |= d <= w / 2 + 0.5
         np.minimum(self.road_edge[box], d - w / 2, out=self.road_edge[box])
         road = Road(coarse, w, "rail" if rail else kind, surface, clearing, verge, box, d, along[box])
         (self.rails if rail else self.roads).append(road)
@@ -215,7 +216,7 @@ class Planner:
         box = (slice(r0, r1), slice(c0, c1))
         sdf = _building_sdf(self.yy[box], self.xx[box], b)
         foot = sdf <= 0.0
-        if not foot.any() or (self.occupied[box] & (sdf <= 0.7)).any():
+        if not foot.any() or (self.occupied[box] & (sdf <= 0.5)).any():
             return False
         ok, gain = self._fits(box, sdf <= self.margin)
         if not ok:
@@ -590,49 +591,64 @@ def farmstead(plan: Planner, rng: np.random.Generator, where: np.ndarray, theta:
 
 
 def town(plan: Planner, rng: np.random.Generator, centre: np.ndarray) -> None:
-    """A small town with an organic street plan: curving radial streets, partial rings, a square, a core."""
+    """A small town with an organic street plan: a market square, curving streets leaving it, partial
+    rings and side streets, terraced houses in the core, detached houses outwards, blocks and halls."""
     r_px = rng.uniform(160, 330) / plan.px
     cy, cx = float(centre[0]), float(centre[1])
+    sq = Rect(cy, cx, rng.uniform(20, 40) / plan.px, rng.uniform(15, 30) / plan.px, rng.uniform(0, np.pi), "paving")
     streets: List[Road] = []
     k = int(rng.integers(4, 8))
     base = rng.uniform(0, 2 * np.pi)
-    for i in range(k):
+    for i in range(k):  # streets leave the square's sides and curve outwards
         ang = base + 2 * np.pi * i / k + rng.normal(0, 0.2)
-        way, pos = [np.array([cy, cx]) + rng.normal(0, 4, 2)], np.array([cy, cx])
-        steps = 4
-        for _s in range(steps):
+        pos = np.array([cy, cx]) + 1.1 * max(sq.half_l, sq.half_w) * np.array([math.sin(ang), math.cos(ang)])
+        way = [pos.copy()]
+        for _s in range(4):
             ang += rng.normal(0, 0.18)
-            pos = pos + r_px * rng.uniform(1.0, 1.5) / steps * np.array([math.sin(ang), math.cos(ang)])
+            pos = pos + r_px * rng.uniform(1.0, 1.5) / 4 * np.array([math.sin(ang), math.cos(ang)])
             way.append(pos.copy())
         r = plan.road(smooth_curve(np.asarray(way), 2.0), "residential" if i % 2 else "tertiary")
         if r is not None:
             streets.append(r)
     for _ring in range(int(rng.integers(1, 3))):
         rr = r_px * rng.uniform(0.35, 0.8)
-        a0 = rng.uniform(0, 2 * np.pi)
-        span = rng.uniform(2.0, 5.5)
-        aa = a0 + np.linspace(0, span, 9)
+        aa = rng.uniform(0, 2 * np.pi) + np.linspace(0, rng.uniform(2.0, 5.5), 9)
         rad = rr * (1 + 0.08 * rng.standard_normal(aa.size))
-        way = np.stack([cy + rad * np.sin(aa), cx + rad * np.cos(aa)], 1)
-        r = plan.road(smooth_curve(way, 2.0), "residential")
+        r = plan.road(smooth_curve(np.stack([cy + rad * np.sin(aa), cx + rad * np.cos(aa)], 1), 2.0), "residential")
         if r is not None:
             streets.append(r)
-    sq = Rect(cy, cx, rng.uniform(20, 40) / plan.px, rng.uniform(15, 30) / plan.px, rng.uniform(0, np.pi), "paving")
+    for r in list(streets):  # side streets
+        idx = plan.road_points_in_scene(r)
+        for _b in range(int(rng.integers(0, 3)) if idx.size > 10 else 0):
+            side = _branch(plan, r, int(rng.choice(idx[len(idx) // 4:])), rng, rng.uniform(60, 160) / plan.px)
+            if side is not None:
+                sr = plan.road(side, "residential")
+                if sr is not None:
+                    streets.append(sr)
     plan.yards.append(sq)
     plan.occupied[_disk_box(plan, cy, cx, max(sq.half_l, sq.half_w) + 1)] |= True
     plan.town_zones.append((cy, cx, r_px))
     placed = 0
+    # the core first: tight rows of larger houses on the square and the first stretch of each street
     for r in streets:
         idx = plan.road_points_in_scene(r)
         if idx.size < 4:
             continue
-        placed += houses_along(plan, r, int(idx[0]), int(idx[-1]), rng, (12, 24), (1, 6), (20, 45), farm=0.2)
+        dist_c = np.hypot(r.points[idx, 0] - cy, r.points[idx, 1] - cx)
+        core = idx[dist_c < 0.35 * r_px]
+        if core.size >= 3:
+            placed += houses_along(plan, r, int(core[0]), int(core[-1]), rng, (10, 15), (0.5, 2), (15, 30), farm=0.1)
+    for r in streets:
+        idx = plan.road_points_in_scene(r)
+        if idx.size < 4:
+            continue
+        placed += houses_along(plan, r, int(idx[0]), int(idx[-1]), rng, (13, 24), (2, 7), (20, 45), farm=0.15)
         if rng.random() < 0.3:
             _alley(plan, r, int(idx[0]), int(idx[-1]), rng)
-    # the core: blocks of flats and halls fill spare land; a church near the square
+    # blocks of flats and halls fill spare land; a church near the square
     for kind, tries in (("church", 1), ("block", int(rng.integers(2, 10))), ("hall", int(rng.integers(0, 4)))):
         for _ in range(tries * 4):
-            rad = r_px * (rng.uniform(0.0, 0.25) if kind == "church" else rng.uniform(0.2, 0.9) if kind == "block"
+            rad = r_px * (rng.uniform(0.1, 0.3) if kind == "church" else rng.uniform(0.25, 0.9) if kind == "block"
                           else rng.uniform(0.7, 1.1))
             a = rng.uniform(0, 2 * np.pi)
             b = plan.new_building(kind, cy + rad * math.sin(a), cx + rad * math.cos(a), rng.uniform(0, np.pi))
@@ -641,6 +657,10 @@ def town(plan: Planner, rng: np.random.Generator, centre: np.ndarray) -> None:
                 tries -= 1
                 if tries <= 0:
                     break
+    # trees of gardens, yards and parks
+    m = int(0.006 * math.pi * r_px * r_px)
+    ang, rad = rng.uniform(0, 2 * np.pi, m), r_px * np.sqrt(rng.random(m))
+    plan.trees_at(cy + rad * np.sin(ang), cx + rad * np.cos(ang), 2, (6.0, 18.0))
     plan.settlements.append(dict(kind="town", cy=cy, cx=cx, radius_px=float(r_px), houses=int(placed)))
 
 
@@ -721,34 +741,45 @@ def forest_roads(plan: Planner, rng: np.random.Generator, forest: np.ndarray, co
 
 
 def apply_to_land(plan: Planner, units: Units, labels: np.ndarray, rng: np.random.Generator) -> None:
-    """Gardens, town green and road verges replace the parcels under them."""
-    n = plan.n
+    """Gardens, town green and road verges replace the parcels under them.
+
+    Gardens are a mosaic: every plot takes one of several garden kinds
+    (lawn, lawn with beds, vegetable plot, rough grass), so a village is not
+    one uniform green. A town's land follows its streets (about 25-45 m on
+    either side, within a ragged radius), never a circle.
+    """
     yy, xx = plan.yy, plan.xx
-    ids = units.extend(3)
-    for uid, soil_share in zip(ids, (0.15, 0.45, 0.05)):
+    kinds = 6
+    ids = units.extend(kinds + 1)
+    for j, uid in enumerate(ids[:kinds]):
+        soil_share = (0.05, 0.12, 0.25, 0.45, 0.08, 0.18)[j]
         units.cover[uid] = COVER["garden"]
-        units.calendar[uid] = CALENDAR_IDS["garden"]
+        units.calendar[uid] = CALENDAR_IDS["garden"] if j != 4 else CALENDAR_IDS["meadow"]
         units.spec[uid, 0] = sample("grass_green", 1, rng)[0]
         units.spec[uid, 1] = sample("hay", 1, rng)[0]
         units.amp[uid] = 1.0 - soil_share
         units.vig_amp[uid] = rng.uniform(0.15, 0.3)
-        units.streak_amp[uid] = 0.05
+        units.streak_amp[uid] = rng.uniform(0.0, 0.08)
         units.theta[uid] = rng.uniform(0, np.pi)
-    units.calendar[ids[2]] = CALENDAR_IDS["pasture"]  # verges: rough grass
-    units.cover[ids[2]] = COVER["grassland"]
+    verge = ids[kinds]
+    units.calendar[verge] = CALENDAR_IDS["pasture"]  # verges: rough grass
+    units.cover[verge] = COVER["grassland"]
+    units.spec[verge, 0] = sample("grass_green", 1, rng)[0]
+    units.spec[verge, 1] = sample("hay", 1, rng)[0]
     forest = np.isin(units.cover, FOREST_COVERS)
-    for cy, cx, r in plan.town_zones:
-        zone = np.hypot(yy - cy, xx - cx) < r * 1.05
-        labels[zone & ~forest[labels]] = ids[0]
-    for i, p in enumerate(plan.plots):
+    n = plan.n
+    for cy, cx, r in plan.town_zones:  # a town clears the land it stands on, forest included
+        rough = 1.0 + 0.2 * fractal_noise((n, n), 3.0, rng)
+        zone = (np.hypot(yy - cy, xx - cx) < r * 1.1 * rough) & (plan.road_edge < rng.uniform(25, 45) / plan.px)
+        labels[zone] = ids[0]
+    for p in plan.plots:
         box, sdf, _u, _v = plan._rect_box(p, 0.0)
         if box is None:
             continue
         lab = labels[box]
-        lab[(sdf <= 0) & ~forest[lab]] = ids[i % 2]
+        lab[(sdf <= 0) & ~forest[lab]] = ids[int(rng.integers(kinds))]
     for road in plan.roads + plan.rails:
         if road.kind in ("motorway", "primary", "rail") or road.verge > 0:
             v = road.verge if road.verge > 0 else (4.0 if road.kind == "motorway" else 1.5)
             lab = labels[road.box]
-            lab[(road.dist <= road.width / 2 + v) & ~forest[lab]] = ids[2]
-    _ = n
+            lab[(road.dist <= road.width / 2 + v) & ~forest[lab]] = verge

@@ -117,16 +117,22 @@ def make_curve(
 
 
 def _meander(n: int, rng: np.random.Generator, width: float) -> Curve:
-    """A river: a curve whose waviness scales with its width (meander wavelength ~ 10-14 widths)."""
+    """A river: its heading wanders as a smooth random process, so bends are irregular, not a sine.
+
+    The bend length scales with the width (meanders of small streams are
+    tighter); the heading stays within +-70 degrees of the main axis, which
+    keeps the curve monotone along it.
+    """
     axis = int(rng.integers(2))
     pad = 40.0
-    t = np.arange(-pad, n + pad, 1.5)
-    c = rng.uniform(0.15, 0.85) * n + rng.uniform(-0.3, 0.3) * (t - n / 2)
-    for _ in range(3):
-        wl = width * rng.uniform(9, 16) * rng.uniform(1.0, 2.5)
-        amp = min(wl * rng.uniform(0.05, 0.14), 0.12 * n)
-        c = c + amp * np.sin(2 * np.pi * t / wl + rng.uniform(0, 2 * np.pi))
-    c = c + 0.6 * width * noise_1d(t.size, 25.0, rng)
+    step = 1.5
+    t = np.arange(-pad, n + pad, step)
+    corr = width * rng.uniform(2.0, 4.0) / step + 8.0
+    heading = rng.uniform(-0.5, 0.5) + rng.uniform(0.5, 0.9) * noise_1d(t.size, corr, rng)
+    heading += 0.25 * noise_1d(t.size, corr / 3.0, rng)
+    heading = np.clip(heading, -1.2, 1.2)
+    c = np.cumsum(np.tan(heading)) * step
+    c = c - np.interp(rng.uniform(0.2, 0.8) * n, t, c) + rng.uniform(0.2, 0.8) * n
     return Curve(axis, t, c)
 
 
@@ -155,7 +161,7 @@ def make_water(
         bank_r = noise_1d(n_al, rng.uniform(4, 14), rng)
         wid = noise_1d(n_al, rng.uniform(20, 60), rng)
         idx = np.clip(along.astype(np.int64), 0, n_al - 1)
-        half = 0.5 * width * (1 + 0.12 * wid[idx])
+        half = 0.5 * width * (1 + 0.2 * wid[idx])
         half = half + np.where(side > 0, bank_l[idx], bank_r[idx]) * min(0.12 * width + 0.25, 1.2)
         half = np.maximum(half, 0.45)
         alpha = np.where(np.isfinite(dist), np.clip(half - dist + 0.5, 0.0, 1.0), 0.0).astype(np.float32)

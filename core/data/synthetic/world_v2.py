@@ -55,7 +55,7 @@ from ..scene import Scene, make_split, write_scene
 from . import canopy as cn
 from . import land as ld
 from . import settlements as st
-from .geometry import blur3, dilate_disk
+from .geometry import blur3, dilate_disk, gaussian_fft
 from .render import World, render, sun_position
 from .spectra import BANDS, sample
 from .terrain import make_dem, make_water
@@ -89,7 +89,7 @@ class WorldParams:
     max_shift_lr: float = 1.0  # simulated revisits: uniform shifts within +- this (LR px)
     misregistration_lr: float = 0.3  # real-world revisits: sd of the shift (LR px), clipped at 1
     cloud_probability: float = 0.35  # real-world revisits: chance of clouds per date
-    date_spread_days: int = 75  # real-world revisits: dates within +- this of the HR date
+    date_spread_days: int = 60  # real-world revisits: dates within +- this of the HR date
     hr_blur_sigma: float = 0.35  # optical blur of the HR image (HR px)
     hr_noise: float = 0.0015  # HR sensor noise (reflectance)
 
@@ -142,15 +142,18 @@ def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldPa
     ld.assign_cover(units, part, rng, arch, dem, near_water, px)
     reed = ld.natural_zones(units, part, rng, arch, dem, water)
     labels = part.labels
-    forest = np.isin(units.cover[labels], ld.FOREST_COVERS)
+    wet = lake | (water.alpha(0.0) > 0.3)  # parcels run on under water; nothing is built or driven there
+    forest = np.isin(units.cover[labels], ld.FOREST_COVERS) & ~wet
     if not object_free:
-        open_land = np.isin(units.cover[labels], [ld.COVER["arable"], ld.COVER["grassland"]]) & ~lake
+        open_land = np.isin(units.cover[labels], [ld.COVER["arable"], ld.COVER["grassland"]]) & ~wet
         if plan.roads and rng.random() < 0.12 * min(dens, 1.5) + (0.05 if arch.name == "arable_plain" else 0):
-            pts = plan.roads[int(rng.integers(len(plan.roads)))].points
-            inside = plan.road_points_in_scene(plan.roads[0]) if len(plan.roads) == 1 else None
-            cand = pts[inside] if inside is not None and inside.size else pts
-            centre = cand[int(rng.integers(len(cand)))]
-            st.town(plan, rng, centre)
+            # a town grows on a through road, in open land, not too close to the scene edge
+            pts = np.concatenate([r.points for r in plan.roads])
+            ij = np.clip(pts.astype(np.int64), 0, n - 1)
+            ok = open_land[ij[:, 0], ij[:, 1]] & (pts.min(1) > 0.15 * n) & (pts.max(1) < 0.85 * n)
+            if ok.any():
+                cand = pts[ok]
+                st.town(plan, rng, cand[int(rng.integers(len(cand)))])
         through = list(plan.roads)
         for _ in range(rng.poisson(0.6 * dens)):
             if through:
@@ -179,8 +182,10 @@ def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldPa
     from .geometry import boundary_distance
 
     dist_b = boundary_distance(labels, 2)
-    hedge_px = units.hedge[labels] & (dist_b < 1.0)
-    cn.boundary_crowns(crowns, hedge_px, rng.uniform(0.25, 0.5), rng, (3.0, 14.0), (1, 2), clear)
+    # hedgerows: continuous lines of merging crowns with a few gaps (not chains of beads)
+    gaps = fractal_noise((n, n), 2.8, rng)
+    hedge_px = units.hedge[labels] & (dist_b < 1.0) & (gaps > rng.uniform(-1.2, -0.5))
+    cn.boundary_crowns(crowns, hedge_px, rng.uniform(0.6, 0.85), rng, (3.0, 12.0), (1, 2), clear)
     if water.rivers:
         bank = (water.river_dist > 0) & (water.river_alpha < 0.05) & (water.river_dist < max(water.river_width) / 2 + 3)
         cn.boundary_crowns(crowns, bank, rng.uniform(0.05, 0.3), rng, (6.0, 20.0), (1, 2, 3), clear)
@@ -401,15 +406,18 @@ def _clouds(img: np.ndarray, rng: np.random.Generator, az: float, el: float) -> 
     cloud height along the sun direction.
     """
     h = img.shape[-1]
-    field = fractal_noise((h, h), rng.uniform(2.7, 3.3), rng)
+    field = fractal_noise((h, h), rng.uniform(3.2, 3.8), rng)  # cumulus: smooth at 10 m, ragged at 1 km
     share = rng.uniform(0.04, 0.45)
     thr = np.quantile(field, 1.0 - share)
-    tau = np.clip((field - thr) / 0.5, 0.0, None) ** 1.2 * rng.uniform(4.0, 16.0)
+    tau = np.clip((field - thr) / 0.8, 0.0, None) ** 1.5 * rng.uniform(4.0, 16.0)
     height_m = rng.uniform(600.0, 2000.0)
     reach = height_m / math.tan(math.radians(el)) / 10.0  # LR px
     a = math.radians(az)
     dy, dx = int(round(-math.cos(a) * reach)), int(round(math.sin(a) * reach))  # towards the sun (row, col)
     tau_shadow = np.roll(tau, (-dy, -dx), axis=(0, 1))  # the cloud seen from this pixel towards the sun
+    # a veil of thin cloud and haze around the cumulus, thinning over a few hundred metres (never masked)
+    veil = gaussian_fft((tau > 0.05).astype(np.float32), rng.uniform(2.0, 6.0)) * rng.uniform(0.1, 0.6)
+    tau = tau + veil
     cloud_refl = sample("cloud", 1, rng)[0][:, None, None] * (1 - np.exp(-tau / 2.0))[None]
     transmit = np.exp(-0.35 * tau)[None]
     from .spectra import AMBIENT
@@ -417,9 +425,10 @@ def _clouds(img: np.ndarray, rng: np.random.Generator, az: float, el: float) -> 
     shade = AMBIENT[:, None, None] + (1 - AMBIENT[:, None, None]) * np.exp(-tau_shadow)[None]
     out = img * shade * transmit + cloud_refl
     # the scene classification masks thick cloud and dark shadow, not the thin edges
-    masked = (tau > 0.8) | (tau_shadow > 1.0)
-    if rng.random() < 0.5:
-        masked = dilate_disk(masked, 1.0)
+    masked = (tau > rng.uniform(0.3, 1.0)) | (tau_shadow > rng.uniform(0.5, 1.2))
+    # the classification works on 20 m pixels and smooths its result: no single-pixel holes or specks
+    masked = dilate_disk(masked, 1.0)
+    masked = ~dilate_disk(~masked, 1.0 + float(rng.random() < 0.5))
     return out.astype(np.float32), ~masked, float((tau > 0.05).mean())
 
 

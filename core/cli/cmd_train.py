@@ -17,14 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from ..io.jsonsafe import json_safe
 from .progress import event_printer
 
 __all__ = ["register"]
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..training.config import load_config
+    from ..training.config import ConfigError, load_config
     from ..training.trainer import train
 
     overrides = list(args.set or [])
@@ -33,6 +32,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"out_dir={args.out}")
     config = load_config(args.config, overrides)
+    run_config = Path(config.out_dir) / "config.yaml"
+    if run_config.exists() and run_config.resolve() == Path(args.config).resolve():
+        raise ConfigError(f"{args.config}: is the run folder's own config.yaml, which training rewrites with the "
+                          "resolved recipe; copy it elsewhere and train from the copy")
     progress = event_printer(args.progress)  # train() reports from rank 0 only under torchrun
     best = train(config, progress=progress, resume=not args.no_resume)
     if args.progress != "jsonl":
@@ -55,9 +58,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..evaluation.evaluate import evaluate_checkpoint
+    from ..io.atomic import write_json_atomic
+    from ..io.writer import check_output_path
     from ..options import EvaluateOptions
     from ..training.distributed import resolve_device
 
+    if args.json:  # before the evaluation: a wrong path must not cost the whole run and its metrics
+        check_output_path(args.json, [p for p in (args.checkpoint, args.seg_buildings, args.seg_roads) if p])
     bar = tqdm(total=100, desc="evaluating", unit="%", file=sys.stderr, leave=False)
 
     def progress(pct: float, msg: str) -> None:
@@ -73,8 +80,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        out = Path(args.json)
-        out.write_text(json.dumps(json_safe(result), indent=1), encoding="utf-8")
+        write_json_atomic(args.json, result)
     _print_metrics(result)
     return 0
 

@@ -2,6 +2,11 @@
 
 Commands live in ``core/cli/cmd_<group>.py``; each module's ``register(subparsers)``
 adds its sub-commands, so adding a command is one module and one entry below.
+
+Every failure ends as one line on stderr, ``error: <what is wrong>``, and a
+non-zero exit status (1 for bad input or output, 70 for a bug); the traceback
+is printed only with ``-v``. Messages are written at the source (the job that
+knows which file and which value is wrong); this module only keeps them short.
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from .. import __version__
+from ..jobs import Cancelled, JobError
 from . import cmd_area, cmd_data, cmd_demo, cmd_models, cmd_predict, cmd_stack, cmd_train, cmd_trust
 
 #: Command modules, in the order their commands appear in ``--help``.
@@ -39,6 +45,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # GDAL's own chatter (each failed block read) would bury the one line that matters
+        logging.getLogger("rasterio").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -47,9 +55,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        # Errors meant for the user carry a readable message; no traceback unless -v.
+    except Cancelled as exc:
+        print(f"cancelled: {one_line(exc)}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line (the traceback with -v)
         if args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        return 1 if isinstance(exc, user_error_types()) else EXIT_INTERNAL
+
+
+#: Exit status of an error the code did not foresee (a bug to report), as BSD's EX_SOFTWARE.
+EXIT_INTERNAL = 70
+
+
+def user_error_types() -> Tuple[type, ...]:
+    """Errors whose message is written for the analyst: the project's, bad values, files, GDAL's.
+
+    rasterio's errors are included only when rasterio was imported (no GDAL
+    error can have happened otherwise), so ``--help`` stays free of it.
+    """
+    types = [JobError, ValueError, OSError, RuntimeError, MemoryError]
+    rio = sys.modules.get("rasterio.errors")
+    if rio is not None:
+        types.append(rio.RasterioError)
+    err = sys.modules.get("rasterio._err")
+    if err is not None and hasattr(err, "CPLE_BaseError"):
+        types.append(err.CPLE_BaseError)
+    return tuple(types)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (GDAL and torch messages may span several)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def describe_error(exc: BaseException) -> str:
+    """What the analyst reads after ``error:``: the message, or for a bug its kind and a hint."""
+    if isinstance(exc, MemoryError):
+        return f"not enough memory ({one_line(exc)}); choose a smaller area, tile or batch"
+    if isinstance(exc, user_error_types()):
+        return one_line(exc)
+    return (f"unexpected {type(exc).__name__}: {one_line(exc)} (a bug: rerun with -v for the details and "
+            "report them)")

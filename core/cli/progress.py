@@ -76,8 +76,13 @@ class _TqdmPrinter:
             star = " *" if event.get("improved") else ""
             tqdm.write(f"{prefix}epoch {event['epoch']}/{event['epochs']}: train {train}"
                        + (f" | val {val}" if val else "") + star, file=sys.stderr)
-        elif kind in ("log", "error"):
-            tqdm.write(f"{prefix}{'error: ' if kind == 'error' else ''}{event.get('message', '')}", file=sys.stderr)
+        elif kind == "log":
+            tqdm.write(f"{prefix}{event.get('message', '')}", file=sys.stderr)
+        elif kind == "error" and prefix:  # which row stopped; the error itself ends the command as one line
+            self.close()
+            tqdm.write(f"{prefix}stopped", file=sys.stderr)
+        elif kind == "error":
+            self.close()
         elif kind == "done":
             self.close()
             if event.get("checkpoint"):

@@ -67,6 +67,14 @@ SR_METRICS = (
     "cpsnr", "cssim", "buildings_dice", "roads_dice", "task_dice", "loss",
 )
 SEG_METRICS = ("dice", "accuracy", "precision", "recall", "loss")
+#: Sizes a recipe may ask for: below, the network and the loss border leave nothing to learn from (or
+#: crash deep inside torch); above, one patch or tile alone exhausts a workstation's memory.
+PATCH_LIMITS = {"lr_patch": (4, 1024), "seg_patch": (8, 3072)}
+MAX_FRAMES = 64
+MAX_VAL_TILE = 2048
+#: Files a training run writes into out_dir (see core.training.trainer): never an input of the same run.
+RUN_OUTPUTS = ("config.yaml", "last.pt", "last.safetensors", "best.safetensors", "history.json",
+               "training_curves.png")
 REFERENCE_PREFIX = "run:"  # "run:7" = best checkpoint of experiment 7 of the same grid run
 
 
@@ -491,8 +499,8 @@ def validate_config(config: TrainConfig, check_files: bool = True) -> None:
     _positive(config.grad_clip, "grad_clip")
     if config.max_steps_per_epoch is not None and config.max_steps_per_epoch < 1:
         raise ConfigError("max_steps_per_epoch: must be at least 1 (or null)")
-    if config.val_tile < 8:
-        raise ConfigError(f"val_tile: must be at least 8 pixels, got {config.val_tile}")
+    if not 8 <= config.val_tile <= MAX_VAL_TILE:
+        raise ConfigError(f"val_tile: must be 8..{MAX_VAL_TILE} LR pixels, got {config.val_tile}")
     if not 0 <= config.val_overlap < config.val_tile // 2:
         raise ConfigError(f"val_overlap: must be in 0..{config.val_tile // 2 - 1} (below half of val_tile)")
 
@@ -500,6 +508,11 @@ def validate_config(config: TrainConfig, check_files: bool = True) -> None:
     for key in ("lr_patch", "seg_patch", "frames", "samples_per_epoch", "batch_size"):
         if getattr(d, key) < 1:
             raise ConfigError(f"data.{key}: must be at least 1, got {getattr(d, key)}")
+    for key, (low, high) in PATCH_LIMITS.items():
+        if not low <= getattr(d, key) <= high:
+            raise ConfigError(f"data.{key}: must be {low}..{high} pixels, got {getattr(d, key)}")
+    if d.frames > MAX_FRAMES:
+        raise ConfigError(f"data.frames: at most {MAX_FRAMES} revisits per sample, got {d.frames}")
     if d.num_workers < 0:
         raise ConfigError("data.num_workers: must be >= 0")
     if d.band < 0:
@@ -524,8 +537,14 @@ def validate_config(config: TrainConfig, check_files: bool = True) -> None:
             raise ConfigError("data.normalization.scale: must be > 0")
 
     m = config.model
-    if m.scale < 1:
-        raise ConfigError("model.scale: must be at least 1")
+    if not 1 <= m.scale <= 8:
+        raise ConfigError(f"model.scale: must be 1..8, got {m.scale}")
+    if config.task == "sr" and d.lr_patch * m.scale <= 2 * config.loss.border:
+        need = (2 * config.loss.border) // m.scale + 1
+        raise ConfigError(
+            f"data.lr_patch: {d.lr_patch} LR px is {d.lr_patch * m.scale} HR px, nothing left inside loss.border "
+            f"({config.loss.border} px on each side); use data.lr_patch >= {max(need, PATCH_LIMITS['lr_patch'][0])}"
+        )
     if config.task == "segmentation":
         _choice(config.target, TARGETS, "target")
         _choice(m.arch, SEG_ARCHS, "model.arch")
@@ -669,6 +688,24 @@ def _scene_bands(path: Path) -> Optional[List[str]]:
         return None
 
 
+def _check_out_dir(out: Path) -> None:
+    """Refuse a run folder that cannot be written (a file, a read-only disk) before any data is read."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir: {out} is a file, not a folder for the run")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folder the run folder will be created in
+    import secrets
+
+    probe = parent / f".write-probe-{secrets.token_hex(4)}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"out_dir: cannot write in {parent} ({exc.strerror or exc}); choose another run folder") \
+            from None
+
+
 def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]:
     """Checks that need the data and the checkpoint files; returns the scene folders per split.
 
@@ -677,6 +714,7 @@ def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]
     """
     from ..data.scene import list_scenes  # lazy: keep config importable alone
 
+    _check_out_dir(Path(config.out_dir))
     d = config.data
     if not d.root:
         raise ConfigError("data.root: no dataset folder given (set data.root or --set data.root=PATH)")
@@ -710,6 +748,7 @@ def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]
         raise ConfigError(f"data.band: index {d.band} but the scenes hold {len(bands)} band(s): {', '.join(bands)}")
 
     # Checkpoints must exist now, and their cards must fit the data.
+    outputs = {(Path(config.out_dir) / name).resolve() for name in RUN_OUTPUTS}
     for key, path in (("model.init_from", config.model.init_from),
                       ("seg_nets.buildings", config.seg_nets.buildings),
                       ("seg_nets.roads", config.seg_nets.roads)):
@@ -719,6 +758,9 @@ def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]
             raise ConfigError(f"{key}: {path!r} refers to an experiment run; run it through `experiments run`")
         if not Path(path).is_file():
             raise ConfigError(f"{key}: checkpoint file {path} does not exist")
+        if Path(path).resolve() in outputs:
+            raise ConfigError(f"{key}: {path} is a file this run writes into out_dir ({config.out_dir}) and would be "
+                              "overwritten after the first epoch; copy it elsewhere or choose another out_dir")
     check_checkpoint_cards(config)
     if bands is not None:
         from ..models.zoo import read_card

@@ -35,9 +35,11 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 import torch
@@ -47,6 +49,7 @@ from torch import nn
 
 from ..evaluation.evaluate import evaluate_segmentation, evaluate_sr, scalar_metrics
 from ..evaluation.segnets import FrozenSegNet, Normalization, load_frozen_segnet
+from ..io.atomic import remove_orphans, replace_file, temp_path_for, write_text_atomic
 from . import distributed as ddp
 from .config import (
     TASK_LOSS_TARGETS,
@@ -356,24 +359,54 @@ def curves_history(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [{**h, "val": {k: v for k, v in (h.get("val") or {}).items() if k in CURVE_METRICS}} for h in history]
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT until the block ends, then deliver them (main thread only).
+
+    The QGIS dialog stops a run with SIGTERM; landing between two renames it
+    would leave ``history.json`` and ``last.pt`` describing different epochs.
+    Elsewhere than the main thread Python cannot catch signals: the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: List[int] = []
+    previous: Dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, _frame: caught.append(signum))
+        except (ValueError, OSError):  # pragma: no cover - no signals on this platform
+            pass
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        yield
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            os.kill(os.getpid(), caught[0])  # now that the files agree, stop as asked
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _commit_together(writers: Mapping[Path, Callable[[Path], None]]) -> None:
+    """Write each file into its temporary sibling, then rename them all in order, signals held.
+
+    Files that describe the same moment (the resume state and the history of
+    its epochs) are either all the old ones or all the new ones: the slow part
+    (writing) happens before, only the renames happen inside the held block.
+    """
+    temps: List[Any] = []
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        for path, write in writers.items():
+            remove_orphans(path)
+            tmp = temp_path_for(path)
+            temps.append((tmp, path))
+            write(tmp)
+        with _signals_held():
+            for tmp, path in temps:
+                replace_file(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for tmp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def _resume_signature(config: TrainConfig, world_size: int) -> Dict[str, Any]:
@@ -489,7 +522,7 @@ class Trainer:
                 self.log(f"starting afresh in {self.out}: removed the previous run's {', '.join(p.name for p in stale)}")
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            _atomic_text(self.out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            write_text_atomic(self.out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         ddp.barrier(self.ctx)
 
     def _check_scenes(self) -> None:
@@ -554,6 +587,8 @@ class Trainer:
         self.best_epoch = state["best_epoch"]
         self.start_epoch = int(state["epoch"]) + 1
         _set_rng_state(state["rng"])
+        if self.ctx.is_main:  # a run killed between the two renames: the history follows the checkpoint
+            write_text_atomic(self.out / "history.json", json.dumps(self.history, indent=1))
         self.log(f"resumed from {path} after epoch {state['epoch']}")
 
     # -- checkpoints
@@ -616,8 +651,13 @@ class Trainer:
         save_checkpoint(self.out / "last.safetensors", self.model, card)
         if improved:
             save_checkpoint(self.out / "best.safetensors", self.model, card)
-        _atomic_text(self.out / "history.json", json.dumps(self.history, indent=1))
-        _atomic_torch_save(self._state(epoch), self.out / RESUME_FILE)
+        # last.pt carries the history too; history.json (read by the QGIS dialog) is renamed right after it.
+        state = self._state(epoch)
+        history = json.dumps(self.history, indent=1)
+        _commit_together({
+            self.out / RESUME_FILE: lambda tmp: torch.save(state, tmp),
+            self.out / "history.json": lambda tmp: tmp.write_text(history, encoding="utf-8"),
+        })
         # Drawing costs seconds (matplotlib layout), so only now and then and at the end;
         # the live curves of the QGIS dialog come from the progress events instead.
         if epoch == self.config.epochs or epoch % PLOT_EVERY == 0:

@@ -23,7 +23,7 @@ def _use_installed_dependencies() -> None:
     dependency check in the GUI reports what is missing in plain words.
     """
     try:
-        from .ui.deps import activate_deps_dir, plugin_deps_dir
+        from .ui.install.deps import activate_deps_dir, plugin_deps_dir
 
         folder = plugin_deps_dir()
         if folder is not None:

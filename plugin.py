@@ -203,7 +203,7 @@ class S2SRPlugin:
     # ------------------------------------------------------------------ dependencies
     def check_dependencies(self) -> Any:
         """Look for the required packages (no import, so it is fast) and warn, with a button, when some lack."""
-        from .ui.deps import check_dependencies
+        from .ui.install.deps import check_dependencies
 
         self.deps_report = check_dependencies(deep=False)
         self._clear_deps_message()
@@ -256,7 +256,7 @@ class S2SRPlugin:
     def show_install_dialog(self) -> Optional[Any]:
         if self.install_dialog is None:
             try:
-                from .ui.install_dialog import InstallDialog
+                from .ui.install.dialog import InstallDialog
 
                 self.install_dialog = InstallDialog(parent=self.iface.mainWindow())
             except Exception as exc:  # noqa: BLE001

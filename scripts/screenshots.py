@@ -36,13 +36,13 @@ def shot_install_dialog(out_dir: Path) -> Path:
     """
     ensure_app()
     ui = face()
-    deps = ui("deps")
-    dialog_mod = ui("install_dialog")
+    interpreter = ui("install.interpreter")
+    dialog_mod = ui("install.dialog")
     saved = {name: sys.modules.get(name) for name in SHOWN_MISSING}
     try:
         for name in SHOWN_MISSING:
             sys.modules[name] = None  # type: ignore[assignment]
-        python = deps.find_python_interpreter(executable="") or sys.executable
+        python = interpreter.find_python_interpreter(executable="") or sys.executable
         dialog = dialog_mod.InstallDialog(python=python)
     finally:
         for name, module in saved.items():

@@ -276,6 +276,7 @@ def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     win = ShotWindow()
     dock_mod = ui("dock")
     dock = dock_mod.SRDockWidget(win, parent=win.window)
+    from qgis.core import QgsProject
     from qgis.PyQt.QtCore import Qt
 
     win.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
@@ -293,7 +294,7 @@ def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     dock.segment_button.click()
     wait_for(lambda: not dock.runner.busy())
     for lyr in layers:
-        node = dock_mod.QgsProject.instance().layerTreeRoot().findLayer(lyr.id())
+        node = QgsProject.instance().layerTreeRoot().findLayer(lyr.id())
         if node is not None:
             node.setItemVisibilityChecked(False)
     dock.tabs.setCurrentIndex(0)
@@ -319,6 +320,7 @@ def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     win = ShotWindow(1920, 1000)
     dock_mod = ui("dock")
     dock = dock_mod.SRDockWidget(win, parent=win.window)
+    from qgis.core import QgsProject
     from qgis.PyQt.QtCore import Qt
 
     win.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
@@ -338,7 +340,7 @@ def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     panel.buildings_combo.setLayer(masks["buildings"])
     panel.roads_combo.setLayer(masks["roads"])
     dock.tabs.setCurrentWidget(panel)
-    root = dock_mod.QgsProject.instance().layerTreeRoot()
+    root = QgsProject.instance().layerTreeRoot()
     for lyr in layers + [hr] + list(masks.values()):
         root.findLayer(lyr.id()).setItemVisibilityChecked(False)
     win.show()

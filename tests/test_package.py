@@ -58,7 +58,7 @@ def test_zip_has_one_top_folder_with_the_plugin_and_nothing_else(built: Dict[str
     assert names[0] == f"{NAME}/"
     assert all(n.startswith(f"{NAME}/") for n in names)
     for part in ("metadata.txt", "LICENSE", "__init__.py", "plugin.py", "core/__init__.py", "ui/__init__.py",
-                 "ui/deps.py", "ui/install_dialog.py", "ui/processing/provider.py", "resources/icons/icon.svg"):
+                 "ui/install/deps.py", "ui/install/dialog.py", "ui/processing/provider.py", "resources/icons/icon.svg"):
         assert f"{NAME}/{part}" in names, part
     for name in names:
         parts = [part for part in name.split("/")[1:] if part]

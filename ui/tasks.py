@@ -3,12 +3,17 @@
 The rules these classes enforce (QGIS crashes or corrupts projects otherwise):
 
 * a job is a plain callable ``job(progress, cancel) -> result`` built on the
-  main thread from plain values (paths, band numbers, extents); ``run()``
-  (a worker thread) never touches QgsProject, layers or widgets;
+  main thread from plain values (paths and one options object from
+  ``core.options``); ``run()`` (a worker thread) never touches QgsProject,
+  layers or widgets;
 * results reach the UI through Qt signals emitted from ``finished()``, which
   QGIS calls on the main thread, where layers may be added;
-* Cancel sets a flag the engine checks between tiles; the engine then removes
-  its partial output, and files a multi-step job registered are removed too;
+* Cancel sets the token the engine checks between tiles; the engine then
+  removes its partial output, and files a multi-step job registered are
+  removed too;
+* a cancelled job is not a failed one: ``run()`` returns True for it, because
+  QGIS shows "Task failed" for every task whose ``run()`` returns False, and
+  ``finished()`` emits ``canceledByUser`` so the caller says "cancelled";
 * the task manager deletes a finished task's C++ object, so :class:`TaskRunner`
   keeps the Python side alive until ``finished()`` ran and remembers which
   tasks are still running (for ``shutdown()``).
@@ -16,27 +21,23 @@ The rules these classes enforce (QGIS crashes or corrupts projects otherwise):
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence
 
-from qgis.core import (
-    QgsApplication,
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsMapLayer,
-    QgsProject,
-    QgsProviderRegistry,
-    QgsRasterLayer,
-    QgsTask,
-)
+from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, QObject, pyqtSignal
 
-from ..core.jobs import CancelToken, Progress, sub_progress, trust_path_for  # noqa: F401 (re-used by ui)
+from ..core.jobs import Cancelled, CancelToken, Progress, trust_path_for
+from ..core.options import SegmentOptions, SuperResolveOptions
 from .log import log
+
+__all__ = ["CoreTask", "TaskRunner", "SuperResolveJob", "SegmentJob", "sr_task", "seg_task", "remove_outputs",
+           "new_outputs", "SUCCEEDED", "FAILED", "CANCELLED"]
+
+SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
 
 
 def remove_outputs(paths: Sequence[os.PathLike]) -> None:
@@ -58,7 +59,7 @@ class CoreTask(QgsTask):
     Signals (emitted on the main thread): ``succeeded(result)``,
     ``failed(exception)``, ``canceledByUser()``, and ``ended()`` after any of them.
     ``created`` lists files the job made so far (it appends to it); they are
-    removed when the task fails or is cancelled.
+    removed when the task fails or is cancelled. ``outcome`` says how it ended.
     """
 
     succeeded = pyqtSignal(object)
@@ -74,6 +75,7 @@ class CoreTask(QgsTask):
         self.error: Optional[BaseException] = None
         self.message = ""
         self.created: List[Path] = []
+        self.outcome: Optional[str] = None
         self.is_finished = False
 
     # -- worker thread
@@ -84,14 +86,16 @@ class CoreTask(QgsTask):
     def run(self) -> bool:  # noqa: D401 - QgsTask API
         try:
             self.result_value = self.job(self._progress, self.flag)
-            if self.flag.cancelled:  # the job finished before it looked at the flag
-                remove_outputs(self.created)
-                return False
-            return True
+        except Cancelled:
+            self.outcome = CANCELLED
         except BaseException as exc:  # handed to the main thread, never raised in a worker
             self.error = exc
+            self.outcome = CANCELLED if self.flag.cancelled else FAILED
+        else:  # a job that finished before it looked at the flag is cancelled all the same
+            self.outcome = CANCELLED if self.flag.cancelled else SUCCEEDED
+        if self.outcome != SUCCEEDED:
             remove_outputs(self.created)
-            return False
+        return self.outcome != FAILED  # False would make QGIS report "Task failed" for a cancel
 
     def cancel(self) -> None:
         self.flag.cancel()
@@ -100,10 +104,12 @@ class CoreTask(QgsTask):
     # -- main thread
     def finished(self, result: bool) -> None:  # noqa: D401 - QgsTask API
         self.is_finished = True
+        if self.outcome is None:  # cancelled while queued: run() never started
+            self.outcome = CANCELLED if self.flag.cancelled else FAILED
         try:
-            if result:
+            if self.outcome == SUCCEEDED:
                 self.succeeded.emit(self.result_value)
-            elif self.flag.cancelled or type(self.error).__name__ == "Cancelled":
+            elif self.outcome == CANCELLED:
                 self.canceledByUser.emit()
             else:
                 self.failed.emit(self.error if self.error is not None else RuntimeError("the task stopped"))
@@ -168,69 +174,28 @@ class TaskRunner(QObject):
         return ok
 
 
-# --------------------------------------------------------------------------- reading layers (main thread)
-
-
-class Refused(ValueError):
-    """The UI will not start a job; the message says why, in the analyst's words."""
-
-
-def layer_file(layer: Optional[QgsMapLayer]) -> str:
-    """The local file behind a raster layer, or :class:`Refused` saying why there is none."""
-    if layer is None:
-        raise Refused("no layer chosen")
-    if not isinstance(layer, QgsRasterLayer):
-        raise Refused(f"'{layer.name()}' is not a raster layer; choose a raster (GeoTIFF, JP2, ...)")
-    provider = layer.providerType()
-    if provider != "gdal":
-        raise Refused(f"'{layer.name()}' comes from a {provider.upper()} service, not a file on this computer: "
-                      "save it as a GeoTIFF first (right-click > Export > Save As...) and use that layer")
-    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-    path = str(parts.get("path") or layer.source())
-    if path.startswith("/vsicurl") or "://" in path:
-        raise Refused(f"'{layer.name()}' is read over the network ({path.split('?')[0]}): "
-                      "download it or save it as a GeoTIFF first")
-    if not os.path.isfile(path):
-        raise Refused(f"'{layer.name()}': its file {path} does not exist (moved or deleted?)")
-    return path
-
-
-def utm_crs_for_layer(layer: QgsRasterLayer) -> QgsCoordinateReferenceSystem:
-    """The WGS 84 UTM zone of a layer's centre (what the engine warps degrees to)."""
-    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-    centre = QgsCoordinateTransform(layer.crs(), wgs84, QgsProject.instance()).transform(layer.extent().center())
-    zone = min(60, max(1, int(math.floor((centre.x() + 180.0) / 6.0)) + 1))
-    return QgsCoordinateReferenceSystem(f"EPSG:{(32600 if centre.y() >= 0 else 32700) + zone}")
-
-
 # --------------------------------------------------------------------------- jobs (plain data, no Qt)
 
 
 @dataclass
 class SuperResolveJob:
-    """Everything a super-resolution run needs, read on the main thread."""
+    """Everything a super-resolution run needs, read on the main thread: inputs, output, checkpoint, options."""
 
     inputs: List[str]
     out_path: str
     checkpoint: str
-    band: Any = 1
-    extent: Optional[Tuple[float, float, float, float]] = None
-    device: str = "cpu"
-    tile: Optional[int] = None
-    trust: bool = False  # also write <out>_trust.tif (core.inference.trust) in the same task
-    anchor: bool = True  # shift each tile to its revisits' brightness (core.inference.sr.anchor_offsets)
+    options: SuperResolveOptions = field(default_factory=SuperResolveOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
 
-        return api.super_resolve(self.inputs, self.out_path, self.checkpoint, band=self.band, tile=self.tile,
-                                 device=self.device, progress=progress, cancel=cancel, extent=self.extent,
-                                 trust=self.trust, anchor=self.anchor)
+        return api.super_resolve(self.inputs, self.out_path, self.checkpoint, self.options, progress=progress,
+                                 cancel=cancel)
 
     @property
     def trust_path(self) -> Optional[str]:
         """Where the trust map goes, when one is asked for."""
-        return str(trust_path_for(self.out_path)) if self.trust else None
+        return str(trust_path_for(self.out_path)) if self.options.trust else None
 
 
 @dataclass
@@ -239,19 +204,16 @@ class SegmentJob:
 
     input_path: str
     checkpoints: List[str]
-    out_prob: str
-    out_mask: str
+    out_mask: Optional[str]
+    out_prob: Optional[str]
     vectors: Optional[str] = None
-    band: Any = 1
-    device: str = "cpu"
-    extent: Optional[Tuple[float, float, float, float]] = None
+    options: SegmentOptions = field(default_factory=SegmentOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
 
-        return api.segment(self.input_path, self.checkpoints, out_prob=self.out_prob, out_mask=self.out_mask,
-                           vectors=self.vectors, band=self.band, device=self.device, progress=progress,
-                           cancel=cancel, extent=self.extent)
+        return api.segment(self.input_path, self.checkpoints, out_mask=self.out_mask, out_prob=self.out_prob,
+                           vectors=self.vectors, options=self.options, progress=progress, cancel=cancel)
 
 
 def new_outputs(paths: Sequence[Optional[str]]) -> List[Path]:

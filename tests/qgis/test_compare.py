@@ -38,10 +38,10 @@ def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, ch
     from qgis.core import QgsProject, QgsVectorLayer
 
     from core.evaluation.metrics import SegCounts, cpsnr_cssim
-    from core.inference.sr import segment
+    from core.inference.segment import segment
 
     dock_mod = qh.ui("dock")
-    compare_mod = qh.ui("compare")
+    compare_mod = qh.ui("dock.compare_tab")
     layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
     hr = qh.load_raster(scene_files["reference"], "HR reference")
     bmask = qh.load_raster(scene_files["masks"]["buildings"], "OSM buildings raster")

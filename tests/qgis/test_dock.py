@@ -90,7 +90,7 @@ def test_preview_extent_only_processes_the_map_view(dock, scene_files, checkpoin
         assert ds.tags()["SR_ANCHOR"].startswith("revisit mean")  # on by default
     dock.anchor_check.setChecked(False)  # the analyst wants the network's raw output
     job, _spec = dock.prepare_sr_job(str(checkpoints["baseline"]))
-    assert job.anchor is False
+    assert job.options.anchor is False
 
 
 def test_cancel_leaves_no_layer_and_no_file(dock, checkpoints, qh, tmp_path):
@@ -121,11 +121,11 @@ def clean_messages(dock):
 def test_refusals_and_warnings_are_shown_before_running(dock, qh, tmp_path):
     from qgis.core import QgsRasterLayer
 
-    dock_mod = qh.ui("dock")
+    sources = qh.ui("sources")
     remote = QgsRasterLayer("contextualWMSLegend=0&crs=EPSG:3857&format=image/png&layers=x&styles=&"
                             "url=http://example.invalid/wms", "remote imagery", "wms")
-    with pytest.raises(dock_mod.Refused, match="WMS service, not a file"):
-        dock_mod.layer_file(remote)
+    with pytest.raises(sources.Refused, match="WMS service, not a file"):
+        sources.layer_file(remote)
     degrees = qh.write_tif(tmp_path / "degrees.tif", (qh.smooth_image(20, 20, 3) * 1e4).astype("uint16"),
                            px=0.0001, crs="EPSG:4326", origin=(15.0, 52.0))
     layer = qh.load_raster(degrees, "in degrees")
@@ -202,3 +202,50 @@ def test_shutdown_cancels_running_jobs_and_waits(clean_qgis, checkpoints, qh, tm
     assert task.is_finished
     assert QgsApplication.taskManager().countActiveTasks() == 0
     assert not out_dir.exists() or qh.files_in(out_dir) == []
+
+
+def test_cancel_says_cancelled_and_lands_within_one_tile(dock, checkpoints, qh, tmp_path):
+    """Cancel is not a failure: no "failed" anywhere, QGIS's task ends complete, and it stops at the next tile."""
+    import time
+
+    from qgis.core import QgsTask
+
+    tasks = qh.ui("tasks")
+    big = qh.write_tif(tmp_path / "big.tif", (qh.smooth_image(256, 256, seed=7) * 1e4).astype("uint16"))
+    dock.layer_combo.setLayer(qh.load_raster(big, "big"))
+    dock.select_checkpoint(str(checkpoints["slow"]))
+    dock.sr.advanced["tile"].setValue(32)  # many small tiles, one per model call: the cancel has a chance
+    dock.sr.advanced["batch"].setValue(1)
+    out_dir = tmp_path / "out"
+    dock.out_dir.setFilePath(str(out_dir))
+    stamps = []
+    dock.runner.progressChanged.connect(lambda _v, msg: stamps.append((time.monotonic(), msg)))
+    task = dock.super_resolve()
+    assert task is not None and task.job.options.tile == 32 and task.job.options.batch == 1
+
+    def tiles_seen():
+        return [(t, m) for t, m in stamps if "tile" in m]
+
+    def distinct_tiles():  # one stamp per tile: the first time each "tile k/N" message was seen
+        first = {}
+        for t, m in tiles_seen():
+            first.setdefault(m, t)
+        return sorted(first.values())
+
+    assert qh.wait_until(lambda: len(distinct_tiles()) >= 3, 120), stamps[-5:]
+    times = distinct_tiles()
+    one_tile = max(b - a for a, b in zip(times, times[1:]))
+    clicked = time.monotonic()
+    dock.cancel_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 60)
+    latency = time.monotonic() - clicked
+    print(f"cancel landed after {latency:.2f} s; one tile takes up to {one_tile:.2f} s ({len(times)} tiles seen)")
+    assert latency <= 1.5 * one_tile + 1.0, (latency, one_tile)
+    assert task.outcome == tasks.CANCELLED
+    assert task.status() == QgsTask.TaskStatus.Complete  # QGIS reports "Task failed" for a Terminated task
+    assert not out_dir.exists() or qh.files_in(out_dir) == []
+    messages = clean_messages(dock)
+    assert any("cancelled" in m for m in messages), messages
+    assert not any("fail" in m.lower() for m in messages), messages
+    assert qh.wait_until(lambda: "cancelled" in dock.log_view.toPlainText(), 5)
+    assert "fail" not in dock.log_view.toPlainText().lower()

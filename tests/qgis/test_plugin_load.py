@@ -220,7 +220,7 @@ def test_missing_dependencies_warn_disable_and_offer_the_installer(
 
     # the packages arrive (as after an install): the dialog's signal re-enables everything, warning gone
     monkeypatch.undo()
-    dialog.installed.emit(qh.ui("deps").check_dependencies())
+    dialog.installed.emit(qh.ui("install.deps").check_dependencies())
     assert plugin.deps_report.ok
     assert plugin.dock_action.isEnabled() and plugin.train_action.isEnabled()
     assert plugin.dock_action.toolTip() == plugin.dock_action.statusTip()

@@ -1,14 +1,34 @@
-"""The plugin's Processing provider: its algorithms in the toolbox, the modeler, batch mode and qgis_process."""
+"""The plugin's Processing provider: its algorithms in the toolbox, the modeler, batch mode and qgis_process.
+
+It owns the list of algorithms; each algorithm module imports only
+``base.py``, so there is no import cycle between them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
+
+__all__ = ["PROVIDER_ID", "SRProcessingProvider", "all_algorithms"]
 
 PROVIDER_ID = "s2sr"
 _ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "icon.png"
+
+
+def all_algorithms() -> List[QgsProcessingAlgorithm]:
+    """One new instance of every algorithm, in toolbox order."""
+    from .area import FinetuneAreaAlgorithm
+    from .evaluate import EvaluateAlgorithm
+    from .segment import SegmentAlgorithm
+    from .superresolve import SuperResolveAlgorithm
+    from .train import TrainAlgorithm
+    from .trust import TrustMapAlgorithm
+
+    return [SuperResolveAlgorithm(), SegmentAlgorithm(), EvaluateAlgorithm(), TrainAlgorithm(),
+            FinetuneAreaAlgorithm(), TrustMapAlgorithm()]
 
 
 class SRProcessingProvider(QgsProcessingProvider):
@@ -28,7 +48,5 @@ class SRProcessingProvider(QgsProcessingProvider):
         return QIcon(str(_ICON)) if _ICON.is_file() else super().icon()
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
-        from .algorithms import all_algorithms
-
         for alg in all_algorithms():
             self.addAlgorithm(alg)

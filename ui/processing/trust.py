@@ -1,8 +1,11 @@
 """Processing algorithm ``s2sr:trustmap``: where does an SR raster disagree with the Sentinel-2 revisits?
 
-One call into :func:`core.api.trust_map`. The revisits default to those the SR
-output records in its metadata (``super_resolve`` writes them), so in a model
-the algorithm can follow ``s2sr:superresolve`` with only its output wired in.
+One call into :func:`core.api.trust_map`; its options (band, threshold,
+largest shift, instability, device) come from ``core.options.TrustOptions``
+through ``base.py``. The band is a "number or name" text here because it names
+a band of the revisits, not of the SR raster. The revisits default to those
+the SR output records in its metadata (``super_resolve`` writes them), so in a
+model the algorithm can follow ``s2sr:superresolve`` with only its output wired in.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
-from .algorithms import FeedbackCancel, _Base, progress_to
+from ...core.options import TrustOptions
+from .base import AlgorithmBase, FeedbackCancel, add_option_parameters, options_from_parameters, progress_to
 
 __all__ = ["TrustMapAlgorithm"]
 
@@ -27,7 +30,7 @@ SCORES = (("MEAN_DISAGREEMENT", "mean_disagreement", "Mean disagreement (reflect
           ("FLAGGED_SHARE", "flagged_share", "Share of pixels above the threshold"))
 
 
-class TrustMapAlgorithm(_Base):
+class TrustMapAlgorithm(AlgorithmBase):
     NAME, TITLE = "trustmap", "Trust map of a super-resolved raster"
     HELP = (
         "Degrades a super-resolved raster back to Sentinel-2 (PSF, each revisit's sub-pixel shift, 3x3 area "
@@ -43,31 +46,25 @@ class TrustMapAlgorithm(_Base):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "REVISITS", "LR revisits it was made from (empty: those recorded in its metadata)",
             QgsProcessing.SourceType.TypeRaster, optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "BAND", "Band of the revisits (0 = the recorded one, else 1)", QgsProcessingParameterNumber.Type.Integer,
-            0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "THRESHOLD", "Disagreement counted as flagged (reflectance)", QgsProcessingParameterNumber.Type.Double,
-            0.02, minValue=0.0))
+        add_option_parameters(self, TrustOptions)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Trust map"))
         for key, _attr, title in SCORES:
             self.addOutput(QgsProcessingOutputNumber(key, title))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        sr = self._file_of(self.parameterAsRasterLayer(parameters, "INPUT", context), "Super-resolved raster")
+        sr = self.file_of(self.parameterAsRasterLayer(parameters, "INPUT", context), "Super-resolved raster")
         revisits = self.parameterAsLayerList(parameters, "REVISITS", context)
-        inputs: Optional[List[str]] = [self._file_of(lyr, "Revisit") for lyr in revisits] or None
-        band = self.parameterAsInt(parameters, "BAND", context) or None
+        inputs: Optional[List[str]] = [self.file_of(lyr, "Revisit") for lyr in revisits] or None
+        options = options_from_parameters(TrustOptions, self, parameters, context)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ...core import api
 
         try:
-            summary = api.trust_map(sr, inputs, band=band, out_path=out,
-                                    threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
-                                    progress=progress_to(feedback), cancel=FeedbackCancel(feedback))
+            summary = api.trust_map(sr, inputs, out_path=out, options=options, progress=progress_to(feedback),
+                                    cancel=FeedbackCancel(feedback))
         except Exception as exc:
-            raise self._fail(exc) from None
-        self._report(feedback, summary.messages)
+            raise self.fail(exc) from None
+        self.report(feedback, summary.messages)
         result: Dict[str, Any] = {"OUTPUT": str(summary.path)}
         for key, attr, _title in SCORES:
             result[key] = float(getattr(summary, attr))

@@ -1,10 +1,12 @@
 """Processing algorithm ``s2sr:finetunearea``: fine-tune an SR network on your own area (no HR image).
 
-One call into :func:`core.area.run_area`: the revisits are cut into tiles,
-the buildings and roads layers (exported to GeoPackages in the output folder, so
-temporary QuickOSM layers work) are rasterized onto the 3x grid, a strip is held
-out, the network is fine-tuned with consistency cL1 + building/road Dice, and
-Dice and consistency cPSNR on the held-out strip are reported before and after.
+One call into :func:`core.area.finetune.run_area`: the revisits are cut into
+tiles, the buildings and roads layers (exported to GeoPackages in the output
+folder, so temporary QuickOSM layers work) are rasterized onto the 3x grid, a
+strip is held out, the network is fine-tuned with consistency cL1 +
+building/road Dice, and Dice and consistency cPSNR on the held-out strip are
+reported before and after. The training knobs are ``core.options.AreaOptions``
+(through ``base.py``); the layers, band, tile size and files are added here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
@@ -26,27 +27,26 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..tasks import Refused
-from .algorithms import TRAIN_DEVICES, TRAIN_GROUP, TRAIN_GROUP_ID, FeedbackCancel, _Base, _shipped_default
+from ...core.options import AreaOptions
+from ..sources import Refused, export_vector, revisit_files
+from .base import (
+    TRAIN_GROUP,
+    TRAIN_GROUP_ID,
+    AlgorithmBase,
+    FeedbackCancel,
+    add_option_parameters,
+    options_from_parameters,
+    shipped_default,
+)
 
 __all__ = ["FinetuneAreaAlgorithm"]
 
 SCORES = ("buildings_dice", "roads_dice", "consistency_cpsnr")
+#: parameter names published before ``AreaOptions`` existed (``qgis_process`` commands use them)
+NAMES = {"samples_per_epoch": "SAMPLES"}
 
 
-def _seg_default(target: str):
-    try:
-        from ...core import api
-
-        for path, card in api.list_models():
-            if getattr(card, "task", "") == "segmentation" and getattr(card, "target", "") == target:
-                return str(path)
-    except Exception:  # a broken shipped file must not break the toolbox
-        pass
-    return None
-
-
-class FinetuneAreaAlgorithm(_Base):
+class FinetuneAreaAlgorithm(AlgorithmBase):
     NAME, TITLE = "finetunearea", "Fine-tune on your own area (S-2 + OSM, no HR image)"
     GROUP_NAME, GROUP_KEY = TRAIN_GROUP, TRAIN_GROUP_ID
     HELP = (
@@ -70,19 +70,16 @@ class FinetuneAreaAlgorithm(_Base):
             "ROADS", "Roads (lines with the OSM 'highway' class)", [QgsProcessing.SourceType.TypeVectorLine]))
         self.addParameter(QgsProcessingParameterFile(
             "CHECKPOINT", "SR checkpoint to start from (.safetensors)", extension="safetensors",
-            defaultValue=_shipped_default("sr")))
+            defaultValue=shipped_default("sr")))
         self.addParameter(QgsProcessingParameterFile(
             "SEG_BUILDINGS", "Buildings network (.safetensors)", extension="safetensors",
-            defaultValue=_seg_default("buildings")))
+            defaultValue=shipped_default("segmentation", "buildings")))
         self.addParameter(QgsProcessingParameterFile(
-            "SEG_ROADS", "Roads network (.safetensors)", extension="safetensors", defaultValue=_seg_default("roads")))
-        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Type.Integer,
-                                                       10, minValue=1))
+            "SEG_ROADS", "Roads network (.safetensors)", extension="safetensors",
+            defaultValue=shipped_default("segmentation", "roads")))
         self.addParameter(QgsProcessingParameterNumber("TILE", "Tile size (LR pixels)",
                                                        QgsProcessingParameterNumber.Type.Integer, 64, minValue=16))
-        self.addParameter(QgsProcessingParameterNumber("SAMPLES", "Patches per epoch (0 = the recipe's)",
-                                                       QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", TRAIN_DEVICES, defaultValue=0))
+        add_option_parameters(self, AreaOptions, names=NAMES)
         self.addParameter(QgsProcessingParameterFolderDestination("OUT_DIR", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("CHECKPOINT_OUT", "Fine-tuned checkpoint"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Report (Markdown)"))
@@ -91,12 +88,14 @@ class FinetuneAreaAlgorithm(_Base):
                 self.addOutput(QgsProcessingOutputNumber(f"{key.upper()}_{when}", f"{key} {when.lower()}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core.area.finetune import AreaFinetuneConfig, run_area
-        from ..area_inputs import export_vector, revisit_files
+        from ...core.area.finetune import RECIPE, run_area
+        from ...core.options import parse_band
 
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
-        band_text = self.parameterAsString(parameters, "BAND", context).strip() or "1"
-        band: Any = int(band_text) if band_text.isdigit() else band_text
+        band = parse_band(self.parameterAsString(parameters, "BAND", context).strip() or "1")
+        options = options_from_parameters(AreaOptions, self, parameters, context, names=NAMES)
+        if options.recipe is None:
+            options = options.replace(recipe=str(RECIPE))  # the shipped area recipe
         try:
             revisits = revisit_files(self.parameterAsLayerList(parameters, "REVISITS", context))
             buildings = export_vector(self.parameterAsVectorLayer(parameters, "BUILDINGS", context), "buildings",
@@ -105,9 +104,6 @@ class FinetuneAreaAlgorithm(_Base):
                                   out_dir / "inputs" / "roads.gpkg")
         except Refused as exc:
             raise QgsProcessingException(str(exc)) from None
-        samples = self.parameterAsInt(parameters, "SAMPLES", context) or None
-        options = AreaFinetuneConfig(samples_per_epoch=samples,
-                                     device=TRAIN_DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)])
 
         def progress(event: Dict[str, Any]) -> None:
             kind = event.get("event")
@@ -128,14 +124,13 @@ class FinetuneAreaAlgorithm(_Base):
             result = run_area(
                 revisits, band, buildings, roads, self.parameterAsFile(parameters, "CHECKPOINT", context),
                 self.parameterAsFile(parameters, "SEG_BUILDINGS", context),
-                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir,
-                epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir, epochs=options.epochs,
                 tile_lr=self.parameterAsInt(parameters, "TILE", context), options=options, progress=progress,
                 cancel=FeedbackCancel(feedback), command="QGIS Processing s2sr:finetunearea")
         except Exception as exc:
-            raise self._fail(exc) from None
+            raise self.fail(exc) from None
         try:  # the dock lists it from now on
-            from ..dock import remember_checkpoint
+            from ..dock.model_store import remember_checkpoint
 
             remember_checkpoint(str(result.checkpoint))
         except Exception as exc:  # listing is a convenience; the checkpoint exists either way

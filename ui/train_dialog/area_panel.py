@@ -29,9 +29,33 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["AreaPanel"]
+from ...core.options import AreaOptions, cli_flag, option_fields
+from ..sources import Refused, export_vector, revisit_files
+
+__all__ = ["AreaPanel", "cli_arguments"]
 
 LAYER_ID = Qt.ItemDataRole.UserRole
+
+
+def cli_arguments(options: Any, keep: Tuple[str, ...] = ("epochs", "device")) -> List[str]:
+    """The command-line flags that give ``options`` to the headless CLI (``core.options`` names the flags).
+
+    Only values that differ from the defaults are written, and the fields in
+    ``keep``, so the command in the log shows what the analyst chose.
+    """
+    args: List[str] = []
+    for f, meta in option_fields(options):
+        flag = cli_flag(f, meta)
+        value = getattr(options, f.name)
+        if flag is None or (value == f.default and f.name not in keep):
+            continue
+        if meta.kind == "bool":
+            args.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, tuple):
+            args += [flag, *map(str, value)]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
 
 
 class AreaPanel(QWidget):
@@ -105,7 +129,7 @@ class AreaPanel(QWidget):
     def _fill_defaults(self) -> None:
         """The checkpoints last chosen in the dock, when there are some."""
         try:
-            from .dock import ModelStore
+            from ..dock.model_store import ModelStore
 
             store = ModelStore()
             for widget, role in ((self.checkpoint, "sr"), (self.seg_buildings, "seg_buildings"),
@@ -140,11 +164,14 @@ class AreaPanel(QWidget):
             item = self.revisits.item(i)
             item.setCheckState(Qt.CheckState.Checked if item.data(LAYER_ID) in wanted else Qt.CheckState.Unchecked)
 
+    def options(self) -> AreaOptions:
+        """The tab's training knobs as ``AreaOptions`` (checked: a bad value is refused with a sentence)."""
+        return AreaOptions(epochs=self.epochs.value(), samples_per_epoch=self.samples.value(),
+                           device=self.dialog.device_combo.currentData() or "auto")
+
     def arguments(self) -> Tuple[List[str], Path]:
         """The headless command's arguments and the output folder; :class:`ValueError` says what is missing."""
-        from .area_inputs import export_vector, revisit_files
-        from .tasks import Refused
-
+        options = self.options()
         out = self.out_dir.filePath().strip()
         if not out:
             raise ValueError("choose an output folder for the area run")
@@ -167,19 +194,18 @@ class AreaPanel(QWidget):
         args = ["-m", "core.cli", "area", "run", "--revisits", *revisits, "--band", self.band.text().strip() or "1",
                 "--buildings", str(buildings), "--roads", str(roads), "--checkpoint", files["checkpoint"],
                 "--seg-buildings", files["buildings network"], "--seg-roads", files["roads network"],
-                "--out", str(out_dir), "--epochs", str(self.epochs.value()), "--tile", str(self.tile.value()),
-                "--samples", str(self.samples.value()),
-                "--device", self.dialog.device_combo.currentData() or "auto", "--progress", "jsonl"]
+                "--out", str(out_dir), "--tile", str(self.tile.value()), *cli_arguments(options),
+                "--progress", "jsonl"]
         return args, out_dir
 
     def start(self) -> bool:
         if self.dialog.is_running():
-            self.dialog._status("a run is already in progress; cancel it first", error=True)
+            self.dialog.show_status("a run is already in progress; cancel it first", error=True)
             return False
         try:
             args, out_dir = self.arguments()
         except ValueError as exc:
-            self.dialog._status(str(exc), error=True)
+            self.dialog.show_status(str(exc), error=True)
             return False
         return self.dialog.launch(args, out_dir / "train", fresh=False, what="area fine-tune")
 
@@ -191,7 +217,7 @@ class AreaPanel(QWidget):
         for key, values in summary.items():
             b, a = values.get("before"), values.get("after")
             fmt = "{:.2f}" if "cpsnr" in key else "{:.3f}"
-            self.dialog._append_log(f"held-out {key}: before {fmt.format(b) if b is not None else 'n/a'}, "
+            self.dialog.append_log(f"held-out {key}: before {fmt.format(b) if b is not None else 'n/a'}, "
                                     f"after {fmt.format(a) if a is not None else 'n/a'}")
         if event.get("report"):
-            self.dialog._append_log(f"report: {event['report']}")
+            self.dialog.append_log(f"report: {event['report']}")

@@ -4,25 +4,26 @@
 Why a dialog and not an automatic install: installing software is the
 analyst's decision (PyTorch is a download of hundreds of megabytes), so the
 dialog first says what is missing, what pip will fetch, from where to where
-and with which exact command, and runs nothing before the Install button is
-pressed. pip runs in a ``QProcess``, so QGIS stays responsive, its output
-streams into the dialog, Cancel stops it, and every ending (done, failed,
-cancelled) is told in plain words, never as a traceback.
+and with which exact commands, and runs nothing before the Install button is
+pressed. The commands shown are the commands run, to the character (a copy
+into a terminal does the same). The interpreter is checked before anything
+runs: one that is not QGIS's own Python version is refused, naming both
+versions, because what it installs would not load in QGIS. pip runs in a
+``QProcess`` (``runner.py``), so QGIS stays responsive, Cancel stops it, and
+every ending (done, failed, cancelled) is told in plain words.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import shlex
-import subprocess
+import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, Qt, QTimer, pyqtSignal
+from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QFont
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -43,141 +44,33 @@ from qgis.PyQt.QtWidgets import (
 
 from .deps import (
     REQUIREMENTS,
-    TORCH_CPU_INDEX,
     DepsError,
     DepsReport,
     Requirement,
     activate_deps_dir,
     check_dependencies,
-    numpy_constraints,
-    pip_command,
     plugin_deps_dir,
-    python_interpreter,
 )
+from .interpreter import (
+    check_interpreter,
+    find_python_interpreter,
+    format_version,
+    python_interpreter,
+    qgis_python_version,
+    set_configured_interpreter,
+)
+from .pip import CPU_SOURCE, TORCH_CPU_INDEX, InstallPlan, numpy_constraints, plan_install, write_constraints
+from .runner import CANCELLED, FAILED, SUCCEEDED, TERMINATE_GRACE_MS, PipOutcome, PipRunner, command_line
 
-#: How long pip gets to stop after Cancel before it is killed.
-TERMINATE_GRACE_MS = 3000
-SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
-
-
-@dataclass
-class PipOutcome:
-    """How a pip run ended: ``status`` is ``succeeded``, ``failed`` or ``cancelled``."""
-
-    status: str
-    exit_code: Optional[int]
-    message: str
-    output: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == SUCCEEDED
-
-
-def command_line(command: Sequence[str]) -> str:
-    """The command as the analyst would type it on this system (to copy into a terminal)."""
-    if sys.platform.startswith("win"):
-        return subprocess.list2cmdline(list(command))
-    return shlex.join(list(command))
-
-
-class PipRunner(QObject):
-    """Runs one command (pip) without blocking QGIS; emits its output and one :class:`PipOutcome`."""
-
-    output = pyqtSignal(str)
-    finished = pyqtSignal(object)
-
-    def __init__(self, parent: Optional[QObject] = None) -> None:
-        super().__init__(parent)
-        self.process: Optional[QProcess] = None
-        self.outcome: Optional[PipOutcome] = None
-        self._chunks: List[str] = []
-        self._cancelled = False
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.timeout.connect(self.kill)
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
-
-    def start(self, command: Sequence[str]) -> None:
-        if self.is_running():
-            raise DepsError("an installation is already running")
-        self.outcome = None
-        self._chunks = []
-        self._cancelled = False
-        proc = QProcess(self)
-        proc.setProgram(str(command[0]))
-        proc.setArguments([str(a) for a in command[1:]])
-        proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        env.insert("PYTHONIOENCODING", "utf-8")
-        proc.setProcessEnvironment(env)
-        proc.readyReadStandardOutput.connect(self._read)
-        proc.finished.connect(self._finished)
-        proc.errorOccurred.connect(self._error)
-        self.process = proc
-        proc.start()
-
-    def cancel(self) -> None:
-        """Ask pip to stop, and kill it if it has not after a short grace period."""
-        if not self.is_running():
-            return
-        self._cancelled = True
-        self.process.terminate()
-        self._kill_timer.start(TERMINATE_GRACE_MS)
-
-    def wait(self, msecs: int = 30000) -> bool:
-        """Block until the process ends (plugin unload); True when it did."""
-        if self.process is None:
-            return True
-        return self.process.state() == QProcess.ProcessState.NotRunning or self.process.waitForFinished(msecs)
-
-    def kill(self) -> None:
-        """Stop the process at once (no grace period)."""
-        if self.is_running():
-            self.process.kill()
-
-    def _read(self) -> None:
-        if self.process is None:
-            return
-        text = bytes(self.process.readAllStandardOutput()).decode("utf-8", errors="replace")
-        if text:
-            self._chunks.append(text)
-            self.output.emit(text)
-
-    def _error(self, error: Any) -> None:
-        if error == QProcess.ProcessError.FailedToStart and self.outcome is None:
-            program = self.process.program() if self.process is not None else "?"
-            self._emit(PipOutcome(FAILED, None, f"could not start {program}: {self.process.errorString()}. "
-                                                "Choose QGIS's Python interpreter and try again."))
-
-    def _finished(self, exit_code: int, exit_status: Any) -> None:
-        self._kill_timer.stop()
-        self._read()
-        text = "".join(self._chunks)
-        if self._cancelled:
-            outcome = PipOutcome(CANCELLED, exit_code, "installation cancelled", text)
-        elif exit_status == QProcess.ExitStatus.CrashExit:
-            outcome = PipOutcome(FAILED, None, "pip stopped unexpectedly (it crashed or was killed)", text)
-        elif exit_code == 0:
-            outcome = PipOutcome(SUCCEEDED, 0, "pip finished", text)
-        else:
-            from .deps import explain_pip_failure
-
-            outcome = PipOutcome(FAILED, exit_code, explain_pip_failure(text, exit_code), text)
-        self._emit(outcome)
-
-    def _emit(self, outcome: PipOutcome) -> None:
-        if self.outcome is not None:  # FailedToStart and finished must not both report
-            return
-        self.outcome = outcome
-        self.finished.emit(outcome)
+__all__ = ["InstallDialog", "PipRunner", "PipOutcome", "command_line", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 
 class InstallDialog(QDialog):
-    """Explains, asks, runs pip and reports. Signals: ``installed(DepsReport)``, ``installFinished(PipOutcome)``."""
+    """Explains, asks, runs pip and reports. Signals: ``installed(DepsReport)``, ``installFinished(PipOutcome)``.
+
+    ``extra_args`` go to every pip command and ``cpu_source`` replaces where the
+    CPU wheels come from (both for tests and unusual networks).
+    """
 
     installed = pyqtSignal(object)
     installFinished = pyqtSignal(object)
@@ -189,6 +82,7 @@ class InstallDialog(QDialog):
         target_dir: Optional[Path] = None,
         python: Optional[os.PathLike] = None,
         extra_args: Sequence[str] = (),
+        cpu_source: Sequence[str] = CPU_SOURCE,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Install dependencies: Task-Driven S2 Super-Resolution")
@@ -196,17 +90,26 @@ class InstallDialog(QDialog):
         self.requirements = list(requirements)
         self.target_dir = Path(target_dir) if target_dir is not None else plugin_deps_dir()
         self.extra_args = list(extra_args)
+        self.cpu_source = list(cpu_source)
+        #: the commands' shared files (CPU wheels, constraints) live here, so the shown commands name real paths
+        self.work_dir = Path(tempfile.mkdtemp(prefix="s2sr-install-"))
+        self.destroyed.connect(lambda *_args, d=str(self.work_dir): shutil.rmtree(d, ignore_errors=True))
+        self.offers_cpu_wheels = sys.platform.startswith("linux") and any(r.cpu_wheels for r in self.requirements)
         self.report: Optional[DepsReport] = None
         self.outcome: Optional[PipOutcome] = None
-        self._constraints: Optional[Path] = None
+        self.running_plan: Optional[InstallPlan] = None
+        self._step = 0
         self._preloaded: List[str] = []
         self._selected: List[Requirement] = []
         self.runner = PipRunner(self)
         self.runner.output.connect(self._append_log)
-        self.runner.finished.connect(self._finished)
+        self.runner.finished.connect(self._step_finished)
         detected = python or python_interpreter()
         self._build(str(detected) if detected else "")
         self.refresh()
+        if not detected:
+            self._status(f"QGIS's Python {format_version(qgis_python_version())} was not found; choose it with "
+                         f"Browse… before installing.", error=True)
 
     # ------------------------------------------------------------------ widgets
     def _build(self, python: str) -> None:
@@ -225,10 +128,9 @@ class InstallDialog(QDialog):
             self.package_layout.addWidget(check)
         self.cpu_torch = QCheckBox("CPU-only PyTorch (a much smaller download; enough for this plugin on "
                                    "most computers)")
-        self.cpu_torch.setToolTip(f"adds --extra-index-url {TORCH_CPU_INDEX}")
+        self.cpu_torch.setToolTip(f"torch and torchvision come from {TORCH_CPU_INDEX}; everything else from PyPI")
         self.cpu_torch.setChecked(True)
-        self.cpu_torch.setVisible(sys.platform.startswith("linux") and any(r.module == "torch"
-                                                                           for r in self.requirements))
+        self.cpu_torch.setVisible(self.offers_cpu_wheels)
         self.cpu_torch.toggled.connect(self._update_command)
         self.package_layout.addWidget(self.cpu_torch)
         layout.addWidget(box)
@@ -240,17 +142,21 @@ class InstallDialog(QDialog):
         form.addRow("Install into", self.target_label)
         row = QHBoxLayout()
         self.python_edit = QLineEdit(python)
-        self.python_edit.setToolTip("QGIS's own Python executable; pip runs with it so the packages match it")
+        self.python_edit.setToolTip(f"QGIS's own Python ({format_version(qgis_python_version())}); pip runs with "
+                                    "it so the packages match it")
         self.python_edit.textChanged.connect(self._update_command)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_python)
         row.addWidget(self.python_edit, 1)
         row.addWidget(browse)
         form.addRow("Python", row)
-        self.command_edit = QLineEdit()
-        self.command_edit.setReadOnly(True)
-        self.command_edit.setToolTip("The exact command that Install runs (you may also run it in a terminal)")
-        form.addRow("Command", self.command_edit)
+        self.command_view = QPlainTextEdit()
+        self.command_view.setReadOnly(True)
+        self.command_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.command_view.setMaximumHeight(110)
+        self.command_view.setToolTip("The exact commands Install runs, one per line, in order (you may also run "
+                                     "them in a terminal)")
+        form.addRow("Commands", self.command_view)
         layout.addLayout(form)
 
         self.log_view = QPlainTextEdit()
@@ -266,14 +172,14 @@ class InstallDialog(QDialog):
 
         buttons = QDialogButtonBox()
         self.install_button = buttons.addButton("Install", QDialogButtonBox.ButtonRole.ActionRole)
-        self.install_button.setToolTip("Run the command above: download and install the ticked packages")
+        self.install_button.setToolTip("Run the commands above: download and install the ticked packages")
         self.cancel_button = buttons.addButton("Cancel installation", QDialogButtonBox.ButtonRole.ActionRole)
         self.close_button = buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.install_button.clicked.connect(self.start_install)
         self.cancel_button.clicked.connect(self.cancel_install)
         self.close_button.clicked.connect(self.close)
         layout.addWidget(buttons)
-        self.resize(760, 620)
+        self.resize(760, 640)
 
     # ------------------------------------------------------------------ state
     def refresh(self) -> DepsReport:
@@ -285,8 +191,7 @@ class InstallDialog(QDialog):
             size = " (large download)" if req.large else ""
             state = f"found {status.version or ''}".rstrip() if status.ok else status.problem
             check.setText(f"{req.pip}{size}: {req.purpose}. Now: {state}")
-            tip = req.system_hint or ""
-            check.setToolTip(tip)
+            check.setToolTip(req.system_hint or "")
             prefer_system = bool(req.system_hint) and linux
             check.setChecked(not status.ok and not req.optional and not prefer_system)
         missing = self.report.missing
@@ -310,26 +215,30 @@ class InstallDialog(QDialog):
     def selected_requirements(self) -> List[Requirement]:
         return [req for req, check in zip(self.requirements, self.checkboxes) if check.isChecked()]
 
-    def _extra_args(self, selected: Sequence[Requirement]) -> List[str]:
-        extra = list(self.extra_args)
-        if self.cpu_torch.isVisible() and self.cpu_torch.isChecked() and any(r.module == "torch" for r in selected):
-            extra += ["--extra-index-url", TORCH_CPU_INDEX]
-        return extra
-
-    def command(self, constraints_file: Optional[Path] = None) -> List[str]:
-        """The pip command for the ticked packages (raises :class:`DepsError` when it cannot be made)."""
-        selected = self.selected_requirements()
+    def plan(self) -> InstallPlan:
+        """The commands for the ticked packages (raises :class:`DepsError` when they cannot be made)."""
         if self.target_dir is None:
             raise DepsError("no QGIS profile folder was found to install into")
         python = self.python_edit.text().strip()
-        return pip_command([r.pip for r in selected], self.target_dir, self._extra_args(selected),
-                           python=python or None, constraints_file=constraints_file)
+        if not python:
+            raise DepsError("choose QGIS's Python interpreter with Browse…")
+        return plan_install(self.selected_requirements(), self.target_dir, self.work_dir, python,
+                            cpu_wheels=self.offers_cpu_wheels and self.cpu_torch.isChecked(),
+                            extra_args=self.extra_args, cpu_source=self.cpu_source, pins=numpy_constraints(),
+                            companions=self.requirements)
+
+    def commands(self) -> List[List[str]]:
+        return self.plan().commands
+
+    def shown_commands(self) -> List[str]:
+        """The commands as the dialog shows them (one line each)."""
+        return [line for line in self.command_view.toPlainText().splitlines() if line.strip()]
 
     def _update_command(self, *_args: Any) -> None:
         try:
-            self.command_edit.setText(command_line(self.command()))
+            self.command_view.setPlainText("\n".join(command_line(c) for c in self.commands()))
         except DepsError as exc:
-            self.command_edit.setText(f"({exc})")
+            self.command_view.setPlainText(f"({exc})")
 
     def _browse_python(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "QGIS's Python interpreter", self.python_edit.text())
@@ -357,7 +266,7 @@ class InstallDialog(QDialog):
 
     # ------------------------------------------------------------------ install
     def start_install(self) -> bool:
-        """Run pip for the ticked packages; False (with the reason shown) when it cannot start."""
+        """Run the commands for the ticked packages; False (with the reason shown) when they cannot start."""
         if self.is_running():
             return False
         selected = self.selected_requirements()
@@ -365,47 +274,47 @@ class InstallDialog(QDialog):
             self._status("Tick at least one package to install.", error=True)
             return False
         python = self.python_edit.text().strip()
-        if not python or not os.path.isfile(python):
-            self._status(f"The Python interpreter '{python}' does not exist. Choose QGIS's own Python "
-                         f"(Python {self.report.python if self.report else ''}) with Browse….", error=True)
+        try:
+            check_interpreter(python)
+            plan = self.plan()
+        except DepsError as exc:
+            self._status(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", error=True)
             return False
         try:
             self.target_dir.mkdir(parents=True, exist_ok=True)
+            if plan.wheelhouse is not None:
+                shutil.rmtree(plan.wheelhouse, ignore_errors=True)  # only this run's CPU wheels get pinned
+            write_constraints(plan)
         except (OSError, AttributeError) as exc:
             self._status(f"Could not create the folder {self.target_dir}: {exc}", error=True)
             return False
         self._remember_python(python)
-        self._constraints = self._write_constraints()
-        try:
-            command = self.command(self._constraints)
-        except DepsError as exc:
-            self._status(str(exc), error=True)
-            return False
         self._selected = selected
         self._preloaded = [r.module for r in selected if r.module in sys.modules]
         self.outcome = None
+        self.running_plan = plan
+        self._step = 0
         self.log_view.clear()
-        self._append_log(f"$ {command_line(command)}\n")
-        self._status("Installing… PyTorch alone can take several minutes to download." if any(
-            r.module == "torch" for r in selected) else "Installing…")
         self._set_running(True)
-        self.runner.start(command)
+        self._run_step()
         return True
 
-    def _write_constraints(self) -> Optional[Path]:
-        pins = numpy_constraints()
-        if not pins:
-            return None
-        handle, name = tempfile.mkstemp(prefix="s2sr-constraints-", suffix=".txt")
-        with os.fdopen(handle, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(pins) + "\n")
-        return Path(name)
+    def _run_step(self) -> None:
+        plan = self.running_plan
+        command = plan.commands[self._step]
+        if self._step > 0 and plan.constraints is not None:
+            pins = write_constraints(plan).strip()  # now with the CPU wheels just downloaded
+            self._append_log(f"# {plan.constraints.name}: {', '.join(pins.splitlines())}\n")
+        self._append_log(f"$ {command_line(command)}\n")
+        steps = f" (step {self._step + 1} of {len(plan.commands)})" if len(plan.commands) > 1 else ""
+        torch = any(r.module == "torch" for r in self._selected)
+        self._status(f"Installing{steps}… PyTorch alone can take several minutes to download." if torch
+                     else f"Installing{steps}…")
+        self.runner.start(command)
 
     def _remember_python(self, python: str) -> None:
         """Keep a hand-chosen interpreter for the next time (and for the training dialog)."""
         try:
-            from .deps import find_python_interpreter, set_configured_interpreter
-
             detected = find_python_interpreter()
             set_configured_interpreter(None if detected and Path(python) == detected else python)
         except Exception:  # noqa: BLE001 - remembering is a convenience; the install goes on
@@ -416,14 +325,14 @@ class InstallDialog(QDialog):
             self._status("Cancelling…")
             self.runner.cancel()
 
-    def _finished(self, outcome: PipOutcome) -> None:
-        if self._constraints is not None:
-            try:
-                self._constraints.unlink()
-            except OSError:
-                pass
-            self._constraints = None
+    def _step_finished(self, outcome: PipOutcome) -> None:
+        plan = self.running_plan
+        if outcome.ok and plan is not None and self._step + 1 < len(plan.commands):
+            self._step += 1
+            self._run_step()
+            return
         self.outcome = outcome
+        self.running_plan = None
         if outcome.status == CANCELLED:
             self._status(f"Installation cancelled. pip copies packages into {self.target_dir} only at its very "
                          f"end, so the folder is unchanged unless that last step had begun.")
@@ -455,19 +364,19 @@ class InstallDialog(QDialog):
                      f"are already loaded).")
         else:
             text += " No restart is needed."
-        self._status(text)
         full = self.refresh()
         self._status(text)
         self.installed.emit(full)
 
     # ------------------------------------------------------------------ closing
     def shutdown(self) -> None:
-        """Stop pip without asking (plugin unload)."""
+        """Stop pip without asking (plugin unload) and remove the dialog's temporary files."""
         if self.is_running():
             self.runner.cancel()
             if not self.runner.wait(TERMINATE_GRACE_MS):
                 self.runner.kill()
                 self.runner.wait(TERMINATE_GRACE_MS)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if self.is_running():
@@ -482,6 +391,3 @@ class InstallDialog(QDialog):
 
     def reject(self) -> None:  # Esc goes through closeEvent's question too
         self.close()
-
-
-__all__ = ["InstallDialog", "PipRunner", "PipOutcome", "command_line", "SUCCEEDED", "FAILED", "CANCELLED"]

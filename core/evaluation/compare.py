@@ -1,0 +1,267 @@
+"""Baseline vs task-driven on one area: cPSNR / cSSIM against a reference, building / road Dice, trust rows.
+
+Why here and not in the plugin: the numbers the dock's Compare tab shows must
+be the engine's numbers (the same readers, metrics and segmentation as
+``evaluate`` and ``segment``), testable without QGIS and callable from the
+CLI. The plugin passes plain values (paths, :class:`MaskSource`) through
+``core.api.compare_outputs`` and only draws the table.
+
+Nothing heavy is imported at module level (``core.api`` re-exports the two
+dataclasses and must stay cheap to import); numpy, rasterio and the metrics
+are imported when a comparison runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..jobs import Cancelled, CancelToken, InputError, Progress, check_cancel, sub_progress, trust_path_for
+from ..options import SegmentOptions, TrustOptions
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MaskSource", "CompareResult", "compare_outputs", "TARGETS"]
+
+TARGETS = ("buildings", "roads")
+#: label -> (LR inputs, band) that made an SR output (its trust map needs them)
+TrustInputs = Dict[str, Tuple[List[str], Any]]
+
+
+@dataclass
+class MaskSource:
+    """A building or road mask: a raster (1 = target) or a vector layer rasterized on the SR grid."""
+
+    path: str
+    kind: str = "raster"  # "raster" | "vector"
+    layer: Optional[str] = None  # layer name inside a multi-layer vector file
+    band: int = 1
+
+
+@dataclass
+class CompareResult:
+    """Metrics per output label; ``None`` where a value could not be computed, with the reason in ``notes``."""
+
+    outputs: Dict[str, str]
+    metrics: Dict[str, Dict[str, Optional[float]]]
+    messages: List[str] = field(default_factory=list)
+    notes: Dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
+    trust_paths: Dict[str, str] = field(default_factory=dict)  # label -> trust map kept beside the output
+
+
+def _valid_mask(data: Any) -> Any:
+    import numpy as np
+
+    return ~np.ma.getmaskarray(data) & np.isfinite(data.filled(0))
+
+
+def _read_sr(path: str):
+    """SR band 1 as reflectance [H, W] float32, its valid mask, its grid and where its radiometry came from."""
+    import numpy as np
+
+    from ..io.radiometry import detect_radiometry
+    from ..io.rasters import open_raster
+
+    with open_raster(path) as ds:
+        data = ds.read(1, masked=True)
+        valid = _valid_mask(data)
+        values = data.filled(0).astype("float32")
+        sample = values[valid][:: max(1, int(valid.sum()) // 100000 or 1)]
+        rad = detect_radiometry(ds, 1, sample, ds.dtypes[0])
+        grid = (ds.crs, ds.transform, ds.height, ds.width)
+    return np.where(valid, rad.to_reflectance(values), 0.0).astype("float32"), valid, grid, rad.source
+
+
+def _read_on_grid(path: str, band: int, grid, resampling: str):
+    """Band ``band`` of ``path`` on ``grid`` (warped when the grids differ) and its valid mask."""
+    import numpy as np
+    from rasterio.warp import Resampling, reproject
+
+    from ..io.radiometry import detect_radiometry
+    from ..io.rasters import open_raster
+
+    crs, transform, height, width = grid
+    with open_raster(path) as ds:
+        if band < 1 or band > ds.count:
+            raise InputError(f"{Path(path).name}: band {band} does not exist; the raster has {ds.count} band(s)")
+        same = (ds.crs == crs and ds.width == width and ds.height == height
+                and ds.transform.almost_equals(transform, precision=1e-6 * max(1.0, abs(transform.a))))
+        if same:
+            data = ds.read(band, masked=True)
+            valid = _valid_mask(data)
+            values = data.filled(0).astype("float32")
+        else:
+            nodata = ds.nodatavals[band - 1]
+            src = ds.read(band).astype("float32")
+            no_value = nodata is None or (isinstance(nodata, float) and math.isnan(nodata))
+            src_valid = np.isfinite(src) if no_value else (src != nodata) & np.isfinite(src)
+            src = np.where(src_valid, src, np.nan).astype("float32")
+            values = np.full((height, width), np.nan, dtype="float32")
+            reproject(src, values, src_transform=ds.transform, src_crs=ds.crs, dst_transform=transform, dst_crs=crs,
+                      src_nodata=np.nan, dst_nodata=np.nan,
+                      resampling=Resampling.bilinear if resampling == "bilinear" else Resampling.nearest)
+            valid = np.isfinite(values)
+            values = np.where(valid, values, 0.0).astype("float32")
+        sample = values[valid][:: max(1, int(valid.sum()) // 100000 or 1)]
+        rad = detect_radiometry(ds, band, sample, ds.dtypes[band - 1])
+    return values, valid, rad, not same
+
+
+def _mask_on_grid(source: MaskSource, target: str, grid):
+    """(mask bool, valid bool) of a building / road mask on the SR grid."""
+    import numpy as np
+
+    if source.kind == "vector":
+        from ..data.vectors import rasterize_vectors
+
+        crs, transform, height, width = grid
+        mask = rasterize_vectors(source.path, transform, (height, width), crs.to_wkt(), kind=target,
+                                 layer=source.layer)
+        return mask.astype(bool), np.ones((height, width), dtype=bool)
+    values, valid, _rad, _warped = _read_on_grid(source.path, source.band, grid, "nearest")
+    return (values > 0.5) & valid, valid
+
+
+def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, index: int, options: TrustOptions,
+               progress: Progress, cancel: Optional[CancelToken]) -> Tuple[Any, bool]:
+    """The trust summary of one SR output: (summary, whether its map was written beside the output).
+
+    An up-to-date ``<sr>_trust.tif`` (e.g. from the dock's "Also write a trust
+    map") is read, not recomputed. With ``inputs`` (this comparison just made
+    the output from them) the map is written beside the output, where the dock
+    puts it; without them the inputs recorded in the output's metadata are
+    used and the map goes to a temporary folder (an existing layer's folder is
+    not written to).
+    """
+    from .. import api
+
+    beside = trust_path_for(path)
+    if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
+        summary = api.trust_summary(beside)
+        if summary is not None and Path(summary.sr_path).resolve() == Path(path).resolve():
+            return summary, False
+    if inputs is not None:
+        opts = options.replace(band=inputs[1]) if inputs[1] is not None else options
+        return api.trust_map(path, inputs[0], out_path=beside, options=opts, progress=progress, cancel=cancel), True
+    return api.trust_map(path, None, out_path=work / f"trust_{index}.tif", options=options, progress=progress,
+                         cancel=cancel), False
+
+
+def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str, MaskSource],
+          seg_checkpoints: Dict[str, str], device: str, grid, sr_valid, step: Progress,
+          cancel: Optional[CancelToken]) -> Dict[str, float]:
+    """Whole-raster Dice of each target: the segmentation of the SR output (prob > 0.5) against the mask."""
+    import numpy as np
+    import rasterio
+
+    from .. import api
+    from .metrics import SegCounts
+
+    prob_path = work / f"prob_{index}.tif"
+    seg = api.segment(path, [seg_checkpoints[t] for t in targets], out_prob=str(prob_path),
+                      options=SegmentOptions(device=device), progress=sub_progress(step, 0.3, 0.9), cancel=cancel)
+    with rasterio.open(prob_path) as ds:
+        probs = ds.read().astype("float32")
+    out: Dict[str, float] = {}
+    for b, target in enumerate(seg.targets):
+        mask, mask_valid = _mask_on_grid(masks[target], target, grid)
+        prob = probs[b]
+        counts = SegCounts()
+        counts.update(np.nan_to_num(prob), mask, sr_valid & mask_valid & np.isfinite(prob))
+        out[f"{target}_dice"] = float(counts.dice)
+    return out
+
+
+def compare_outputs(
+    outputs: Dict[str, str],
+    reference: Optional[str] = None,
+    reference_band: int = 1,
+    masks: Optional[Dict[str, MaskSource]] = None,
+    seg_checkpoints: Optional[Dict[str, str]] = None,
+    device: str = "cpu",
+    border: int = 3,
+    progress: Optional[Progress] = None,
+    cancel: Optional[CancelToken] = None,
+    trust_inputs: Optional[TrustInputs] = None,
+    trust: Optional[TrustOptions] = None,
+) -> CompareResult:
+    """Metrics of several SR rasters of the same area against a reference and masks, and their trust maps.
+
+    ``outputs``: label -> SR GeoTIFF (band 1). ``reference``: the HR raster
+    (warped onto each output's grid when the grids differ, bilinear). ``masks``:
+    target ("buildings" / "roads") -> mask raster or vector layer.
+    ``seg_checkpoints``: target -> segmentation checkpoint that segments each SR
+    output; Dice compares its mask (prob > 0.5) with the given mask, counted
+    over the whole raster. Rasters are read whole: compare a preview extent,
+    not a full Sentinel-2 tile. Values are None where they could not be
+    computed, with the reason in ``notes``. The trust rows (mean disagreement
+    with the LR revisits and the share of pixels above its threshold) need no
+    reference: ``trust_inputs`` (label -> (LR inputs, band)) names the
+    revisits, else those recorded in each output's metadata are used;
+    ``trust`` sets how the trust maps are made (default: ``TrustOptions`` on ``device``).
+    """
+    from .metrics import cpsnr_cssim
+
+    masks = dict(masks or {})
+    seg_checkpoints = {k: v for k, v in (seg_checkpoints or {}).items() if v}
+    trust_options = trust or TrustOptions(device=device)
+    say: Callable[[float, str], None] = progress or (lambda f, m: None)
+    result = CompareResult(outputs=dict(outputs), metrics={label: {} for label in outputs})
+    for target in TARGETS:
+        key = f"{target}_dice"
+        if target in masks and target not in seg_checkpoints:
+            result.notes[key] = f"no {target} segmentation network chosen"
+        elif target in seg_checkpoints and target not in masks:
+            result.notes[key] = f"no {target} mask or vector layer given"
+    if reference is None:
+        result.notes["cpsnr"] = result.notes["cssim"] = "no reference HR layer given"
+    dice_targets = [t for t in TARGETS if t in masks and t in seg_checkpoints]
+    work = Path(tempfile.mkdtemp(prefix="s2sr_compare_"))
+    try:
+        n = max(1, len(outputs))
+        for i, (label, path) in enumerate(outputs.items()):
+            check_cancel(cancel)
+            step = sub_progress(say, i / n, (i + 1) / n, f"{label}: ")
+            sr, sr_valid, grid, sr_units = _read_sr(path)
+            row = result.metrics[label]
+            if reference is not None:
+                step(0.05, "reading the reference")
+                hr, hr_valid, rad, warped = _read_on_grid(reference, reference_band, grid, "bilinear")
+                if warped:
+                    result.messages.append(f"{Path(reference).name} was warped onto the grid of {Path(path).name}")
+                valid = sr_valid & hr_valid
+                if valid.sum() < 16:
+                    result.notes["cpsnr"] = result.notes["cssim"] = (
+                        f"the reference {Path(reference).name} does not overlap {Path(path).name}")
+                    row["cpsnr"] = row["cssim"] = None
+                else:
+                    scores = cpsnr_cssim(sr, rad.to_reflectance(hr), valid, border=border)
+                    row["cpsnr"], row["cssim"] = float(scores.cpsnr), float(scores.cssim)
+            if dice_targets:
+                step(0.3, "segmenting")
+                row.update(_dice(path, i, work, dice_targets, masks, seg_checkpoints, device, grid, sr_valid, step,
+                                 cancel))
+            step(0.92, "trust map")
+            try:
+                summary, kept = _trust_row(path, (trust_inputs or {}).get(label), work, i, trust_options,
+                                           sub_progress(step, 0.92, 1.0, "trust map: "), cancel)
+            except Cancelled:
+                raise
+            except (ValueError, OSError) as exc:  # InputError / OutputError: worded for the analyst
+                result.notes["trust_mean"] = result.notes["trust_flagged"] = f"no trust map: {exc}"
+                row["trust_mean"] = row["trust_flagged"] = None
+            else:
+                row["trust_mean"], row["trust_flagged"] = summary.mean_disagreement, summary.flagged_share
+                if kept:
+                    result.trust_paths[label] = str(summary.path)
+            step(1.0, "done")
+            result.messages.append(f"{label}: {Path(path).name} ({sr_units})")
+            log.info("compared %s: %s", label, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result

@@ -1,0 +1,189 @@
+"""The dock's Segment tab: buildings and/or roads on an HR raster (by default the latest SR output).
+
+The networks are UNet++ checkpoints listed by target; the job's options are one
+``SegmentOptions`` built from the widgets (band, threshold, supported objects,
+extent, tiling) plus the device and output folder chosen in the
+Super-resolve tab. Masks, probabilities and polygons are added, styled, in the
+source layer's group when the task reports back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from qgis.core import Qgis, QgsMapLayerProxyModel
+from qgis.gui import QgsCollapsibleGroupBox, QgsMapLayerComboBox, QgsRasterBandComboBox
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.jobs import unique_path
+from ...core.options import SegmentOptions
+from ..log import log, log_exception, notify
+from ..sources import Refused, layer_file
+from ..tasks import CoreTask, SegmentJob, seg_task
+from .fit import narrow_form, wrapped_label
+from .layers import add_segmentation_layers, map_extent_in_grid
+from .option_widgets import OptionWidgets
+
+__all__ = ["SegmentTab", "TARGETS"]
+
+TARGETS = ("buildings", "roads")
+MORE_OPTIONS = ("threshold", "supported_only")
+ADVANCED_OPTIONS = ("tile", "overlap", "batch")
+
+
+class SegmentTab(QWidget):
+    """Raster, networks, options and the run button; ``dock`` is the :class:`SRDockWidget` around it."""
+
+    def __init__(self, dock: Any) -> None:
+        super().__init__()
+        self.setObjectName("segmentTab")
+        self.dock = dock
+        self.store = dock.store
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._raster_box())
+        layout.addWidget(self._network_box())
+        layout.addWidget(self._options_box())
+        self.segment_button = QPushButton("Segment buildings / roads")
+        self.segment_button.setObjectName("segmentButton")
+        self.segment_button.clicked.connect(self.segment)
+        layout.addWidget(self.segment_button)
+        layout.addStretch(1)
+        for combo, role in ((self.seg_buildings_combo, "seg_buildings"), (self.seg_roads_combo, "seg_roads")):
+            combo.currentIndexChanged.connect(lambda _i, c=combo, r=role: self.store.set_choice(r, c.currentData()))
+
+    def _raster_box(self) -> QGroupBox:
+        box = QGroupBox("Raster to segment")
+        form = narrow_form(QFormLayout(box))
+        self.seg_layer_combo = QgsMapLayerComboBox()
+        self.seg_layer_combo.setObjectName("segmentLayerCombo")
+        self.seg_layer_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        form.addRow("Layer", self.seg_layer_combo)
+        self.seg_band_combo = QgsRasterBandComboBox()
+        self.seg_band_combo.setObjectName("segmentBandCombo")
+        self.seg_layer_combo.layerChanged.connect(self.seg_band_combo.setLayer)
+        self.seg_band_combo.setLayer(self.seg_layer_combo.currentLayer())
+        form.addRow("Band", self.seg_band_combo)
+        form.addRow(wrapped_label("Defaults to the latest super-resolved layer; any HR raster works.", gray=True))
+        return box
+
+    def _network_box(self) -> QGroupBox:
+        box = QGroupBox("Networks")
+        form = narrow_form(QFormLayout(box))
+        self.buildings_check = QCheckBox("Buildings")
+        self.buildings_check.setObjectName("buildingsCheck")
+        self.buildings_check.setChecked(True)
+        self.seg_buildings_combo = QComboBox()
+        self.seg_buildings_combo.setObjectName("buildingsNetworkCombo")
+        form.addRow(self.buildings_check, self.seg_buildings_combo)
+        self.roads_check = QCheckBox("Roads")
+        self.roads_check.setObjectName("roadsCheck")
+        self.roads_check.setChecked(True)
+        self.seg_roads_combo = QComboBox()
+        self.seg_roads_combo.setObjectName("roadsNetworkCombo")
+        form.addRow(self.roads_check, self.seg_roads_combo)
+        return box
+
+    def _options_box(self) -> QGroupBox:
+        box = QGroupBox("Options")
+        form = narrow_form(QFormLayout(box))
+        self.vectors_check = QCheckBox("Also make polygon layers")
+        self.vectors_check.setObjectName("vectorsCheck")
+        self.vectors_check.setToolTip("Write the masks' objects as polygons into a GeoPackage (one layer per target)")
+        form.addRow(self.vectors_check)
+        self.extent_check = QCheckBox("Current map extent only")
+        self.extent_check.setObjectName("segmentExtentCheck")
+        form.addRow(self.extent_check)
+        self.more = OptionWidgets(SegmentOptions, MORE_OPTIONS)
+        self.more.add_rows(form)
+        advanced = QgsCollapsibleGroupBox("Advanced")
+        advanced.setObjectName("segmentAdvancedBox")
+        advanced.setCollapsed(True)
+        self.advanced = OptionWidgets(SegmentOptions, ADVANCED_OPTIONS)
+        self.advanced.add_rows(narrow_form(QFormLayout(advanced)))
+        form.addRow(advanced)
+        return box
+
+    # ------------------------------------------------------------------ models
+    def fill_networks(self) -> None:
+        """List the segmentation checkpoints per target; keep the current or remembered choice."""
+        for combo, target in ((self.seg_buildings_combo, "buildings"), (self.seg_roads_combo, "roads")):
+            wanted = combo.currentData() or self.store.choice(f"seg_{target}")
+            combo.blockSignals(True)
+            combo.clear()
+            for e in self.dock.models:
+                if e.task == "segmentation" and (e.target or target) == target:
+                    combo.addItem(e.label, e.path)
+            if combo.count() == 0:
+                combo.addItem(f"no {target} network: add one with '...' in the Super-resolve tab", None)
+            idx = combo.findData(wanted) if wanted else -1
+            combo.setCurrentIndex(max(0, idx))
+            combo.blockSignals(False)
+
+    def select(self, target: str, path: str) -> None:
+        combo = self.seg_buildings_combo if target == "buildings" else self.seg_roads_combo
+        combo.setCurrentIndex(max(0, combo.findData(path)))
+
+    def seg_checkpoints(self) -> Dict[str, str]:
+        """Segmentation checkpoints ticked in this tab (target -> path)."""
+        out: Dict[str, str] = {}
+        if self.buildings_check.isChecked() and self.seg_buildings_combo.currentData():
+            out["buildings"] = self.seg_buildings_combo.currentData()
+        if self.roads_check.isChecked() and self.seg_roads_combo.currentData():
+            out["roads"] = self.seg_roads_combo.currentData()
+        return out
+
+    def options(self, layer: Any) -> SegmentOptions:
+        """The widgets (and the dock's device) as one ``SegmentOptions``."""
+        extent = map_extent_in_grid(self.dock.iface, layer) if self.extent_check.isChecked() else None
+        try:
+            return SegmentOptions(band=max(1, self.seg_band_combo.currentBand()), extent=extent,
+                                  device=self.dock.device(), **self.more.values(), **self.advanced.values())
+        except ValueError as exc:  # core.jobs.InputError
+            raise Refused(str(exc)) from None
+
+    # ------------------------------------------------------------------ run
+    def segment(self) -> Optional[CoreTask]:
+        """Segment buildings and/or roads on the chosen raster."""
+        layer = self.seg_layer_combo.currentLayer()
+        iface = self.dock.iface
+        try:
+            path = layer_file(layer)
+            checkpoints = self.seg_checkpoints()
+            if not checkpoints:
+                raise Refused("tick Buildings and/or Roads and choose their segmentation networks")
+            options = self.options(layer)
+            folder = self.dock.output_folder(path)
+            stem = Path(path).stem + "_" + "_".join(checkpoints) + ("_preview" if options.extent else "")
+            prob = unique_path(folder, f"{stem}_probability")
+            mask = unique_path(folder, f"{stem}_mask")
+            vectors = unique_path(folder, f"{stem}_polygons", ".gpkg") if self.vectors_check.isChecked() else None
+        except Refused as exc:
+            notify(iface, "Segment", str(exc), Qgis.MessageLevel.Warning)
+            return None
+        job = SegmentJob(path, list(checkpoints.values()), str(mask), str(prob), str(vectors) if vectors else None,
+                         options)
+        task = seg_task(job, f"Segment {' and '.join(checkpoints)} on {layer.name()}")
+        source_id, name = layer.id(), layer.name()
+        task.succeeded.connect(lambda res: self._seg_done(res, source_id, name))
+        task.failed.connect(lambda exc: notify(iface, "Segment", log_exception(exc, f"segmenting {path}"),
+                                               Qgis.MessageLevel.Critical, 0))
+        task.canceledByUser.connect(lambda: notify(iface, "Segment", "cancelled; no layer was added"))
+        return self.dock.runner.start(task)
+
+    def _seg_done(self, result: Any, source_id: str, source_name: str) -> None:
+        for m in result.messages:
+            log(m)
+        added = add_segmentation_layers(result, source_id, source_name)
+        counts = ", ".join(f"{n} {t} polygons" for t, n in (result.polygons or {}).items())
+        notify(self.dock.iface, "Segment", f"added {len(added)} layer(s)" + (f"; {counts}" if counts else ""),
+               Qgis.MessageLevel.Success)
+        self.dock.segmentationAdded.emit(added)

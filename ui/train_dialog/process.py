@@ -1,0 +1,138 @@
+"""A headless command (``python -m core.cli ... --progress jsonl``) run as a child process and followed.
+
+Why a child process (QProcess) and not a QgsTask: training runs for minutes to
+days, holds a lot of memory and may crash in native code; in its own process it
+cannot take QGIS down with it, it is stopped for real by Cancel (terminate,
+then kill), and it is the very same command an analyst would run on a server.
+It runs with QGIS's own Python (``ui.install.interpreter``: found where the
+platform keeps it and checked to be QGIS's version), never a ``python3`` that
+happens to be first on PATH, and sees the plugin's package folder after
+site-packages, as QGIS does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
+
+__all__ = ["JsonlProcess", "python_interpreter", "STOP_GRACE_MS"]
+
+STOP_GRACE_MS = 5000
+
+
+def python_interpreter() -> Optional[str]:
+    """QGIS's own Python (configured or found, version-checked), or this Python when it is one; else None."""
+    try:
+        from ..install.interpreter import python_interpreter as qgis_python
+
+        found = qgis_python()
+        if found:
+            return str(found)
+    except Exception:  # noqa: BLE001 - fall back below; the caller says what is missing
+        pass
+    exe = Path(sys.executable)
+    return str(exe) if exe.name.lower().startswith("python") else None
+
+
+class JsonlProcess(QObject):
+    """Runs one command whose stdout is JSON lines; emits each event, every other line, and the ending.
+
+    Signals: ``eventRead(dict)``, ``textRead(str)`` (non-JSON stdout and stderr lines,
+    tqdm's bars dropped), ``ended(int exit code, bool stopped)`` where
+    ``stopped`` means Cancel asked for it, ``failedToStart(str)``.
+    """
+
+    eventRead = pyqtSignal(dict)  # not ``event``: that is QObject's own event handler
+    textRead = pyqtSignal(str)
+    ended = pyqtSignal(int, bool)
+    failedToStart = pyqtSignal(str)
+
+    def __init__(self, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.process: Optional[QProcess] = None
+        self.lines_read = 0
+        self.stopping = False
+        self._buffer = b""
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def start(self, program: str, args: List[str], workdir: Path) -> QProcess:
+        """Start ``program args`` in ``workdir`` (unbuffered output, so events arrive as they happen)."""
+        self._buffer = b""
+        self.stopping = False
+        proc = QProcess(self)
+        proc.setProgram(program)
+        proc.setArguments(args)
+        proc.setWorkingDirectory(str(workdir))
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        proc.setProcessEnvironment(env)
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._error)
+        self.process = proc
+        proc.start()
+        return proc
+
+    def _read_stdout(self) -> None:
+        if self.process is None:
+            return
+        self._buffer += bytes(self.process.readAllStandardOutput())
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                self.textRead.emit(line)
+                continue
+            if isinstance(event, dict):
+                self.lines_read += 1
+                self.eventRead.emit(event)
+
+    def _read_stderr(self) -> None:
+        if self.process is None:
+            return
+        chunk = bytes(self.process.readAllStandardError()).decode("utf-8", "replace")
+        for line in chunk.replace("\r", "\n").splitlines():
+            line = line.rstrip()
+            if line and "it/s]" not in line and "s/it]" not in line:
+                self.textRead.emit(line)
+
+    def _finished(self, code: int, _status: Any) -> None:
+        self._read_stdout()
+        self.ended.emit(int(code), self.stopping)
+
+    def _error(self, error: Any) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            program = self.process.program() if self.process is not None else "?"
+            self.failedToStart.emit(f"could not start {program}: choose QGIS's Python interpreter in "
+                                    "'Install dependencies…' of the plugin's menu")
+
+    def cancel(self, grace_ms: int = STOP_GRACE_MS) -> None:
+        """Stop the command: terminate, then kill if it does not stop within ``grace_ms``."""
+        if not self.is_running():
+            return
+        self.stopping = True
+        proc = self.process
+        proc.terminate()
+        QTimer.singleShot(grace_ms, lambda p=proc: p.kill() if p.state() != QProcess.ProcessState.NotRunning
+                          else None)
+
+    def stop_and_wait(self, timeout_ms: int = STOP_GRACE_MS) -> None:
+        """Stop the command now and wait for it (QGIS is closing or the plugin unloads)."""
+        if not self.is_running():
+            return
+        self.stopping = True
+        self.process.terminate()
+        if not self.process.waitForFinished(timeout_ms):
+            self.process.kill()
+            self.process.waitForFinished(timeout_ms)

@@ -1,1 +1,1 @@
-"""Procedural scenes with exact masks: the study's towns (v1) and stand-in areas for fine-tuning."""
+"""Procedural scenes with exact masks: the study's towns (v1), rural four-band world v2, stand-in areas for fine-tuning."""

@@ -440,7 +440,9 @@ def natural_zones(
         units.vig_amp[uid] = rng.uniform(0.12, 0.25)
         units.scrub[uid] = rng.uniform(0.0, 0.15) if kind == "bog_moss" else rng.uniform(0.0, 0.06)
         units.theta[uid] = rng.uniform(0, np.pi)
-    which = np.where(fractal_noise((n, n), 3.0, rng) > rng.uniform(-0.5, 0.5), ids[1], ids[2])
+    # raised bog (moss, dwarf shrubs, pines) belongs to forest and lake districts; elsewhere wet land is sedge meadow
+    bog_share = 0.5 if arch.name in ("forest", "lakeland", "forest_mosaic") else 0.1
+    which = np.where(fractal_noise((n, n), 3.0, rng) > np.quantile(patch, bog_share), ids[1], ids[2])
     lab[wet] = which[wet]
     lab[reed | (wet & (near_water > 0.8) & (patch > 0.3))] = ids[0]
     # natural forest edges: the forest outline smoothed, then cut by noise

@@ -418,55 +418,61 @@ def through_curves(n: int, rng: np.random.Generator, count: int, lake: np.ndarra
 
 def houses_along(plan: Planner, road: Road, i0: int, i1: int, rng: np.random.Generator, spacing_m: Tuple[float, float],
                  setback_m: Tuple[float, float], plot_m: Tuple[float, float], farm: float, sides=(-1, 1),
-                 kinds=("house",)) -> int:
+                 kinds=("house",), max_houses: int = 10_000) -> int:
     """Houses (and outbuildings, gardens with trees) on both sides of ``road`` between point indices i0..i1."""
     pts = road.points
     tang = _tangents(pts)
     seg = np.hypot(*(pts[1:] - pts[:-1]).T)
     cum = np.concatenate([[0.0], np.cumsum(seg)])
     placed = 0
-    for side in sides:
-        s = cum[i0] + rng.uniform(0, 10) / plan.px
-        while s < cum[i1]:
-            step = rng.uniform(*spacing_m) / plan.px
-            k = int(np.searchsorted(cum, s))
-            k = min(max(k, 0), len(pts) - 1)
-            p, t = pts[k], tang[k]
-            nrm = np.array([t[1], -t[0]]) * side  # (y, x) normal
-            along_angle = math.atan2(t[0], t[1])
-            kind = str(rng.choice(kinds))
-            gable = rng.random() < 0.4
-            angle = along_angle + (math.pi / 2 if gable else 0.0) + rng.normal(0, 0.04)
-            b = plan.new_building(kind, 0, 0, angle)
-            depth = b.parts[0].half_l if gable else b.parts[0].half_w
-            off = road.width / 2 + rng.uniform(*setback_m) / plan.px + depth
-            c = p + nrm * off
-            b = _moved(b, c[0], c[1])
-            if plan.building(b):
-                placed += 1
-                plot_depth = rng.uniform(*plot_m) / plan.px
-                pc = p + nrm * (road.width / 2 + 0.8 + plot_depth / 2)
-                plan.plots.append(Rect(pc[0], pc[1], step / 2 * 0.97, plot_depth / 2, along_angle))
-                back = off + depth
-                if rng.random() < farm:  # a barn or shed behind the house, and a yard between
-                    ob_kind = "barn" if rng.random() < 0.6 else "shed"
-                    ob = plan.new_building(ob_kind, 0, 0, along_angle + (math.pi / 2 if rng.random() < 0.5 else 0.0))
-                    gap = rng.uniform(5, 14) / plan.px
-                    ob_depth = min(ob.parts[0].half_l, ob.parts[0].half_w)
-                    oc = p + nrm * (back + gap + ob_depth + 1.0)
-                    if plan.building(_moved(ob, oc[0], oc[1])):
-                        yc = p + nrm * (back + gap / 2 + 0.5)
-                        plan.yards.append(Rect(yc[0], yc[1], rng.uniform(5, 9) / plan.px, gap / 2 + 0.5, along_angle,
-                                               str(rng.choice(["paving", "gravel", "dirt_track"]))))
-                # garden and orchard trees behind
-                k_trees = int(rng.integers(0, 5))
-                if k_trees:
-                    dd = rng.uniform(back + 2.0, max(back + 3.0, road.width / 2 + plot_depth), k_trees)
-                    ll = rng.uniform(-step / 2, step / 2, k_trees)
-                    ty = p[0] + nrm[0] * dd + t[0] * ll
-                    tx = p[1] + nrm[1] * dd + t[1] * ll
-                    plan.trees_at(ty, tx, int(rng.choice([1, 2])), (4.0, 12.0))
-            s += step
+    # slots walk along the road; each side of a slot gets a house with some probability, so the two
+    # sides fill up together and a village has its gaps
+    slots = []
+    pos = cum[i0] + rng.uniform(0, 10) / plan.px
+    while pos < cum[i1]:
+        step = rng.uniform(*spacing_m) / plan.px
+        slots += [(pos + rng.normal(0, 0.15) * step, step, side) for side in sides if rng.random() < 0.85]
+        pos += step
+    for s, step, side in slots:
+        if placed >= max_houses:
+            break
+        k = int(np.searchsorted(cum, s))
+        k = min(max(k, 0), len(pts) - 1)
+        p, t = pts[k], tang[k]
+        nrm = np.array([t[1], -t[0]]) * side  # (y, x) normal
+        along_angle = math.atan2(t[0], t[1])
+        kind = str(rng.choice(kinds))
+        gable = rng.random() < 0.4
+        angle = along_angle + (math.pi / 2 if gable else 0.0) + rng.normal(0, 0.04)
+        b = plan.new_building(kind, 0, 0, angle)
+        depth = b.parts[0].half_l if gable else b.parts[0].half_w
+        off = road.width / 2 + rng.uniform(*setback_m) / plan.px + depth
+        c = p + nrm * off
+        b = _moved(b, c[0], c[1])
+        if plan.building(b):
+            placed += 1
+            plot_depth = rng.uniform(*plot_m) / plan.px
+            pc = p + nrm * (road.width / 2 + 0.8 + plot_depth / 2)
+            plan.plots.append(Rect(pc[0], pc[1], step / 2 * 0.97, plot_depth / 2, along_angle))
+            back = off + depth
+            if rng.random() < farm:  # a barn or shed behind the house, and a yard between
+                ob_kind = "barn" if rng.random() < 0.6 else "shed"
+                ob = plan.new_building(ob_kind, 0, 0, along_angle + (math.pi / 2 if rng.random() < 0.5 else 0.0))
+                gap = rng.uniform(5, 14) / plan.px
+                ob_depth = min(ob.parts[0].half_l, ob.parts[0].half_w)
+                oc = p + nrm * (back + gap + ob_depth + 1.0)
+                if plan.building(_moved(ob, oc[0], oc[1])):
+                    yc = p + nrm * (back + gap / 2 + 0.5)
+                    plan.yards.append(Rect(yc[0], yc[1], rng.uniform(5, 9) / plan.px, gap / 2 + 0.5, along_angle,
+                                           str(rng.choice(["paving", "gravel", "dirt_track"]))))
+            # garden and orchard trees behind
+            k_trees = int(rng.integers(0, 5))
+            if k_trees:
+                dd = rng.uniform(back + 2.0, max(back + 3.0, road.width / 2 + plot_depth), k_trees)
+                ll = rng.uniform(-step / 2, step / 2, k_trees)
+                ty = p[0] + nrm[0] * dd + t[0] * ll
+                tx = p[1] + nrm[1] * dd + t[1] * ll
+                plan.trees_at(ty, tx, int(rng.choice([1, 2])), (4.0, 12.0))
     return placed
 
 
@@ -489,6 +495,8 @@ def village(plan: Planner, road: Road, rng: np.random.Generator, linear: bool = 
         return
     placed = houses_along(plan, road, i0, i1, rng, (16, 34), (3, 12), (40, 140) if linear else (25, 60), farm=0.55,
                           kinds=("house",))
+    if not placed:
+        return
     c = road.points[(i0 + i1) // 2]
     plan.settlements.append(dict(kind="village", cy=float(c[0]), cx=float(c[1]), houses=placed))
     # a side street or two
@@ -688,8 +696,10 @@ def hamlet(plan: Planner, rng: np.random.Generator) -> None:
         return
     n_pts = idx.size
     i0 = int(idx[0]) + int(rng.integers(0, max(n_pts // 3, 1)))
-    placed = houses_along(plan, r, i0, int(idx[-1]), rng, (22, 45), (4, 15), (30, 80), farm=0.5)
-    plan.settlements.append(dict(kind="hamlet", cy=float(r.points[i0][0]), cx=float(r.points[i0][1]), houses=placed))
+    placed = houses_along(plan, r, i0, int(idx[-1]), rng, (22, 45), (4, 15), (30, 80), farm=0.5,
+                          max_houses=int(rng.integers(3, 11)))
+    if placed:
+        plan.settlements.append(dict(kind="hamlet", cy=float(r.points[i0][0]), cx=float(r.points[i0][1]), houses=placed))
 
 
 def field_tracks(plan: Planner, rng: np.random.Generator, cuts: List[np.ndarray], ok: np.ndarray, count: int) -> None:

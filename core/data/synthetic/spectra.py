@@ -63,7 +63,7 @@ SPECTRA: Dict[str, Spectrum] = {
     "shrub": Spectrum((0.028, 0.055, 0.034, 0.33), 0.12, 0.08, "hazel/blackthorn/willow scrub (approx.)"),
     "reed": Spectrum((0.035, 0.065, 0.050, 0.31), 0.10, 0.07, "green common reed, wetland spectra"),
     "reed_dry": Spectrum((0.095, 0.115, 0.135, 0.23), 0.12, 0.05, "last year's reed stems (approx.)"),
-    "bog_moss": Spectrum((0.036, 0.058, 0.058, 0.21), 0.12, 0.08, "Sphagnum lawn with dwarf shrubs, peatland studies"),
+    "bog_moss": Spectrum((0.034, 0.057, 0.050, 0.22), 0.12, 0.08, "Sphagnum lawn with dwarf shrubs, peatland studies"),
     "sedge": Spectrum((0.036, 0.066, 0.052, 0.29), 0.10, 0.07, "wet sedge meadow (approx.)"),
     # --- soils (dry-ish surface; wetness darkens them per pixel)
     "soil_loam": Spectrum((0.080, 0.110, 0.140, 0.215), 0.15, 0.04, "brown loam, USGS/ECOSTRESS soils"),
@@ -74,7 +74,7 @@ SPECTRA: Dict[str, Spectrum] = {
     # --- water (deep, optically; shallow water adds some bottom signal per pixel)
     "water_clear": Spectrum((0.038, 0.032, 0.016, 0.008), 0.15, 0.08, "clear lake, S-2 water studies"),
     "water_humic": Spectrum((0.016, 0.019, 0.014, 0.006), 0.15, 0.08, "brown humic (bog) lake, S-2 water studies"),
-    "water_green": Spectrum((0.028, 0.046, 0.026, 0.016), 0.15, 0.10, "eutrophic lake with algae, S-2 water studies"),
+    "water_green": Spectrum((0.025, 0.040, 0.022, 0.013), 0.15, 0.10, "eutrophic lake with algae, S-2 water studies"),
     "water_turbid": Spectrum((0.055, 0.075, 0.066, 0.032), 0.15, 0.08, "sediment-laden river, S-2 water studies"),
     # --- man-made surfaces
     "asphalt_new": Spectrum((0.055, 0.060, 0.066, 0.076), 0.10, 0.03, "fresh asphalt, USGS/ECOSTRESS man-made"),

@@ -146,7 +146,7 @@ def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldPa
     forest = np.isin(units.cover[labels], ld.FOREST_COVERS) & ~wet
     if not object_free:
         open_land = np.isin(units.cover[labels], [ld.COVER["arable"], ld.COVER["grassland"]]) & ~wet
-        if plan.roads and rng.random() < 0.12 * min(dens, 1.5) + (0.05 if arch.name == "arable_plain" else 0):
+        if plan.roads and rng.random() < 0.15 * min(dens, 1.5) + (0.05 if arch.name == "arable_plain" else 0):
             # a town grows on a through road, in open land, not too close to the scene edge
             pts = np.concatenate([r.points for r in plan.roads])
             ij = np.clip(pts.astype(np.int64), 0, n - 1)
@@ -155,13 +155,17 @@ def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldPa
                 cand = pts[ok]
                 st.town(plan, rng, cand[int(rng.integers(len(cand)))])
         through = list(plan.roads)
-        for _ in range(rng.poisson(0.6 * dens)):
+        for _ in range(rng.poisson(1.1 * dens)):
+            if not through:  # a village brings its own road
+                for curve, _kind in st.through_curves(n, rng, 1, lake):
+                    r = plan.road(curve.points, "tertiary")
+                    through += [r] if r is not None else []
             if through:
                 st.village(plan, through[int(rng.integers(len(through)))], rng, linear=rng.random() < 0.7)
-        for _ in range(rng.poisson(0.5 * dens)):
+        for _ in range(rng.poisson(0.8 * dens)):
             st.hamlet(plan, rng)
         theta = units.theta[labels]
-        for _ in range(rng.poisson(1.3 * dens)):
+        for _ in range(rng.poisson(2.0 * dens)):
             st.farmstead(plan, rng, open_land, theta)
         st.field_tracks(plan, rng, part.cuts, open_land, int(rng.poisson(1.5 * dens)))
         share_forest = float(forest.mean())
@@ -377,10 +381,10 @@ def _real_world_frames(
         gain = float(np.exp(rng.normal(0.0, 0.035)))
         g_band = gain * np.exp(rng.normal(0.0, 0.012, 4)).astype(np.float32)
         offset = rng.normal(0.0, 0.003, 4).astype(np.float32)
-        tau = float(min(rng.exponential(0.25), 1.2))
+        tau = float(min(rng.exponential(0.15), 0.8))  # haze left after the L2A correction: usually faint
         haze = tau * np.clip(0.7 + 0.3 * fractal_noise((h, h), 3.6, rng), 0.0, None)
         img = lr[t] * (g_band * (1 - 0.35 * haze_tilt * tau))[:, None, None] + offset[:, None, None]
-        img += 0.06 * haze_tilt[:, None, None] * haze[None]
+        img += 0.05 * haze_tilt[:, None, None] * haze[None]
         kind = "clear"
         cover = 0.0
         if cloudy_left > 0 and rng.random() < p.cloud_probability:
@@ -425,10 +429,11 @@ def _clouds(img: np.ndarray, rng: np.random.Generator, az: float, el: float) -> 
     shade = AMBIENT[:, None, None] + (1 - AMBIENT[:, None, None]) * np.exp(-tau_shadow)[None]
     out = img * shade * transmit + cloud_refl
     # the scene classification masks thick cloud and dark shadow, not the thin edges
-    masked = (tau > rng.uniform(0.3, 1.0)) | (tau_shadow > rng.uniform(0.5, 1.2))
-    # the classification works on 20 m pixels and smooths its result: no single-pixel holes or specks
-    masked = dilate_disk(masked, 1.0)
-    masked = ~dilate_disk(~masked, 1.0 + float(rng.random() < 0.5))
+    masked = (tau > rng.uniform(0.15, 0.5)) | (tau_shadow > rng.uniform(0.5, 1.2))
+    # the classification works on 20 m pixels and smooths its result (no single-pixel holes or specks),
+    # and is dilated a little: what stays valid near a cloud is its faint veil, not its bright edge
+    masked = ~dilate_disk(~dilate_disk(masked, 1.0), 1.0)
+    masked = dilate_disk(masked, float(rng.choice([1.0, 1.5, 2.0])))
     return out.astype(np.float32), ~masked, float((tau > 0.05).mean())
 
 

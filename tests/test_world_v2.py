@@ -206,3 +206,18 @@ def test_bad_arguments_are_refused() -> None:
         make_world_scene(96, frames=0)
     with pytest.raises(ValueError, match="archetype"):
         make_world_scene(96, params=WorldParams(archetype="moon"))
+
+
+def test_cli_synth_world_v2(tmp_path, capsys) -> None:
+    from core.cli.main import main
+
+    out = tmp_path / "world"
+    args = ["synth", "--world", "v2", "--out", str(out), "--scenes", "2", "--size", "48", "--frames", "2"]
+    assert main(args + ["--object-free-share", "0.5", "--real-world"]) == 0
+    scenes = [read_scene(p) for p in list_scenes(out)]
+    assert len(scenes) == 2 and all(s.bands == list(BANDS) for s in scenes)
+    assert sorted(s.extra["object_free_scene"] for s in scenes) == [False, True]
+    assert all(s.extra["version"] == "real-world" for s in scenes)
+    # the v1 towns have no object-free scenes to ask for
+    assert main(["synth", "--out", str(tmp_path / "v1"), "--object-free-share", "0.5"]) != 0
+    assert "v2 only" in capsys.readouterr().err

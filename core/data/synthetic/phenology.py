@@ -53,7 +53,7 @@ _MEADOW: List[Key] = [  # mown 2-3 times; the cuts are applied on top (see `frac
     (366, 0.38, 0.32, 0),
 ]
 _PASTURE: List[Key] = [
-    (1, 0.40, 0.30, 0), (90, 0.50, 0.20, 0), (130, 0.80, 0.06, 0), (210, 0.72, 0.14, 0), (290, 0.62, 0.18, 0),
+    (1, 0.40, 0.30, 0), (90, 0.55, 0.18, 0), (130, 0.86, 0.05, 0), (210, 0.80, 0.10, 0), (290, 0.68, 0.15, 0),
     (366, 0.42, 0.30, 0),
 ]
 _FALLOW: List[Key] = [  # weedy set-aside, abandoned field, verges

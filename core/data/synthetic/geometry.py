@@ -30,6 +30,8 @@ __all__ = [
     "direct_ratio",
     "cast_shadow",
     "noise_1d",
+    "resample",
+    "tangents",
 ]
 
 
@@ -313,3 +315,20 @@ def noise_1d(n: int, corr: float, rng: np.random.Generator) -> np.ndarray:
     spec[0] = 0.0
     out = np.fft.irfft(spec, n)
     return (out / (out.std() + 1e-12)).astype(np.float32)
+
+
+def resample(pts: np.ndarray, step: float) -> np.ndarray:
+    """Points about ``step`` px apart along a polyline (first and last kept)."""
+    pts = np.asarray(pts, np.float64)
+    seg = np.hypot(*(pts[1:] - pts[:-1]).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    if cum[-1] <= step:
+        return pts[[0, -1]]
+    t = np.linspace(0.0, cum[-1], int(math.ceil(cum[-1] / step)) + 1)
+    return np.stack([np.interp(t, cum, pts[:, 0]), np.interp(t, cum, pts[:, 1])], 1)
+
+
+def tangents(pts: np.ndarray) -> np.ndarray:
+    """Unit tangent [K, 2] (dy, dx) at every point of a polyline."""
+    t = np.gradient(pts, axis=0)
+    return t / np.maximum(np.hypot(t[:, 0], t[:, 1])[:, None], 1e-9)

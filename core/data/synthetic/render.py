@@ -24,8 +24,8 @@ import numpy as np
 from .canopy import Canopy, tree_cover_codes
 from .geometry import blur3, cast_shadow, sun_vector
 from .land import COVER, Surface, Units
+from .objects import ObjectLayer
 from .phenology import CALENDAR_IDS, autumn, fractions, leaf_on
-from .settlements import ObjectLayer
 from .spectra import AMBIENT
 from .terrain import Water
 

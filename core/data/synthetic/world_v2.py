@@ -13,8 +13,8 @@ How a scene is built (modules beside this one):
 
 1. :mod:`.terrain`: DEM (1/f noise), river with wandering banks, lakes and ponds as
    level sets of smooth random basins.
-2. :mod:`.settlements`: through roads (and a rare motorway, a railway) as
-   smooth curves; they and the river cut the parcel mosaic.
+2. :mod:`.settlements` through :mod:`.objects`' planner: through roads (and a rare
+   motorway, a railway) as smooth curves; they and the river cut the parcel mosaic.
 3. :mod:`.land`: parcels by a vectorised binary space partition; cover per
    parcel (crop and calendar, meadow, forest stand, scrub), natural zones
    (wetland, reed belts, irregular forest edges), per-pixel textures.
@@ -25,7 +25,7 @@ How a scene is built (modules beside this one):
    shading, cast shadows), a light optical blur and sensor noise.
 7. LR revisits: *simulated* (default): :func:`core.data.degrade.simulate_frames`
    with each band's PSF, random sub-pixel shifts and noise, all from the HR
-   image; *real-world-like*: every revisit rendered on its own date (crops,
+   image; *real-world-like* (:mod:`.revisits`): every revisit rendered on its own date (crops,
    mowing, leaves, lake level, sun), degraded with the same operator after a
    misregistration, then per-date gain/offset, haze stronger in blue, and
    clouds with their shadows, masked as an L2A scene classification would
@@ -40,23 +40,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 from affine import Affine
 
 from ...jobs import Progress
-from ..degrade import Degradation, add_noise, sigma_for_bands, simulate_frames
+from ..degrade import sigma_for_bands, simulate_frames
 from ..scene import Scene, make_split, write_scene
 from . import canopy as cn
 from . import land as ld
 from . import settlements as st
-from .geometry import blur3, dilate_disk, gaussian_fft
+from .geometry import blur3, boundary_distance, dilate_disk
+from .objects import Planner
 from .render import World, render, sun_position
+from .revisits import real_world_frames, revisit_days
 from .spectra import BANDS, sample
 from .terrain import make_dem, make_water
 from .towns import HR_PIXEL_M, SYNTH_CRS, fractal_noise
@@ -99,7 +99,8 @@ def _seed_parts(seed: Union[int, Sequence[int]]) -> List[int]:
     return [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
 
 
-def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldParams) -> Tuple[World, st.Planner, ld.Archetype]:
+def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldParams) -> Tuple[World, Planner, ld.Archetype]:
+    """All static layers of one scene, in the order of the module docstring (steps 1-5)."""
     px = HR_PIXEL_M
     arch = next((a for a in ld.ARCHETYPES if a.name == p.archetype), None) if p.archetype else ld.pick_archetype(rng)
     if p.archetype and arch is None:
@@ -111,7 +112,7 @@ def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldPa
         ponds=ld.expected_count(rng, arch.ponds * scale), lake_size=rng.uniform(0.12, 0.3),
     )
     lake = water.lake_depth > -0.5
-    plan = st.Planner(n, rng, px, p.object_free_margin_px, p.min_object_free, water.alpha(0.0) > 0.3)
+    plan = Planner(n, rng, px, p.object_free_margin_px, p.min_object_free, water.alpha(0.0) > 0.3)
     cuts = list(water.rivers)
     dens = p.settlement_density * scale
     if not object_free:
@@ -183,8 +184,6 @@ def _build_world(n: int, rng: np.random.Generator, object_free: bool, p: WorldPa
     crowns = plan.crowns
     cn.forest_crowns(crowns, units, labels, clear, rng)
     cn.scrub_crowns(crowns, units, labels, clear, rng)
-    from .geometry import boundary_distance
-
     dist_b = boundary_distance(labels, 2)
     # hedgerows: continuous lines of merging crowns with a few gaps (not chains of beads)
     gaps = fractal_noise((n, n), 2.8, rng)
@@ -222,6 +221,7 @@ def _doy_date(year: int, doy: float) -> _dt.date:
 
 
 def _hr_image(world: World, doy: float, rng: np.random.Generator, p: WorldParams) -> Tuple[np.ndarray, np.ndarray, Dict[str, float]]:
+    """The HR image on ``doy`` (render, mild optical blur, sensor noise), its cover codes and the sun."""
     az, el = sun_position(doy)
     refl, cover = render(world, doy, az, el, level_m=0.0)
     hr = blur3(refl, p.hr_blur_sigma) + p.hr_noise * rng.standard_normal(refl.shape).astype(np.float32)
@@ -265,8 +265,9 @@ def make_world_scene(
 
     frame_info: List[Dict[str, Any]] = []
     if real_world:
-        doys = _revisit_days(rng, frames, hr_doy, p.date_spread_days)
-        lr, lr_valid, shifts, frame_info = _real_world_frames(world, doys, rng, parts, p)
+        doys = revisit_days(rng, frames, hr_doy, p.date_spread_days)
+        lr, lr_valid, shifts, frame_info = real_world_frames(world, doys, rng, parts, p.misregistration_lr,
+                                                             p.cloud_probability)
     else:
         doys = np.sort(hr_doy + rng.choice(np.arange(-30, 31, 5), size=frames, replace=frames > 13))
         lr, lr_valid, shifts = simulate_frames(
@@ -331,110 +332,6 @@ def object_free_mask(masks: Dict[str, np.ndarray], margin_px: float = OBJECT_FRE
     if objects is None:
         raise ValueError("no buildings or roads mask given")
     return ~dilate_disk(objects, margin_px)
-
-
-# ---------------------------------------------------------------------- real-world revisits
-def _revisit_days(rng: np.random.Generator, frames: int, hr_doy: float, spread: int) -> np.ndarray:
-    """Revisit days on a 5-day grid around the HR date: half of them close, the rest within +- ``spread``."""
-    grid = np.arange(-spread, spread + 1, 5)
-    near = grid[np.abs(grid) <= 20]
-    k_near = min(frames // 2 + 1, near.size)
-    a = rng.choice(near, size=k_near, replace=False)
-    rest = np.setdiff1d(grid, a)
-    b = rng.choice(rest, size=min(frames - k_near, rest.size), replace=False)
-    offs = np.concatenate([a, b])
-    while offs.size < frames:  # more revisits than 5-day slots: repeat some (another orbit)
-        offs = np.append(offs, rng.choice(grid))
-    return np.sort(np.clip(hr_doy + offs + rng.integers(-1, 2, offs.size), 1, 365)).astype(np.float64)
-
-
-def _real_world_frames(
-    world: World, doys: np.ndarray, rng: np.random.Generator, seed: Sequence[int], p: WorldParams
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[Dict[str, Any]]]:
-    n = world.n
-    h = n // 3
-    t_count = len(doys)
-    hr_stack = np.empty((t_count, 4, n, n), np.float32)
-    suns = []
-    for t, doy in enumerate(doys):
-        az, el = sun_position(doy)
-        level = world.water.level_amplitude_m * math.cos(2 * math.pi * (doy - 90) / 365.0) + rng.normal(0, 0.05)
-        hr_stack[t], _ = render(world, doy, az, el, level_m=level, canopy_gain=float(np.exp(rng.normal(0, 0.04))))
-        suns.append((az, el, level))
-    shifts = np.clip(rng.normal(0.0, p.misregistration_lr, (t_count, 2)), -1.0, 1.0) * 3.0  # HR px
-    band_offsets = rng.normal(0.0, 0.05 * 3.0, (4, 2))  # tiny band-to-band misregistration
-    sigmas = sigma_for_bands(BANDS)
-    gen = torch.Generator().manual_seed(zlib.crc32(repr(tuple(seed)).encode()) & 0x7FFFFFFF)
-    lr = np.empty((t_count, 4, h, h), np.float32)
-    with torch.no_grad():
-        for b in range(4):
-            op = Degradation(scale=3, sigma_hr=sigmas[b])
-            x = torch.from_numpy(np.ascontiguousarray(hr_stack[:, b:b + 1]))
-            s = torch.from_numpy((shifts + band_offsets[b]).astype(np.float32))
-            lr[:, b] = add_noise(op(x, s), generator=gen).clamp_min_(0.0).numpy()[:, 0]
-    valid = np.ones((t_count, h, h), bool)
-    info: List[Dict[str, Any]] = []
-    haze_tilt = np.array([1.0, 0.72, 0.48, 0.22], np.float32)  # path radiance falls with wavelength
-    cloudy_left = t_count // 2
-    for t in range(t_count):
-        az, el, level = suns[t]
-        gain = float(np.exp(rng.normal(0.0, 0.035)))
-        g_band = gain * np.exp(rng.normal(0.0, 0.012, 4)).astype(np.float32)
-        offset = rng.normal(0.0, 0.003, 4).astype(np.float32)
-        tau = float(min(rng.exponential(0.15), 0.8))  # haze left after the L2A correction: usually faint
-        haze = tau * np.clip(0.7 + 0.3 * fractal_noise((h, h), 3.6, rng), 0.0, None)
-        img = lr[t] * (g_band * (1 - 0.35 * haze_tilt * tau))[:, None, None] + offset[:, None, None]
-        img += 0.05 * haze_tilt[:, None, None] * haze[None]
-        kind = "clear"
-        cover = 0.0
-        if cloudy_left > 0 and rng.random() < p.cloud_probability:
-            cloudy_left -= 1
-            kind = "cloud"
-            img, v, cover = _clouds(img, rng, az, el)
-            valid[t] &= v
-        elif rng.random() < 0.05:
-            yy, xx = np.mgrid[0:h, 0:h]
-            valid[t] &= (xx + yy) > rng.uniform(0.2, 0.5) * h  # swath edge
-            kind = "edge"
-        lr[t] = np.where(valid[t][None], np.clip(img, 0.0, None), 0.0)
-        info.append(dict(doy=int(doys[t]), kind=kind, gain=round(gain, 4), haze=round(tau, 3),
-                         cloud_cover=round(cover, 3), sun_elevation=round(el, 2), lake_level_m=round(level, 3)))
-    return lr, valid, shifts, info
-
-
-def _clouds(img: np.ndarray, rng: np.random.Generator, az: float, el: float) -> Tuple[np.ndarray, np.ndarray, float]:
-    """Cumulus over the revisit, their shadows on the ground, and an SCL-like mask of both.
-
-    The cloud field is periodic (FFT noise), so the shadow of any cloud, also
-    one outside the scene, is the same field rolled by the projection of the
-    cloud height along the sun direction.
-    """
-    h = img.shape[-1]
-    field = fractal_noise((h, h), rng.uniform(3.2, 3.8), rng)  # cumulus: smooth at 10 m, ragged at 1 km
-    share = rng.uniform(0.04, 0.45)
-    thr = np.quantile(field, 1.0 - share)
-    tau = np.clip((field - thr) / 0.8, 0.0, None) ** 1.5 * rng.uniform(4.0, 16.0)
-    height_m = rng.uniform(600.0, 2000.0)
-    reach = height_m / math.tan(math.radians(el)) / 10.0  # LR px
-    a = math.radians(az)
-    dy, dx = int(round(-math.cos(a) * reach)), int(round(math.sin(a) * reach))  # towards the sun (row, col)
-    tau_shadow = np.roll(tau, (-dy, -dx), axis=(0, 1))  # the cloud seen from this pixel towards the sun
-    # a veil of thin cloud and haze around the cumulus, thinning over a few hundred metres (never masked)
-    veil = gaussian_fft((tau > 0.05).astype(np.float32), rng.uniform(2.0, 6.0)) * rng.uniform(0.1, 0.6)
-    tau = tau + veil
-    cloud_refl = sample("cloud", 1, rng)[0][:, None, None] * (1 - np.exp(-tau / 2.0))[None]
-    transmit = np.exp(-0.35 * tau)[None]
-    from .spectra import AMBIENT
-
-    shade = AMBIENT[:, None, None] + (1 - AMBIENT[:, None, None]) * np.exp(-tau_shadow)[None]
-    out = img * shade * transmit + cloud_refl
-    # the scene classification masks thick cloud and dark shadow, not the thin edges
-    masked = (tau > rng.uniform(0.15, 0.5)) | (tau_shadow > rng.uniform(0.5, 1.2))
-    # the classification works on 20 m pixels and smooths its result (no single-pixel holes or specks),
-    # and is dilated a little: what stays valid near a cloud is its faint veil, not its bright edge
-    masked = ~dilate_disk(~dilate_disk(masked, 1.0), 1.0)
-    masked = dilate_disk(masked, float(rng.choice([1.0, 1.5, 2.0])))
-    return out.astype(np.float32), ~masked, float((tau > 0.05).mean())
 
 
 # ---------------------------------------------------------------------- dataset

@@ -32,7 +32,8 @@ from .towns import fractal_noise
 
 __all__ = [
     "COVER", "COVER_NAMES", "FOREST_COVERS", "Archetype", "ARCHETYPES", "Units", "Partition", "partition",
-    "assign_cover", "natural_zones", "Surface", "surface", "pick_archetype",
+    "assign_cover", "natural_zones", "Surface", "surface", "pick_archetype", "forest_propensity", "near_field",
+    "expected_count",
 ]
 
 #: Land-cover codes of the visible top layer (``extra['_land_cover']``).
@@ -531,6 +532,7 @@ def near_field(dist_px: np.ndarray, scale_px: float) -> np.ndarray:
 
 
 def pick_archetype(rng: np.random.Generator) -> Archetype:
+    """One archetype, drawn by the weights of :data:`ARCHETYPES`."""
     w = np.array([a.weight for a in ARCHETYPES])
     return ARCHETYPES[int(rng.choice(len(ARCHETYPES), p=w / w.sum()))]
 

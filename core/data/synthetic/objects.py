@@ -287,7 +287,7 @@ class Planner:
             a = np.clip(road.width / 2 - d + 0.5, 0, 1)
             base = sample(road.surface, 1, rng)[0]
             if road.kind == "track":  # wheel ruts with grass between them
-                base = 0.78 * base + 0.22 * grass
+                base = 0.85 * base + 0.15 * grass
             patches = noise_1d(int(al.max()) + 16, rng.uniform(3, 12), rng)
             mod = 1 + 0.045 * patches[np.clip(al.astype(np.int64), 0, patches.size - 1)]
             mod = mod * (1 + 0.012 * rng.standard_normal(d.shape))

@@ -81,7 +81,7 @@ SPECTRA: Dict[str, Spectrum] = {
     "asphalt_old": Spectrum((0.100, 0.110, 0.122, 0.138), 0.10, 0.03, "weathered asphalt, ECOSTRESS man-made"),
     "concrete": Spectrum((0.190, 0.215, 0.235, 0.265), 0.10, 0.03, "road/pavement concrete, ECOSTRESS man-made"),
     "gravel": Spectrum((0.145, 0.170, 0.195, 0.235), 0.12, 0.04, "gravel track (approx.)"),
-    "dirt_track": Spectrum((0.105, 0.135, 0.165, 0.220), 0.12, 0.04, "compacted soil track (approx., bright loam)"),
+    "dirt_track": Spectrum((0.125, 0.155, 0.190, 0.240), 0.10, 0.04, "compacted dry soil track (approx., brighter than tilled soil)"),
     "ballast": Spectrum((0.105, 0.115, 0.125, 0.150), 0.10, 0.04, "rail ballast with sleepers and rails (approx.)"),
     "paving": Spectrum((0.120, 0.140, 0.155, 0.190), 0.12, 0.04, "yards, squares, cobbles (approx.)"),
     "roof_red_tile": Spectrum((0.070, 0.090, 0.180, 0.280), 0.12, 0.06, "red clay tile, ECOSTRESS man-made"),

@@ -4,6 +4,11 @@ Exact by design: both runs draw the same samples (the patch dataset depends only
 on seed, epoch and index; DistributedSampler splits one seeded permutation), RAMS
 has no batch norm or dropout, and cL1 is a mean over samples, so the averaged
 DDP gradient equals the single-process gradient up to float summation order.
+
+Also without libuv (Debian's ``python3-torch``; newer torch asks for libuv's
+TCPStore by default and such a build refuses): a ``sitecustomize`` put on the
+children's path makes this torch refuse exactly as that build does, and the
+launch of :func:`core.training.distributed.torchrun_command` must still train.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pytest
 import torch
 
 from core.training.config import load_config
+from core.training.distributed import torchrun_command
 from core.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +34,7 @@ import os, sys
 sys.path.insert(0, {root!r})
 import torch
 from core.training.config import load_config
+from core.training.distributed import torchrun_command
 from core.training.trainer import Trainer
 
 trainer = Trainer(load_config(sys.argv[1], sys.argv[2:]), progress=None)
@@ -46,30 +53,95 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_matches_single_process(tmp_path):
-    from core.data.synthetic.towns import make_dataset
+# What Debian's torch does when asked for a libuv TCPStore; every other store is the real one.
+NO_LIBUV = """
+import sys
+import torch._C._distributed_c10d as _c10d
 
-    data = tmp_path / "data"
-    make_dataset(data, n_scenes=4, size_hr=96, seed=5, frames=3)
-    common = [f"data.root={data}", "epochs=2", "data.samples_per_epoch=8", "optimizer=adam", "lr=1.0e-3"]
+_Real = _c10d.TCPStore
+
+
+class TCPStore(_Real):
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("use_libuv", args[8] if len(args) > 8 else True):
+            from torch.distributed import DistStoreError
+
+            raise DistStoreError("use_libuv was requested but PyTorch was built without libuv support, "
+                                 "run with USE_LIBUV=0 to disable it.")
+        super().__init__(*args, **kwargs)
+
+
+for _name, _mod in list(sys.modules.items()):
+    if _name.startswith("torch") and getattr(_mod, "TCPStore", None) is _Real:
+        _mod.TCPStore = TCPStore
+"""
+
+
+def _train_two_ranks(tmp_path: Path, data: Path, common: list, without_libuv: bool = False) -> Path:
+    """Two ranks of the worker under torchrun; returns their run folder (rank0.pt, rank1.pt, checkpoints).
+
+    ``without_libuv`` makes the children's torch refuse libuv stores; otherwise the launch is
+    whatever this build supports (the static rendezvous here, the file one on Debian's torch).
+    """
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER.format(root=str(ROOT)))
-    ddp_out = tmp_path / "ddp"
+    out = tmp_path / ("ddp_no_libuv" if without_libuv else "ddp")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(worker), str(TINY),
-           *common, "data.batch_size=2", f"out_dir={ddp_out}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env["OMP_NUM_THREADS"] = "1"
+    launch, extra = torchrun_command(2, tmp_path / f"rdzv-{out.name}", port=_free_port(),
+                                     libuv=False if without_libuv else None)
+    if without_libuv:
+        shim = tmp_path / "no_libuv"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(NO_LIBUV)
+        env["PYTHONPATH"] = os.pathsep.join([str(shim), env.get("PYTHONPATH", "")])
+    cmd = [*launch, str(worker), str(TINY), *common, "data.batch_size=2", f"out_dir={out}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**env, **extra}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
 
-    r0 = torch.load(ddp_out / "rank0.pt", weights_only=True)
-    r1 = torch.load(ddp_out / "rank1.pt", weights_only=True)
+
+def _replicas_agree(out: Path) -> dict:
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
     for k in r0:
         assert torch.equal(r0[k], r1[k]), f"replicas differ in {k}"
     from core.models.zoo import read_card
 
-    card_recipe = read_card(ddp_out / "last.safetensors").recipe
+    card_recipe = read_card(out / "last.safetensors").recipe
     assert card_recipe["world_size"] == 2 and card_recipe["global_batch"] == 4
+    return r0
+
+
+@pytest.fixture(scope="module")
+def towns(tmp_path_factory) -> Path:
+    from core.data.synthetic.towns import make_dataset
+
+    data = tmp_path_factory.mktemp("towns") / "data"
+    make_dataset(data, n_scenes=4, size_hr=96, seed=5, frames=3)
+    return data
+
+
+def test_the_simulated_build_without_libuv_refuses_a_libuv_store(tmp_path):
+    shim = tmp_path / "no_libuv"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(NO_LIBUV)
+    code = "from core.training.distributed import libuv_available; print(libuv_available())"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_two_process_ddp_without_libuv(tmp_path, towns):
+    common = [f"data.root={towns}", "epochs=1", "data.samples_per_epoch=8", "optimizer=adam", "lr=1.0e-3"]
+    _replicas_agree(_train_two_ranks(tmp_path, towns, common, without_libuv=True))
+
+
+def test_two_process_ddp_matches_single_process(tmp_path, towns):
+    data = towns
+    common = [f"data.root={data}", "epochs=2", "data.samples_per_epoch=8", "optimizer=adam", "lr=1.0e-3"]
+    r0 = _replicas_agree(_train_two_ranks(tmp_path, data, common))
 
     single = Trainer(load_config(TINY, [*common, "data.batch_size=4", f"out_dir={tmp_path / 'single'}"]))
     single.fit()

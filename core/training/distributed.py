@@ -12,13 +12,25 @@ Batch semantics: ``data.batch_size`` is per process, so the global batch is
 seeded permutation of sample indices (``DistributedSampler``), so a run on N
 processes sees the same samples per step as a single process with an N times
 bigger batch.
+
+Torch built without libuv (Debian's ``python3-torch``): torch >= 2.4 asks for
+libuv's TCPStore by default, and such a build refuses. The processes then join
+through a TCPStore made with ``use_libuv=False`` (what ``USE_LIBUV=0`` also
+forces), and torchrun itself must not start one either: on one machine
+:func:`torchrun_command` gives the launch that works on both kinds of build::
+
+    USE_LIBUV=0 TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --nproc_per_node=N --nnodes=1 \
+        --rdzv-backend=c10d --rdzv-endpoint=/tmp/rdzv-FILE --rdzv-conf store_type=file -m core.cli train CONFIG
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -27,6 +39,8 @@ from torch import nn
 __all__ = [
     "DistContext",
     "env_world_size",
+    "libuv_available",
+    "torchrun_command",
     "resolve_device",
     "init_distributed",
     "shutdown",
@@ -89,12 +103,70 @@ def init_distributed(device: torch.device) -> DistContext:
         return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                            backend=dist.get_backend(), owns_group=False)
     backend = "nccl" if device.type == "cuda" else "gloo"
+    kwargs: Dict[str, Any] = {"backend": backend}
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend, device_id=device)
-    else:
-        dist.init_process_group(backend=backend)
+        kwargs["device_id"] = device
+    if not _use_libuv():  # build the store ourselves: torch's env:// path would ask for libuv here and there
+        kwargs.update(store=_store_without_libuv(rank, world), rank=rank, world_size=world)
+    dist.init_process_group(**kwargs)
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=True)
+
+
+#: How long ranks wait for each other while joining (a rank may still be reading its scenes).
+_JOIN_TIMEOUT = timedelta(minutes=10)
+
+
+def libuv_available() -> bool:
+    """Whether this torch's TCPStore has its libuv backend (Debian's ``python3-torch`` has not).
+
+    Asked by starting a throw-away store on a free local port: torch has no
+    public flag for it, and a build without libuv refuses exactly that.
+    """
+    try:
+        probe = dist.TCPStore("127.0.0.1", 0, 1, True, timeout=timedelta(seconds=10), wait_for_workers=False,
+                              use_libuv=True)
+    except (RuntimeError, ValueError):  # DistStoreError: "built without libuv support"
+        return False
+    del probe
+    return True
+
+
+def _use_libuv() -> bool:
+    return os.environ.get("USE_LIBUV", "1") != "0" and libuv_available()
+
+
+def _store_without_libuv(rank: int, world: int):
+    """The rendezvous store of torch's ``env://``, made with ``use_libuv=False``.
+
+    Under torchrun the launcher may already serve a store at MASTER_ADDR:MASTER_PORT
+    (``TORCHELASTIC_USE_AGENT_STORE``); every rank is then its client. Otherwise
+    rank 0 serves it. The prefix is the one torch adds to a store it makes itself.
+    """
+    addr = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = int(os.environ.get("MASTER_PORT", "29500"))
+    agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+    store = dist.TCPStore(addr, port, world, is_master=rank == 0 and not agent_serves, timeout=_JOIN_TIMEOUT,
+                          multi_tenant=True, use_libuv=False)
+    return dist.PrefixStore("default_pg", store)
+
+
+def torchrun_command(nproc: int, rendezvous_file: Path, port: Optional[int] = None,
+                     libuv: Optional[bool] = None) -> Tuple[List[str], Dict[str, str]]:
+    """(argv up to the script, extra environment) launching ``nproc`` processes on this machine.
+
+    With libuv, torchrun's usual static rendezvous on ``port``. Without (or
+    ``libuv=False``), a rendezvous through ``rendezvous_file`` (which must not
+    exist yet) and no store shared by the launcher, so that no process asks
+    torch for a libuv store. ``libuv`` defaults to what this build has.
+    """
+    launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={int(nproc)}", "--nnodes=1"]
+    if libuv if libuv is not None else libuv_available():
+        if port is None:
+            raise ValueError("torchrun_command: a free port is needed for the static rendezvous")
+        return launch + ["--master_addr=127.0.0.1", f"--master_port={int(port)}"], {}
+    return (launch + ["--rdzv-backend=c10d", f"--rdzv-endpoint={rendezvous_file}", "--rdzv-conf=store_type=file"],
+            {"USE_LIBUV": "0", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"})
 
 
 def shutdown(ctx: DistContext) -> None:

@@ -76,8 +76,10 @@ def test_train_cancel_resume_and_new_checkpoint_in_dock(dialog, clean_qgis, tiny
         assert dialog.is_running()
         written = yaml.safe_load((run_dir / "requested_config.yaml").read_text())
         assert written["epochs"] == EPOCHS and written["data"]["root"] == str(tiny_dataset)
-        assert qh.wait_until(lambda: dialog.lines_read >= 1, 90), dialog.log_view.toPlainText()
-        assert qh.wait_until(lambda: dialog.history.epochs == [1] or not dialog.is_running(), 90), \
+        # generous limits: wait_until returns as soon as the condition holds, and a busy CPU (other jobs,
+        # a CI neighbour) can make a tiny epoch take tens of seconds
+        assert qh.wait_until(lambda: dialog.lines_read >= 1, 300), dialog.log_view.toPlainText()
+        assert qh.wait_until(lambda: dialog.history.epochs == [1] or not dialog.is_running(), 300), \
             dialog.log_view.toPlainText()
         assert dialog.history.epochs == [1]
         assert dialog.progress_bar.value() >= 1000 // EPOCHS - 1  # one epoch of EPOCHS done (of 1000)
@@ -94,7 +96,7 @@ def test_train_cancel_resume_and_new_checkpoint_in_dock(dialog, clean_qgis, tiny
         assert not quitting.isAccepted() and dialog.is_running()
 
         dialog.cancel_button.click()
-        assert qh.wait_until(lambda: not dialog.is_running(), 30)
+        assert qh.wait_until(lambda: not dialog.is_running(), 120)
         assert "cancelled" in dialog.status_label.text()
         assert (run_dir / "last.pt").is_file()  # the finished epoch is kept
         # An epoch of this tiny run takes a fraction of a second, so one more may end before the cancel
@@ -105,7 +107,7 @@ def test_train_cancel_resume_and_new_checkpoint_in_dock(dialog, clean_qgis, tiny
         assert dialog.resume_button.isEnabled()
 
         dialog.resume_button.click()
-        assert qh.wait_until(lambda: not dialog.is_running(), 120), dialog.log_view.toPlainText()
+        assert qh.wait_until(lambda: not dialog.is_running(), 900), dialog.log_view.toPlainText()
         assert dialog.history.checkpoint, dialog.log_view.toPlainText()
         assert dialog.history.epochs == list(range(kept + 1, EPOCHS + 1))  # resumed: kept epochs not retrained
         assert ready == [str(run_dir / "best.safetensors")]

@@ -20,6 +20,7 @@ from core.data.degrade import (
 )
 from core.data.scene import SceneError, list_scenes, load_split, read_scene
 from core.data.synthetic.towns import make_dataset
+from core.io.geo import compose
 
 
 def test_sigma_from_mtf_inverts_gaussian_mtf() -> None:
@@ -145,7 +146,7 @@ def test_simulate_dataset_keeps_hr_masks_grid_and_split(tmp_path: Path) -> None:
         for k in ("buildings", "roads"):
             np.testing.assert_array_equal(a.masks[k], b.masks[k])
         assert b.hr_transform == a.hr_transform
-        assert b.lr_transform == pytest.approx(a.hr_transform * Affine.scale(3))
+        assert b.lr_transform == pytest.approx(compose(a.hr_transform, Affine.scale(3)))
         assert b.lr.shape[-2:] == (16, 16)
     again = simulate_dataset(src, tmp_path / "sim2", frames=5, seed=1)
     np.testing.assert_array_equal(read_scene(again[0]).lr, read_scene(out[0]).lr)

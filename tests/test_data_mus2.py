@@ -15,6 +15,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from core.data.mus2 import MUS2_BAND_PAIRS, find_mus2_scenes, read_mus2, read_mus2_scene
 from core.data.scene import SceneError, write_scene
+from core.io.geo import compose
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -70,7 +71,7 @@ def fake_scene(
     if masks:
         m = np.zeros((hh, ww), np.uint8)
         m[3:9, 6:12] = 1
-        _write(scene / "masks" / "buildings.tif", m, transform=LR_T * Affine.scale(1 / 3))
+        _write(scene / "masks" / "buildings.tif", m, transform=compose(LR_T, Affine.scale(1 / 3)))
     return scene
 
 
@@ -91,7 +92,7 @@ def test_reads_nir_by_default_with_radiometry_dates_and_grid(tmp_path: Path) -> 
         np.testing.assert_allclose(sc.hr[0], ds.read(1) / 255.0, rtol=1e-6)  # uint8 -> 1/255 assumed
     assert sc.extra["hr_radiometric_scale"] == {"B8": pytest.approx(1 / 255)}
     assert sc.dates == ["2019-04-12", "2019-05-17", "2019-06-21"]
-    assert sc.crs and sc.lr_transform == LR_T and sc.hr_transform == LR_T * Affine.scale(1 / 3)
+    assert sc.crs and sc.lr_transform == LR_T and sc.hr_transform == compose(LR_T, Affine.scale(1 / 3))
     assert sc.masks["buildings"].sum() == 36 and "roads" not in sc.masks
     sc.validate()
     write_scene(sc, tmp_path / "out" / sc.name)  # a MuS2 scene converts to the project's format
@@ -151,7 +152,7 @@ def test_missing_parts_say_what_was_expected(tmp_path: Path) -> None:
 def test_revisits_on_different_grids_and_non_rasters(tmp_path: Path) -> None:
     scene = fake_scene(tmp_path, "S01")
     files = sorted((scene / "b8" / "lrs").iterdir())
-    _write(files[2], np.ones((10, 12), np.uint16), transform=LR_T * Affine.translation(2, 0), nodata=0)
+    _write(files[2], np.ones((10, 12), np.uint16), transform=compose(LR_T, Affine.translation(2, 0)), nodata=0)
     with pytest.raises(SceneError, match=r"20190621.*different grid"):
         read_mus2_scene(scene)
     _write(files[2], np.ones((9, 12), np.uint16), nodata=0)

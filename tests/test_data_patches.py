@@ -12,6 +12,7 @@ from affine import Affine
 from core.data.patches import PatchSelection, SegPatchDataset, SRPatchDataset, choose_frames, coverage_map
 from core.data.scene import Scene, SceneError
 from core.data.synthetic.towns import make_scene
+from core.io.geo import compose
 
 
 def block_scene(h: int = 20, w: int = 24, t: int = 3, seed: int = 0, masks: bool = True) -> Scene:
@@ -27,7 +28,7 @@ def block_scene(h: int = 20, w: int = 24, t: int = 3, seed: int = 0, masks: bool
     hr_t = Affine(10 / 3, 0, 400_000, 0, -10 / 3, 5_500_000)
     m = {"buildings": hr[0] > 0.5, "roads": hr[0] > 0.9} if masks else {}
     return Scene("block", lr, lr_valid, hr, np.ones(hr.shape[1:], bool), m, "EPSG:32634",
-                 hr_t * Affine.scale(3), hr_t, ["B8"])
+                 compose(hr_t, Affine.scale(3)), hr_t, ["B8"])
 
 
 def test_choose_frames_clearest_first_and_repeat() -> None:

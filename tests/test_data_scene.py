@@ -20,6 +20,7 @@ from core.data.scene import (
     split_names,
     write_scene,
 )
+from core.io.geo import compose
 
 HR_PX = 10.0 / 3.0
 
@@ -44,7 +45,7 @@ def tiny_scene(t: int = 3, h: int = 8, w: int = 10, seed: int = 0, name: str = "
         hr_valid=hr_valid,
         masks={"buildings": rng.random((3 * h, 3 * w)) > 0.8, "roads": rng.random((3 * h, 3 * w)) > 0.9},
         crs="EPSG:32634",
-        lr_transform=hr_t * Affine.scale(3),
+        lr_transform=compose(hr_t, Affine.scale(3)),
         hr_transform=hr_t,
         bands=["B8"],
         dates=[f"2021-05-{d:02d}" for d in range(1, t + 1)],
@@ -127,7 +128,7 @@ def _rewrite(path: Path, data: np.ndarray, transform: Affine, crs: str = "EPSG:3
 def test_lr_frames_on_different_grids(tmp_path: Path) -> None:
     scene = tiny_scene()
     path = write_scene(scene, tmp_path / "s")
-    shifted = scene.lr_transform * Affine.translation(1, 0)
+    shifted = compose(scene.lr_transform, Affine.translation(1, 0))
     _rewrite(path / "lr" / "t01.tif", np.ones((8, 10), np.uint16), shifted, nodata=0)
     with pytest.raises(SceneError, match=r"t01\.tif.*different grid"):
         read_scene(path)
@@ -143,7 +144,7 @@ def test_hr_not_three_times_lr(tmp_path: Path) -> None:
     with pytest.raises(SceneError, match=r"hr\.tif.*expected 30x24 px"):
         read_scene(path)
     # right size, wrong place
-    _rewrite(path / "hr.tif", np.ones((24, 30), np.uint16), scene.hr_transform * Affine.translation(2, 0), nodata=0)
+    _rewrite(path / "hr.tif", np.ones((24, 30), np.uint16), compose(scene.hr_transform, Affine.translation(2, 0)), nodata=0)
     with pytest.raises(SceneError, match=r"hr\.tif.*does not match"):
         read_scene(path)
 

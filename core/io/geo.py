@@ -14,13 +14,14 @@ from affine import Affine
 
 __all__ = ["compose", "apply"]
 
-#: ``affine`` >= 3 multiplies with ``@`` (and warns on ``*``); 2.x only knows ``*``.
-_HAS_MATMUL = hasattr(Affine, "__matmul__")
-
 
 def compose(a: Affine, b: Affine) -> Affine:
-    """``a`` after ``b``: the transform that applies ``b`` first, then ``a`` (``a @ b``)."""
-    return a @ b if _HAS_MATMUL else a * b
+    """``a`` after ``b``: the transform that applies ``b`` first, then ``a`` (``a @ b``).
+
+    ``affine`` >= 3 has ``@`` (and warns on ``*``); 2.x knows only ``*``. Asked
+    of the object, not of the module, so a subclass is handled as it behaves.
+    """
+    return a @ b if hasattr(a, "__matmul__") else a * b
 
 
 def apply(transform: Affine, x: Any, y: Any) -> Tuple[Any, Any]:

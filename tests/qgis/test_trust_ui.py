@@ -112,9 +112,11 @@ def test_processing_trustmap_refuses_a_misaligned_raster(provider, scene_files, 
     from qgis.core import QgsProcessingException
     from rasterio.transform import Affine
 
+    from core.io.geo import compose
+
     with rasterio.open(scene_files["reference"]) as ds:
         profile, hr = ds.profile, ds.read(1)
-    profile["transform"] = profile["transform"] * Affine.translation(1.5, 0)
+    profile["transform"] = compose(profile["transform"], Affine.translation(1.5, 0))
     with rasterio.open(tmp_path / "shifted.tif", "w", **profile) as ds:
         ds.write(hr, 1)
     with pytest.raises(QgsProcessingException, match="not aligned to the LR grid"):

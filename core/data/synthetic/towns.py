@@ -38,6 +38,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from affine import Affine
 
+from ...io.geo import compose
 from ..degrade import S2_NIR_MTF, psf_sigma_from_mtf, simulate_frames
 from ..scene import Scene, make_split, write_scene
 
@@ -471,7 +472,7 @@ def make_scene(
     x0 = _ORIGIN_X[0] + 10.0 * rng.integers(0, int((_ORIGIN_X[1] - _ORIGIN_X[0]) / 10))
     y0 = _ORIGIN_Y[0] + 10.0 * rng.integers(0, int((_ORIGIN_Y[1] - _ORIGIN_Y[0]) / 10))
     hr_transform = Affine(HR_PIXEL_M, 0.0, x0, 0.0, -HR_PIXEL_M, y0)
-    lr_transform = hr_transform * Affine.scale(3)
+    lr_transform = compose(hr_transform, Affine.scale(3))
 
     if real_world:
         dates = _dates(rng, frames, spread_days=330)

@@ -75,6 +75,9 @@ def test_model_card_with_a_list_as_arch(lr_raster: Path, tmp_path: Path) -> None
 def test_frames_of_ten_to_the_twelve(dataset: Path, tmp_path: Path) -> None:
     proc = run_cli(["simulate", "--src", dataset, "--out", tmp_path / "sim", "--frames", str(10**12)])
     assert_one_line_error(proc, "frames", "1000000000000")
+    proc = run_cli(["synth", "--out", tmp_path / "synth", "--scenes", "1", "--size", "48", "--frames", str(10**12)])
+    assert_one_line_error(proc, "frames", "1000000000000")
+    assert not (tmp_path / "synth").exists()
     proc = run_cli(["train", TINY, "--set", f"data.frames={10**12}", "--set", f"data.root={dataset}",
                     "--out", tmp_path / "run"])
     assert_one_line_error(proc, "data.frames")

@@ -39,7 +39,7 @@ import numpy as np
 from affine import Affine
 
 from ...io.geo import compose
-from ..degrade import S2_NIR_MTF, psf_sigma_from_mtf, simulate_frames
+from ..degrade import S2_NIR_MTF, check_frames, psf_sigma_from_mtf, simulate_frames
 from ..scene import Scene, make_split, write_scene
 
 __all__ = ["SyntheticParams", "make_scene", "make_dataset", "fractal_noise", "HR_PIXEL_M", "SYNTH_CRS"]
@@ -528,6 +528,7 @@ def make_dataset(
     """Write ``n_scenes`` synthetic scene folders under ``out_root`` plus ``split.json``."""
     if n_scenes < 1:
         raise ValueError(f"n_scenes must be >= 1, got {n_scenes}")
+    check_frames(frames)  # before any array is sized by it
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     paths = []

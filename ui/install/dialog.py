@@ -91,9 +91,10 @@ class InstallDialog(QDialog):
         self.target_dir = Path(target_dir) if target_dir is not None else plugin_deps_dir()
         self.extra_args = list(extra_args)
         self.cpu_source = list(cpu_source)
-        #: the commands' shared files (CPU wheels, constraints) live here, so the shown commands name real paths
-        self.work_dir = Path(tempfile.mkdtemp(prefix="s2sr-install-"))
-        self.destroyed.connect(lambda *_args, d=str(self.work_dir): shutil.rmtree(d, ignore_errors=True))
+        #: the commands' shared files (CPU wheels, constraints): a folder beside the target that the plugin
+        #: owns, named before anything runs so the commands shown are the commands run; removed after a run
+        self.work_dir = (self.target_dir.parent / f".{self.target_dir.name}-install") if self.target_dir \
+            else Path(tempfile.gettempdir()) / "s2sr-install"
         self.offers_cpu_wheels = sys.platform.startswith("linux") and any(r.cpu_wheels for r in self.requirements)
         self.report: Optional[DepsReport] = None
         self.outcome: Optional[PipOutcome] = None
@@ -333,6 +334,7 @@ class InstallDialog(QDialog):
             return
         self.outcome = outcome
         self.running_plan = None
+        shutil.rmtree(self.work_dir, ignore_errors=True)
         if outcome.status == CANCELLED:
             self._status(f"Installation cancelled. pip copies packages into {self.target_dir} only at its very "
                          f"end, so the folder is unchanged unless that last step had begun.")

@@ -197,8 +197,9 @@ def _value(alg: QgsProcessingAlgorithm, definition: QgsProcessingParameterDefini
         band = alg.parameterAsInt(parameters, name, context)
         return None if band < 1 and default is None else band
     text = (alg.parameterAsString(parameters, name, context) or "").strip()
-    if kind == "band":
-        return parse_band(text) if text else default
+    if kind == "band":  # "0" kept meaning "the default" (the published Number parameter's 0)
+        band = parse_band(text) if text else default
+        return default if band == 0 else band
     if kind == "strs":
         return tuple(_split(text))
     if kind == "ints":

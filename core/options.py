@@ -29,6 +29,7 @@ __all__ = [
     "option_fields",
     "add_cli_arguments",
     "from_cli",
+    "to_cli_arguments",
     "SuperResolveOptions",
     "SegmentOptions",
     "TrustOptions",
@@ -123,7 +124,8 @@ def _check(obj: Any) -> None:
     """Refuse values outside an option's limits or choices with one sentence naming the option."""
     for f, meta in option_fields(obj):
         value = getattr(obj, f.name)
-        name = cli_flag(f, meta) or f.name
+        flag = cli_flag(f, meta)
+        name = f"{meta.label} ({flag})" if flag else meta.label  # read the same in the dock, Processing and a shell
         if value is None:
             continue
         if meta.kind in ("int", "float"):
@@ -217,6 +219,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Seque
             text += " (default: automatic)"
         kw["help"] = text
         parser.add_argument(flag, **kw)
+
+
+def to_cli_arguments(options: Any, keep: Sequence[str] = ()) -> list:
+    """The command-line flags that give ``options`` to the headless CLI (the reverse of :func:`from_cli`).
+
+    Only values that differ from the defaults are written, plus the fields in
+    ``keep``, so a logged command shows what the analyst chose.
+    """
+    args: list = []
+    for f, meta in option_fields(options):
+        flag = cli_flag(f, meta)
+        value = getattr(options, f.name)
+        if flag is None or (value == f.default and f.name not in keep):
+            continue
+        if meta.kind == "bool":
+            if value != f.default:
+                args.append(("--no-" + flag[2:]) if f.default else flag)
+        elif isinstance(value, tuple):
+            args += [flag, *map(str, value)]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
 
 
 def from_cli(cls: Type[T], args: argparse.Namespace, **extra: Any) -> T:
@@ -346,7 +370,8 @@ class AreaOptions(_Options):
     lr: Optional[float] = option(None, "learning rate (default: the recipe's, 5e-5)", kind="float", minimum=0.0,
                                  maximum=1.0, auto=True, label="Learning rate")
     samples_per_epoch: Optional[int] = option(None, "patches per epoch (default: the recipe's, 256)", kind="int",
-                                              minimum=1, auto=True, cli="--samples", label="Patches per epoch")
+                                              minimum=1, auto=True, cli="--samples", processing="SAMPLES",
+                                              label="Patches per epoch")
     batch_size: Optional[int] = option(None, "patches per step (default: the recipe's, 8)", kind="int", minimum=1,
                                        maximum=4096, auto=True, label="Batch size")
     lr_patch: Optional[int] = option(None, "LR patch size (default 32, at most the tile size)", kind="int",

@@ -4,7 +4,8 @@ Why here and not in the plugin: the numbers the dock's Compare tab shows must
 be the engine's numbers (the same readers, metrics and segmentation as
 ``evaluate`` and ``segment``), testable without QGIS and callable from the
 CLI. The plugin passes plain values (paths, :class:`MaskSource`) through
-``core.api.compare_outputs`` and only draws the table.
+``core.api.compare_outputs`` and only draws the table; this module calls the engine's jobs
+directly (not ``core.api``, which imports it).
 
 Nothing heavy is imported at module level (``core.api`` re-exports the two
 dataclasses and must stay cheap to import); numpy, rasterio and the metrics
@@ -138,18 +139,18 @@ def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, i
     used and the map goes to a temporary folder (an existing layer's folder is
     not written to).
     """
-    from .. import api
+    from ..inference.trust import read_summary, trust_map
 
     beside = trust_path_for(path)
     if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
-        summary = api.trust_summary(beside)
+        summary = read_summary(beside)
         if summary is not None and Path(summary.sr_path).resolve() == Path(path).resolve():
             return summary, False
     if inputs is not None:
         opts = options.replace(band=inputs[1]) if inputs[1] is not None else options
-        return api.trust_map(path, inputs[0], out_path=beside, options=opts, progress=progress, cancel=cancel), True
-    return api.trust_map(path, None, out_path=work / f"trust_{index}.tif", options=options, progress=progress,
-                         cancel=cancel), False
+        return trust_map(path, inputs[0], out_path=beside, options=opts, progress=progress, cancel=cancel), True
+    return trust_map(path, None, out_path=work / f"trust_{index}.tif", options=options, progress=progress,
+                     cancel=cancel), False
 
 
 def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str, MaskSource],
@@ -159,11 +160,11 @@ def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str
     import numpy as np
     import rasterio
 
-    from .. import api
+    from ..inference.segment import segment
     from .metrics import SegCounts
 
     prob_path = work / f"prob_{index}.tif"
-    seg = api.segment(path, [seg_checkpoints[t] for t in targets], out_prob=str(prob_path),
+    seg = segment(path, [seg_checkpoints[t] for t in targets], out_prob=str(prob_path),
                       options=SegmentOptions(device=device), progress=sub_progress(step, 0.3, 0.9), cancel=cancel)
     with rasterio.open(prob_path) as ds:
         probs = ds.read().astype("float32")

@@ -348,7 +348,8 @@ def _deep_merge(base: Dict[str, Any], child: Mapping[str, Any]) -> Dict[str, Any
     return out
 
 
-def _read_yaml(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+def read_recipe_yaml(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    """A recipe YAML as a dict, its ``base:`` chain merged in (child keys win); cycles are refused."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
@@ -367,7 +368,7 @@ def _read_yaml(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: base: expected a file name, got {base!r}")
-        parent = _read_yaml(path.parent / base, seen + (path.resolve(),))
+        parent = read_recipe_yaml(path.parent / base, seen + (path.resolve(),))
         data = _deep_merge(parent, data)
     return data
 
@@ -462,7 +463,7 @@ def load_config(
     if isinstance(source, Mapping):
         data, name = dict(source), "config"
     else:
-        data, name = _read_yaml(Path(source)), Path(source).name
+        data, name = read_recipe_yaml(Path(source)), Path(source).name
     data = apply_overrides(data, overrides)
     return config_from_dict(data, source=name, check_files=check_files)
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from .config import REFERENCE_PREFIX, ConfigError, TrainConfig, _read_yaml, config_from_dict, is_reference
+from .config import REFERENCE_PREFIX, ConfigError, TrainConfig, read_recipe_yaml, config_from_dict, is_reference
 
 __all__ = ["GridEntry", "load_grid", "load_profile", "run_grid", "write_grid_report", "VERSION_LABELS"]
 
@@ -87,7 +87,7 @@ def load_grid(source) -> Dict[str, GridEntry]:
     """Read and validate every config of a grid (checkpoints may not exist yet)."""
     entries: Dict[str, GridEntry] = {}
     for path in _grid_files(Path(source)):
-        data = _read_yaml(path)
+        data = read_recipe_yaml(path)
         config = config_from_dict(data, source=path.name, check_files=False)
         entry_id = str(config.experiment.id or path.stem)
         if entry_id in entries:

@@ -52,12 +52,11 @@ def test_every_option_is_a_parameter_and_published_names_stay(provider, qh, name
     params = {p.name(): p for p in alg.parameterDefinitions()}
     assert published <= set(params), sorted(published - set(params))
     area = qh.ui("processing.area")
-    renames = area.NAMES if name == "finetunearea" else {}
     skipped = area.EXCLUDE if name == "finetunearea" else ()
     expected = {"bool": QgsProcessingParameterBoolean, "int": QgsProcessingParameterNumber,
                 "float": QgsProcessingParameterNumber, "choice": QgsProcessingParameterEnum}
     for f, meta in options_mod.option_fields(cls):
-        pname = renames.get(f.name) or options_mod.processing_name(f, meta)
+        pname = options_mod.processing_name(f, meta)
         if pname is None or meta.kind == "extent" or f.name in skipped:
             assert pname not in params or pname == "EXTENT", f.name
             continue
@@ -111,8 +110,7 @@ def test_parameters_read_back_into_the_options(provider, qh, scene_files):
     for value, band in ((None, None), ("0", None), ("B8", "B8"), (2, 2)):
         trust = _read(provider, qh, "trustmap", "TrustOptions", {"INPUT": first, "BAND": value})
         assert trust == TrustOptions(band=band), value
-    area = _read(provider, qh, "finetunearea", "AreaOptions", {"EPOCHS": 3, "SAMPLES": 16, "DEVICE": 1, "LR": 0},
-                 names=qh.ui("processing.area").NAMES)
+    area = _read(provider, qh, "finetunearea", "AreaOptions", {"EPOCHS": 3, "SAMPLES": 16, "DEVICE": 1, "LR": 0})
     assert (area.epochs, area.samples_per_epoch, area.device, area.lr) == (3, 16, "cpu", None)
     # a value the options refuse comes back as Processing's error, worded by the options
     with pytest.raises(QgsProcessingException, match="tile"):

@@ -42,8 +42,6 @@ from .base import (
 __all__ = ["FinetuneAreaAlgorithm"]
 
 SCORES = ("buildings_dice", "roads_dice", "consistency_cpsnr")
-#: parameter names published before ``AreaOptions`` existed (``qgis_process`` commands use them)
-NAMES = {"samples_per_epoch": "SAMPLES"}
 #: ``wald`` runs another engine function (``core.api.adapt_area``), not wired here yet: not offered
 EXCLUDE = ("wald",)
 
@@ -81,7 +79,7 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
             defaultValue=shipped_default("segmentation", "roads")))
         self.addParameter(QgsProcessingParameterNumber("TILE", "Tile size (LR pixels)",
                                                        QgsProcessingParameterNumber.Type.Integer, 64, minValue=16))
-        add_option_parameters(self, AreaOptions, exclude=EXCLUDE, names=NAMES)
+        add_option_parameters(self, AreaOptions, exclude=EXCLUDE)
         self.addParameter(QgsProcessingParameterFolderDestination("OUT_DIR", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("CHECKPOINT_OUT", "Fine-tuned checkpoint"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Report (Markdown)"))
@@ -95,7 +93,7 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
 
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
         band = parse_band(self.parameterAsString(parameters, "BAND", context).strip() or "1")
-        options = options_from_parameters(AreaOptions, self, parameters, context, names=NAMES)
+        options = options_from_parameters(AreaOptions, self, parameters, context)
         if options.recipe is None:
             options = options.replace(recipe=str(RECIPE))  # the shipped area recipe
         try:

@@ -29,7 +29,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...core.options import AreaOptions, cli_flag, option_fields
+from ...core.options import AreaOptions, to_cli_arguments
 from ..sources import Refused, export_vector, revisit_files
 
 __all__ = ["AreaPanel", "cli_arguments"]
@@ -38,24 +38,8 @@ LAYER_ID = Qt.ItemDataRole.UserRole
 
 
 def cli_arguments(options: Any, keep: Tuple[str, ...] = ("epochs", "device")) -> List[str]:
-    """The command-line flags that give ``options`` to the headless CLI (``core.options`` names the flags).
-
-    Only values that differ from the defaults are written, and the fields in
-    ``keep``, so the command in the log shows what the analyst chose.
-    """
-    args: List[str] = []
-    for f, meta in option_fields(options):
-        flag = cli_flag(f, meta)
-        value = getattr(options, f.name)
-        if flag is None or (value == f.default and f.name not in keep):
-            continue
-        if meta.kind == "bool":
-            args.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, tuple):
-            args += [flag, *map(str, value)]
-        elif value is not None:
-            args += [flag, str(value)]
-    return args
+    """The flags that give ``options`` to the headless CLI (``core.options.to_cli_arguments``)."""
+    return to_cli_arguments(options, keep)
 
 
 class AreaPanel(QWidget):

@@ -52,6 +52,7 @@ __all__ = [
     "list_models",
     "model_card",
     "shipped_models_dir",
+    "adapt_area",
 ]
 
 
@@ -159,6 +160,25 @@ def train(config, progress=None, resume: bool = True, cancel=None, overrides=Non
     if isinstance(config, (str, os.PathLike)) or isinstance(config, dict):
         config = load_config(config, overrides)
     return run(config, progress=progress, resume=resume, cancel=cancel)
+
+
+def adapt_area(revisits, band, sr_checkpoint: PathLike, out_dir: PathLike, buildings=None, roads=None,
+               seg_buildings=None, seg_roads=None, options=None, tile_lr: int = 96, val_fraction: float = 0.2,
+               gap_tiles: int = 1, progress=None, cancel: Optional[CancelToken] = None,
+               command: Optional[str] = None):
+    """Adapt an SR network to the analyst's own revisits by Wald's protocol (no HR image); returns a ``WaldResult``.
+
+    ``options``: :class:`core.options.AreaOptions` (``wald`` is implied). Vectors
+    and segmentation networks are optional: with them the report adds the
+    object-free false-positive share vs bicubic and Dice of the 10 m -> 3.33 m
+    output. ``progress`` receives event dicts (the trainer's, stage logs, ``done``).
+    See :func:`core.area.wald.adapt_area`.
+    """
+    from .area.wald import adapt_area as run
+
+    return run(revisits, band, sr_checkpoint, out_dir, buildings_vector=buildings, roads_vector=roads,
+               seg_buildings=seg_buildings, seg_roads=seg_roads, options=options, tile_lr=tile_lr,
+               val_fraction=val_fraction, gap_tiles=gap_tiles, progress=progress, cancel=cancel, command=command)
 
 
 def model_card(path: PathLike):

@@ -1,4 +1,4 @@
-"""CLI: ``area prepare``, ``area finetune`` and ``area run`` (both): fine-tune on your own area without HR.
+"""CLI: ``area prepare``, ``area finetune``, ``area run`` (both) and ``area wald``: adapt to your own area without HR.
 
 Examples::
 
@@ -12,6 +12,9 @@ Examples::
     # both in one go (what the QGIS dialog and the Processing algorithm run)
     python -m core.cli area run --revisits s2/*.tif --band 1 --buildings b.gpkg --roads r.gpkg \\
         --checkpoint sr.safetensors --seg-buildings b.safetensors --seg-roads r.safetensors --out myarea
+    # self-supervised on the revisits alone (Wald's protocol: 30 m -> 10 m, then applied at 10 m -> 3.33 m);
+    # vectors and segmentation networks are optional (they add false-positive and Dice measurements)
+    python -m core.cli area wald --revisits s2/*.tif --band B8 --checkpoint sr.safetensors --out myarea_wald
 
 ``--progress jsonl`` prints one JSON event per line (the trainer's events, stage
 messages, and a final ``done`` with the registered checkpoint and the report).
@@ -107,6 +110,65 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wald(args: argparse.Namespace) -> int:
+    from ..area.wald import UPSCALED_METRICS, WALD_METRICS, adapt_area
+    from ..options import AreaOptions
+
+    options = AreaOptions(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples,
+                          batch_size=args.batch_size, lr_patch=args.patch, device=args.device, seed=args.seed,
+                          wald=True, recipe=args.recipe, overrides=tuple(args.set or ()))
+    result = adapt_area(args.revisits, _band(args.band), args.checkpoint, args.out, buildings_vector=args.buildings,
+                        roads_vector=args.roads, seg_buildings=args.seg_buildings, seg_roads=args.seg_roads,
+                        options=options, tile_lr=args.tile, val_fraction=args.val_fraction, gap_tiles=args.gap,
+                        band_name=args.band_name, noise=not args.no_noise, progress=event_printer(args.progress),
+                        resume=not args.no_resume, command=_command_line())
+    if args.progress == "jsonl":
+        return 0
+    for part, metrics in (("wald", WALD_METRICS), ("upscaled", UPSCALED_METRICS)):
+        for key, label, _ in metrics:
+            b, a = result.before[part].get(key), result.after[part].get(key)
+            if key in result.before[part]:
+                print(f"{label:<42} before {_fmt(b):>7}  after {_fmt(a):>7}")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"report: {result.report_md}")
+    return 0
+
+
+def _add_wald(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--revisits", nargs="+", required=True, metavar="RASTER",
+                   help="Sentinel-2 rasters of the area (revisits); the first sets the grid, others are warped onto it")
+    p.add_argument("--band", default="1", help="1-based band number or band name (e.g. B8) in every revisit; "
+                                               "'all' when one raster's bands are the dates (default 1)")
+    p.add_argument("--band-name", help="band name written into the tiles (default: the checkpoint's band)")
+    p.add_argument("--checkpoint", required=True, help="SR checkpoint to adapt (.safetensors, one band)")
+    p.add_argument("--out", required=True, help="output folder: area/ (10 m tiles), wald/ (30 m -> 10 m pairs), "
+                                                "train/ (the run), wald_adapted.safetensors, wald_report.json/.md/.png")
+    p.add_argument("--buildings", help="optional buildings polygon layer: masks for the object-free "
+                                       "false-positive share and Dice of the 10 m -> 3.33 m output")
+    p.add_argument("--roads", help="optional roads line layer (OSM 'highway' class), as --buildings")
+    p.add_argument("--seg-buildings", help="optional building segmentation checkpoint (frozen; measuring only)")
+    p.add_argument("--seg-roads", help="optional road segmentation checkpoint (frozen; measuring only)")
+    p.add_argument("--tile", type=int, default=96, help="tile size in 10 m pixels, a multiple of 3 (default 96 = "
+                                                       "32 px at 30 m)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of tile columns (or rows) held out on the east (south) side (default 0.2)")
+    p.add_argument("--gap", type=int, default=1, help="tile columns (rows) left out between training and held-out "
+                                                      "tiles (default 1)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-5)")
+    p.add_argument("--samples", type=int, help="patches per epoch (default: the recipe's, 256)")
+    p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 8)")
+    p.add_argument("--patch", type=int, help="patch size in 30 m pixels (default 24, at most the 30 m tile)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="cpu, cuda or auto (default)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (and the seed of the 30 m frames' noise)")
+    p.add_argument("--no-noise", action="store_true", help="do not add instrument noise back to the 30 m frames")
+    p.add_argument("--recipe", help="training recipe (default resources/configs/area/wald.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any setting of the recipe")
+    p.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm",
+                   help="tqdm bars (default) or one JSON event per line on stdout (for the QGIS dialog)")
+    p.add_argument("--no-resume", action="store_true", help="start the training afresh even if OUT/train/last.pt exists")
+
+
 def _add_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revisits", nargs="+", required=True, metavar="RASTER",
                    help="Sentinel-2 rasters of the area (revisits); the first sets the grid, others are warped onto it")
@@ -177,4 +239,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_inputs(run)
     _add_training(run)
     run.set_defaults(func=_run)
+
+    wald = sub.add_parser("wald", help="self-supervised adaptation to your revisits alone (Wald's protocol)",
+                          description="Degrades the 10 m revisits to 30 m with the S-2 PSF, trains the network to "
+                                      "give back each tile's clearest 10 m revisit (cL1 + consistency cL1), and "
+                                      "reports on the held-out strip before and after: cPSNR/cSSIM at 30 m -> 10 m "
+                                      "and, on the 10 m -> 3.33 m output, the 3-px grid score, consistency and (with "
+                                      "vectors and segmentation networks) the object-free false-positive share vs "
+                                      "bicubic. Needs no HR image and no vectors. Resumes from OUT/train/last.pt.")
+    _add_wald(wald)
+    wald.set_defaults(func=_wald)
     p.set_defaults(func=lambda a, parser=p: (parser.print_help(), 2)[1])

@@ -286,12 +286,12 @@ def test_select_frames_rules():
 # --------------------------------------------------------------------------- trust, cancel
 
 
-def test_trust_map_on_the_lr_grid(tmp_path):
+def test_trust_map_on_the_sr_grid(tmp_path):
     dn = smooth_dn()
     lr = write_geotiff(tmp_path / "lr.tif", dn)
     res = super_resolve([lr], tmp_path / "sr.tif", model(), options=SuperResolveOptions(tile=16, overlap=2, trust=True))
     assert res.trust_path == tmp_path / "sr_trust.tif"
-    with rasterio.open(lr) as a, rasterio.open(res.trust_path) as t:
+    with rasterio.open(res.path) as a, rasterio.open(res.trust_path) as t:
         assert t.transform.almost_equals(a.transform) and t.shape == a.shape and t.crs == a.crs
         trust = t.read(1)
     assert np.isfinite(trust).all() and (trust >= 0).all()

@@ -172,3 +172,26 @@ def style_trust(layer: QgsRasterLayer, threshold: float = 0.02, band: int = 1) -
     renderer.setClassificationMax(top)
     layer.setRenderer(renderer)
     layer.triggerRepaint()
+
+
+#: Trust classes (value -> RGBA, label): the colours of the class raster's embedded palette
+#: (core/inference/trust_classes.py CLASS_COLOURS); supported is transparent over the SR output.
+TRUST_CLASS_STYLE: Dict[int, Tuple[Tuple[int, int, int, int], str]] = {
+    0: ((26, 150, 65, 0), "supported"),
+    1: ((253, 174, 97, 150), "uncertain"),
+    2: ((215, 25, 28, 220), "likely invented"),
+}
+
+
+def style_trust_classes(layer: QgsRasterLayer, show_supported: bool = False) -> None:
+    """``<sr>_trust_class.tif``: orange uncertain, red likely invented; supported transparent (or faint green).
+
+    Paletted on the class values (0/1/2; 255 is the file's nodata), so the
+    legend names the classes and every trust map reads the same.
+    """
+    classes = []
+    for value, ((r, g, b, a), label) in TRUST_CLASS_STYLE.items():
+        alpha = 70 if value == 0 and show_supported else a
+        classes.append(QgsPalettedRasterRenderer.Class(value, QColor(r, g, b, alpha), label))
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+    layer.triggerRepaint()

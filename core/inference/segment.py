@@ -35,6 +35,7 @@ from .frames import fill_invalid
 from .loading import LoadedModel, ModelLike, choose_device, load_models
 from .planning import TilePlan, check_footprint, estimate_footprint, plan_tiles
 from .runner import Axis, OutputSpec, run_tiles
+from .support import prepare_support
 
 __all__ = ["SegResult", "segment", "seg_tiles", "check_targets"]
 
@@ -71,25 +72,36 @@ def check_targets(models: Sequence[LoadedModel]) -> List[str]:
 
 def seg_tiles(bands: Sequence[object], window: Window, models: Sequence[LoadedModel], plan: TilePlan,
               fallback: float, emit: EmitRows, cancel: Optional[object] = None,
-              report: Optional[Callable[[int, int], None]] = None) -> None:
+              report: Optional[Callable[[int, int], None]] = None, reference: Sequence[object] = ()) -> None:
     """The tiled segmentation pass shared by the plugin's outputs and evaluation.
 
     ``bands``: the frames the networks read (one, or the four bands a 4-band
     network's card names), all on one grid; ``emit`` receives probability rows
     ``[targets, n, W]`` with the pixels where the input was valid.
+    ``reference``: frames of a second image on the same grid, one per band
+    (e.g. the bicubic upsampling of an SR output's inputs,
+    :mod:`core.inference.support`); the same networks segment it in the same
+    tiles and ``emit`` receives ``[2 * targets, n, W]`` (the reference's after).
     """
     rows, cols = Axis(int(window.height), plan.tile, plan.overlap), Axis(int(window.width), plan.tile, plan.overlap)
     n_targets = len(models)
+    n_bands = len(bands)
+    sources = [*bands, *reference]
 
     def read_strip(oy: int):
         r0 = int(window.row_off) + oy
         c0 = int(window.col_off) + cols.start
-        got = [f.read_padded(r0, r0 + rows.tile_len, c0, c0 + cols.stop - cols.start) for f in bands]
-        x = np.stack([g[0] for g in got])[None]  # [1, C, h, w]
-        v = np.logical_and.reduce([g[1] for g in got])[None]  # [1, h, w]
-        return fill_invalid(x, v, fallback)[0], v
+        got = [f.read_padded(r0, r0 + rows.tile_len, c0, c0 + cols.stop - cols.start) for f in sources]
+        x = np.stack([g[0] for g in got[:n_bands]])[None]  # [1, C, h, w]
+        v = np.logical_and.reduce([g[1] for g in got[:n_bands]])[None]  # [1, h, w]
+        x = fill_invalid(x, v, fallback)[0]
+        if reference:
+            xr = np.stack([g[0] for g in got[n_bands:]])[None]
+            vr = np.logical_and.reduce([g[1] for g in got[n_bands:]])[None]
+            x = np.concatenate([x, fill_invalid(xr, vr, fallback)[0]])
+        return x, v
 
-    def predict(xb: np.ndarray, vb: np.ndarray):
+    def segment_batch(xb: np.ndarray) -> np.ndarray:
         probs = []
         with torch.inference_mode():
             for m in models:
@@ -99,9 +111,14 @@ def seg_tiles(bands: Sequence[object], window: Window, models: Sequence[LoadedMo
                 if tuple(logits.shape) != expected:
                     raise RuntimeError(f"{m.source}: returned {tuple(logits.shape)}, expected {expected}")
                 probs.append(torch.sigmoid(logits.float()).cpu().numpy())
-        return [np.concatenate(probs, 1)]
+        return np.concatenate(probs, 1)
 
-    run_tiles(rows, cols, read_strip, predict, [OutputSpec(1, n_targets)],
+    def predict(xb: np.ndarray, vb: np.ndarray):
+        if not reference:
+            return [segment_batch(xb)]
+        return [np.concatenate([segment_batch(xb[:, :n_bands]), segment_batch(xb[:, n_bands:])], 1)]
+
+    run_tiles(rows, cols, read_strip, predict, [OutputSpec(1, n_targets * (2 if reference else 1))],
               lambda _i, r0, block, valid: emit(r0, block, valid), plan.batch, cancel, report, plan.min_batch)
 
 
@@ -210,6 +227,10 @@ def segment(
 
         with ExitStack() as stack:
             sinks: Dict[str, GeoTiffSink] = {}
+            support = None
+            if vec_out is not None:  # polygons say whether the 10 m input supports them
+                support = prepare_support(src, fs, bands, o_grid, vec_out, len(targets), messages, stack)
+                sinks["support"] = support.sink
             if prob_out is not None:
                 sinks["prob"] = GeoTiffSink(prob_out, geotiff_profile(o_grid, "float32", len(targets), float("nan")),
                                             dict(tags, SEG_KIND="probability 0..1"), targets)
@@ -221,6 +242,9 @@ def segment(
 
             def emit(r0: int, block: np.ndarray, valid: np.ndarray) -> None:
                 invalid = ~valid
+                if support is not None:
+                    support.write_rows(r0, block, invalid)
+                    block = block[: len(targets)]
                 if "prob" in sinks:
                     p = block.astype(np.float32, copy=True)
                     p[:, invalid] = np.nan
@@ -233,17 +257,27 @@ def segment(
             def report(done: int, total: int) -> None:
                 say(0.85 * done / total, f"segmenting: tile {done}/{total}")
 
-            seg_tiles(bands, window, models, plan, fallback, emit, cancel, report)
+            seg_tiles(bands, window, models, plan, fallback, emit, cancel, report,
+                      reference=support.reference if support is not None else ())
             check_cancel(cancel)
             say(0.87, "building overviews")
             for s in sinks.values():
-                s.commit()
+                s.commit(overviews=s is not sinks.get("support"))
             stack.pop_all()
     counts: Dict[str, int] = {}
     if vec_out is not None and mask_out is not None:
         say(0.9, "vectorizing the mask")
-        counts = write_mask_vectors(mask_out, vec_out, targets)
-        messages.append("vectors: " + ", ".join(f"{n} {t} polygon(s)" for t, n in counts.items()) + f" in {vec_out}")
+        assert support is not None
+        try:
+            counts = write_mask_vectors(mask_out, vec_out, targets, **support.vector_options(
+                targets, options.threshold, options.supported_only, messages))
+        finally:
+            support.remove()
+        kept = " (supported objects only)" if options.supported_only else ""
+        messages.append("vectors: " + ", ".join(f"{n} {t} polygon(s)" for t, n in counts.items())
+                        + f"{kept} in {vec_out}")
+    elif options.supported_only:
+        messages.append("'supported objects only' applies to the polygons: give a vector output to use it")
     for p in (prob_out, mask_out):
         if p is not None:
             messages.append(f"wrote {p} ({', '.join(targets)}; {o_grid.width} x {o_grid.height} px)")

@@ -1,51 +1,44 @@
-"""Trust map of a super-resolved raster: where does it disagree with what Sentinel-2 saw?
+"""Trust map of a super-resolved raster: where is its detail supported by Sentinel-2, and where invented?
 
-An SR output may invent detail. The one check that needs no HR image is the
-consistency the network was trained with: degrade the output back to the LR
-grid with the S-2 operator (``core.data.degrade``: PSF, sub-pixel shift, 3x3
-area mean) and compare it with each LR revisit. This module writes that
-comparison as a GeoTIFF beside the output (``<sr>_trust.tif``) with two bands:
+An analyst has no HR image, so every signal here is computed from the SR
+output, its LR inputs and (when at hand) its checkpoint. Two files are written
+beside the output, both on the **SR grid** (same transform and size as the SR
+output, 3.33 m for x3):
 
-1. **disagreement** = ``median_t |LR_t - b_t - D_t(SR)|`` over the valid revisits
-   of each LR pixel, in reflectance. The median (not the mean) so one cloudy or
-   changed revisit does not make the SR output look guilty: the map lights up
-   only where the output disagrees with *most* of what S-2 saw.
-2. **revisit spread** = the standard deviation across revisits of the same
-   residuals ``r_t = LR_t - b_t - D_t(SR)`` (NaN where fewer than two revisits
-   are valid, e.g. for a single-image input). The residuals share ``D_t(SR)``,
-   so the spread is the disagreement of the revisits *among themselves* after
-   the geometry and brightness of each was accounted for. Deliberately *not*
-   robust: a cloud, shadow or change in a single revisit must show here (the
-   median of band 1 ignores it). High spread means "S-2 itself is not sure
-   here"; high disagreement with lower spread means "the output invented or
-   missed something the revisits agree on". (An invented object also raises
-   the spread at its edges, since each revisit sees it at its own sub-pixel
-   shift, but much less than the disagreement.)
+``<sr>_trust.tif``, float32, NaN = no data, one band per signal:
 
-Per-frame corrections, estimated once on a few calibration windows:
+1. **disagreement** (reflectance): the output degraded back to S-2 and compared
+   with every revisit, the median of ``|LR_t - offset_t - D_t(SR)|`` over the
+   revisits (:mod:`core.inference.trust_consistency`). Computed per 10 m pixel
+   and written over its 3x3 block. Sees invented or missing *objects*; blind to
+   detail finer than 10 m that averages out.
+2. **revisit spread** (reflectance): the spread of the same residuals across
+   revisits: S-2 itself disagrees (clouds, change). NaN with one revisit.
+3. **instability** (reflectance): the per-pixel standard deviation of the
+   output under test-time augmentation (flips, a quarter turn, 1/3-pixel
+   shifts, dropped revisits; :mod:`core.inference.tta`). Needs the checkpoint:
+   from the ``checkpoint`` argument, else the SR output's ``SR_CHECKPOINT`` tag;
+   NaN (with a message) when neither is a file or ``options.tta`` is off.
+4. **grid score** (ratio, about 1 = none): the 3-px grid score (DESIGN section
+   4) in 120 m windows (:mod:`core.inference.trust_grid`).
+5. **grid amplitude** (reflectance): how strong that 3-px pattern is.
 
-* ``D_t`` is the degradation with frame t's **sub-pixel shift**. Revisits are
-  warped onto the reference grid (as inference does) but keep their residual
-  misregistration (real S-2: a fraction of a pixel; the synthetic data: up to
-  one LR pixel); without it every edge would light up. The shift is found by a
-  coarse grid search (1 HR px steps) refined by L-BFGS through the
-  differentiable operator.
-* ``b_t`` is the frame's **brightness offset**, the same per-frame bias the cL1 /
-  consistency loss removes (``core.losses``), but estimated with the *median*
-  of ``LR_t - D_t(SR)`` instead of the mean: the objects this map must flag are
-  exactly the outliers that would drag a mean towards themselves.
+``<sr>_trust_class.tif``, uint8 with an embedded colour table: **0 supported,
+1 uncertain, 2 likely invented, 255 no data**, by the rule of
+:mod:`core.inference.trust_classes` (thresholds set on synthetic scenes with a
+known truth; see there and ``docs/trust_map.md``).
 
-Grid: the map is on the **LR grid** (one value per LR pixel, transform = SR
-transform x scale, same origin and extent as the SR output): the comparison
-exists only at that resolution; QGIS draws it over the SR layer unchanged. The
-SR output must sit on the LR reference grid (pixel = LR pixel / integer scale,
-origin on an LR pixel corner), as ``super_resolve`` writes it; anything else
-is refused with the offsets found.
+The SR output must sit on the LR reference grid (pixel = LR pixel / integer
+scale, origin on an LR pixel corner), as ``super_resolve`` writes it; its LR
+inputs, band and checkpoint are read from its tags (``SR_INPUTS``, ``SR_BAND``,
+``SR_CHECKPOINT``) when not given. A multi-band output is judged on one band
+(``options.band``; by default B08, else its first band).
 
-Nodata: NaN (float32). An LR pixel is nodata where its 3x3 SR block has a
-nodata pixel or no revisit is valid there. Processing is strip by strip (rows
-of LR pixels, columns in blocks), so memory grows with the raster's width only,
-as for inference; written to a hidden temporary file and renamed when complete.
+Streaming: rows are produced in order, by the TTA pass's finished strips when
+it runs (:func:`core.inference.runner.run_tiles`), else by strips of
+:data:`_STRIP` LR rows; every signal is computed for those rows only, so memory
+grows with the raster's width. Both files are written to hidden temporary files
+and renamed only when complete; cancel or an error leaves neither.
 """
 
 from __future__ import annotations
@@ -56,30 +49,36 @@ import math
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
-import torch
-from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from .. import __version__
-from ..data.degrade import S2_MTF_NYQUIST, S2_NIR_MTF, Degradation, psf_sigma_from_mtf
-from ..io.rasters import BandSpec, Frame, FrameSet, Grid, gdal_env
+from ..io.rasters import BandSpec, Frame, FrameSet, gdal_env
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
-from ..jobs import Cancelled, CancelToken, InputError, Progress, progress_fn, trust_path_for
+from ..jobs import CancelToken, InputError, Progress, check_cancel, progress_fn, trust_path_for
 from ..options import TrustOptions
+from .bands import band_of_frame, canonical_band, group_frames
+from .frames import select_frames
+from .trust_classes import CLASS_COLOURS, CLASS_KEYS, CLASS_NAMES, NODATA, ClassRule, classify
+from .trust_consistency import Consistency, sr_lr_window
+from .trust_grid import GridEnergy
+from .tta import instability_from_moments, instability_tiles
 
 __all__ = [
     "TrustSummary",
     "trust_map",
     "read_summary",
+    "class_path_for",
     "sr_lr_window",
     "DEFAULT_THRESHOLD",
     "BAND_DESCRIPTIONS",
+    "CLASS_DESCRIPTION",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,25 +88,37 @@ PathLike = Union[str, os.PathLike]
 #: times the noise of S-2's 10 m bands (std ~0.002 at reflectance 0.3).
 DEFAULT_THRESHOLD = 0.02
 BAND_DESCRIPTIONS = (
-    "disagreement: median over revisits of |LR - offset - degraded SR| (reflectance)",
-    "revisit spread: std of the residuals LR - offset - degraded SR across revisits (reflectance)",
+    "disagreement: median over revisits of |LR - offset - degraded SR|, reflectance (per 10 m pixel)",
+    "revisit spread: std across revisits of LR - offset - degraded SR, reflectance (per 10 m pixel)",
+    "disagreement beyond bicubic: band 1 minus the same for the bicubic upsampling of the revisits, "
+    "reflectance (per 10 m pixel; > 0 = fits the revisits worse than plain upsampling)",
+    "instability: std of the output under flips, a quarter turn, 1/3-pixel shifts and dropped revisits, "
+    "reflectance",
+    "grid score: power of a 3-px checkerboard over its surroundings in a 120 m window (about 1 = none)",
+    "grid amplitude: strength (RMS) of the 3-px checkerboard in a 120 m window, reflectance",
 )
-#: Histogram for the streamed 95th percentile: bins of 1e-4 reflectance up to 1.0 (plus overflow).
+CLASS_DESCRIPTION = "trust class: 0 supported, 1 uncertain, 2 likely invented, 255 no data"
+#: Histogram for the streamed 95th percentiles: bins of 1e-4 reflectance up to 1.0 (plus overflow).
 _HIST_STEP = 1e-4
 _HIST_BINS = 10000
-#: Calibration windows: side in LR pixels, at most 2 x 2 of them.
-_CAL_SIDE = 96
-_STRIP = 128  # LR rows per strip
-_BLOCK = 256  # LR columns per block
+_STRIP = 128  # LR rows per strip when no TTA pass drives the rows
+
+
+def class_path_for(trust_path: PathLike) -> Path:
+    """``sr_trust.tif`` -> ``sr_trust_class.tif``: where the class raster of a trust map goes."""
+    p = Path(trust_path)
+    return p.with_name(f"{p.stem}_class{p.suffix or '.tif'}")
 
 
 @dataclass
 class TrustSummary:
     """What the comparison table and the CLI show; also stored as tags in the trust GeoTIFF.
 
-    Reflectance units throughout. ``flagged_share`` is the share of valid LR
-    pixels whose disagreement exceeds ``threshold``; ``mean_spread`` is None
-    when no pixel has two valid revisits (single-image input).
+    Reflectance units unless said otherwise. Shares are of the valid SR pixels.
+    ``flagged_share``: disagreement above ``threshold``; ``supported_share``,
+    ``uncertain_share``, ``invented_share``: the three trust classes (they sum
+    to 1). ``mean_spread`` is None with a single revisit, ``mean_instability``
+    and ``p95_instability`` when no checkpoint was used (``augmentations`` empty).
     """
 
     path: Path
@@ -122,233 +133,90 @@ class TrustSummary:
     frames: List[str] = field(default_factory=list)
     shifts_hr: List[Tuple[float, float]] = field(default_factory=list)
     offsets: List[float] = field(default_factory=list)
+    class_path: Optional[Path] = None
+    supported_share: float = 0.0
+    uncertain_share: float = 0.0
+    invented_share: float = 0.0
+    mean_instability: Optional[float] = None
+    p95_instability: Optional[float] = None
+    median_grid_score: Optional[float] = None
+    p95_grid_amplitude: Optional[float] = None
+    band: str = ""
+    checkpoint: Optional[str] = None
+    augmentations: List[str] = field(default_factory=list)
+    rule: Dict[str, float] = field(default_factory=dict)
     messages: List[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def class_shares(self) -> Dict[str, float]:
+        """``{"supported": .., "uncertain": .., "invented": ..}``."""
+        return {k: getattr(self, f"{k}_share") for k in CLASS_KEYS.values()}
 
     def tags(self) -> Dict[str, str]:
         d = asdict(self)
         d.pop("messages")
-        d["path"], d["sr_path"] = str(self.path), str(self.sr_path)
+        for k in ("path", "sr_path", "class_path"):
+            d[k] = None if d[k] is None else str(d[k])
         return {"TRUST_SUMMARY": json.dumps(d)}
 
 
 def read_summary(trust_path: PathLike) -> Optional[TrustSummary]:
-    """The summary stored in a trust GeoTIFF's tags (None when the file holds none)."""
+    """The summary stored in a trust GeoTIFF's tags (None when the file holds none).
+
+    Keys this version does not know are ignored and missing ones take their
+    defaults, so a map written by an older version still reads.
+    """
     with rasterio.open(trust_path) as ds:
         raw = ds.tags().get("TRUST_SUMMARY")
     if not raw:
         return None
     d = json.loads(raw)
-    d["path"], d["sr_path"] = Path(d["path"]), Path(d["sr_path"])
+    known = {f.name for f in fields(TrustSummary)}
+    d = {k: v for k, v in d.items() if k in known}
+    for k in ("path", "sr_path", "class_path"):
+        if d.get(k) is not None:
+            d[k] = Path(d[k])
     d["shifts_hr"] = [tuple(s) for s in d.get("shifts_hr", [])]
     return TrustSummary(**d)
 
 
-# --------------------------------------------------------------------------- grids
+# --------------------------------------------------------------------------- the class raster
 
 
-def sr_lr_window(sr: Grid, lr: Grid, sr_name: str = "SR raster", lr_name: str = "LR inputs",
-                 scale_tag: Optional[str] = None) -> Tuple[int, Window]:
-    """(scale, LR window covered by the SR raster), or :class:`InputError` saying how they are misaligned."""
-    if sr.crs != lr.crs:
-        raise InputError(
-            f"{sr_name} is in {sr.crs.to_string() if sr.crs else 'no CRS'} but {lr_name} are in "
-            f"{lr.crs.to_string()}: the trust map compares pixel by pixel, give the SR output written from these inputs")
-    a, b = sr.transform, lr.transform
-    if a.b or a.d or b.b or b.d:
-        raise InputError(f"{sr_name} or {lr_name} have a rotated grid; the trust map needs north-up rasters")
-    ratio = b.a / a.a
-    scale = int(round(ratio))
-    if scale < 2 or abs(ratio - scale) > 1e-6 * scale or abs(b.e / a.e - ratio) > 1e-6 * scale:
-        raise InputError(
-            f"{sr_name} has {abs(a.a):.4g} x {abs(a.e):.4g} pixels but {lr_name} have {abs(b.a):.4g} x {abs(b.e):.4g}: "
-            "the SR pixel must be the LR pixel divided by a whole scale factor (e.g. 3)")
-    if scale_tag and scale_tag.isdigit() and int(scale_tag) != scale:
-        raise InputError(f"{sr_name} says it is x{scale_tag} but its pixels are {scale} times smaller than the LR pixels")
-    col = (a.c - b.c) / b.a
-    row = (a.f - b.f) / b.e
-    if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
-        raise InputError(
-            f"{sr_name} is not aligned to the LR grid of {lr_name}: its origin is {col - math.floor(col):.3f} LR pixel "
-            f"across and {row - math.floor(row):.3f} down from an LR pixel corner; the trust map needs the SR "
-            "output on the LR grid, as super-resolution writes it (do not resample it)")
-    if sr.width % scale or sr.height % scale:
-        raise InputError(f"{sr_name} is {sr.width} x {sr.height} px, not a whole number of {scale} x {scale} LR pixels")
-    window = Window(int(round(col)), int(round(row)), sr.width // scale, sr.height // scale)
-    if window.col_off < 0 or window.row_off < 0 or window.col_off + window.width > lr.width \
-            or window.row_off + window.height > lr.height:
-        raise InputError(f"{sr_name} extends beyond {lr_name} (LR window {window.col_off}, {window.row_off}, "
-                         f"{window.width} x {window.height} in a {lr.width} x {lr.height} grid)")
-    return scale, window
+class _ClassSink(GeoTiffSink):
+    """The uint8 class raster: its colour table embedded (QGIS draws it styled), overviews by majority."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            self._ds.write_colormap(1, {v: CLASS_COLOURS.get(v, (0, 0, 0, 0)) for v in range(256)})
+        except BaseException:
+            self.abort()
+            raise
+
+    def build_overviews(self, factors: List[int]) -> None:
+        self._ds.build_overviews(factors, Resampling.mode)
+        self._ds.update_tags(ns="rio_overview", resampling="mode")
 
 
-def _sigma_for(frame: Frame, scale: int, messages: List[str]) -> float:
-    """PSF sigma (HR px) from the band name in the description (B2/B3/B4/B8), else the NIR value."""
-    token = (frame.description or "").split("_")[0].split(" ")[0].upper()
-    token = {"B02": "B2", "B03": "B3", "B04": "B4", "B08": "B8", "NIR": "B8"}.get(token, token)
-    if token in S2_MTF_NYQUIST:
-        return psf_sigma_from_mtf(S2_MTF_NYQUIST[token], scale)
-    messages.append(f"band of {frame.label} not recognised as B2/B3/B4/B8: using the NIR PSF (MTF {S2_NIR_MTF})")
-    return psf_sigma_from_mtf(S2_NIR_MTF, scale)
+# --------------------------------------------------------------------------- streamed statistics
 
 
-# --------------------------------------------------------------------------- reading blocks
+def _hist(values: np.ndarray) -> np.ndarray:
+    idx = np.minimum((values / _HIST_STEP).astype(np.int64), _HIST_BINS)
+    return np.bincount(idx, minlength=_HIST_BINS + 1)
 
 
-@dataclass
-class _Reader:
-    """Reads aligned blocks: SR with a halo (for the PSF) and LR frames, in reflectance."""
-
-    sr: Frame
-    frames: List[Frame]
-    window: Window  # LR window covered by the SR raster
-    scale: int
-    halo: int  # LR pixels of SR context on each side
-
-    def sr_block(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
-        """SR [3(h+2H), 3(w+2H)] around LR rows/cols (window-relative), invalid filled; LR-pixel validity [h, w]."""
-        s, hh = self.scale, self.halo
-        x, v = self.sr.read_padded(s * (r0 - hh), s * (r1 + hh), s * (c0 - hh), s * (c1 + hh))
-        if not v.all():
-            x = np.where(v, x, np.float32(x[v].mean()) if v.any() else np.float32(0.0))
-        core = v[s * hh : s * (r1 - r0 + hh), s * hh : s * (c1 - c0 + hh)]
-        lr_ok = core.reshape(r1 - r0, s, c1 - c0, s).all(axis=(1, 3))
-        return np.ascontiguousarray(x, dtype=np.float32), lr_ok
-
-    def lr_block(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
-        """LR frames [T, h, w] and their valid masks, window-relative rows/cols."""
-        wr, wc = int(self.window.row_off), int(self.window.col_off)
-        got = [f.read_padded(wr + r0, wr + r1, wc + c0, wc + c1) for f in self.frames]
-        return np.stack([g[0] for g in got]), np.stack([g[1] for g in got])
-
-
-def _degrade(op: Degradation, sr: np.ndarray, shifts: torch.Tensor, halo: int) -> torch.Tensor:
-    """D_s(SR) for each shift: [K, h, w] with the halo cropped."""
-    x = torch.from_numpy(sr)[None, None].expand(shifts.shape[0], 1, -1, -1)
-    out = op(x, shifts)[:, 0]
-    return out[:, halo : out.shape[1] - halo, halo : out.shape[2] - halo]
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-@dataclass
-class _Calibration:
-    shifts: np.ndarray  # [T, 2] HR px (dy, dx)
-    offsets: np.ndarray  # [T] reflectance, median of LR_t - D_t(SR)
-
-
-def _cal_windows(h: int, w: int) -> List[Tuple[int, int, int, int]]:
-    """Up to 2 x 2 calibration windows (r0, r1, c0, c1), window-relative, away from the edges when possible."""
-    def starts(n: int) -> List[Tuple[int, int]]:
-        side = min(_CAL_SIDE, n)
-        if n < 2 * side + 4:
-            s0 = (n - side) // 2
-            return [(s0, s0 + side)]
-        return [(n // 4 - side // 2 + 1, n // 4 - side // 2 + 1 + side),
-                (3 * n // 4 - side // 2 - 1, 3 * n // 4 - side // 2 - 1 + side)]
-
-    return [(r0, r1, c0, c1) for r0, r1 in starts(h) for c0, c1 in starts(w)]
-
-
-#: Offsets of a 3 x 3 pattern-search step (the centre first, so ties keep it).
-_NEIGHBOURS = torch.tensor([[0, 0], [-1, -1], [-1, 0], [-1, 1], [0, -1], [0, 1], [1, -1], [1, 0], [1, 1]],
-                           dtype=torch.float32)
-_CAL_MIN_STEP = 1 / 16  # HR px: a 0.02 LR px registration error leaves edges well below the noise
-
-
-def _shift_cost(op: Degradation, data, t: int, shifts: torch.Tensor, halo: int) -> torch.Tensor:
-    """Sum over the calibration windows of |LR_t - D_s(SR) - median| for each shift s: [K]."""
-    cost = torch.zeros(shifts.shape[0], dtype=torch.float64)
-    with torch.no_grad():
-        for sr, lr, v in data:
-            if int(v[t].sum()) < 16:
-                continue
-            pred = _degrade(op, sr, shifts, halo)
-            res = lr[t][v[t]][None] - pred[:, v[t]]
-            cost += (res - res.median(dim=1, keepdim=True).values).abs().sum(dim=1).double()
-    return cost
-
-
-def _calibrate(reader: _Reader, op: Degradation, max_shift_hr: int, messages: List[str],
-               labels: Sequence[str]) -> _Calibration:
-    """Per-frame sub-pixel shift and brightness offset, from a few windows of the raster."""
-    t_count = len(reader.frames)
-    h, w = int(reader.window.height), int(reader.window.width)
-    grid = torch.arange(-max_shift_hr, max_shift_hr + 1, dtype=torch.float32)
-    cand = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
-    data = []  # per window: (sr block, lr [T,h,w], valid [T,h,w])
-    cost = torch.zeros(t_count, cand.shape[0], dtype=torch.float64)
-    for r0, r1, c0, c1 in _cal_windows(h, w):
-        sr, sr_ok = reader.sr_block(r0, r1, c0, c1)
-        lr, lv = reader.lr_block(r0, r1, c0, c1)
-        valid = lv & sr_ok[None]
-        if min(r1 - r0, c1 - c0) > 4:  # one LR pixel at the window edge: shifted frames see beyond the raster there
-            edge = np.zeros_like(sr_ok)
-            edge[1:-1, 1:-1] = True
-            valid &= edge[None]
-        with torch.no_grad():
-            pred = _degrade(op, sr, cand, reader.halo)  # [K, h, w]
-        lr_t, v_t = torch.from_numpy(lr), torch.from_numpy(valid)
-        for t in range(t_count):
-            if int(v_t[t].sum()) < 16:
-                continue
-            res = lr_t[t][v_t[t]][None] - pred[:, v_t[t]]  # [K, n]
-            med = res.median(dim=1, keepdim=True).values
-            cost[t] += (res - med).abs().sum(dim=1).double()
-        data.append((sr, lr_t, v_t))
-
-    shifts = np.zeros((t_count, 2), dtype=np.float64)
-    offsets = np.zeros(t_count, dtype=np.float64)
-    for t in range(t_count):
-        n_valid = sum(int(v[t].sum()) for _, _, v in data)
-        if n_valid < 16:
-            messages.append(f"{labels[t]}: too few valid pixels to estimate its shift and offset; assumed 0")
-            continue
-        found = cand[int(torch.argmin(cost[t]))].clone()
-        step = 0.5
-        while step >= _CAL_MIN_STEP:  # pattern search: 3 x 3 around the best, halving the step
-            around = found[None] + step * _NEIGHBOURS
-            found = around[int(torch.argmin(_shift_cost(op, data, t, around, reader.halo)))].clone()
-            step /= 2
-        with torch.no_grad():
-            res = torch.cat([lr[t][v[t]] - _degrade(op, sr, found[None], reader.halo)[0][v[t]] for sr, lr, v in data])
-        shifts[t] = found.numpy()
-        offsets[t] = float(res.median())
-        if float(found.abs().max()) >= max_shift_hr - 0.05:
-            messages.append(f"{labels[t]}: its shift reaches the search limit ({max_shift_hr} HR px); "
-                            "it may be misregistered by more than that")
-    return _Calibration(shifts, offsets)
-
-
-# --------------------------------------------------------------------------- per-pixel statistics
-
-
-def _masked_median(values: np.ndarray, valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Median over axis 0 of the valid entries (NaN where none) and the count of valid entries."""
-    count = valid.sum(0)
-    v = np.where(valid, values, np.inf)
-    v.sort(axis=0)
-    lo = np.clip((count - 1) // 2, 0, None)
-    hi = np.clip(count // 2, 0, None)
-    a = np.take_along_axis(v, lo[None], 0)[0]
-    b = np.take_along_axis(v, hi[None], 0)[0]
-    med = np.where(count > 0, 0.5 * (a + b), np.nan)
-    return med.astype(np.float32), count
-
-
-def _masked_std(values: np.ndarray, valid: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Sample standard deviation over axis 0 of the valid entries (NaN where fewer than two)."""
-    n = np.maximum(count, 1)
-    v = np.where(valid, values, 0.0).astype(np.float64)
-    mean = v.sum(0) / n
-    ss = (np.where(valid, v - mean[None], 0.0) ** 2).sum(0)
-    return np.where(count >= 2, np.sqrt(ss / np.maximum(count - 1, 1)), np.nan).astype(np.float32)
+def _p95(hist: np.ndarray, n: int) -> float:
+    if not n:
+        return float("nan")
+    return (int(np.searchsorted(np.cumsum(hist), 0.95 * n)) + 1) * _HIST_STEP
 
 
 @dataclass
 class _Stats:
-    """Streaming sums for the summary (exact mean; 95th percentile from a 1e-4 histogram)."""
+    """Streaming sums for the summary (exact means; 95th percentiles from 1e-4 histograms)."""
 
     threshold: float
     n: int = 0
@@ -356,33 +224,54 @@ class _Stats:
     flagged: int = 0
     spread_n: int = 0
     spread_total: float = 0.0
+    inst_n: int = 0
+    inst_total: float = 0.0
+    classes: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
     hist: np.ndarray = field(default_factory=lambda: np.zeros(_HIST_BINS + 1, dtype=np.int64))
+    inst_hist: np.ndarray = field(default_factory=lambda: np.zeros(_HIST_BINS + 1, dtype=np.int64))
+    amp_hist: np.ndarray = field(default_factory=lambda: np.zeros(_HIST_BINS + 1, dtype=np.int64))
+    amp_n: int = 0
+    score_hist: np.ndarray = field(default_factory=lambda: np.zeros(_HIST_BINS + 1, dtype=np.int64))
 
-    def add(self, dis: np.ndarray, spread: np.ndarray) -> None:
+    def add(self, dis: np.ndarray, spread: np.ndarray, inst: Optional[np.ndarray], score: np.ndarray,
+            amp: np.ndarray, cls: np.ndarray) -> None:
         d = dis[np.isfinite(dis)].astype(np.float64)
         self.n += d.size
         self.total += float(d.sum())
         self.flagged += int((d > self.threshold).sum())
-        idx = np.minimum((d / _HIST_STEP).astype(np.int64), _HIST_BINS)
-        self.hist += np.bincount(idx, minlength=_HIST_BINS + 1)
+        self.hist += _hist(d)
         s = spread[np.isfinite(spread)]
         self.spread_n += s.size
         self.spread_total += float(s.sum(dtype=np.float64))
+        if inst is not None:
+            i = inst[np.isfinite(inst)].astype(np.float64)
+            self.inst_n += i.size
+            self.inst_total += float(i.sum())
+            self.inst_hist += _hist(i)
+        a = amp[np.isfinite(amp)].astype(np.float64)
+        self.amp_n += a.size
+        self.amp_hist += _hist(a)
+        g = score[np.isfinite(score)].astype(np.float64)
+        self.score_hist += _hist(np.minimum(g / 1000.0, 1.0))  # score histogram in steps of 0.1
+        self.classes += np.bincount(cls[cls != NODATA].ravel(), minlength=3)[:3]
 
-    def p95(self) -> float:
-        if not self.n:
-            return float("nan")
-        k = int(np.searchsorted(np.cumsum(self.hist), 0.95 * self.n))
-        return (k + 1) * _HIST_STEP
+    def median_score(self) -> Optional[float]:
+        total = int(self.score_hist.sum())
+        if not total:
+            return None
+        return (int(np.searchsorted(np.cumsum(self.score_hist), 0.5 * total)) + 0.5) * _HIST_STEP * 1000.0
 
 
-# --------------------------------------------------------------------------- the map
+# --------------------------------------------------------------------------- inputs
 
 
-def _inputs_from_tags(sr_path: Path) -> Tuple[List[Path], Optional[str]]:
-    """The LR inputs and band recorded by ``super_resolve`` in the SR output's tags."""
+def _recorded(sr_path: Path) -> Dict[str, str]:
     with rasterio.open(sr_path) as ds:
-        tags = ds.tags()
+        return ds.tags()
+
+
+def _inputs_from_tags(sr_path: Path, tags: Dict[str, str]) -> List[Path]:
+    """The LR inputs recorded by ``super_resolve`` in the SR output's tags."""
     raw = tags.get("SR_INPUTS")
     if not raw:
         raise InputError(f"{sr_path.name}: give the LR revisits it was made from (it does not record its inputs)")
@@ -390,13 +279,114 @@ def _inputs_from_tags(sr_path: Path) -> Tuple[List[Path], Optional[str]]:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise InputError(f"{sr_path.name}: its recorded inputs are gone ({', '.join(missing)}); give them explicitly")
-    return paths, tags.get("SR_BAND")
+    return paths
 
 
 def _band_value(band: Optional[str]) -> BandSpec:
     if band is None:
         return 1
     return int(band) if str(band).strip().isdigit() else band
+
+
+def _judged_sr_frame(sr_frames: Sequence[Frame], band: BandSpec, sr_name: str) -> Tuple[Frame, Optional[str]]:
+    """The SR band the map judges and its S-2 band name (None when unnamed).
+
+    One band: that one. Several (a 4-band output): ``band`` as the output's band
+    number or an S-2 band name; by default B08 (the band the segmentation
+    networks read), else the first band.
+    """
+    if len(sr_frames) == 1:
+        return sr_frames[0], band_of_frame(sr_frames[0])
+    names = [band_of_frame(f) for f in sr_frames]
+    if band is None:
+        i = names.index("B08") if "B08" in names else 0
+    elif isinstance(band, int) or str(band).strip().isdigit():
+        i = int(band) - 1
+        if not 0 <= i < len(sr_frames):
+            raise InputError(f"{sr_name}: has {len(sr_frames)} bands, no band {band}")
+    else:
+        want = canonical_band(str(band))
+        if want not in names:
+            raise InputError(f"{sr_name}: no band named {band!r} (it holds {', '.join(n or '?' for n in names)})")
+        i = names.index(want)
+    return sr_frames[i], names[i]
+
+
+def _lr_frames(frames: Sequence[Frame], name: Optional[str], multi: bool) -> List[Frame]:
+    """The frames of the judged band among the LR frames (all of them for a one-band output)."""
+    if not multi:
+        return list(frames)
+    chosen = [f for f in frames if band_of_frame(f) == name]
+    if not chosen:
+        raise InputError(f"no LR input band is named {name}: the trust map compares the output's {name} with "
+                         "the same band of the revisits")
+    return chosen
+
+
+@dataclass
+class _Instability:
+    """What the TTA pass needs: the network, its frames as the SR run used them, and its tiling."""
+
+    loaded: Any
+    dates: List[List[Frame]]
+    fallback: List[float]
+    channel: int
+    plan: Any
+
+
+def _prepare_tta(options: TrustOptions, checkpoint: Any, tags: Dict[str, str], sr_name: str,
+                 frames: Sequence[Frame], band_name: Optional[str], multi: bool,
+                 messages: List[str]) -> Optional[_Instability]:
+    """Load the checkpoint for the instability band, or None with a message saying why not."""
+    if not options.tta:
+        messages.append("instability (band 4) not computed: test-time augmentation is off")
+        return None
+    source = checkpoint if checkpoint is not None else tags.get("SR_CHECKPOINT")
+    if source is None or (isinstance(source, (str, os.PathLike)) and not Path(source).is_file()):
+        where = f"its recorded checkpoint {source} is not a file" if source else "it records no checkpoint"
+        messages.append(f"instability (band 4) not computed for {sr_name}: {where}; give the checkpoint "
+                        "(--checkpoint) to measure it")
+        return None
+    from .loading import choose_device, load_model
+    from .planning import plan_tiles
+
+    dev = choose_device(options.device, messages)
+    loaded = load_model(source, dev, task="sr")
+    all_bands = loaded.channels > 1
+    groups = group_frames(frames, loaded, all_bands)
+    if all_bands:
+        if band_name not in groups.band_names:
+            raise InputError(f"{loaded.source}: returns {', '.join(groups.band_names)}, not the judged band "
+                             f"{band_name}")
+        channel = groups.band_names.index(band_name)
+    elif multi:
+        raise InputError(f"{loaded.source}: super-resolves one band, but {sr_name} holds several")
+    else:
+        channel = 0
+    fractions = groups.valid_fractions()
+    chosen, _note = select_frames(fractions, loaded.frames)
+    tile = overlap = None
+    recorded = tags.get("SR_TILE", "")
+    if "/" in recorded and all(p.strip().isdigit() for p in recorded.split("/")):
+        tile, overlap = (int(p) for p in recorded.split("/"))
+    plan = plan_tiles(loaded.card, dev, "sr", tile, overlap, None)
+    return _Instability(loaded, [groups.dates[i] for i in chosen], groups.fallback(fractions), channel, plan)
+
+
+# --------------------------------------------------------------------------- the map
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}.aux.xml")):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _blocks(a: np.ndarray, s: int) -> np.ndarray:
+    """Each LR value over its ``s x s`` block of SR pixels."""
+    return np.repeat(np.repeat(a, s, axis=0), s, axis=1)
 
 
 def trust_map(
@@ -406,125 +396,156 @@ def trust_map(
     options: Optional[TrustOptions] = None,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
+    checkpoint: Any = None,
+    rule: Optional[ClassRule] = None,
 ) -> TrustSummary:
-    """Write the trust map of ``sr_path`` (band 1) against LR ``inputs`` and return its summary.
+    """Write the trust map of ``sr_path`` (and its class raster) and return its summary.
 
-    ``inputs`` and ``options.band`` as for :func:`core.inference.sr.super_resolve`
-    (revisits on other grids are warped onto the first one's grid the same way);
-    when ``inputs`` is None they are read from the SR output's tags. ``out_path``
-    defaults to ``<sr>_trust.tif``. ``options.max_shift``: largest misregistration
-    of a revisit searched for, in LR pixels. Raises :class:`InputError` (SR not
-    on the LR grid, no valid pixels), ``OutputError`` or :class:`Cancelled`
-    (nothing is left behind).
+    ``inputs``: the LR revisits (warped onto the first one's grid as for
+    super-resolution); None reads them from the SR output's tags. ``out_path``
+    defaults to ``<sr>_trust.tif``; the classes go to ``<trust>_class.tif``.
+    ``checkpoint``: the SR network (path or ``(model, card)`` pair) for the
+    instability band; default the one the output records. ``rule``: class
+    thresholds (default :class:`ClassRule` with ``options.threshold`` as the
+    disagreement threshold). Raises :class:`InputError` (SR not on the LR grid,
+    no valid pixels), ``OutputError`` or ``Cancelled`` (nothing is left behind).
     """
     options = options or TrustOptions()
-    band, threshold, max_shift_lr = options.band, options.threshold, options.max_shift
+    rule = rule or ClassRule().with_disagreement(options.threshold)
     t_start = time.perf_counter()
     say = progress_fn(progress)
     messages: List[str] = []
     sr = Path(sr_path)
     if not sr.is_file():
         raise InputError(f"{sr}: SR raster not found")
-    tag_band: Optional[str] = None
+    tags_in = _recorded(sr)
     if inputs is None:
-        paths, tag_band = _inputs_from_tags(sr)
+        paths = _inputs_from_tags(sr, tags_in)
         messages.append(f"LR inputs read from {sr.name}'s metadata: {', '.join(p.name for p in paths)}")
     else:
         paths = [Path(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    if band is None:
-        band = _band_value(tag_band)
-    out = check_output_path(out_path if out_path is not None else trust_path_for(sr), [sr, *paths])
+    ckpt_paths = [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else []
+    out = check_output_path(out_path if out_path is not None else trust_path_for(sr), [sr, *paths, *ckpt_paths])
+    cls_out = check_output_path(class_path_for(out), [sr, *paths, *ckpt_paths])
     say(0.0, "reading inputs")
 
-    with gdal_env(), FrameSet([sr], 1, []) as sr_set, FrameSet(paths, band, messages) as fs, ExitStack() as guard:
-        assert sr_set.grid is not None and fs.grid is not None
-        with rasterio.open(sr) as ds:
-            scale_tag = ds.tags().get("SR_SCALE")
+    with gdal_env(), FrameSet([sr], "all", []) as sr_set, ExitStack() as guard:
+        assert sr_set.grid is not None
+        multi = len(sr_set.frames) > 1
+        sr_frame, band_name = _judged_sr_frame(sr_set.frames, options.band, sr.name)
+        if multi:
+            lr_band: BandSpec = "all"
+        else:
+            lr_band = options.band if options.band is not None else _band_value(tags_in.get("SR_BAND"))
+        fs = guard.enter_context(FrameSet(paths, lr_band, messages))
+        assert fs.grid is not None
         scale, window = sr_lr_window(sr_set.grid, fs.grid, sr.name, f"the LR inputs (grid of {paths[0].name})",
-                                     scale_tag)
-        sr_set.inspect(Window(0, 0, sr_set.grid.width, sr_set.grid.height))
+                                     tags_in.get("SR_SCALE"))
+        sr_set.inspect(Window(0, 0, sr_set.grid.width, sr_set.grid.height), [sr_frame])
         fs.inspect(window)
-        frames = [f for f in fs.frames if f.valid_fraction > 0]
-        for f in fs.frames:
+        judged = _lr_frames(fs.frames, band_name, multi)
+        frames = [f for f in judged if f.valid_fraction > 0]
+        for f in judged:
             if f.valid_fraction <= 0:
                 messages.append(f"{f.label}: no valid pixel under the SR output; left out")
         if not frames:
             raise InputError("no LR input has a valid pixel under the SR output")
         labels = [f.label for f in frames]
-        op = Degradation(scale=scale, sigma_hr=_sigma_for(frames[0], scale, messages)).eval()
-        max_shift_hr = max(1, int(math.ceil(max_shift_lr * scale)))
-        # the operator's kernel radius (HR px) for the largest shift the refinement may reach
-        radius = int(math.ceil(3.5 * float(op.sigma.max()) + max_shift_hr + 1.5)) + 1
-        halo = int(math.ceil(radius / scale)) + 1
-        reader = _Reader(sr_set.frames[0], frames, window, scale, halo)
 
         say(0.02, "estimating each revisit's shift and brightness offset")
-        cal = _calibrate(reader, op, max_shift_hr, messages, labels)
-        shifts_t = torch.from_numpy(cal.shifts.astype(np.float32))
-        offsets = cal.offsets.astype(np.float32)[:, None, None]
-        messages.append("revisit shift (HR px, dy/dx) and offset (reflectance): " + "; ".join(
-            f"{lbl} {s[0]:+.2f}/{s[1]:+.2f} {o:+.4f}" for lbl, s, o in zip(labels, cal.shifts, cal.offsets)))
+        cons = Consistency(sr_frame, frames, window, scale, options.max_shift, messages)
+        messages.append(cons.note())
+        tta = _prepare_tta(options, checkpoint, tags_in, sr.name, fs.frames, band_name, multi, messages)
+        width, height = sr_set.grid.width, sr_set.grid.height
+        grid = GridEnergy(lambda a, b: sr_frame.read_padded(a, b, 0, width), height, width)
 
-        h, w = int(window.height), int(window.width)
-        grid = Grid(fs.grid.crs, sr_set.grid.transform * Affine.scale(scale), w, h)
         tags = {
             "TRUST_SR": str(sr),
             "TRUST_INPUTS": json.dumps([str(p) for p in paths]),
             "TRUST_FRAMES": json.dumps(labels),
-            "TRUST_BAND": str(band),
+            "TRUST_BAND": band_name or str(sr_frame.bidx),
             "TRUST_SCALE": str(scale),
-            "TRUST_DEGRADATION": repr(op),
-            "TRUST_UNITS": "reflectance",
+            "TRUST_DEGRADATION": repr(cons.op),
+            "TRUST_CHECKPOINT": tta.loaded.source if tta else "",
+            "TRUST_RULE": json.dumps(rule.as_dict()),
+            "TRUST_CLASSES": json.dumps({str(k): v for k, v in CLASS_NAMES.items()}),
+            "TRUST_CLASS_PATH": str(cls_out),
+            "TRUST_UNITS": "reflectance (bands 1, 2, 3, 4, 6); ratio (band 5)",
             "SOFTWARE": f"s2_taskdriven_sr {__version__}",
         }
-        sink = GeoTiffSink(out, geotiff_profile(grid, "float32", 2, float("nan")), tags, list(BAND_DESCRIPTIONS))
+        sink = GeoTiffSink(out, geotiff_profile(sr_set.grid, "float32", len(BAND_DESCRIPTIONS), float("nan")), tags,
+                           list(BAND_DESCRIPTIONS))
         guard.callback(sink.abort)
-        stats = _Stats(threshold=float(threshold))
-        n_blocks = math.ceil(h / _STRIP) * math.ceil(w / _BLOCK)
-        done = 0
-        for r0 in range(0, h, _STRIP):
-            r1 = min(h, r0 + _STRIP)
-            rows = np.full((2, r1 - r0, w), np.nan, dtype=np.float32)
-            for c0 in range(0, w, _BLOCK):
-                if cancel is not None and cancel.cancelled:
-                    raise Cancelled("cancelled by the user; no trust map was written")
-                c1 = min(w, c0 + _BLOCK)
-                srb, sr_ok = reader.sr_block(r0, r1, c0, c1)
-                lr, lv = reader.lr_block(r0, r1, c0, c1)
-                with torch.no_grad():
-                    x = torch.from_numpy(srb)[None, None].expand(len(frames), 1, -1, -1)
-                    pred = op(x, shifts_t)[:, 0, halo : halo + r1 - r0, halo : halo + c1 - c0].numpy()
-                valid = lv & sr_ok[None]
-                res = lr - offsets - pred
-                dis, count = _masked_median(np.abs(res), valid)
-                spread = _masked_std(res, valid, count)
-                rows[0, :, c0:c1] = dis
-                rows[1, :, c0:c1] = spread
-                stats.add(dis, spread)
-                done += 1
-                say(0.05 + 0.88 * done / n_blocks, f"trust map: block {done}/{n_blocks}")
-            sink.write_rows(r0, rows)
-        if cancel is not None and cancel.cancelled:
-            raise Cancelled("cancelled by the user; no trust map was written")
+        cls_sink = _ClassSink(cls_out, geotiff_profile(sr_set.grid, "uint8", 1, NODATA), tags, [CLASS_DESCRIPTION])
+        guard.callback(cls_sink.abort)
+        stats = _Stats(threshold=float(options.threshold))
+
+        def assemble(r0: int, moments: Optional[np.ndarray]) -> None:
+            """Compute and write SR rows ``[r0, r0 + n)`` (``n`` a multiple of the scale)."""
+            check_cancel(cancel)
+            n = moments.shape[1] if moments is not None else min(_STRIP * scale, height - r0)
+            lr0 = r0 // scale
+            dis, spread, excess = (_blocks(a, scale) for a in cons.rows(lr0, lr0 + n // scale))
+            score, amp = grid.rows(r0, r0 + n)
+            inst = None if moments is None else instability_from_moments(moments[0], moments[1])
+            nodata = ~np.isfinite(dis)
+            cls = classify(rule, dis, spread, excess, inst, score, amp)
+            bands = np.stack([dis, spread, excess, inst if inst is not None else np.full_like(dis, np.nan), score,
+                              amp])
+            bands[:, nodata] = np.nan
+            bands[[0, 1, 2, 3, 5]] = np.round(bands[[0, 1, 2, 3, 5]], 5)  # 1e-5 reflectance: deflate packs it better
+            bands[4] = np.round(bands[4], 2)
+            stats.add(dis, spread, None if inst is None else np.where(nodata, np.nan, inst),
+                      np.where(nodata, np.nan, score), np.where(nodata, np.nan, amp), cls)
+            sink.write_rows(r0, bands)
+            cls_sink.write_rows(r0, cls[None])
+
+        augs: List[str] = []
+        if tta is not None:
+            def report(done: int, total: int) -> None:
+                say(0.05 + 0.88 * done / total, f"instability: tile {done}/{total}")
+
+            say(0.05, f"instability: {tta.loaded.name} under test-time augmentation")
+            augs = instability_tiles(tta.dates, window, tta.loaded, tta.plan, tta.fallback, tta.channel,
+                                     lambda r0, block, _v: assemble(r0, block), cancel, report)
+            messages.append(f"instability: {tta.loaded.name} run {len(augs)} times per tile ({', '.join(augs)})")
+        else:
+            for k, r0 in enumerate(range(0, height, _STRIP * scale)):
+                assemble(r0, None)
+                say(0.05 + 0.88 * (k + 1) / math.ceil(height / (_STRIP * scale)), "trust map: rows "
+                    f"{min(height, r0 + _STRIP * scale)}/{height}")
+        check_cancel(cancel)
         if not stats.n:
             raise InputError(f"{sr.name}: no LR pixel where both the SR output and a revisit are valid")
+        shares = stats.classes / max(1, int(stats.classes.sum()))
         summary = TrustSummary(
-            path=out, sr_path=sr, mean_disagreement=stats.total / stats.n, p95_disagreement=stats.p95(),
-            flagged_share=stats.flagged / stats.n, threshold=float(threshold),
+            path=out, sr_path=sr, mean_disagreement=stats.total / stats.n, p95_disagreement=_p95(stats.hist, stats.n),
+            flagged_share=stats.flagged / stats.n, threshold=float(options.threshold),
             mean_spread=stats.spread_total / stats.spread_n if stats.spread_n else None,
             valid_pixels=stats.n, scale=scale, frames=labels,
-            shifts_hr=[(round(float(a), 4), round(float(b), 4)) for a, b in cal.shifts],
-            offsets=[round(float(o), 6) for o in cal.offsets], messages=messages,
+            shifts_hr=[(round(float(a), 4), round(float(b), 4)) for a, b in cons.shifts_hr],
+            offsets=[round(float(o), 6) for o in cons.offsets], class_path=cls_out,
+            supported_share=float(shares[0]), uncertain_share=float(shares[1]), invented_share=float(shares[2]),
+            mean_instability=stats.inst_total / stats.inst_n if stats.inst_n else None,
+            p95_instability=_p95(stats.inst_hist, stats.inst_n) if stats.inst_n else None,
+            median_grid_score=stats.median_score(),
+            p95_grid_amplitude=_p95(stats.amp_hist, stats.amp_n) if stats.amp_n else None,
+            band=band_name or f"band {sr_frame.bidx}", checkpoint=tta.loaded.source if tta else None,
+            augmentations=augs, rule=rule.as_dict(), messages=messages,
         )
         sink.update_tags(**summary.tags())
+        cls_sink.update_tags(**summary.tags())
         say(0.94, "building overviews")
         sink.commit()
+        guard.callback(_remove, out)  # the class raster failing must not leave half a trust map
+        cls_sink.commit()
         guard.pop_all()
     summary.seconds = time.perf_counter() - t_start
     messages.append(
-        f"wrote the trust map {out} ({w} x {h} LR px): mean disagreement {summary.mean_disagreement:.4f}, "
-        f"95th percentile {summary.p95_disagreement:.4f}, {100 * summary.flagged_share:.1f} % of pixels above "
-        f"{threshold:g} (reflectance)")
+        f"wrote the trust map {out} and its classes {cls_out.name} ({width} x {height} px): "
+        f"{100 * summary.supported_share:.1f} % supported, {100 * summary.uncertain_share:.1f} % uncertain, "
+        f"{100 * summary.invented_share:.1f} % likely invented; mean disagreement {summary.mean_disagreement:.4f}, "
+        f"{100 * summary.flagged_share:.1f} % of pixels above {options.threshold:g} (reflectance)")
     for m in messages:
         log.info(m)
     say(1.0, "done")

@@ -1,0 +1,214 @@
+"""Score the trust map on synthetic world-v2 scenes with a known truth; write docs/results/trust_eval.md.
+
+Usage::
+
+    python scripts/evaluate_trust.py                      # 3 test scenes (seeds 900..), shipped models
+    python scripts/evaluate_trust.py --calibrate          # 2 calibration scenes (seeds 800..): thresholds
+    python scripts/evaluate_trust.py --models rams_taskdriven=path/to.safetensors --scenes 1
+
+For every scene (288 px HR, 9 simulated revisits, B08) it judges the HR image,
+the HR image with planted inventions (checkerboards, painted roads and roofs,
+phantom roads) and each SR checkpoint's output through the plugin's own jobs
+(``super_resolve``, ``trust_map``, ``segment``) and prints, per output: the
+share the truth calls invented, the class shares, precision and recall of
+"likely invented" (and of "not supported" = uncertain or likely invented)
+against that truth, and what ``supported_only`` does to the building / road
+polygons. ``--calibrate`` prints the thresholds the classes use
+(``core/inference/trust_classes.py``) from the calibration scenes instead and
+writes them to docs/results/trust_calibration.json. Re-runnable: the starter
+checkpoints will be retrained, run it again then. Takes about 10 min per
+scene on a 2-core CPU (the RAMS instability pass dominates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from core.evaluation.trust_eval import TRUTH_TAU, calibrate, evaluate_scene  # noqa: E402
+from core.inference.support import SUPPORT_MAX_TRUST, SUPPORT_SHARE  # noqa: E402
+from core.inference.trust_classes import ClassRule  # noqa: E402
+
+MODELS = ROOT / "resources" / "models"
+SR_MODELS = ("rams_baseline", "rams_taskdriven", "hat_baseline", "hat_taskdriven")
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
+
+
+def _pooled(results, case: str):
+    rs = [r for r in results if r.case == case]
+    tp2, fp2, fn2 = (sum(getattr(r, k) for r in rs) for k in ("tp2", "fp2", "fn2"))
+    tp12, fp12, fn12 = (sum(getattr(r, k) for r in rs) for k in ("tp12", "fp12", "fn12"))
+    px = sum(r.pixels for r in rs)
+    shares = {k: sum(r.shares[k] * r.pixels for r in rs) / px for k in ("supported", "uncertain", "invented")}
+    truth = sum(r.invented_truth * r.pixels for r in rs) / px
+    planted = [r.planted_flagged for r in rs if r.planted_flagged is not None]
+    clean = [r.clean_flagged for r in rs if r.clean_flagged is not None]
+    objs = {}
+    for r in rs:
+        for o in r.objects:
+            d = objs.setdefault(o.target, [0, 0, 0, 0])
+            for i, v in enumerate((o.objects, o.false, o.false_removed, o.true_lost)):
+                d[i] += v
+    return dict(
+        truth=truth, shares=shares,
+        p2=tp2 / (tp2 + fp2) if tp2 + fp2 else None, r2=tp2 / (tp2 + fn2) if tp2 + fn2 else None,
+        p12=tp12 / (tp12 + fp12) if tp12 + fp12 else None, r12=tp12 / (tp12 + fn12) if tp12 + fn12 else None,
+        planted=float(np.mean(planted)) if planted else None, clean=float(np.mean(clean)) if clean else None,
+        objects=objs, seconds=sum(r.seconds for r in rs))
+
+
+def save_samples(path, results) -> None:
+    """The calibration's signal samples and case scores, so thresholds can be re-derived without rerunning."""
+    arrays = {f"{i}/{k}": v for i, r in enumerate(results) for k, v in r.samples.items()}
+    meta = [r.as_dict() for r in results]
+    np.savez_compressed(path, meta=np.array(json.dumps(meta, default=float)), **arrays)
+
+
+def load_samples(path):
+    from core.evaluation.trust_eval import CaseResult, ObjectCounts
+
+    data = np.load(path)
+    out = []
+    for i, d in enumerate(json.loads(str(data["meta"]))):
+        for k in ("precision", "recall", "precision_not_supported", "recall_not_supported"):
+            d.pop(k, None)
+        d["objects"] = [ObjectCounts(**o) for o in d["objects"]]
+        r = CaseResult(**d)
+        r.samples = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"{i}/")}
+        out.append(r)
+    return out
+
+
+def report(results, scenes, args, seconds: float) -> str:
+    cases = list(dict.fromkeys(r.case for r in results))
+    rule = ClassRule()
+    lines = [
+        "# Trust map evaluation (synthetic world v2)",
+        "",
+        f"Written by `python scripts/evaluate_trust.py` ({len(scenes)} test scene(s): "
+        f"{', '.join(s.name for s in scenes)}; {args.size} px HR, 9 simulated revisits, band B08; "
+        f"{seconds / 60:.0f} min on this machine). Truth: a pixel is *invented* where the output departs by more "
+        f"than {TRUTH_TAU:g} reflectance (3x3 mean of the absolute difference) from both the HR image and the "
+        "bicubic upsampling of its input (`core.evaluation.trust_eval.invented_truth`). Class thresholds: "
+        f"`{json.dumps(rule.as_dict())}`.",
+        "",
+        "`hr` is the HR image itself, `hr_checkerboard` with stamped 3-px checkerboards (RMS 0.01, 0.02, 0.04), "
+        "`hr_fake_objects` with painted roads and roofs that are not in the scene, `hr_phantom_roads` with roads "
+        "that keep every 10 m pixel's mean (detail above the 10 m Nyquist limit only); the others are the "
+        "checkpoints' outputs (with the instability band; the planted ones have no checkpoint, so none).",
+        "",
+        "| output | invented (truth) | supported | uncertain | likely invented | precision | recall | "
+        "precision (≥ uncertain) | recall (≥ uncertain) | planted flagged | far from planted flagged |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    pooled = {c: _pooled(results, c) for c in cases}
+    for c in cases:
+        p = pooled[c]
+        lines.append(
+            f"| {c} | {_fmt(p['truth'], True)} | {_fmt(p['shares']['supported'], True)} | "
+            f"{_fmt(p['shares']['uncertain'], True)} | {_fmt(p['shares']['invented'], True)} | {_fmt(p['p2'])} | "
+            f"{_fmt(p['r2'])} | {_fmt(p['p12'])} | {_fmt(p['r12'])} | {_fmt(p['planted'], True)} | "
+            f"{_fmt(p['clean'], True)} |")
+    lines += [
+        "",
+        "## Objects: what `supported_only` removes",
+        "",
+        f"Supported = at least {SUPPORT_SHARE:g} of the object's pixels also found on the bicubic upsampling of "
+        f"the input, or a mean trust class below {SUPPORT_MAX_TRUST:g}. An object is false when less than half "
+        "of it lies on the scene's mask of its class (dilated by one pixel).",
+        "",
+        "| output | layer | objects | false | false removed | true | true lost |",
+        "|:--|:--|--:|--:|--:|--:|--:|",
+    ]
+    for c in cases:
+        for target, (n, false, removed, lost) in pooled[c]["objects"].items():
+            lines.append(f"| {c} | {target} | {n} | {false} | {removed} | {n - false} | {lost} |")
+    lines += ["", "Per scene (JSON): `docs/results/trust_eval.json`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=None, help="number of scenes (default 3, or 2 to calibrate)")
+    parser.add_argument("--seed", type=int, default=None, help="first scene seed (default 900, or 800 to calibrate)")
+    parser.add_argument("--size", type=int, default=288)
+    parser.add_argument("--models", nargs="*", default=None, metavar="NAME=PATH",
+                        help="SR checkpoints (default: the shipped four)")
+    parser.add_argument("--calibrate", action="store_true", help="calibration scenes: print the thresholds")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "trust_eval.md"))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--samples", default=None, help="with --calibrate: signal samples file (.npz); read it "
+                                                        "when it exists (no scene is run), else write it")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n = args.scenes or (2 if args.calibrate else 3)
+    first = args.seed if args.seed is not None else (800 if args.calibrate else 900)
+    if args.models is None:
+        models = {m: MODELS / f"{m}.safetensors" for m in SR_MODELS}
+    else:
+        models = dict(m.split("=", 1) for m in args.models)
+    seg = [MODELS / "unetpp_buildings.safetensors", MODELS / "unetpp_roads.safetensors"]
+    from core.data.synthetic.world_v2 import make_world_scene
+
+    t0 = time.perf_counter()
+    results, scenes = [], []
+    if args.calibrate and args.samples and Path(args.samples).is_file():
+        results = load_samples(args.samples)
+        n = 0
+    for i in range(n):
+        scene = make_world_scene(size_hr=args.size, frames=9, seed=[first + i, 1], object_free=False)
+        scenes.append(scene)
+        with tempfile.TemporaryDirectory(prefix="trust_eval_") as tmp:
+            def progress(f, m, k=i):
+                print(f"\r[{k + 1}/{n}] {100 * f:3.0f}% {m[:90]:<90}", end="", file=sys.stderr, flush=True)
+
+            got = evaluate_scene(scene, Path(tmp), models, seg, progress=progress)
+            print(file=sys.stderr)
+        results.extend(got)
+        for r in got:
+            print(f"{r.scene} {r.case:18s} truth {100 * r.invented_truth:5.1f}%  classes "
+                  f"{' '.join(f'{k} {100 * v:5.1f}%' for k, v in r.shares.items())}  P {_fmt(r.precision())} "
+                  f"R {_fmt(r.recall())}  P>=1 {_fmt(r.precision(True))} R>=1 {_fmt(r.recall(True))}  "
+                  f"planted {_fmt(r.planted_flagged, True)} far {_fmt(r.clean_flagged, True)}  "
+                  f"objects {[(o.target, o.objects, o.false, o.false_removed, o.true_lost) for o in r.objects]}  "
+                  f"{r.seconds:.0f}s", flush=True)
+    seconds = time.perf_counter() - t0
+    out_dir = Path(args.out).parent
+    if args.calibrate:
+        if args.samples and not Path(args.samples).is_file():
+            save_samples(args.samples, results)
+        cal = calibrate(results)
+        for sig, d in cal.items():
+            print(f"{sig:15s} likely invented >= {d['invented']:.4f} (recall alone {_fmt(d['recall_at_invented'])}), "
+                  f"uncertain >= {d['uncertain']:.4f} (recall alone {_fmt(d['recall_at_uncertain'])}); "
+                  f"{d['supported_pixels']} supported / {d['invented_pixels']} invented pixels sampled")
+        (out_dir / "trust_calibration.json").write_text(json.dumps(
+            {"scenes": sorted({r.scene for r in results}), "truth_tau": TRUTH_TAU, "thresholds": cal,
+             "cases": [r.as_dict() for r in results]}, indent=1, default=float) + "\n")
+        print(f"wrote {out_dir / 'trust_calibration.json'}")
+        return 0
+    Path(args.out).write_text(report(results, scenes, args, seconds))
+    (out_dir / "trust_eval.json").write_text(json.dumps([r.as_dict() for r in results], indent=1, default=float)
+                                             + "\n")
+    print(f"wrote {args.out} ({seconds / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,7 +29,7 @@ from .jobs import (  # the job primitives the UI needs
     sub_progress,
     trust_path_for,
 )
-from .options import EvaluateOptions, SegmentOptions, SuperResolveOptions, TrustOptions
+from .options import AreaOptions, EvaluateOptions, SegmentOptions, SuperResolveOptions, TrustOptions
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,28 @@ def train(config, progress=None, resume: bool = True, cancel=None, overrides=Non
     if isinstance(config, (str, os.PathLike)) or isinstance(config, dict):
         config = load_config(config, overrides)
     return run(config, progress=progress, resume=resume, cancel=cancel)
+
+
+def finetune_area(revisits, band, buildings, roads, sr_checkpoint: PathLike, seg_buildings: PathLike,
+                  seg_roads: PathLike, out_dir: PathLike, options: Optional[AreaOptions] = None, tile_lr: int = 64,
+                  val_fraction: float = 0.2, progress=None, cancel: Optional[CancelToken] = None,
+                  command: Optional[str] = None):
+    """Fine-tune an SR network on the analyst's area from S-2 revisits and OSM vectors; returns an ``AreaResult``.
+
+    ``options``: :class:`core.options.AreaOptions` (epochs, learning rate, patches,
+    device; ``recipe=None`` is the shipped area recipe). With ``options.wald`` the
+    self-supervised Wald adaptation runs instead (:func:`adapt_area`). ``progress``
+    receives event dicts. See :func:`core.area.finetune.run_area`.
+    """
+    options = options or AreaOptions()
+    if options.wald:
+        return adapt_area(revisits, band, sr_checkpoint, out_dir, buildings, roads, seg_buildings, seg_roads,
+                          options, progress=progress, cancel=cancel, command=command)
+    from .area.finetune import run_area
+
+    return run_area(revisits, band, buildings, roads, sr_checkpoint, seg_buildings, seg_roads, out_dir,
+                    epochs=options.epochs, tile_lr=tile_lr, val_fraction=val_fraction, options=options,
+                    progress=progress, cancel=cancel, command=command)
 
 
 def adapt_area(revisits, band, sr_checkpoint: PathLike, out_dir: PathLike, buildings=None, roads=None,

@@ -130,13 +130,14 @@ def main() -> int:
     nets = starting_networks(work, args.quick)
     area = make_area(work, args.size if not args.quick else 288, args.area_seed)
     files = area["files"]
-    from core.area.finetune import AreaFinetuneConfig, run_area
+    from core.area.finetune import run_area
+    from core.options import AreaOptions
 
     rows = []
     for seed in args.seeds:
         log(f"area fine-tune, seed {seed}")
         t1 = time.perf_counter()
-        opts = AreaFinetuneConfig(samples_per_epoch=16 if args.quick else 64, batch_size=8, device="cpu",
+        opts = AreaOptions(samples_per_epoch=16 if args.quick else 64, batch_size=8, device="cpu",
                                   seed=seed, lr=args.lr)
         res = run_area(files.revisits, 1, files.buildings, files.roads, nets["sr"], nets["buildings"],
                        nets["roads"], work / f"finetune_seed{seed}", epochs=2 if args.quick else args.epochs,

@@ -161,11 +161,12 @@ def test_bad_inputs_are_refused_clearly(scene, files, tmp_path):
 
 
 def test_run_area_end_to_end_registers_and_reports(files, nets, tmp_path):
-    from core.area.finetune import AreaFinetuneConfig, run_area
+    from core.area.finetune import run_area
     from core.models.zoo import load_checkpoint
+    from core.options import AreaOptions
 
     events = []
-    opts = AreaFinetuneConfig(samples_per_epoch=8, batch_size=4, device="cpu", lr=1e-3)
+    opts = AreaOptions(samples_per_epoch=8, batch_size=4, device="cpu", lr=1e-3)
     res = run_area(files.revisits, 1, files.buildings, files.roads, nets["sr"], nets["buildings"], nets["roads"],
                    tmp_path / "run", epochs=2, tile_lr=32, options=opts, progress=events.append)
     # before/after numbers on the held-out tiles

@@ -33,16 +33,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from .. import RESOURCES
+from ..options import AreaOptions
 
 __all__ = [
-    "AreaFinetuneConfig",
     "AreaResult",
     "RECIPE",
     "evaluate_area",
@@ -60,21 +60,6 @@ METRICS = (("buildings_dice", "Dice buildings", True), ("roads_dice", "Dice road
            ("buildings_dice_anchored", "anchored Dice buildings", True),
            ("roads_dice_anchored", "anchored Dice roads", True),
            ("consistency_cpsnr", "consistency cPSNR (dB)", True))
-
-
-@dataclass
-class AreaFinetuneConfig:
-    """The knobs of an area fine-tune (everything else comes from the recipe YAML)."""
-
-    epochs: int = 10
-    lr: Optional[float] = None  # None: the recipe's (5e-5)
-    samples_per_epoch: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr_patch: Optional[int] = None
-    device: str = "auto"
-    seed: int = 0
-    recipe: str = str(RECIPE)
-    overrides: List[str] = field(default_factory=list)  # extra KEY=VALUE on the recipe
 
 
 @dataclass
@@ -210,7 +195,7 @@ def _band_of(scene_bands: Sequence[str], card: Any, path: PathLike) -> int:
 
 
 def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildings: PathLike,
-            seg_roads: PathLike, opts: AreaFinetuneConfig, tile_lr: int):
+            seg_roads: PathLike, opts: AreaOptions, tile_lr: int):
     import yaml
 
     from ..models.zoo import read_card
@@ -221,13 +206,13 @@ def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildin
         raise ValueError(f"{sr_checkpoint}: a {card.task} checkpoint; choose a super-resolution checkpoint to start from")
     over: Dict[str, Any] = {
         "data.root": str(area_root), "out_dir": str(run_dir), "epochs": int(opts.epochs),
-        "model.arch": card.arch, "model.init_from": str(sr_checkpoint), "data.frames": int(card.frames or 1),
+        "model.arch": card.arch, "model.init_from": str(sr_checkpoint), "data.frames": card.input_frames,
         "seg_nets.buildings": str(seg_buildings), "seg_nets.roads": str(seg_roads), "device": opts.device,
-        "seed": int(opts.seed), "name": f"area fine-tune of {card.name or card.arch}",
+        "seed": int(opts.seed), "name": f"area fine-tune of {card.display_name}",
         "experiment.title": f"area fine-tune on {area_root.name}",
     }
     if card.arch == "hat":
-        over["model.hparams"] = {"in_chans": int(card.frames or 1)}
+        over["model.hparams"] = {"in_chans": card.in_chans}
     if opts.lr is not None:
         over["lr"] = float(opts.lr)
     if opts.samples_per_epoch is not None:
@@ -236,12 +221,12 @@ def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildin
         over["data.batch_size"] = int(opts.batch_size)
     if opts.lr_patch is not None:
         over["data.lr_patch"] = int(opts.lr_patch)
-    for text in opts.overrides:  # the user's KEY=VALUE settings win over the ones above
+    for text in opts.overrides or ():  # the user's KEY=VALUE settings win over the ones above
         if "=" not in text:
             raise ValueError(f"setting {text!r}: expected KEY=VALUE, e.g. lr=1e-4")
         key, value = text.split("=", 1)
         over[key.strip()] = yaml.safe_load(value)
-    config = load_config(opts.recipe, over)
+    config = load_config(opts.recipe or str(RECIPE), over)
     # Patches and validation tiles must fit in one area tile.
     config.data.lr_patch = min(config.data.lr_patch, tile_lr)
     config.val_tile = min(config.val_tile, tile_lr)
@@ -277,7 +262,7 @@ def finetune_area(
     roads_ckpt: PathLike,
     out_dir: PathLike,
     epochs: int = 10,
-    options: Optional[AreaFinetuneConfig] = None,
+    options: Optional[AreaOptions] = None,
     progress: Optional[Event] = None,
     resume: bool = True,
     cancel: Any = None,
@@ -297,7 +282,7 @@ def finetune_area(
     from .tiles import read_area
 
     t0 = time.perf_counter()
-    opts = replace(options or AreaFinetuneConfig(), epochs=int(epochs))  # the caller's object stays as it was
+    opts = (options or AreaOptions()).replace(epochs=int(epochs))  # the caller's object stays as it was
     emit = _event_sink(progress)
     area_root, out_dir = Path(area_root), Path(out_dir)
     area = read_area(area_root)
@@ -343,8 +328,8 @@ def finetune_area(
     model, card = load_checkpoint(last)
     start_card = read_card(sr_checkpoint)
     summary = {k: {"before": before.get(k), "after": after.get(k)} for k, _label, _hb in METRICS}
-    card.name = f"{start_card.name or start_card.arch} (area fine-tune: {area_root.name})"
-    card.description = (f"{start_card.name or start_card.arch} fine-tuned on the analyst's area {area_root.name} "
+    card.name = f"{start_card.display_name} (area fine-tune: {area_root.name})"
+    card.description = (f"{start_card.display_name} fine-tuned on the analyst's area {area_root.name} "
                         "without HR: consistency cL1 + building/road Dice (dynamic weighting, patch selection)")
     card.recipe = dict(card.recipe or {})
     card.recipe["kind"] = "area fine-tune"
@@ -388,7 +373,7 @@ def run_area(
     tile_lr: int = 64,
     val_fraction: float = 0.2,
     band_name: Optional[str] = None,
-    options: Optional[AreaFinetuneConfig] = None,
+    options: Optional[AreaOptions] = None,
     progress: Optional[Event] = None,
     resume: bool = True,
     cancel: Any = None,

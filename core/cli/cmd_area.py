@@ -28,6 +28,7 @@ import sys
 from typing import Any, Dict
 
 from ..io.jsonsafe import json_safe
+from ..options import AreaOptions
 from .progress import event_printer
 
 __all__ = ["register"]
@@ -37,12 +38,9 @@ def _band(text: str) -> Any:
     return int(text) if text.strip().isdigit() else text
 
 
-def _options(args: argparse.Namespace):
-    from ..area.finetune import AreaFinetuneConfig
-
-    return AreaFinetuneConfig(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples,
-                              batch_size=args.batch_size, lr_patch=args.patch, device=args.device, seed=args.seed,
-                              overrides=list(args.set or []))
+def _options(args: argparse.Namespace) -> AreaOptions:
+    return AreaOptions(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples, batch_size=args.batch_size,
+                       lr_patch=args.patch, device=args.device, seed=args.seed, overrides=tuple(args.set or ()))
 
 
 def _command_line() -> str:

@@ -1,6 +1,6 @@
 """Processing algorithm ``s2sr:finetunearea``: fine-tune an SR network on your own area (no HR image).
 
-One call into :func:`core.area.finetune.run_area`: the revisits are cut into
+One call into :func:`core.api.finetune_area`: the revisits are cut into
 tiles, the buildings and roads layers (exported to GeoPackages in the output
 folder, so temporary QuickOSM layers work) are rasterized onto the 3x grid, a
 strip is held out, the network is fine-tuned with consistency cL1 +
@@ -42,8 +42,8 @@ from .base import (
 __all__ = ["FinetuneAreaAlgorithm"]
 
 SCORES = ("buildings_dice", "roads_dice", "consistency_cpsnr")
-#: ``wald`` runs another engine function (``core.api.adapt_area``), not wired here yet: not offered
-EXCLUDE = ("wald",)
+#: every area option is a parameter (WALD switches to the self-supervised adaptation in ``api.finetune_area``)
+EXCLUDE: tuple = ()
 
 
 class FinetuneAreaAlgorithm(AlgorithmBase):
@@ -88,14 +88,12 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
                 self.addOutput(QgsProcessingOutputNumber(f"{key.upper()}_{when}", f"{key} {when.lower()}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core.area.finetune import RECIPE, run_area
+        from ...core import api
         from ...core.options import parse_band
 
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
         band = parse_band(self.parameterAsString(parameters, "BAND", context).strip() or "1")
         options = options_from_parameters(AreaOptions, self, parameters, context)
-        if options.recipe is None:
-            options = options.replace(recipe=str(RECIPE))  # the shipped area recipe
         try:
             revisits = revisit_files(self.parameterAsLayerList(parameters, "REVISITS", context))
             buildings = export_vector(self.parameterAsVectorLayer(parameters, "BUILDINGS", context), "buildings",
@@ -121,11 +119,11 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
                     feedback.pushInfo(str(event.get("message", "")))
 
         try:
-            result = run_area(
+            result = api.finetune_area(
                 revisits, band, buildings, roads, self.parameterAsFile(parameters, "CHECKPOINT", context),
                 self.parameterAsFile(parameters, "SEG_BUILDINGS", context),
-                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir, epochs=options.epochs,
-                tile_lr=self.parameterAsInt(parameters, "TILE", context), options=options, progress=progress,
+                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir, options,
+                tile_lr=self.parameterAsInt(parameters, "TILE", context), progress=progress,
                 cancel=FeedbackCancel(feedback), command="QGIS Processing s2sr:finetunearea")
         except Exception as exc:
             raise self.fail(exc) from None

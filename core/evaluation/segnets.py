@@ -9,7 +9,7 @@ their own training, whatever units the SR network works in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -50,8 +50,10 @@ class FrozenSegNet(nn.Module):
     *through* it into whatever produced its input (the task-driven loss).
     """
 
-    def __init__(self, net: nn.Module, seg_norm: Normalization, source_norm: Normalization = Normalization()):
+    def __init__(self, net: nn.Module, seg_norm: Normalization, source_norm: Normalization = Normalization(),
+                 channels: Optional[Sequence[int]] = None):
         super().__init__()
+        self.channels = list(channels) if channels is not None else None  # input bands the network reads
         self.net = net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -64,6 +66,8 @@ class FrozenSegNet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels is not None:
+            x = x[:, self.channels]
         reflectance = self.source_norm.to_reflectance(x)
         return self.net(self.seg_norm.to_model(reflectance))
 
@@ -73,7 +77,7 @@ def load_frozen_segnet(path, device="cpu", source_norm: Normalization = Normaliz
     from ..models.zoo import load_checkpoint
 
     net, card = load_checkpoint(path, device=device)
-    if getattr(card, "task", None) != "segmentation":
+    if not card.is_segmentation:
         raise ValueError(f"{path}: a {card.task!r} checkpoint, not a segmentation network")
     frozen = FrozenSegNet(net, Normalization.from_card(card.normalization), source_norm).to(device)
     return frozen, card

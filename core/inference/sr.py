@@ -82,15 +82,17 @@ class SRResult:
     bands: List[str] = field(default_factory=list)
 
 
-def model_input(x: np.ndarray, loaded: LoadedModel) -> np.ndarray:
-    """Arrange a batch ``[B, T, C, h, w]`` the way the network takes it.
+def model_input(x, frames: int):
+    """Arrange a batch ``[B, T, C, h, w]`` (NumPy or torch) the way an SR network takes it.
 
-    Single-image networks (HAT) take ``[B, C, h, w]``; a one-band multi-image
-    network (RAMS) takes ``[B, T, h, w]``; a multi-band one ``[B, T, C, h, w]``.
+    Single-image networks (HAT, ``frames == 1``) take ``[B, C, h, w]``; a
+    one-band multi-image network (RAMS) the familiar ``[B, T, h, w]``; a
+    multi-band one ``[B, T, C, h, w]``. Training and inference both use this, so
+    the two can never feed a network differently.
     """
-    if loaded.frames == 1:
+    if frames == 1:
         return x[:, 0]
-    if x.shape[2] == 1 and loaded.channels == 1:
+    if x.shape[2] == 1:
         return x[:, :, 0]
     return x
 
@@ -125,7 +127,7 @@ def sr_tiles(dates: Sequence[Sequence[FrameLike]], window: Window, loaded: Loade
 
     def predict(xb: np.ndarray, vb: np.ndarray):
         with torch.inference_mode():
-            xm = loaded.to_model(model_input(xb, loaded))
+            xm = loaded.to_model(model_input(xb, loaded.frames))
             y = loaded.model(torch.from_numpy(xm).to(loaded.device))
             expected = (xb.shape[0], channels, xb.shape[-2] * scale, xb.shape[-1] * scale)
             if tuple(y.shape) != expected:

@@ -186,7 +186,7 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
 
     def run(xb: np.ndarray, vb: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            y = loaded.model(torch.from_numpy(loaded.to_model(model_input(xb, loaded))).to(loaded.device))
+            y = loaded.model(torch.from_numpy(loaded.to_model(model_input(xb, loaded.frames))).to(loaded.device))
         return loaded.to_reflectance(y)
 
     def predict(xb: np.ndarray, vb: np.ndarray):

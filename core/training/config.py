@@ -118,6 +118,7 @@ class DataConfig:
     val_split: str = "val"
     test_split: str = "test"
     band: int = 0
+    bands: Optional[List[str]] = None  # band names taken jointly, e.g. [B02, B03, B04, B08]; None: ``band`` alone
     lr_patch: int = 32
     seg_patch: int = 96
     frames: int = 9

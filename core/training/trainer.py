@@ -49,6 +49,7 @@ from torch import nn
 
 from ..evaluation.evaluate import evaluate_segmentation, evaluate_sr, scalar_metrics
 from ..evaluation.segnets import FrozenSegNet, Normalization, load_frozen_segnet
+from ..inference.sr import model_input
 from ..io.atomic import remove_orphans, replace_file, temp_path_for, write_text_atomic
 from . import distributed as ddp
 from .config import (
@@ -79,7 +80,7 @@ PLOT_EVERY = 10  # epochs between redraws of training_curves.png (always drawn a
 # Changing these between a run and its resumption would silently train another recipe.
 _RESUME_KEYS = ("task", "target", "lr", "optimizer", "weight_decay", "grad_clip", "scheduler", "seed",
                 "model", "loss", "seg_nets", "max_steps_per_epoch")
-_RESUME_DATA_KEYS = ("version", "train_split", "band", "lr_patch", "seg_patch", "frames", "samples_per_epoch",
+_RESUME_DATA_KEYS = ("version", "train_split", "band", "bands", "lr_patch", "seg_patch", "frames", "samples_per_epoch",
                      "batch_size", "augment", "selection", "normalization")
 
 
@@ -174,9 +175,9 @@ def _normalization(config: TrainConfig, scenes: List, init_card) -> Normalizatio
     """
     if config.data.normalization is not None:
         return Normalization(float(config.data.normalization["offset"]), float(config.data.normalization["scale"]))
-    if init_card is not None and getattr(init_card, "normalization", None):
+    if init_card is not None:
         return Normalization.from_card(init_card.normalization)
-    band = config.data.band
+    band = band_indices(config, scenes)[0]
     values = []
     for s in scenes:
         if s.hr is not None:
@@ -207,10 +208,15 @@ def _build_model(config: TrainConfig, device: torch.device):
         kwargs = dict(config.model.hparams)
         if config.model.preset:
             kwargs["preset"] = config.model.preset
+        channels = len(config.data.bands) if config.data.bands else 1
         if config.task == "sr":
             kwargs.setdefault("scale", config.model.scale)
             if config.model.arch == "rams":
                 kwargs.setdefault("frames", config.data.frames)
+            if channels > 1:
+                kwargs.setdefault("in_chans", channels)
+        elif channels > 1:
+            kwargs.setdefault("in_channels", channels)
         model = build(config.model.arch, **kwargs)
     return model.to(device), init_card
 
@@ -241,29 +247,34 @@ def _make_weighting(config: TrainConfig):
     return StaticWeighting({t.name: float(t.weight) for t in config.loss.terms})
 
 
-def _dataset_kwargs(cls, wanted: Dict[str, Any]) -> Dict[str, Any]:
-    """Pass optional arguments (e.g. ``band``) only when the dataset class takes them."""
-    import inspect
+def band_indices(config: TrainConfig, scenes: List) -> List[int]:
+    """Indices of the bands a run takes in its scenes' band list: ``data.bands`` by name, else ``data.band``."""
+    if not config.data.bands:
+        return [int(config.data.band)]
+    from ..inference.bands import canonical_band
 
-    params = inspect.signature(cls).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return wanted
-    return {k: v for k, v in wanted.items() if k in params}
+    have = [canonical_band(b) or b for b in (scenes[0].bands or [])]
+    out = []
+    for name in config.data.bands:
+        key = canonical_band(name) or name
+        if key not in have:
+            raise ConfigError(f"data.bands: {name} is not among the scenes' bands ({', '.join(scenes[0].bands)})")
+        out.append(have.index(key))
+    return out
 
 
 def _make_dataset(config: TrainConfig, scenes: List):
     from ..data.patches import PatchSelection, SegPatchDataset, SRPatchDataset
 
     d = config.data
+    bands = band_indices(config, scenes)
     selection = PatchSelection(share=d.selection.share, min_coverage=d.selection.min_coverage,
                                classes=tuple(d.selection.classes))
     if config.task == "segmentation":
-        kwargs = dict(target=config.target, patch=d.seg_patch, samples_per_epoch=d.samples_per_epoch,
-                      selection=selection, augment=d.augment, seed=config.seed, band=d.band)
-        return SegPatchDataset(scenes, **_dataset_kwargs(SegPatchDataset, kwargs))
-    kwargs = dict(lr_patch=d.lr_patch, frames=d.frames, samples_per_epoch=d.samples_per_epoch,
-                  selection=selection, augment=d.augment, seed=config.seed, band=d.band)
-    return SRPatchDataset(scenes, **_dataset_kwargs(SRPatchDataset, kwargs))
+        return SegPatchDataset(scenes, target=config.target, patch=d.seg_patch, samples_per_epoch=d.samples_per_epoch,
+                               selection=selection, augment=d.augment, seed=config.seed, bands=bands)
+    return SRPatchDataset(scenes, lr_patch=d.lr_patch, frames=d.frames, samples_per_epoch=d.samples_per_epoch,
+                          selection=selection, augment=d.augment, seed=config.seed, bands=bands)
 
 
 def _masked_bce(logits: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
@@ -292,6 +303,10 @@ class _LossComputer:
             kwargs = {"scale": config.model.scale}
             if config.loss.psf_sigma is not None:
                 kwargs["sigma_hr"] = config.loss.psf_sigma
+            elif config.data.bands:  # each band its own PSF width (its MTF at Nyquist)
+                from ..data.degrade import sigma_for_bands
+
+                kwargs["sigma_hr"] = sigma_for_bands(config.data.bands, config.model.scale)
             self.degradation = Degradation(**kwargs).to(device)
 
     def autocast(self):
@@ -302,12 +317,9 @@ class _LossComputer:
     def sr(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         from . import losses as L
 
-        lr = batch["lr"].to(self.device, non_blocking=True).float()
-        if lr.dim() == 5:  # [B, T, 1, h, w] -> [B, T, h, w]: one band, frames as channels
-            lr = lr[:, :, 0]
-        x = self.norm.to_model(lr)
+        lr = self.norm.to_model(batch["lr"].to(self.device, non_blocking=True).float())  # [B, T, C, h, w]
         with self.autocast():
-            sr = model(x)
+            sr = model(model_input(lr, int(getattr(model, "frames", 1) or 1)))
         sr = sr.float()
         out: Dict[str, torch.Tensor] = {}
         border = self.config.loss.border
@@ -321,7 +333,7 @@ class _LossComputer:
                 out["cmse"] = L.cmse(sr, hr, valid=hr_valid, border=border)
         if "consistency_l1" in self.names:
             lr_valid = batch["lr_valid"].to(self.device)
-            out["consistency_l1"] = L.consistency_l1(sr, x[:, :1], lr_valid[:, 0], self.degradation)
+            out["consistency_l1"] = L.consistency_l1(sr, lr[:, 0], lr_valid[:, 0], self.degradation)
         # Where the masks are labels: the HR clear mask, or for scenes without HR the LR coverage.
         mask_valid = batch.get("mask_valid")
         mask_valid = mask_valid.to(self.device) if mask_valid is not None else hr_valid
@@ -468,7 +480,8 @@ class Trainer:
             splits[cfg.data.val_split]
         self.val_scenes = [read_scene(p) for p in val_paths]
         self._check_scenes()
-        self.bands = [self.train_scenes[0].bands[cfg.data.band]] if self.train_scenes[0].bands else []
+        self.band_idx = band_indices(cfg, self.train_scenes)
+        self.bands = [self.train_scenes[0].bands[i] for i in self.band_idx] if self.train_scenes[0].bands else []
 
         seed_everything(cfg.seed)
         self.model, init_card = _build_model(cfg, self.device)
@@ -483,6 +496,7 @@ class Trainer:
                 path = getattr(cfg.seg_nets, target)
                 if path:  # used by the task loss and/or reported as validation metrics
                     net, card = load_frozen_segnet(path, self.device, source_norm=self.norm)
+                    net.channels = self._seg_channels(card, path)
                     self.seg_nets[target] = net
                     self.seg_cards[target] = card
         self.ddp_model = ddp.wrap_model(self.model, self.ctx, self.device)
@@ -525,6 +539,20 @@ class Trainer:
             write_text_atomic(self.out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         ddp.barrier(self.ctx)
 
+    def _seg_channels(self, card, path) -> Optional[List[int]]:
+        """Which of the SR output's bands a frozen network reads (None: all, in order)."""
+        from ..inference.bands import canonical_band
+
+        mine = [canonical_band(b) or b for b in self.bands]
+        wanted = [canonical_band(b) or b for b in (card.bands or [])]
+        if not wanted or wanted == mine or (len(mine) <= 1 and len(wanted) == 1):
+            return None
+        missing = [b for b in wanted if b not in mine]
+        if missing:
+            raise ConfigError(f"seg_nets: {path} reads {', '.join(card.bands)} but this run super-resolves "
+                              f"{', '.join(self.bands) or 'one unnamed band'}")
+        return [mine.index(b) for b in wanted]
+
     def _check_scenes(self) -> None:
         cfg = self.config
         for s in self.train_scenes:
@@ -534,7 +562,7 @@ class Trainer:
             for target in cfg.task_targets + ([cfg.target] if cfg.task == "segmentation" else []):
                 if target not in s.masks:
                     raise ConfigError(f"data.root: scene {s.name} has no {target} mask, which this recipe needs")
-            if cfg.data.band >= s.lr.shape[1]:
+            if max(band_indices(cfg, [s])) >= s.lr.shape[1]:
                 raise ConfigError(f"data.band: scene {s.name} has only {s.lr.shape[1]} band(s)")
 
     # -- resume state
@@ -679,7 +707,7 @@ class Trainer:
         from ..inference.planning import TilePlan
 
         loaded = LoadedModel(self.model, self._card({}, 0), f"validation of {cfg.name}", None, self.device)
-        bands = [cfg.data.band]
+        bands = self.band_idx
         if cfg.task == "segmentation":
             scale = cfg.model.scale
             plan = TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1)

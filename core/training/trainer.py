@@ -213,10 +213,10 @@ def _build_model(config: TrainConfig, device: torch.device):
             kwargs.setdefault("scale", config.model.scale)
             if config.model.arch == "rams":
                 kwargs.setdefault("frames", config.data.frames)
-            if channels > 1:
-                kwargs.setdefault("in_chans", channels)
+            if channels > 1:  # data.bands decides how many bands the network takes jointly
+                kwargs["in_chans"] = channels
         elif channels > 1:
-            kwargs.setdefault("in_channels", channels)
+            kwargs["in_channels"] = channels
         model = build(config.model.arch, **kwargs)
     return model.to(device), init_card
 

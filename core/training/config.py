@@ -28,6 +28,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from .loss_terms import LOSS_TERMS, terms_for
+
 __all__ = [
     "ConfigError",
     "SelectionConfig",
@@ -52,10 +54,11 @@ __all__ = [
     "is_reference",
 ]
 
-SR_LOSSES = ("cl1", "cmse", "consistency_l1", "dice_buildings", "dice_roads")
-SEG_LOSSES = ("dice", "bce")
-TASK_LOSS_TARGETS = {"dice_buildings": "buildings", "dice_roads": "roads"}
-HR_LOSSES = ("cl1", "cmse")  # losses that need the HR image
+# Loss names, derived from the one table of loss terms (core.training.loss_terms).
+SR_LOSSES = tuple(terms_for("sr"))
+SEG_LOSSES = tuple(terms_for("segmentation"))
+TASK_LOSS_TARGETS = {n: t.target for n, t in LOSS_TERMS.items() if t.target}
+HR_LOSSES = tuple(n for n, t in LOSS_TERMS.items() if t.needs_hr)  # losses that need the HR image
 SR_ARCHS = ("rams", "hat")
 SEG_ARCHS = ("unetpp",)
 TARGETS = ("buildings", "roads")
@@ -235,7 +238,8 @@ class TrainConfig:
 
     @property
     def task_targets(self) -> List[str]:
-        return [TASK_LOSS_TARGETS[n] for n in self.loss_names if n in TASK_LOSS_TARGETS]
+        """The frozen networks the recipe's loss terms run through (each once, in order)."""
+        return list(dict.fromkeys(TASK_LOSS_TARGETS[n] for n in self.loss_names if n in TASK_LOSS_TARGETS))
 
     def resolved_best_metric(self) -> Tuple[str, str]:
         """(metric, "max"|"min") used to pick ``best.safetensors``."""

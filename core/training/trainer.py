@@ -53,12 +53,12 @@ from ..inference.sr import model_input
 from ..io.atomic import remove_orphans, replace_file, temp_path_for, write_text_atomic
 from . import distributed as ddp
 from .config import (
-    TASK_LOSS_TARGETS,
     ConfigError,
     TrainConfig,
     config_to_dict,
     preflight,
 )
+from .loss_terms import LOSS_TERMS, Batch
 
 __all__ = [
     "TrainingError",
@@ -315,35 +315,26 @@ class _LossComputer:
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def sr(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        from . import losses as L
-
-        lr = self.norm.to_model(batch["lr"].to(self.device, non_blocking=True).float())  # [B, T, C, h, w]
+        """Every configured SR term of one batch, through the one table of terms (``loss_terms``)."""
+        dev = self.device
+        lr = self.norm.to_model(batch["lr"].to(dev, non_blocking=True).float())  # [B, T, C, h, w]
         with self.autocast():
             sr = model(model_input(lr, int(getattr(model, "frames", 1) or 1)))
-        sr = sr.float()
-        out: Dict[str, torch.Tensor] = {}
-        border = self.config.loss.border
-        hr_valid = batch.get("hr_valid")
-        hr_valid = hr_valid.to(self.device) if hr_valid is not None else None
-        if "cl1" in self.names or "cmse" in self.names:
-            hr = self.norm.to_model(batch["hr"].to(self.device).float())
-            if "cl1" in self.names:
-                out["cl1"] = L.cl1(sr, hr, valid=hr_valid, border=border)
-            if "cmse" in self.names:
-                out["cmse"] = L.cmse(sr, hr, valid=hr_valid, border=border)
-        if "consistency_l1" in self.names:
-            lr_valid = batch["lr_valid"].to(self.device)
-            out["consistency_l1"] = L.consistency_l1(sr, lr[:, 0], lr_valid[:, 0], self.degradation)
-        # Where the masks are labels: the HR clear mask, or for scenes without HR the LR coverage.
-        mask_valid = batch.get("mask_valid")
-        mask_valid = mask_valid.to(self.device) if mask_valid is not None else hr_valid
-        for name, target in TASK_LOSS_TARGETS.items():
-            if name in self.names:
-                mask = batch[target].to(self.device).float()
-                with self.autocast():
-                    logits = self.seg_nets[target](sr)
-                out[name] = L.soft_dice_loss(logits.float(), mask, valid=mask_valid)
-        return {n: out[n] for n in self.names}
+        hr_valid = batch["hr_valid"].to(dev) if batch.get("hr_valid") is not None else None
+        mask_valid = batch["mask_valid"].to(dev) if batch.get("mask_valid") is not None else hr_valid
+        targets = [t for t in ("buildings", "roads") if t in batch]
+        labelled = None
+        flags = [batch[f"has_{t}"] for t in targets if f"has_{t}" in batch]
+        if flags:
+            labelled = torch.stack(flags).all(0).to(dev)
+        view = Batch(
+            sr=sr.float(), lr=lr, lr_valid=batch["lr_valid"].to(dev),
+            hr=self.norm.to_model(batch["hr"].to(dev).float()) if self.config.uses_hr else None,
+            hr_valid=hr_valid, mask_valid=mask_valid, masks={t: batch[t].to(dev) for t in targets},
+            labelled=labelled, border=self.config.loss.border, seg_nets=self.seg_nets,
+            degradation=self.degradation, autocast=self.autocast,
+        )
+        return {n: LOSS_TERMS[n].compute(view) for n in self.names}
 
     def segmentation(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         from . import losses as L

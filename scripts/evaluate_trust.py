@@ -2,11 +2,12 @@
 
 Usage::
 
-    python scripts/evaluate_trust.py                      # 3 test scenes (seeds 900..), shipped models
+    python scripts/evaluate_trust.py                      # 3 world-v2 + 2 towns test scenes (seeds 900..)
     python scripts/evaluate_trust.py --calibrate          # 2 calibration scenes (seeds 800..): thresholds
     python scripts/evaluate_trust.py --models rams_taskdriven=path/to.safetensors --scenes 1
 
-For every scene (288 px HR, 9 simulated revisits, B08) it judges the HR image,
+For every scene (288 px HR, 9 simulated revisits; world v2 judged on B08, and
+the v1 towns the shipped networks were trained on) it judges the HR image,
 the HR image with planted inventions (checkerboards, painted roads and roofs,
 phantom roads) and each SR checkpoint's output through the plugin's own jobs
 (``super_resolve``, ``trust_map``, ``segment``) and prints, per output: the
@@ -87,31 +88,49 @@ def load_samples(path):
     for i, d in enumerate(json.loads(str(data["meta"]))):
         for k in ("precision", "recall", "precision_not_supported", "recall_not_supported"):
             d.pop(k, None)
-        d["objects"] = [ObjectCounts(**o) for o in d["objects"]]
+        d["objects"] = [ObjectCounts(**{**o, "details": [tuple(x) for x in o.get("details", [])]})
+                        for o in d["objects"]]
         r = CaseResult(**d)
         r.samples = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"{i}/")}
         out.append(r)
     return out
 
 
-def report(results, scenes, args, seconds: float) -> str:
-    cases = list(dict.fromkeys(r.case for r in results))
+WORLDS = {"v2": "synthetic world v2 (rural land, 4 bands; band B08 judged)",
+          "towns": "synthetic towns v1 (the shipped networks' training world; band B8)"}
+
+
+def report(sections, args, seconds: float) -> str:
     rule = ClassRule()
     lines = [
-        "# Trust map evaluation (synthetic world v2)",
+        "# Trust map evaluation on synthetic scenes with a known truth",
         "",
-        f"Written by `python scripts/evaluate_trust.py` ({len(scenes)} test scene(s): "
-        f"{', '.join(s.name for s in scenes)}; {args.size} px HR, 9 simulated revisits, band B08; "
-        f"{seconds / 60:.0f} min on this machine). Truth: a pixel is *invented* where the output departs by more "
-        f"than {TRUTH_TAU:g} reflectance (3x3 mean of the absolute difference) from both the HR image and the "
-        "bicubic upsampling of its input (`core.evaluation.trust_eval.invented_truth`). Class thresholds: "
-        f"`{json.dumps(rule.as_dict())}`.",
+        f"Written by `python scripts/evaluate_trust.py` ({args.size} px HR, 9 simulated revisits; "
+        f"{seconds / 60:.0f} min on this 2-core CPU). Truth: a pixel is *invented* where the output lies outside "
+        f"the range between the bicubic upsampling of its input and the HR image by more than {TRUTH_TAU:g} "
+        "reflectance (3x3 mean; `core.evaluation.trust_eval.invented_truth`): it shows something that is neither "
+        "on the ground nor in the 10 m data (blurry or partly sharpened pixels are not invented). Precision and recall are those of the class *likely "
+        "invented* against that truth, then of *uncertain or likely invented*. Class thresholds "
+        f"(`core/inference/trust_classes.py`): `{json.dumps(rule.as_dict())}`.",
         "",
-        "`hr` is the HR image itself, `hr_checkerboard` with stamped 3-px checkerboards (RMS 0.01, 0.02, 0.04), "
-        "`hr_fake_objects` with painted roads and roofs that are not in the scene, `hr_phantom_roads` with roads "
-        "that keep every 10 m pixel's mean (detail above the 10 m Nyquist limit only); the others are the "
-        "checkpoints' outputs (with the instability band; the planted ones have no checkpoint, so none).",
-        "",
+        "`hr` is the HR image itself (nothing invented), `hr_checkerboard` with stamped 3-px checkerboards (RMS "
+        "0.01, 0.02, 0.04 reflectance), `hr_fake_objects` with painted roads and roofs that are not in the scene, "
+        "`hr_phantom_roads` with roads that keep every 10 m pixel's mean (detail above the 10 m Nyquist limit "
+        "only); these have no checkpoint, hence no instability band. The others are the checkpoints' outputs, "
+        "judged with the instability band. *Planted flagged*: share of the planted pixels classed likely "
+        "invented; *far*: the same share more than 24 px away from anything planted.",
+    ]
+    for world, (results, scenes) in sections.items():
+        lines += ["", f"## {WORLDS[world]}", "",
+                  f"{len(scenes)} scene(s): {', '.join(s.name for s in scenes)}.", ""]
+        lines += _tables(results)
+    lines += ["", "Per scene and output (JSON): `docs/results/trust_eval.json`.", ""]
+    return "\n".join(lines)
+
+
+def _tables(results):
+    cases = list(dict.fromkeys(r.case for r in results))
+    lines = [
         "| output | invented (truth) | supported | uncertain | likely invented | precision | recall | "
         "precision (≥ uncertain) | recall (≥ uncertain) | planted flagged | far from planted flagged |",
         "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
@@ -126,7 +145,7 @@ def report(results, scenes, args, seconds: float) -> str:
             f"{_fmt(p['clean'], True)} |")
     lines += [
         "",
-        "## Objects: what `supported_only` removes",
+        "**Objects: what `supported_only` removes.**",
         "",
         f"Supported = at least {SUPPORT_SHARE:g} of the object's pixels also found on the bicubic upsampling of "
         f"the input, or a mean trust class below {SUPPORT_MAX_TRUST:g}. An object is false when less than half "
@@ -138,8 +157,31 @@ def report(results, scenes, args, seconds: float) -> str:
     for c in cases:
         for target, (n, false, removed, lost) in pooled[c]["objects"].items():
             lines.append(f"| {c} | {target} | {n} | {false} | {removed} | {n - false} | {lost} |")
-    lines += ["", "Per scene (JSON): `docs/results/trust_eval.json`.", ""]
-    return "\n".join(lines)
+    rules = {
+        f"on_bicubic (share >= {SUPPORT_SHARE:g})": lambda b, t: b is not None and b >= SUPPORT_SHARE,
+        f"trust_class < {SUPPORT_MAX_TRUST:g}": lambda b, t: t is not None and t < SUPPORT_MAX_TRUST,
+        "either (the plugin's rule)": lambda b, t: (b is not None and b >= SUPPORT_SHARE) or (
+            t is not None and t < SUPPORT_MAX_TRUST),
+        "on_bicubic or trust_class < 0.5": lambda b, t: (b is not None and b >= SUPPORT_SHARE) or (
+            t is not None and t < 0.5),
+        "on_bicubic or trust_class < 1.5": lambda b, t: (b is not None and b >= SUPPORT_SHARE) or (
+            t is not None and t < 1.5),
+    }
+    objs = [o for r in results for o in r.objects]
+    if objs:
+        lines += ["", "Other rules for *supported*, over every output above with objects (false removed / true "
+                  "lost, of all false / true objects):", "", "| rule | " + " | ".join(
+                      sorted({o.target for o in objs})) + " |", "|:--|" + "--:|" * len({o.target for o in objs})]
+        for name, rule in rules.items():
+            cells = []
+            for target in sorted({o.target for o in objs}):
+                sel = [o for o in objs if o.target == target]
+                removed = sum(o.under(rule)[0] for o in sel)
+                lost = sum(o.under(rule)[1] for o in sel)
+                cells.append(f"{removed} / {lost} (of {sum(o.false for o in sel)} / "
+                             f"{sum(o.objects - o.false for o in sel)})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -147,6 +189,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scenes", type=int, default=None, help="number of scenes (default 3, or 2 to calibrate)")
     parser.add_argument("--seed", type=int, default=None, help="first scene seed (default 900, or 800 to calibrate)")
     parser.add_argument("--size", type=int, default=288)
+    parser.add_argument("--world", choices=("v2", "towns", "both"), default="both",
+                        help="scenes: world v2, the v1 towns, or both (default; --scenes counts per world, the towns "
+                             "get one less)")
     parser.add_argument("--models", nargs="*", default=None, metavar="NAME=PATH",
                         help="SR checkpoints (default: the shipped four)")
     parser.add_argument("--calibrate", action="store_true", help="calibration scenes: print the thresholds")
@@ -164,33 +209,46 @@ def main(argv=None) -> int:
     else:
         models = dict(m.split("=", 1) for m in args.models)
     seg = [MODELS / "unetpp_buildings.safetensors", MODELS / "unetpp_roads.safetensors"]
+    from core.data.synthetic.towns import make_scene
     from core.data.synthetic.world_v2 import make_world_scene
 
+    worlds = ["v2", "towns"] if args.world == "both" else [args.world]
+    if args.calibrate:
+        worlds = ["v2"]
     t0 = time.perf_counter()
-    results, scenes = [], []
+    sections = {}
     if args.calibrate and args.samples and Path(args.samples).is_file():
-        results = load_samples(args.samples)
-        n = 0
-    for i in range(n):
-        scene = make_world_scene(size_hr=args.size, frames=9, seed=[first + i, 1], object_free=False)
-        scenes.append(scene)
-        with tempfile.TemporaryDirectory(prefix="trust_eval_") as tmp:
-            def progress(f, m, k=i):
-                print(f"\r[{k + 1}/{n}] {100 * f:3.0f}% {m[:90]:<90}", end="", file=sys.stderr, flush=True)
+        sections["v2"] = (load_samples(args.samples), [])
+        worlds = []
+    for world in worlds:
+        count = n if world == "v2" or args.world != "both" else max(1, n - 1)
+        results, scenes = [], []
+        for i in range(count):
+            if world == "v2":
+                scene = make_world_scene(size_hr=args.size, frames=9, seed=[first + i, 1], object_free=False)
+            else:
+                scene = make_scene(size_hr=args.size, frames=9, seed=first + i)
+            band = "B08" if world == "v2" else "B8"
+            scenes.append(scene)
+            with tempfile.TemporaryDirectory(prefix="trust_eval_") as tmp:
+                def progress(f, m, k=i, c=count, w=world):
+                    print(f"\r[{w} {k + 1}/{c}] {100 * f:3.0f}% {m[:90]:<90}", end="", file=sys.stderr, flush=True)
 
-            got = evaluate_scene(scene, Path(tmp), models, seg, progress=progress)
-            print(file=sys.stderr)
-        results.extend(got)
-        for r in got:
-            print(f"{r.scene} {r.case:18s} truth {100 * r.invented_truth:5.1f}%  classes "
-                  f"{' '.join(f'{k} {100 * v:5.1f}%' for k, v in r.shares.items())}  P {_fmt(r.precision())} "
-                  f"R {_fmt(r.recall())}  P>=1 {_fmt(r.precision(True))} R>=1 {_fmt(r.recall(True))}  "
-                  f"planted {_fmt(r.planted_flagged, True)} far {_fmt(r.clean_flagged, True)}  "
-                  f"objects {[(o.target, o.objects, o.false, o.false_removed, o.true_lost) for o in r.objects]}  "
-                  f"{r.seconds:.0f}s", flush=True)
+                got = evaluate_scene(scene, Path(tmp), models, seg, band=band, progress=progress)
+                print(file=sys.stderr)
+            results.extend(got)
+            for r in got:
+                print(f"{r.scene} {r.case:18s} truth {100 * r.invented_truth:5.1f}%  classes "
+                      f"{' '.join(f'{k} {100 * v:5.1f}%' for k, v in r.shares.items())}  P {_fmt(r.precision())} "
+                      f"R {_fmt(r.recall())}  P>=1 {_fmt(r.precision(True))} R>=1 {_fmt(r.recall(True))}  "
+                      f"planted {_fmt(r.planted_flagged, True)} far {_fmt(r.clean_flagged, True)}  objects "
+                      f"{[(o.target, o.objects, o.false, o.false_removed, o.true_lost) for o in r.objects]}  "
+                      f"{r.seconds:.0f}s", flush=True)
+        sections[world] = (results, scenes)
     seconds = time.perf_counter() - t0
     out_dir = Path(args.out).parent
     if args.calibrate:
+        results = sections["v2"][0]
         if args.samples and not Path(args.samples).is_file():
             save_samples(args.samples, results)
         cal = calibrate(results)
@@ -203,9 +261,9 @@ def main(argv=None) -> int:
              "cases": [r.as_dict() for r in results]}, indent=1, default=float) + "\n")
         print(f"wrote {out_dir / 'trust_calibration.json'}")
         return 0
-    Path(args.out).write_text(report(results, scenes, args, seconds))
-    (out_dir / "trust_eval.json").write_text(json.dumps([r.as_dict() for r in results], indent=1, default=float)
-                                             + "\n")
+    Path(args.out).write_text(report(sections, args, seconds))
+    (out_dir / "trust_eval.json").write_text(json.dumps(
+        {w: [r.as_dict() for r in res] for w, (res, _s) in sections.items()}, indent=1, default=float) + "\n")
     print(f"wrote {args.out} ({seconds / 60:.1f} min)")
     return 0
 

@@ -3,12 +3,13 @@
 Everything runs through the plugin's own jobs on real GeoTIFFs (``super_resolve``,
 ``trust_map``, ``segment``), so the classes scored are the ones an analyst gets.
 
-**Truth.** A pixel of an SR output is *invented* when the output departs, beyond
-noise, both from the HR truth and from the bicubic upsampling of its own input
-(:func:`invented_truth`; 3x3 means of the absolute differences above
-:data:`TRUTH_TAU` = 0.02 reflectance, ten times S-2's noise). It shows something
-that is neither on the ground nor in the 10 m data: blur (the output close to
-bicubic) is *missed* detail, not invented; correct detail (close to HR) is not
+**Truth.** A pixel of an SR output is *invented* when the output lies outside
+the range between the bicubic upsampling of its own input and the HR truth by
+more than :data:`TRUTH_TAU` = 0.02 reflectance, ten times S-2's noise (3x3 mean
+of that distance; :func:`invented_truth`). It then shows something that is
+neither on the ground nor in the 10 m data: an overshoot, a texture, a grid, an
+object. Blur (the output close to bicubic) is *missed* detail, not invented;
+an output anywhere between bicubic and the truth (partly sharpened) is not
 invented either.
 
 **Outputs judged** per scene (:func:`scene_outputs`): the HR image itself
@@ -49,10 +50,10 @@ import torch.nn.functional as F
 from ..inference.trust_classes import INVENTED, NODATA, ClassRule
 from ..jobs import Progress, progress_fn, sub_progress
 
-__all__ = ["TRUTH_TAU", "invented_truth", "plant", "write_sr_like", "scene_outputs", "CaseResult", "ObjectCounts",
+__all__ = ["TRUTH_TAU", "outside_distance", "invented_truth", "plant", "write_sr_like", "scene_outputs", "CaseResult", "ObjectCounts",
            "evaluate_scene", "calibrate", "SIGNALS"]
 
-#: Departure (reflectance, 3x3 mean of |difference|) beyond which a pixel differs "beyond noise".
+#: Distance (reflectance, 3x3 mean) outside the bicubic-to-HR range beyond which a pixel is invented.
 TRUTH_TAU = 0.02
 TRUTH_WINDOW = 3
 #: Trust map bands (1-based) by signal name.
@@ -74,10 +75,21 @@ def _box(a: np.ndarray, k: int) -> np.ndarray:
     return F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="replicate"), k, stride=1)[0, 0].numpy()
 
 
+def outside_distance(sr: np.ndarray, hr: np.ndarray, bicubic: np.ndarray, window: int = TRUTH_WINDOW) -> np.ndarray:
+    """How far ``sr`` lies outside the range between ``bicubic`` and ``hr``, averaged over ``window`` x ``window``.
+
+    Zero where the output is anywhere between what the 10 m input shows and
+    the truth (blurry, partly or fully sharpened): that is detail missed or
+    recovered, not invented.
+    """
+    lo, hi = np.minimum(bicubic, hr), np.maximum(bicubic, hr)
+    return _box(np.maximum(0.0, np.maximum(sr - hi, lo - sr)), window)
+
+
 def invented_truth(sr: np.ndarray, hr: np.ndarray, bicubic: np.ndarray, tau: float = TRUTH_TAU,
                    window: int = TRUTH_WINDOW) -> np.ndarray:
-    """Pixels where ``sr`` departs beyond ``tau`` from both ``hr`` and ``bicubic`` (local means of |diff|)."""
-    return (_box(np.abs(sr - hr), window) > tau) & (_box(np.abs(sr - bicubic), window) > tau)
+    """Pixels where ``sr`` leaves the range between ``bicubic`` and ``hr`` by more than ``tau`` (local mean)."""
+    return outside_distance(sr, hr, bicubic, window) > tau
 
 
 # --------------------------------------------------------------------------- planted inventions
@@ -173,6 +185,14 @@ class ObjectCounts:
     false: int = 0
     false_removed: int = 0
     true_lost: int = 0
+    #: per object: (false, bicubic_share, trust_class), to weigh other "supported" rules offline
+    details: List[Tuple[bool, Optional[float], Optional[float]]] = field(default_factory=list)
+
+    def under(self, rule) -> Tuple[int, int]:
+        """(false removed, true lost) if ``rule(bicubic_share, trust_class) -> supported`` decided."""
+        removed = sum(1 for f, b, t in self.details if f and not rule(b, t))
+        lost = sum(1 for f, b, t in self.details if not f and not rule(b, t))
+        return removed, lost
 
 
 @dataclass
@@ -262,6 +282,7 @@ def _objects(vectors: Path, masks: Dict[str, np.ndarray], transform) -> List[Obj
                 c.false += int(false)
                 c.false_removed += int(false and not supported)
                 c.true_lost += int(not false and not supported)
+                c.details.append((bool(false), feat.GetField("bicubic_share"), feat.GetField("trust_class")))
             out.append(c)
     finally:
         ds = None
@@ -339,6 +360,7 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
         sl = (slice(None, None, _SAMPLE_STEP), slice(None, None, _SAMPLE_STEP))
         res.samples = {k: _read(summary.path, i)[sl] for k, i in SIGNALS.items()}
         res.samples["truth"] = truth[sl]
+        res.samples["outside"] = outside_distance(sr, hr, bic)[sl]  # the truth's distance: other taus offline
         res.samples["near_planted"] = _near(planted, NEAR_PLANTED)[sl] if planted is not None else \
             np.zeros(truth[sl].shape, bool)
         if segment and seg_checkpoints:

@@ -487,7 +487,7 @@ def trust_map(
             lr0 = r0 // scale
             dis, spread, excess = (_blocks(a, scale) for a in cons.rows(lr0, lr0 + n // scale))
             score, amp = grid.rows(r0, r0 + n)
-            inst = None if moments is None else instability_from_moments(moments[0], moments[1])
+            inst = None if moments is None else instability_from_moments(moments[0], moments[1], moments[2])
             nodata = ~np.isfinite(dis)
             cls = classify(rule, dis, spread, excess, inst, score, amp)
             bands = np.stack([dis, spread, excess, inst if inst is not None else np.full_like(dis, np.nan), score,

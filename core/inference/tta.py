@@ -27,10 +27,13 @@ constant for the whole raster (the band's mean reflectance, so float32 keeps
 the digits a small spread needs). The runner blends them like any output, so
 ``sqrt(E[d^2] - E[d]^2)`` is the spread of every prediction that reached the
 pixel (from each augmentation and each overlapping tile): seam-free, and memory
-stays flat. The pass uses a wider tile overlap than plain super-resolution
-(:data:`MIN_OVERLAP`): near a tile's edge a network sees little context and its
-augmented predictions differ for that reason alone; the blending ramps must
-bury that, not show it as a seam.
+stays flat. Near a tile's edge a network sees little context and its augmented
+predictions differ for that reason alone, wildly (a variance hundreds of times
+the rest): even the ramps' 1 % weight there would draw every seam. So a tile
+gives no moments on its outer :data:`EDGE_MARGIN` input pixels (a third channel
+carries each tile's coverage, by which the blended moments are divided), and
+the pass uses a wider overlap than plain super-resolution (:data:`MIN_OVERLAP`)
+so the next tile covers them.
 """
 
 from __future__ import annotations
@@ -50,9 +53,11 @@ from .runner import Axis, OutputSpec, run_tiles
 from .sr import model_input
 
 __all__ = ["Augmentation", "augmentations", "augment", "undo", "subpixel_shift", "instability_tiles",
-           "instability_from_moments"]
+           "instability_from_moments", "edge_mask"]
 
 EmitRows = Callable[[int, np.ndarray, np.ndarray], None]
+#: Input pixels at each tile's edge that give no moments (the network sees almost no context there).
+EDGE_MARGIN = 3
 #: Least tile overlap (input pixels) of the instability pass, and at least this share of the tile.
 MIN_OVERLAP = 12
 MIN_OVERLAP_SHARE = 0.125
@@ -149,8 +154,28 @@ def undo(y: np.ndarray, aug: Augmentation) -> np.ndarray:
     return np.ascontiguousarray(y)
 
 
-def instability_from_moments(mean_d: np.ndarray, mean_d2: np.ndarray) -> np.ndarray:
-    """Standard deviation from the blended moments of the differences (never negative)."""
+def edge_mask(shape: Tuple[int, int], margin: int) -> np.ndarray:
+    """1 inside a tile, 0 on its outer ``margin`` pixels (float32)."""
+    m = np.zeros(shape, dtype=np.float32)
+    h, w = shape
+    if 2 * margin < min(h, w):
+        m[margin : h - margin, margin : w - margin] = 1.0
+    else:
+        m[:] = 1.0
+    return m
+
+
+def instability_from_moments(mean_d: np.ndarray, mean_d2: np.ndarray,
+                             coverage: Optional[np.ndarray] = None) -> np.ndarray:
+    """Standard deviation from the blended moments of the differences (never negative; NaN where uncovered).
+
+    ``coverage``: the blended edge masks; the moments were blended with them
+    as weights, so they are divided by it first.
+    """
+    if coverage is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_d = np.where(coverage > 1e-6, mean_d / coverage, np.nan)
+            mean_d2 = np.where(coverage > 1e-6, mean_d2 / coverage, np.nan)
     return np.sqrt(np.maximum(mean_d2 - mean_d * mean_d, 0.0)).astype(np.float32)
 
 
@@ -158,7 +183,8 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
                       fallback: Sequence[float], channel: int, emit: EmitRows, cancel: Optional[object] = None,
                       report: Optional[Callable[[int, int], None]] = None,
                       augs: Optional[Sequence[Augmentation]] = None) -> List[str]:
-    """One tiled pass emitting ``[2, n, W*s]`` rows (``E[d]``, ``E[d^2]`` of band ``channel``, ``d = x - c``).
+    """One tiled pass emitting ``[3, n, W*s]`` rows: ``E[d]``, ``E[d^2]`` of band ``channel`` (``d = x - c``)
+    and the coverage they are to be divided by (:func:`instability_from_moments`).
 
     ``dates[t][c]``, ``window``, ``fallback``: as for :func:`core.inference.sr.sr_tiles`
     (the same frames, in the same order, the SR output was made from).
@@ -166,6 +192,7 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
     """
     scale = loaded.scale
     overlap = min(max(plan.overlap, MIN_OVERLAP, int(MIN_OVERLAP_SHARE * plan.tile)), (plan.tile - 1) // 2)
+    margin = scale * min(EDGE_MARGIN, overlap // 3)
     rows, cols = Axis(int(window.height), plan.tile, overlap), Axis(int(window.width), plan.tile, overlap)
     distinct = len({tuple(id(f) for f in group) for group in dates})
     augs = list(augs) if augs is not None else augmentations(loaded.frames, distinct)
@@ -198,8 +225,9 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
             s1 = d.copy() if s1 is None else s1 + d
             s2 = d * d if s2 is None else s2 + d * d
         k = np.float32(len(augs))
-        return [np.stack([s1 / k, s2 / k], axis=1)]
+        cover = np.broadcast_to(edge_mask(s1.shape[-2:], margin), s1.shape)
+        return [np.stack([cover * s1 / k, cover * s2 / k, cover], axis=1)]
 
-    run_tiles(rows, cols, read_strip, predict, [OutputSpec(scale, 2)],
+    run_tiles(rows, cols, read_strip, predict, [OutputSpec(scale, 3)],
               lambda _i, r0, block, lr_valid: emit(r0, block, lr_valid), plan.batch, cancel, report, plan.min_batch)
     return [a.name for a in augs]

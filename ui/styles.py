@@ -5,12 +5,16 @@ brighter or darker than its input for reasons that have nothing to do with the
 model, and a baseline and a task-driven output stretched independently cannot
 be compared by eye. So every output takes *one* stretch: the input's (an SR
 output keeps its input's units, see ``core.inference``). Buildings are always
-red and roads always yellow, semi-transparent so the image shows through.
+red and roads always yellow, semi-transparent so the image shows through;
+polygons the 10 m input does not support are hollow and dashed. A layer that
+names Sentinel-2's bands (a 4-band output, a product export, a revisit stack)
+is drawn in true colour found by band *name* (QGIS's default would draw B02,
+the blue band, as red), with false colour one click away in its Styles menu.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
     QgsColorRampShader,
@@ -19,12 +23,17 @@ from qgis.core import (
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
     QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
     QgsRasterShader,
+    QgsRuleBasedRenderer,
     QgsSingleBandGrayRenderer,
     QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
+
+from ..core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, composite_bands
 
 #: Fixed colours per target (RGB); alpha is set per use.
 TARGET_COLOURS: Dict[str, Tuple[int, int, int]] = {
@@ -132,17 +141,140 @@ def style_mask(layer: QgsRasterLayer, target: str, band: int = 1) -> None:
     layer.triggerRepaint()
 
 
+def _rgba(colour: QColor) -> str:
+    return f"{colour.red()},{colour.green()},{colour.blue()},{colour.alpha()}"
+
+
+def solid_symbol(target: str) -> QgsFillSymbol:
+    """An object the 10 m input supports: filled with the target's colour, solid outline."""
+    return QgsFillSymbol.createSimple({"color": _rgba(target_colour(target, VECTOR_FILL_ALPHA)),
+                                       "outline_color": _rgba(target_colour(target, 255)), "outline_width": "0.3"})
+
+
+def hollow_symbol(target: str) -> QgsFillSymbol:
+    """An object the 10 m input does not support: no fill, a dashed outline in the target's colour."""
+    return QgsFillSymbol.createSimple({"color": "0,0,0,0", "style": "no", "outline_style": "dash",
+                                       "outline_color": _rgba(target_colour(target, 255)), "outline_width": "0.4"})
+
+
+#: The field the engine writes on every polygon (1 = the 10 m input supports the object, see
+#: core/inference/support.py), and the rule labels the legend shows.
+SUPPORTED_FIELD = "supported"
+SUPPORTED_LABEL = "supported by the 10 m input"
+UNSUPPORTED_LABEL = "not supported (dashed: check it)"
+
+
 def style_vectors(layer: QgsVectorLayer, target: str) -> None:
-    """Polygons filled with the target's colour (semi-transparent) and a solid outline."""
-    fill = target_colour(target, VECTOR_FILL_ALPHA)
-    line = target_colour(target, 255)
-    symbol = QgsFillSymbol.createSimple({
-        "color": f"{fill.red()},{fill.green()},{fill.blue()},{fill.alpha()}",
-        "outline_color": f"{line.red()},{line.green()},{line.blue()},255",
-        "outline_width": "0.3",
-    })
-    layer.renderer().setSymbol(symbol)
+    """Polygons in the target's colour: solid when ``supported`` = 1, hollow and dashed otherwise.
+
+    Why two looks: an object the 10 m input does not support may be one the
+    network invented; the analyst should see at a glance which ones to check.
+    A layer without the field (made by an older version) gets the solid look.
+    """
+    if layer.fields().indexOf(SUPPORTED_FIELD) < 0:
+        layer.setRenderer(QgsSingleSymbolRenderer(solid_symbol(target)))
+        layer.triggerRepaint()
+        return
+    root = QgsRuleBasedRenderer.Rule(None)
+    root.appendChild(QgsRuleBasedRenderer.Rule(solid_symbol(target), 0, 0, f'"{SUPPORTED_FIELD}" = 1',
+                                               SUPPORTED_LABEL))
+    root.appendChild(QgsRuleBasedRenderer.Rule(hollow_symbol(target), 0, 0,
+                                               f'coalesce("{SUPPORTED_FIELD}", 0) <> 1', UNSUPPORTED_LABEL))
+    layer.setRenderer(QgsRuleBasedRenderer(root))
     layer.triggerRepaint()
+
+
+# --------------------------------------------------------------------------- 4-band Sentinel-2 outputs
+
+#: Names of the two styles a 4-band layer gets in its style manager (the Layers panel's Styles menu).
+TRUE_COLOUR_STYLE = "True colour (B04/B03/B02)"
+FALSE_COLOUR_STYLE = "False colour (B08/B04/B03)"
+
+
+def layer_band_names(layer: QgsRasterLayer) -> List[str]:
+    """The band descriptions QGIS shows for each band ("Band 1: B02" when the file names it)."""
+    provider = layer.dataProvider()
+    describe = getattr(provider, "bandDescription", None)  # QGIS >= 3.30 (?): the description alone
+    names = []
+    for band in range(1, layer.bandCount() + 1):
+        text = describe(band) if describe is not None else ""
+        names.append(text or provider.generateBandName(band))
+    return names
+
+
+def s2_composite(layer: QgsRasterLayer, combo: Sequence[str] = TRUE_COLOUR) -> Optional[Tuple[int, int, int]]:
+    """Bands drawn as R, G, B for ``combo`` (S-2 band names), found by name; None when one is missing."""
+    return composite_bands(layer_band_names(layer), combo)
+
+
+def cumulative_stretch(layer: QgsRasterLayer, band: int, cut: Stretch = CUMULATIVE_CUT) -> Optional[Stretch]:
+    """The band's cumulative cut (QGIS's default 2-98 %) over the whole layer."""
+    lo, hi = layer.dataProvider().cumulativeCut(band, cut[0], cut[1], layer.extent(), 250000)
+    return (float(lo), float(hi)) if hi > lo else None
+
+
+def _enhancement(layer: QgsRasterLayer, band: int, stretch: Optional[Stretch]) -> QgsContrastEnhancement:
+    ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+    ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
+    if stretch is not None:
+        ce.setMinimumValue(stretch[0])
+        ce.setMaximumValue(stretch[1])
+    return ce
+
+
+def style_composite(layer: QgsRasterLayer, bands: Tuple[int, int, int],
+                    stretches: Optional[Dict[int, Stretch]] = None) -> Dict[int, Stretch]:
+    """Draw ``bands`` as R, G, B, each with a cumulative-cut stretch; returns band -> stretch used.
+
+    ``stretches`` (band -> (min, max)) overrides the layer's own cut, so two
+    outputs of one area (baseline and task-driven) can share one stretch.
+    """
+    used: Dict[int, Stretch] = {}
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), *bands)
+    setters = (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
+               renderer.setBlueContrastEnhancement)
+    for band, setter in zip(bands, setters):
+        stretch = (stretches or {}).get(band) or cumulative_stretch(layer, band)
+        if stretch is not None:
+            used[band] = stretch
+        setter(_enhancement(layer, band, stretch))
+    origin = QgsRasterMinMaxOrigin()
+    origin.setLimits(QgsRasterMinMaxOrigin.Limits.CumulativeCut)
+    origin.setCumulativeCutLower(CUMULATIVE_CUT[0])
+    origin.setCumulativeCutUpper(CUMULATIVE_CUT[1])
+    renderer.setMinMaxOrigin(origin)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return used
+
+
+def add_s2_styles(layer: QgsRasterLayer, stretches: Optional[Dict[int, Stretch]] = None,
+                  ) -> Optional[Dict[int, Stretch]]:
+    """True colour now and false colour one click away, for a layer naming Sentinel-2's bands.
+
+    Both become named styles of the layer's style manager, so the Layers
+    panel's Styles menu switches between them; true colour is current. Returns
+    the stretches used (band -> (min, max)), or None (nothing changed) when the
+    layer does not name B02, B03 and B04.
+    """
+    true_bands = s2_composite(layer, TRUE_COLOUR)
+    if true_bands is None:
+        return None
+    manager = layer.styleManager()
+    used: Dict[int, Stretch] = {}
+    false_bands = s2_composite(layer, FALSE_COLOUR)
+    if false_bands is not None:
+        used.update(style_composite(layer, false_bands, stretches))
+        if FALSE_COLOUR_STYLE in manager.styles():
+            manager.removeStyle(FALSE_COLOUR_STYLE)
+        manager.addStyleFromLayer(FALSE_COLOUR_STYLE)
+    used.update(style_composite(layer, true_bands, stretches))
+    current = manager.currentStyle()
+    if current != TRUE_COLOUR_STYLE:
+        if TRUE_COLOUR_STYLE in manager.styles():
+            manager.removeStyle(TRUE_COLOUR_STYLE)
+        manager.renameStyle(current, TRUE_COLOUR_STYLE)
+    return used
 
 
 #: Trust maps: transparent where the SR output agrees with Sentinel-2, red where it does not.

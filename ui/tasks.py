@@ -25,17 +25,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, QObject, pyqtSignal
 
+from ..core.io.qgis_style import style_path_for
 from ..core.jobs import Cancelled, CancelToken, Progress, trust_path_for
-from ..core.options import SegmentOptions, SuperResolveOptions
+from ..core.options import SegmentOptions, StackOptions, SuperResolveOptions
 from .log import log
 
-__all__ = ["CoreTask", "TaskRunner", "SuperResolveJob", "SegmentJob", "sr_task", "seg_task", "remove_outputs",
-           "new_outputs", "SUCCEEDED", "FAILED", "CANCELLED"]
+__all__ = ["CoreTask", "TaskRunner", "SuperResolveJob", "SegmentJob", "StackJob", "ExportJob", "sr_task",
+           "seg_task", "stack_task", "export_task", "remove_outputs", "new_outputs", "trust_class_path_for",
+           "class_path_for_trust", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
 
@@ -197,6 +199,16 @@ class SuperResolveJob:
         """Where the trust map goes, when one is asked for."""
         return str(trust_path_for(self.out_path)) if self.options.trust else None
 
+    @property
+    def trust_class_path(self) -> Optional[str]:
+        """Where the trust classes go (beside the trust map), when one is asked for."""
+        return str(trust_class_path_for(self.out_path)) if self.options.trust else None
+
+    @property
+    def style_path(self) -> str:
+        """The QGIS default style the engine writes beside a 4-band output (``out.qml``)."""
+        return str(style_path_for(self.out_path))
+
 
 @dataclass
 class SegmentJob:
@@ -216,6 +228,48 @@ class SegmentJob:
                            vectors=self.vectors, options=self.options, progress=progress, cancel=cancel)
 
 
+@dataclass
+class StackJob:
+    """Several Sentinel-2 dates (products or rasters) -> one revisit stack GeoTIFF (``api.build_stack``)."""
+
+    inputs: List[str]
+    out_path: str
+    options: StackOptions = field(default_factory=StackOptions)
+
+    def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
+        from ..core import api
+
+        return api.build_stack(self.inputs, self.out_path, self.options, progress=progress, cancel=cancel)
+
+
+@dataclass
+class ExportJob:
+    """One Sentinel-2 product -> a 4-band GeoTIFF (B02, B03, B04, B08; clouds as nodata; ``api.export_product``)."""
+
+    product: str
+    out_path: str
+    extent: Optional[Tuple[float, float, float, float]] = None
+    scl_nodata: Optional[Tuple[int, ...]] = None
+
+    def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
+        from ..core import api
+
+        return api.export_product(self.product, self.out_path, extent=self.extent, scl_nodata=self.scl_nodata,
+                                  progress=progress, cancel=cancel)
+
+
+def class_path_for_trust(trust_path: str) -> Path:
+    """``x_trust.tif`` -> ``x_trust_class.tif``: core's naming rule (``core.inference.trust.class_path_for``,
+    which cannot be imported here without torch; a test holds the two equal)."""
+    p = Path(trust_path)
+    return p.with_name(f"{p.stem}_class{p.suffix or '.tif'}")
+
+
+def trust_class_path_for(out_path: str) -> Path:
+    """``out.tif`` -> ``out_trust_class.tif``: the class raster beside an SR output's trust map."""
+    return class_path_for_trust(str(trust_path_for(out_path)))
+
+
 def new_outputs(paths: Sequence[Optional[str]]) -> List[Path]:
     """The paths that do not exist yet: only those may be removed if the job fails."""
     return [Path(p) for p in paths if p and not Path(p).exists()]
@@ -223,11 +277,25 @@ def new_outputs(paths: Sequence[Optional[str]]) -> List[Path]:
 
 def sr_task(job: SuperResolveJob, description: str) -> CoreTask:
     task = CoreTask(description, job)
-    task.created.extend(new_outputs([job.out_path, job.trust_path]))  # core removes its temp files; this catches side-cars
+    # core removes its temp files; this catches what a later step of the job leaves (the QGIS style beside a
+    # 4-band output, a trust map and its classes when the trust step fails or is cancelled)
+    task.created.extend(new_outputs([job.out_path, job.style_path, job.trust_path, job.trust_class_path]))
     return task
 
 
 def seg_task(job: SegmentJob, description: str) -> CoreTask:
     task = CoreTask(description, job)
     task.created.extend(new_outputs([job.out_prob, job.out_mask, job.vectors]))
+    return task
+
+
+def stack_task(job: StackJob, description: str) -> CoreTask:
+    task = CoreTask(description, job)
+    task.created.extend(new_outputs([job.out_path]))
+    return task
+
+
+def export_task(job: ExportJob, description: str) -> CoreTask:
+    task = CoreTask(description, job)
+    task.created.extend(new_outputs([job.out_path]))
     return task

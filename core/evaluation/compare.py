@@ -27,9 +27,11 @@ from ..options import SegmentOptions, TrustOptions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskSource", "CompareResult", "compare_outputs", "TARGETS"]
+__all__ = ["MaskSource", "CompareResult", "compare_outputs", "band_pairs", "TARGETS", "TRUST_CLASS_KEYS"]
 
 TARGETS = ("buildings", "roads")
+#: The trust classes whose shares each row reports (``trust_supported`` ...; the summary's ``class_shares`` keys).
+TRUST_CLASS_KEYS = ("supported", "uncertain", "invented")
 #: label -> (LR inputs, band) that made an SR output (its trust map needs them)
 TrustInputs = Dict[str, Tuple[List[str], Any]]
 
@@ -53,6 +55,13 @@ class CompareResult:
     messages: List[str] = field(default_factory=list)
     notes: Dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
     trust_paths: Dict[str, str] = field(default_factory=dict)  # label -> trust map kept beside the output
+    #: metric -> which band(s) it was computed on, when that is not simply "band 1" (multi-band outputs):
+    #: e.g. ``{"cpsnr": "mean of B02, B03, B04, B08 (the bands the reference shares)"}``
+    metric_bands: Dict[str, str] = field(default_factory=dict)
+
+
+#: A band pair compared: (SR band, reference band, band name or None)
+BandPair = Tuple[int, int, Optional[str]]
 
 
 def _valid_mask(data: Any) -> Any:
@@ -61,21 +70,59 @@ def _valid_mask(data: Any) -> Any:
     return ~np.ma.getmaskarray(data) & np.isfinite(data.filled(0))
 
 
-def _read_sr(path: str):
-    """SR band 1 as reflectance [H, W] float32, its valid mask, its grid and where its radiometry came from."""
+def _read_sr(path: str, band: int = 1):
+    """SR band ``band`` as reflectance [H, W] float32, its valid mask, its grid and where its radiometry came from."""
     import numpy as np
 
     from ..io.radiometry import detect_radiometry
     from ..io.rasters import open_raster
 
     with open_raster(path) as ds:
-        data = ds.read(1, masked=True)
+        data = ds.read(band, masked=True)
         valid = _valid_mask(data)
         values = data.filled(0).astype("float32")
         sample = values[valid][:: max(1, int(valid.sum()) // 100000 or 1)]
-        rad = detect_radiometry(ds, 1, sample, ds.dtypes[0])
+        rad = detect_radiometry(ds, band, sample, ds.dtypes[band - 1])
         grid = (ds.crs, ds.transform, ds.height, ds.width)
     return np.where(valid, rad.to_reflectance(values), 0.0).astype("float32"), valid, grid, rad.source
+
+
+def _band_names(path: str) -> List[Optional[str]]:
+    """The Sentinel-2 band each band of a raster names (description, else its BANDNAME tag), None where none."""
+    from ..io.qgis_style import s2_band_name
+    from ..io.rasters import open_raster
+
+    with open_raster(path) as ds:
+        return [s2_band_name(ds.descriptions[i] if ds.descriptions else None)
+                or s2_band_name(ds.tags(i + 1).get("BANDNAME")) for i in range(ds.count)]
+
+
+def band_pairs(sr_path: str, reference: str, reference_band: int = 1) -> Tuple[List[BandPair], str]:
+    """Which SR band is scored against which reference band, and a note saying so ('' for the plain case).
+
+    A one-band output is scored on its band against ``reference_band`` (as
+    always). A multi-band output (B02, B03, B04, B08) is scored on every band
+    the reference also names, each against its namesake, and the scores are
+    averaged; a reference naming none of them is paired with the output's
+    B08 (NIR, the band the study works on) when it has one band, or band by
+    band when both have the same number of unnamed bands.
+    """
+    sr_names = _band_names(sr_path)
+    if len(sr_names) == 1:
+        return [(1, reference_band, sr_names[0])], ""
+    ref_names = _band_names(reference)
+    shared = [(i + 1, ref_names.index(n) + 1, n) for i, n in enumerate(sr_names) if n and n in ref_names]
+    if shared:
+        names = ", ".join(str(n) for _a, _b, n in shared)
+        what = "on" if len(shared) == 1 else "mean of"
+        return shared, f"{what} {names} (the band{'s' if len(shared) > 1 else ''} the reference shares)"
+    if len(ref_names) == len(sr_names):
+        return ([(i + 1, i + 1, n) for i, n in enumerate(sr_names)],
+                "mean over the bands in order (the reference names none of them)")
+    if len(ref_names) == 1 and "B08" in sr_names:
+        return [(sr_names.index("B08") + 1, 1, "B08")], "on B08 (the reference's one band is taken to be NIR)"
+    raise InputError(f"{Path(reference).name} names none of the bands of {Path(sr_path).name} "
+                     f"({', '.join(str(n) for n in sr_names)}); give a reference with the same bands")
 
 
 def _read_on_grid(path: str, band: int, grid, resampling: str):
@@ -178,6 +225,40 @@ def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str
     return out
 
 
+def _score_reference(result: CompareResult, row: Dict[str, Optional[float]], path: str, reference: str,
+                     reference_band: int, grid, border: int, cpsnr_cssim: Callable[..., Any]) -> None:
+    """cPSNR / cSSIM of one output against the reference: per band pair, averaged (see :func:`band_pairs`)."""
+    import numpy as np
+
+    try:
+        pairs, note = band_pairs(path, reference, reference_band)
+    except InputError as exc:  # no band in common: the other rows still come
+        result.notes["cpsnr"] = result.notes["cssim"] = str(exc)
+        row["cpsnr"] = row["cssim"] = None
+        return
+    per_band: Dict[str, Tuple[float, float]] = {}
+    for sr_band, ref_band, name in pairs:
+        sr, sr_valid, _grid, _units = _read_sr(path, sr_band)
+        hr, hr_valid, rad, warped = _read_on_grid(reference, ref_band, grid, "bilinear")
+        if warped and not per_band:
+            result.messages.append(f"{Path(reference).name} was warped onto the grid of {Path(path).name}")
+        valid = sr_valid & hr_valid
+        if valid.sum() < 16:
+            result.notes["cpsnr"] = result.notes["cssim"] = (
+                f"the reference {Path(reference).name} does not overlap {Path(path).name}")
+            row["cpsnr"] = row["cssim"] = None
+            return
+        scores = cpsnr_cssim(sr, rad.to_reflectance(hr), valid, border=border)
+        per_band[name or f"band {sr_band}"] = (float(scores.cpsnr), float(scores.cssim))
+    row["cpsnr"] = float(np.mean([v[0] for v in per_band.values()]))
+    row["cssim"] = float(np.mean([v[1] for v in per_band.values()]))
+    if len(per_band) > 1:
+        for name, (p, q) in per_band.items():
+            row[f"cpsnr_{name}"], row[f"cssim_{name}"] = p, q
+    if note:
+        result.metric_bands["cpsnr"] = result.metric_bands["cssim"] = note
+
+
 def compare_outputs(
     outputs: Dict[str, str],
     reference: Optional[str] = None,
@@ -193,16 +274,19 @@ def compare_outputs(
 ) -> CompareResult:
     """Metrics of several SR rasters of the same area against a reference and masks, and their trust maps.
 
-    ``outputs``: label -> SR GeoTIFF (band 1). ``reference``: the HR raster
-    (warped onto each output's grid when the grids differ, bilinear). ``masks``:
+    ``outputs``: label -> SR GeoTIFF. ``reference``: the HR raster (warped onto
+    each output's grid when the grids differ, bilinear); a multi-band output
+    (B02, B03, B04, B08) is scored on the bands the reference shares, averaged,
+    with the per-band values beside (``cpsnr_B08`` ...) and the bands named in
+    ``metric_bands`` (:func:`band_pairs`). ``masks``:
     target ("buildings" / "roads") -> mask raster or vector layer.
     ``seg_checkpoints``: target -> segmentation checkpoint that segments each SR
     output; Dice compares its mask (prob > 0.5) with the given mask, counted
     over the whole raster. Rasters are read whole: compare a preview extent,
     not a full Sentinel-2 tile. Values are None where they could not be
     computed, with the reason in ``notes``. The trust rows (mean disagreement
-    with the LR revisits and the share of pixels above its threshold) need no
-    reference: ``trust_inputs`` (label -> (LR inputs, band)) names the
+    with the LR revisits, the share of pixels above its threshold and the share
+    of each trust class) need no reference: ``trust_inputs`` (label -> (LR inputs, band)) names the
     revisits, else those recorded in each output's metadata are used;
     ``trust`` sets how the trust maps are made (default: ``TrustOptions`` on ``device``).
     """
@@ -232,17 +316,7 @@ def compare_outputs(
             row = result.metrics[label]
             if reference is not None:
                 step(0.05, "reading the reference")
-                hr, hr_valid, rad, warped = _read_on_grid(reference, reference_band, grid, "bilinear")
-                if warped:
-                    result.messages.append(f"{Path(reference).name} was warped onto the grid of {Path(path).name}")
-                valid = sr_valid & hr_valid
-                if valid.sum() < 16:
-                    result.notes["cpsnr"] = result.notes["cssim"] = (
-                        f"the reference {Path(reference).name} does not overlap {Path(path).name}")
-                    row["cpsnr"] = row["cssim"] = None
-                else:
-                    scores = cpsnr_cssim(sr, rad.to_reflectance(hr), valid, border=border)
-                    row["cpsnr"], row["cssim"] = float(scores.cpsnr), float(scores.cssim)
+                _score_reference(result, row, path, reference, reference_band, grid, border, cpsnr_cssim)
             if dice_targets:
                 step(0.3, "segmenting")
                 row.update(_dice(path, i, work, dice_targets, masks, seg_checkpoints, device, grid, sr_valid, step,
@@ -254,10 +328,14 @@ def compare_outputs(
             except Cancelled:
                 raise
             except (ValueError, OSError) as exc:  # InputError / OutputError: worded for the analyst
-                result.notes["trust_mean"] = result.notes["trust_flagged"] = f"no trust map: {exc}"
-                row["trust_mean"] = row["trust_flagged"] = None
+                for key in ("mean", "flagged", *TRUST_CLASS_KEYS):
+                    result.notes[f"trust_{key}"] = f"no trust map: {exc}"
+                    row[f"trust_{key}"] = None
             else:
                 row["trust_mean"], row["trust_flagged"] = summary.mean_disagreement, summary.flagged_share
+                shares = getattr(summary, "class_shares", None) or {}
+                for key in TRUST_CLASS_KEYS:
+                    row[f"trust_{key}"] = shares.get(key)
                 if kept:
                     result.trust_paths[label] = str(summary.path)
             step(1.0, "done")

@@ -155,6 +155,24 @@ def _checkpoint_paths(checkpoint: ModelLike) -> List[Path]:
     return [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else []
 
 
+def _write_style(out: Path, band_names: Sequence[str], messages: List[str]) -> None:
+    """``<out>.qml`` beside an output holding B02, B03, B04: QGIS opens it in true colour without the plugin.
+
+    A style is a convenience, not the product: failing to write one is said, not raised.
+    """
+    from ..io.qgis_style import style_path_for, write_composite_style
+
+    if not {"B02", "B03", "B04"} <= set(band_names) and not style_path_for(out).is_file():
+        return
+    try:
+        style = write_composite_style(out)
+    except (OSError, ValueError) as exc:
+        messages.append(f"could not write the QGIS style {style_path_for(out).name}: {exc}")
+        return
+    if style is not None:
+        messages.append(f"wrote {style.name}: QGIS opens the output in true colour (B04/B03/B02)")
+
+
 def super_resolve(
     inputs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
     out_path: Union[str, os.PathLike],
@@ -268,6 +286,7 @@ def super_resolve(
             stack.pop_all()
     messages.append(f"wrote {out} ({w_grid.width} x {w_grid.height} px, x{scale}, {groups.channels} band(s), "
                     f"tiles {plan.tile} px with {plan.overlap} px overlap, {plan.batch} per model call)")
+    _write_style(out, band_names, messages)
     for m in messages:
         log.info(m)
     say(1.0, "done")

@@ -151,6 +151,34 @@ def checkpoints(tmp_path_factory) -> Dict[str, Path]:
     return out
 
 
+#: Sentinel-2's four 10 m bands, as 4-band cards name them.
+BANDS_10M = ["B02", "B03", "B04", "B08"]
+
+
+@pytest.fixture(scope="session")
+def checkpoints4(tmp_path_factory) -> Dict[str, Path]:
+    """Tiny real 4-band checkpoints (B02, B03, B04, B08 jointly): a RAMS (T = 3) and two UNet++."""
+    import torch
+
+    from core.models.zoo import ModelCard, build, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("models4")
+    out: Dict[str, Path] = {}
+    for key, seed, model, extra in (
+        ("rams", 10, lambda: build("rams", filters=8, N=1, r=4, frames=3, in_chans=4), {"name": "tiny rgbn rams"}),
+        ("buildings", 11, lambda: build("unetpp", preset="unetpp-tiny", in_channels=4),
+         {"name": "tiny rgbn buildings", "target": "buildings"}),
+        ("roads", 12, lambda: build("unetpp", preset="unetpp-tiny", in_channels=4),
+         {"name": "tiny rgbn roads", "target": "roads"}),
+    ):
+        torch.manual_seed(seed)
+        net = model()
+        card = ModelCard.for_model(net, normalization={"offset": 0.0, "scale": 0.5}, bands=list(BANDS_10M), **extra)
+        out[key] = folder / f"{key}4.safetensors"
+        save_checkpoint(out[key], net, card)
+    return out
+
+
 # --------------------------------------------------------------------------- QGIS helpers
 
 

@@ -71,11 +71,13 @@ def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, ch
     group = QgsProject.instance().layerTreeRoot().findGroup("Compare: revisit 0")
     assert group is not None
     all_layers = [n.layer() for n in group.findLayers()]
-    out_layers = [lyr for lyr in all_layers if not lyr.name().startswith("Trust map")]
+    out_layers = [lyr for lyr in all_layers if not lyr.name().startswith("Trust")]
     assert len(out_layers) == 2
-    # the trust maps made for the table are kept beside the outputs as hidden layers
+    # the trust maps and classes made for the table are kept beside the outputs as hidden layers
     trust_nodes = [n for n in group.findLayers() if n.layer().name().startswith("Trust map")]
     assert len(trust_nodes) == 2 and not any(n.isVisible() for n in trust_nodes)
+    class_nodes = [n for n in group.findLayers() if n.layer().name().startswith("Trust classes")]
+    assert len(class_nodes) == 2 and not any(n.isVisible() for n in class_nodes)
     assert sorted(result.trust_paths) == [compare_mod.BASELINE, compare_mod.TASK_DRIVEN]
     src_ce = layers[0].renderer().contrastEnhancement()
     for lyr in out_layers:
@@ -115,6 +117,10 @@ def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, ch
         assert trust.sr_path == Path(path)
         assert table["Trust: mean disagreement"][key] == f"{trust.mean_disagreement:.4f}"
         assert table["Trust: % pixels flagged"][key] == f"{100 * trust.flagged_share:.1f} %"
+        for name, share in trust.class_shares.items():  # the share of each trust class
+            title = {"supported": "Trust: % supported", "uncertain": "Trust: % uncertain",
+                     "invented": "Trust: % likely invented"}[name]
+            assert table[title][key] == f"{100 * share:.1f} %"
     diff = result.metrics[compare_mod.TASK_DRIVEN]["cpsnr"] - result.metrics[compare_mod.BASELINE]["cpsnr"]
     assert table["cPSNR (dB)"]["Difference"].lstrip("+") == f"{diff:.2f}"
 

@@ -25,10 +25,10 @@ def dataset(tmp_path_factory):
     return root
 
 
-def test_provider_lists_six_algorithms(provider):
+def test_provider_lists_eight_algorithms(provider):
     ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["s2sr:evaluate", "s2sr:finetunearea", "s2sr:segment", "s2sr:superresolve", "s2sr:train",
-                   "s2sr:trustmap"]
+    assert ids == ["s2sr:evaluate", "s2sr:exportproduct", "s2sr:finetunearea", "s2sr:segment", "s2sr:stack",
+                   "s2sr:superresolve", "s2sr:train", "s2sr:trustmap"]
 
 
 def test_superresolve_with_revisits(provider, scene_files, checkpoints, tmp_path):

@@ -24,6 +24,7 @@ ALGORITHMS = {
                                      "DEVICE", "OUTPUT_JSON"}),
     "finetunearea": ("AreaOptions", {"REVISITS", "BAND", "BUILDINGS", "ROADS", "CHECKPOINT", "SEG_BUILDINGS",
                                      "SEG_ROADS", "EPOCHS", "TILE", "SAMPLES", "DEVICE", "OUT_DIR"}),
+    "stack": ("StackOptions", {"INPUTS", "LAYERS", "EXTENT", "FRAMES", "SCL_NODATA", "OUTPUT"}),
 }
 
 
@@ -94,7 +95,7 @@ def _read(provider: Any, qh: Any, name: str, cls_name: str, parameters: Dict[str
 def test_parameters_read_back_into_the_options(provider, qh, scene_files):
     from qgis.core import QgsProcessingException
 
-    from core.options import SegmentOptions, SuperResolveOptions, TrustOptions
+    from core.options import SegmentOptions, StackOptions, SuperResolveOptions, TrustOptions
 
     first = str(scene_files["revisits"][0])
     # nothing given: exactly the dataclass defaults
@@ -110,6 +111,11 @@ def test_parameters_read_back_into_the_options(provider, qh, scene_files):
     for value, band in ((None, None), ("0", None), ("B8", "B8"), (2, 2)):
         trust = _read(provider, qh, "trustmap", "TrustOptions", {"INPUT": first, "BAND": value})
         assert trust == TrustOptions(band=band), value
+    stack = _read(provider, qh, "stack", "StackOptions", {"FRAMES": 4, "SCL_NODATA": "3, 8,9", "BANDS": "B08",
+                                                          "BASELINE": 2})
+    assert stack == StackOptions(frames=4, scl_nodata=(3, 8, 9), bands=("B08",), baseline="04.00+")
+    with pytest.raises(QgsProcessingException, match="12 is outside 0..11"):
+        _read(provider, qh, "stack", "StackOptions", {"SCL_NODATA": "3,12"})
     area = _read(provider, qh, "finetunearea", "AreaOptions", {"EPOCHS": 3, "SAMPLES": 16, "DEVICE": 1, "LR": 0})
     assert (area.epochs, area.samples_per_epoch, area.device, area.lr) == (3, 16, "cpu", None)
     # a value the options refuse comes back as Processing's error, worded by the options

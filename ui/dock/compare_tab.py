@@ -41,10 +41,10 @@ from ...core.api import CompareResult, MaskSource
 from ...core.jobs import CancelToken, Progress, sub_progress
 from ..log import log, log_exception, notify
 from ..sources import Refused, layer_file, mask_source
-from ..styles import apply_gray_stretch, layer_stretch
-from ..tasks import CoreTask, SuperResolveJob, TaskRunner
+from ..styles import layer_stretch
+from ..tasks import CoreTask, SuperResolveJob, TaskRunner, class_path_for_trust
 from .fit import narrow_form, wrapped_label
-from .layers import add_trust_layer
+from .layers import add_trust_class_layer, add_trust_layer, style_output
 from .metric_table import BASELINE, TASK_DRIVEN, MetricTable
 from .synced_view import SyncedView
 
@@ -83,6 +83,7 @@ class CompareJob:
                                      self.seg_checkpoints, self.device, progress=sub_progress(progress, span, 1.0),
                                      cancel=cancel, trust_inputs=trust_inputs)
         self.created.extend(Path(p) for p in result.trust_paths.values())
+        self.created.extend(class_path_for_trust(p) for p in result.trust_paths.values())
         result.messages[:0] = messages
         return result
 
@@ -287,13 +288,14 @@ class ComparePanel(QWidget):
         name = f"Compare: {label}"
         group = root.findGroup(name) or root.insertGroup(0, name)
         layers: Dict[str, QgsRasterLayer] = {}
-        for key in (TASK_DRIVEN, BASELINE):
+        shared: Optional[Dict[int, Any]] = None  # 4-band outputs: the baseline's true-colour stretch for both
+        for key in (BASELINE, TASK_DRIVEN):
             path = result.outputs[key]
             layer = QgsRasterLayer(path, f"{key}: {Path(path).stem}")
             if not layer.isValid():
                 notify(self.iface, "Compare", f"could not open {path} as a layer", Qgis.MessageLevel.Critical)
                 return
-            apply_gray_stretch(layer, stretch, 1)
+            shared = style_output(layer, stretch, shared) or shared
             project.addMapLayer(layer, False)
             group.insertChildNode(0 if key == BASELINE else 1, QgsLayerTreeLayer(layer))
             layers[key] = layer
@@ -303,6 +305,9 @@ class ComparePanel(QWidget):
             node.setItemVisibilityChecked(False)  # the main map shows the baseline
         for key, path in result.trust_paths.items():  # kept beside the outputs: hidden, at the group's bottom
             add_trust_layer(path, 0.02, group, f"Trust map ({key}): {Path(path).stem}", at_top=False)
+            classes = class_path_for_trust(path)
+            if classes.is_file():
+                add_trust_class_layer(str(classes), group, f"Trust classes ({key}): {classes.stem}", at_top=False)
         self._show_in_view(layers[TASK_DRIVEN], layers[BASELINE])
         self.summary.setText(self.table.fill(result))
         self.last_result = result

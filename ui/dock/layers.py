@@ -2,8 +2,9 @@
 
 Why here and not in the tabs: what a run did to the map must look the same
 whichever tab (or the comparison) started it: an SR output takes its input's
-stretch and goes into the input's group, its trust map sits hidden above it,
-masks and probabilities keep fixed colours. And before anything runs, the
+stretch (or true colour when it names Sentinel-2's bands) and goes into the
+input's group, its trust map and trust classes sit hidden above it, masks and
+probabilities keep fixed colours. And before anything runs, the
 Input box says what will happen to the layers (same grid? warped from degrees
 to UTM? refused because it is a web service?), in the words written here.
 Main thread only: these functions touch QgsProject.
@@ -12,7 +13,7 @@ Main thread only: these functions touch QgsProject.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
     Qgis,
@@ -28,7 +29,17 @@ from qgis.core import (
 
 from ..log import log
 from ..sources import Refused, utm_crs_for_layer
-from ..styles import apply_gray_stretch, style_mask, style_probability, style_trust, style_vectors
+from ..styles import (
+    Stretch,
+    add_s2_styles,
+    apply_gray_stretch,
+    layer_stretch,
+    style_mask,
+    style_probability,
+    style_trust,
+    style_trust_classes,
+    style_vectors,
+)
 
 __all__ = [
     "InputSpec",
@@ -36,8 +47,11 @@ __all__ = [
     "add_to_group",
     "describe_grid",
     "map_extent_in_grid",
+    "style_output",
     "add_sr_layer",
+    "add_s2_layer",
     "add_trust_layer",
+    "add_trust_class_layer",
     "trust_note",
     "add_segmentation_layers",
 ]
@@ -142,13 +156,40 @@ def map_extent_in_grid(iface: Any, layer: QgsRasterLayer) -> Extent:
 # --------------------------------------------------------------------------- result layers
 
 
+def style_output(layer: QgsRasterLayer, stretch: Any, s2_stretches: Optional[Dict[int, Stretch]] = None,
+                 ) -> Optional[Dict[int, Stretch]]:
+    """True colour (false colour one click away) for a layer naming S-2's bands, else grey with ``stretch``.
+
+    Returns the per-band stretches of a true-colour layer (None for grey), so a
+    second output of the same area can be drawn with the very same ones.
+    """
+    used = add_s2_styles(layer, s2_stretches)
+    if used is None:
+        apply_gray_stretch(layer, stretch, 1)
+    return used
+
+
 def add_sr_layer(path: str, name: str, stretch: Any, group: QgsLayerTreeGroup) -> Optional[QgsRasterLayer]:
-    """An SR output drawn with its input's stretch, on top of ``group``; None when it does not open."""
+    """An SR output on top of ``group`` (see :func:`style_output`); None when it does not open."""
     layer = QgsRasterLayer(str(path), name)
     if not layer.isValid():
         return None
-    apply_gray_stretch(layer, stretch, 1)
+    style_output(layer, stretch)
     add_to_group(layer, group)
+    return layer
+
+
+def add_s2_layer(path: str, name: str, group: Optional[QgsLayerTreeGroup] = None) -> Optional[QgsRasterLayer]:
+    """A product export or revisit stack, drawn in true colour (its clearest date for a stack); None if unreadable."""
+    layer = QgsRasterLayer(str(path), name)
+    if not layer.isValid():
+        return None
+    if add_s2_styles(layer) is None:
+        apply_gray_stretch(layer, layer_stretch(layer, 1), 1)
+    if group is None:
+        QgsProject.instance().addMapLayer(layer)
+    else:
+        add_to_group(layer, group)
     return layer
 
 
@@ -168,12 +209,34 @@ def add_trust_layer(path: str, threshold: float, group: QgsLayerTreeGroup, name:
     return layer
 
 
+def add_trust_class_layer(path: str, group: QgsLayerTreeGroup, name: str,
+                          at_top: bool = True) -> Optional[QgsRasterLayer]:
+    """The trust classes (orange uncertain, red likely invented, supported transparent) as a hidden layer."""
+    layer = QgsRasterLayer(str(path), name)
+    if not layer.isValid():
+        log(f"the trust classes {path} could not be opened as a layer", Qgis.MessageLevel.Warning)
+        return None
+    style_trust_classes(layer)
+    if at_top:
+        add_to_group(layer, group, visible=False)
+    else:
+        QgsProject.instance().addMapLayer(layer, False)
+        group.addLayer(layer).setItemVisibilityChecked(False)
+    return layer
+
+
 def trust_note(summary: Any) -> str:
     """The trust summary as the end of a message-bar line ('' without one)."""
     if summary is None:
         return ""
-    return (f"; trust map: mean disagreement {summary.mean_disagreement:.4f}, "
+    note = (f"; trust map: mean disagreement {summary.mean_disagreement:.4f}, "
             f"{100 * summary.flagged_share:.1f} % of pixels above {summary.threshold:g}")
+    shares = getattr(summary, "class_shares", None)
+    if shares:
+        note += (f"; {100 * shares.get('supported', 0.0):.0f} % supported, "
+                 f"{100 * shares.get('uncertain', 0.0):.0f} % uncertain, "
+                 f"{100 * shares.get('invented', 0.0):.0f} % likely invented")
+    return note
 
 
 def add_segmentation_layers(result: Any, source_id: str, source_name: str) -> List[QgsMapLayer]:

@@ -37,7 +37,12 @@ METRIC_ROWS = (
     ("roads_dice", "Road Dice", True),
     ("trust_mean", "Trust: mean disagreement", False),
     ("trust_flagged", "Trust: % pixels flagged", False),
+    ("trust_supported", "Trust: % supported", True),
+    ("trust_uncertain", "Trust: % uncertain", False),
+    ("trust_invented", "Trust: % likely invented", False),
 )
+#: Rows shown as percentages of pixels.
+SHARE_KEYS = ("trust_flagged", "trust_supported", "trust_uncertain", "trust_invented")
 #: (logical column, header text, header tool tip)
 COLUMNS = ((BASELINE, BASELINE, "the baseline output"), (TASK_DRIVEN, TASK_DRIVEN, "the task-driven output"),
            (DIFFERENCE, "\u0394", "difference: task-driven minus baseline (green = better)"))
@@ -48,7 +53,7 @@ def format_metric(key: str, value: Optional[float]) -> str:
         return "n/a"
     if key == "trust_mean":
         return f"{value:.4f}"  # reflectance: S-2 noise is ~0.002
-    if key == "trust_flagged":
+    if key in SHARE_KEYS:
         return f"{100 * value:.1f} %"
     return f"{value:.2f}" if key == "cpsnr" else f"{value:.3f}"
 
@@ -104,7 +109,10 @@ class MetricTable(QTableWidget):
 
     def fill(self, result: Any) -> str:
         """Show ``result``'s metrics; returns the reasons for the "n/a" cells (for the line below the table)."""
-        for i, (key, _title, higher_better) in enumerate(METRIC_ROWS):
+        bands = getattr(result, "metric_bands", None) or {}
+        for i, (key, title, higher_better) in enumerate(METRIC_ROWS):
+            name = self.item(2 * i, 0)
+            name.setText(f"{title}, {bands[key]}" if key in bands else title)
             a = result.metrics.get(BASELINE, {}).get(key)
             b = result.metrics.get(TASK_DRIVEN, {}).get(key)
             diff = "n/a"
@@ -115,12 +123,26 @@ class MetricTable(QTableWidget):
                 item = self._cell(text)
                 if text == "n/a" and key in result.notes:
                     item.setToolTip(result.notes[key])
+                elif col < 2:
+                    item.setToolTip(self._per_band(result, (BASELINE, TASK_DRIVEN)[col], key))
                 if col == 2 and diff != "n/a" and a != b:
                     item.setForeground(QBrush(QColor("#1a7f37" if (b > a) == higher_better else "#b42318")))
                 self.setItem(2 * i + 1, col, item)
         self._fit_height()
         missing = sorted(set(result.notes.values()))
         return "n/a: " + "; ".join(missing) if missing else ""
+
+    @staticmethod
+    def _per_band(result: Any, column: str, key: str) -> str:
+        """The per-band values behind a mean (``cpsnr_B08`` ...), for the cell's tool tip."""
+        row = result.metrics.get(column, {})
+        parts = [f"{k.split('_', 1)[1]}: {format_metric(key, v)}" for k, v in row.items()
+                 if k.startswith(f"{key}_") and k.split("_", 1)[1][:1] == "B"]
+        return "; ".join(parts)
+
+    def titles(self) -> Dict[str, str]:
+        """Each metric's shown title (with the bands it was computed on, when a comparison named them)."""
+        return {title: self.item(2 * i, 0).text() for i, (_key, title, _h) in enumerate(METRIC_ROWS)}
 
     def values(self) -> Dict[str, Dict[str, str]]:
         """The table as text, ``{metric title: {Baseline / Task-driven / Difference: text}}``."""

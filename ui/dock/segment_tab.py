@@ -10,7 +10,7 @@ source layer's group when the task reports back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from qgis.core import Qgis, QgsMapLayerProxyModel
 from qgis.gui import QgsCollapsibleGroupBox, QgsMapLayerComboBox, QgsRasterBandComboBox
@@ -19,17 +19,21 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
+    QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from ...core.io.qgis_style import s2_band_name
 from ...core.jobs import unique_path
 from ...core.options import SegmentOptions
 from ..log import log, log_exception, notify
 from ..sources import Refused, layer_file
+from ..styles import layer_band_names
 from ..tasks import CoreTask, SegmentJob, seg_task
 from .fit import narrow_form, wrapped_label
+from .input_checks import check_lines, run_checks
 from .layers import add_segmentation_layers, map_extent_in_grid
 from .option_widgets import OptionWidgets
 
@@ -59,6 +63,17 @@ class SegmentTab(QWidget):
         layout.addStretch(1)
         for combo, role in ((self.seg_buildings_combo, "seg_buildings"), (self.seg_roads_combo, "seg_roads")):
             combo.currentIndexChanged.connect(lambda _i, c=combo, r=role: self.store.set_choice(r, c.currentData()))
+            combo.currentIndexChanged.connect(self._changed)
+        for box in (self.buildings_check, self.roads_check):
+            box.toggled.connect(self._changed)
+        # bound methods, not lambdas: Qt drops these connections with the tab (a layer removed after the
+        # dock closed must not call into a deleted tab)
+        self.seg_layer_combo.layerChanged.connect(self._changed)
+        self.seg_band_combo.bandChanged.connect(self._changed)
+        self.update_check()
+
+    def _changed(self, *_args: Any) -> None:
+        self.update_check()
 
     def _raster_box(self) -> QGroupBox:
         box = QGroupBox("Raster to segment")
@@ -71,8 +86,12 @@ class SegmentTab(QWidget):
         self.seg_band_combo.setObjectName("segmentBandCombo")
         self.seg_layer_combo.layerChanged.connect(self.seg_band_combo.setLayer)
         self.seg_band_combo.setLayer(self.seg_layer_combo.currentLayer())
-        form.addRow("Band", self.seg_band_combo)
+        self.seg_band_label = QLabel("Band")
+        form.addRow(self.seg_band_label, self.seg_band_combo)
         form.addRow(wrapped_label("Defaults to the latest super-resolved layer; any HR raster works.", gray=True))
+        self.seg_check_label = wrapped_label(rich=True)
+        self.seg_check_label.setObjectName("segmentCheckLabel")
+        form.addRow(self.seg_check_label)
         return box
 
     def _network_box(self) -> QGroupBox:
@@ -140,6 +159,42 @@ class SegmentTab(QWidget):
         if self.roads_check.isChecked() and self.seg_roads_combo.currentData():
             out["roads"] = self.seg_roads_combo.currentData()
         return out
+
+    def network_bands(self) -> List[str]:
+        """The bands the ticked networks' cards name (their first network's; the engine refuses a mixed pair)."""
+        for path in self.seg_checkpoints().values():
+            entry = self.dock.entry_for(path)
+            if entry is not None:
+                return [str(b) for b in (getattr(entry.card, "bands", None) or ["B8"])]
+        return ["B8"]
+
+    def bands_by_name(self, layer: Any) -> Optional[List[str]]:
+        """The networks' bands when ``layer`` names them all (the engine then reads them by name), else None."""
+        if layer is None or layer.bandCount() < 2:
+            return None
+        wanted = [s2_band_name(b) for b in self.network_bands()]
+        names = {s2_band_name(n) for n in layer_band_names(layer)}
+        return [str(b) for b in wanted] if wanted and all(b in names for b in wanted) else None
+
+    def update_check(self) -> None:
+        """Before running: which bands are read, and the engine's checks on the raster (10 m? clouds?)."""
+        layer = self.seg_layer_combo.currentLayer()
+        by_name = self.bands_by_name(layer)
+        self.seg_band_combo.setEnabled(by_name is None)
+        self.seg_band_combo.setToolTip("" if by_name is None else
+                                       f"the networks read {', '.join(by_name)} by name; no band to choose")
+        try:
+            path = layer_file(layer)
+        except Refused as exc:
+            self.seg_check_label.setText(f"<span style='color:#b42318'>&#10007; {exc}</span>")
+            return
+        lines = []
+        if by_name is not None:
+            lines.append(f"<span style='color:gray'>reads {', '.join(by_name)} by name, as the networks' cards "
+                         "ask</span>")
+        band = "all" if len(self.network_bands()) > 1 else max(1, self.seg_band_combo.currentBand())
+        lines += check_lines(run_checks([path], band, task="segment"), can_force=False)
+        self.seg_check_label.setText("<br>".join(lines))
 
     def options(self, layer: Any) -> SegmentOptions:
         """The widgets (and the dock's device) as one ``SegmentOptions``."""

@@ -19,6 +19,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -32,16 +33,21 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...core.io.qgis_style import s2_band_name
 from ...core.jobs import unique_path
 from ...core.options import SuperResolveOptions
 from ..log import log, log_exception, notify
+from ..s2_products import export_notes, product_label, stack_notes
 from ..sources import Refused, layer_file
-from ..styles import layer_stretch
-from ..tasks import CoreTask, SuperResolveJob, sr_task
+from ..styles import layer_band_names, layer_stretch
+from ..tasks import CoreTask, ExportJob, StackJob, SuperResolveJob, export_task, sr_task, stack_task
 from .fit import narrow_form, wrapped_label
+from .input_checks import check_lines, run_checks
 from .layers import (
     InputSpec,
+    add_s2_layer,
     add_sr_layer,
+    add_trust_class_layer,
     add_trust_layer,
     describe_grid,
     group_for,
@@ -50,6 +56,7 @@ from .layers import (
 )
 from .model_store import ModelEntry, card_html
 from .option_widgets import OptionWidgets
+from .product_dialog import EXPORT, STACK, ProductDialog
 
 __all__ = ["SuperResolveTab", "SINGLE", "REVISITS", "DATES", "ARCH_FILTERS", "DEVICES"]
 
@@ -97,6 +104,10 @@ class SuperResolveTab(QWidget):
         self.device_combo.currentIndexChanged.connect(
             lambda _i: self.store.set_value("device", self.device_combo.currentData()))
         self.out_dir.fileChanged.connect(lambda p: self.store.set_value("output_dir", p))
+        self.more["all_bands"].toggled.connect(self._input_changed)
+        self.advanced["force"].toggled.connect(self._input_changed)
+        self.stack_button.clicked.connect(lambda: self.open_product_dialog(STACK))
+        self.product_button.clicked.connect(lambda: self.open_product_dialog(EXPORT))
 
     def _input_box(self) -> QGroupBox:
         box = QGroupBox("Input")
@@ -109,6 +120,16 @@ class SuperResolveTab(QWidget):
             self.mode_combo.addItem(text)
             self.mode_combo.setItemData(self.mode_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         form.addRow("Input", self.mode_combo)
+        self.product_button = QPushButton("Open Sentinel-2 product…")
+        self.product_button.setObjectName("openProductButton")
+        self.product_button.setToolTip("A .SAFE folder, .zip or MTD_MSI*.xml -> one 4-band GeoTIFF (B02, B03, B04, "
+                                       "B08; clouds as nodata), added in true colour and chosen as the input")
+        form.addRow(self.product_button)
+        self.stack_button = QPushButton("Build revisit stack…")
+        self.stack_button.setObjectName("buildStackButton")
+        self.stack_button.setToolTip("Several products or dated rasters -> one raster whose bands are dates (the "
+                                     "clearest first), chosen as the input of a multi-image model (RAMS)")
+        form.addRow(self.stack_button)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setObjectName("inputLayerCombo")
         self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
@@ -301,9 +322,53 @@ class SuperResolveTab(QWidget):
         if self.band_combo.layer() is not first:
             band = self.band_combo.currentBand()
             self.band_combo.setLayer(first)
-            if first is not None and 1 <= band <= first.bandCount():
+            named = self.card_band_index(first) if first is not None else None
+            if named is not None:  # a layer naming its bands: the one the model was trained on
+                self.band_combo.setBand(named)
+            elif first is not None and 1 <= band <= first.bandCount():
                 self.band_combo.setBand(band)
         self.update_check()
+
+    def card_bands(self) -> List[str]:
+        """The bands the chosen SR checkpoint was trained on (B8 when its card names none)."""
+        entry = self.current_entry()
+        return [str(b) for b in (getattr(entry.card, "bands", None) or ["B8"])] if entry else ["B8"]
+
+    def card_band_index(self, layer: QgsRasterLayer) -> Optional[int]:
+        """The band of ``layer`` named like the one band of the chosen checkpoint, or None."""
+        wanted = [s2_band_name(b) for b in self.card_bands()]
+        if len(wanted) != 1 or wanted[0] is None:
+            return None
+        names = [s2_band_name(n) for n in layer_band_names(layer)]
+        return names.index(wanted[0]) + 1 if wanted[0] in names else None
+
+    def dates_count(self, layer: QgsRasterLayer, band: Any) -> int:
+        """How many dates 'bands are dates' reads: every band, the bands named ``band`` in a stack, or with
+        'all 10 m bands' the dates of a stack (each holds the four bands)."""
+        names = [s2_band_name(n) for n in layer_band_names(layer)]
+        if band != "all":
+            return sum(1 for n in names if n == band)
+        named = [n for n in names if n]
+        if self.more.values().get("all_bands") and named:
+            return max(named.count(n) for n in set(named))
+        return layer.bandCount()
+
+    def dates_band(self, layer: QgsRasterLayer) -> Any:
+        """What 'bands are dates' reads: ``all`` bands, or in a stack naming its bands the dates of one band.
+
+        A revisit stack holds every band of every date (``B08_2023-05-12``); a
+        one-band model takes the dates of its own band (the engine selects them
+        by that name), a 4-band model (or 'all 10 m bands') takes them all.
+        """
+        if self.more.values().get("all_bands"):
+            return "all"
+        named = [b for b in (s2_band_name(n) for n in layer_band_names(layer)) if b]
+        wanted = [s2_band_name(b) for b in self.card_bands()]
+        if not named:
+            return "all"
+        if len(wanted) == 1 and wanted[0] in named:
+            return wanted[0]
+        return named[0] if len(set(named)) == 1 else "all"
 
     def input_spec(self) -> InputSpec:
         """The input as plain values, or :class:`Refused` with the reason."""
@@ -313,8 +378,8 @@ class SuperResolveTab(QWidget):
             raise Refused("tick the revisits to use" if mode == REVISITS else "choose a raster layer")
         paths = [layer_file(lyr) for lyr in layers]
         if mode == DATES:
-            band: Any = "all"
-            band_index = 1
+            band: Any = self.dates_band(layers[0])
+            band_index = self.card_band_index(layers[0]) or 1
             if layers[0].bandCount() < 2:
                 raise Refused(f"'{layers[0].name()}' has one band; 'bands are dates' needs one band per date")
         else:
@@ -337,10 +402,18 @@ class SuperResolveTab(QWidget):
         lines = [f"<span style='color:#1a7f37'>&#10003;</span> {n}" for n in spec.notes]
         lines += [f"<span style='color:#b54708'>&#9888; {w}</span>" for w in spec.warnings]
         entry = self.current_entry()
+        refused = False
         if entry is not None:
             frames = int(getattr(entry.card, "frames", None) or 1)
+            if spec.mode == DATES and spec.band != "all":
+                lines.append(f"<span style='color:gray'>reads the dates of {spec.band}, the model's band</span>")
+            forced = bool(self.advanced.values().get("force"))
+            all_bands = bool(self.more.values().get("all_bands"))
+            report = run_checks(spec.paths, "all" if all_bands else spec.band, self.card_bands(), frames > 1)
+            lines += check_lines(report, forced)
+            refused = report.refused and not forced
             n_in = len(spec.layers) if spec.mode == REVISITS else (
-                spec.layers[0].bandCount() if spec.mode == DATES else 1)
+                self.dates_count(spec.layers[0], spec.band) if spec.mode == DATES else 1)
             if frames > 1 and n_in < frames:
                 lines.append(f"<span style='color:#b54708'>&#9888; the model takes {frames} frames and gets "
                              f"{n_in}: frames will be repeated (use more revisits for its best output)</span>")
@@ -355,7 +428,7 @@ class SuperResolveTab(QWidget):
             except Refused as exc:
                 lines.append(f"<span style='color:#b42318'>&#10007; {exc}</span>")
         self.check_label.setText("<br>".join(lines))
-        self.run_button.setEnabled(entry is not None and not self.dock.runner.busy())
+        self.run_button.setEnabled(entry is not None and not self.dock.runner.busy() and not refused)
 
     def extent_for(self, spec: InputSpec) -> Tuple[float, float, float, float]:
         """The map view's extent in the grid the engine reads (the layer's CRS, or UTM for degrees)."""
@@ -447,6 +520,76 @@ class SuperResolveTab(QWidget):
             if trust is not None:
                 self.dock.last_trust = trust
                 note = trust_note(summary)
+            class_path = getattr(summary, "class_path", None)
+            if class_path and Path(class_path).is_file():
+                self.dock.last_trust_classes = add_trust_class_layer(
+                    str(class_path), group, f"{spec.name} trust classes ({model_name})")
         self.dock.output_ready(layer)
         notify(self.dock.iface, "Super-resolve", f"added '{layer.name()}' ({result.seconds:.1f} s){note}",
+               Qgis.MessageLevel.Success)
+
+    # ------------------------------------------------------------------ products and stacks
+    def product_dialog(self, mode: str) -> ProductDialog:
+        """The dialog for a stack (``STACK``) or a product export (``EXPORT``), filled with the tab's defaults."""
+        entry = self.current_entry()
+        frames = int(getattr(entry.card, "frames", None) or 1) if entry is not None else 1
+        return ProductDialog(mode, self.dock.iface, self.output_folder, frames if frames > 1 else None, parent=self)
+
+    def open_product_dialog(self, mode: str) -> Optional[CoreTask]:
+        """Ask for products (a modal dialog), then build the stack or export the product in a task."""
+        dialog = self.product_dialog(mode)
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted or dialog.chosen_job is None:
+                return None
+            return self.run_product_job(dialog.chosen_job)
+        finally:
+            dialog.deleteLater()
+
+    def run_product_job(self, job: Any) -> Optional[CoreTask]:
+        """Run a ``StackJob`` or ``ExportJob`` in a QgsTask; its layer is added (and chosen as input) when done."""
+        iface = self.dock.iface
+        if isinstance(job, StackJob):
+            title, what = "Revisit stack", f"a revisit stack of {len(job.inputs)} input(s)"
+            task = stack_task(job, f"Build {what}")
+            task.succeeded.connect(lambda res: self._stack_done(res, job))
+        elif isinstance(job, ExportJob):
+            title, what = "Sentinel-2 product", product_label(job.product)
+            task = export_task(job, f"Open {what} as 4 bands")
+            task.succeeded.connect(lambda res: self._export_done(res, job))
+        else:
+            raise TypeError(f"not a product job: {job!r}")
+        task.failed.connect(lambda exc: notify(iface, title, log_exception(exc, f"building {what}"),
+                                               Qgis.MessageLevel.Critical, 0))
+        task.canceledByUser.connect(lambda: notify(iface, title, "cancelled; no layer was added"))
+        return self.dock.runner.start(task)
+
+    def _stack_done(self, result: Any, job: StackJob) -> None:
+        for m in stack_notes(result):
+            log(m)
+        name = f"Revisit stack: {len(result.dates)} dates ({product_label(job.inputs[0])})"
+        layer = add_s2_layer(str(result.path), name)
+        if layer is None:
+            notify(self.dock.iface, "Revisit stack", f"the stack {result.path} could not be opened as a layer",
+                   Qgis.MessageLevel.Critical)
+            return
+        self.mode_combo.setCurrentIndex(DATES)  # one raster whose bands are dates
+        self.layer_combo.setLayer(layer)
+        dropped = f", {len(result.dropped)} dropped (see the log)" if result.dropped else ""
+        notify(self.dock.iface, "Revisit stack", f"added '{layer.name()}': {', '.join(result.dates)}{dropped}; "
+               "chosen as the input ('bands are dates')", Qgis.MessageLevel.Success)
+
+    def _export_done(self, path: Any, job: ExportJob) -> None:
+        try:
+            for m in export_notes(path):
+                log(m)
+        except Exception as exc:  # the tags are a courtesy; the layer is what matters
+            log(f"could not read what the export recorded: {exc}", Qgis.MessageLevel.Warning)
+        layer = add_s2_layer(str(path), f"{product_label(job.product)} (10 m, 4 bands)")
+        if layer is None:
+            notify(self.dock.iface, "Sentinel-2 product", f"the export {path} could not be opened as a layer",
+                   Qgis.MessageLevel.Critical)
+            return
+        self.mode_combo.setCurrentIndex(SINGLE)
+        self.layer_combo.setLayer(layer)
+        notify(self.dock.iface, "Sentinel-2 product", f"added '{layer.name()}' in true colour; chosen as the input",
                Qgis.MessageLevel.Success)

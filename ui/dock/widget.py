@@ -45,9 +45,9 @@ SR_ATTRIBUTES = ("mode_combo", "layer_combo", "layer_label", "revisit_list", "re
                  "band_label", "check_label", "arch_combo", "checkpoint_combo", "add_button", "card_label",
                  "extent_check", "trust_check", "anchor_check", "device_combo", "out_dir", "run_button",
                  "set_revisits", "selected_layers", "input_spec", "update_check", "extent_for", "super_resolve",
-                 "current_entry")
+                 "current_entry", "stack_button", "product_button", "product_dialog", "run_product_job")
 SEG_ATTRIBUTES = ("seg_layer_combo", "seg_band_combo", "buildings_check", "roads_check", "seg_buildings_combo",
-                  "seg_roads_combo", "vectors_check", "segment_button", "segment")
+                  "seg_roads_combo", "vectors_check", "segment_button", "segment", "seg_check_label")
 
 
 class SRDockWidget(QgsDockWidget):
@@ -66,6 +66,7 @@ class SRDockWidget(QgsDockWidget):
         self.models: List[ModelEntry] = []
         self.last_output: Optional[QgsRasterLayer] = None
         self.last_trust: Optional[QgsRasterLayer] = None
+        self.last_trust_classes: Optional[QgsRasterLayer] = None
         self._closing = False
         self._build()
         self.refresh_models()
@@ -213,6 +214,7 @@ class SRDockWidget(QgsDockWidget):
             return
         self.sr.refresh_revisits()
         self.sr.update_check()
+        self.seg.update_check()
 
     def _busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)

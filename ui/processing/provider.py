@@ -22,18 +22,20 @@ def all_algorithms() -> List[QgsProcessingAlgorithm]:
     """One new instance of every algorithm, in toolbox order."""
     from .area import FinetuneAreaAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export import ExportProductAlgorithm
     from .segment import SegmentAlgorithm
+    from .stack import StackAlgorithm
     from .superresolve import SuperResolveAlgorithm
     from .train import TrainAlgorithm
     from .trust import TrustMapAlgorithm
 
-    return [SuperResolveAlgorithm(), SegmentAlgorithm(), EvaluateAlgorithm(), TrainAlgorithm(),
-            FinetuneAreaAlgorithm(), TrustMapAlgorithm()]
+    return [ExportProductAlgorithm(), StackAlgorithm(), SuperResolveAlgorithm(), SegmentAlgorithm(),
+            EvaluateAlgorithm(), TrainAlgorithm(), FinetuneAreaAlgorithm(), TrustMapAlgorithm()]
 
 
 class SRProcessingProvider(QgsProcessingProvider):
-    """Algorithms ``s2sr:superresolve``, ``s2sr:segment``, ``s2sr:evaluate``, ``s2sr:train``,
-    ``s2sr:finetunearea`` and ``s2sr:trustmap``."""
+    """Algorithms ``s2sr:exportproduct``, ``s2sr:stack``, ``s2sr:superresolve``, ``s2sr:segment``,
+    ``s2sr:evaluate``, ``s2sr:train``, ``s2sr:finetunearea`` and ``s2sr:trustmap``."""
 
     def id(self) -> str:  # noqa: A003 - QGIS API
         return PROVIDER_ID

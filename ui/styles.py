@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
+    Qgis,
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsFillSymbol,
@@ -186,6 +187,10 @@ def style_vectors(layer: QgsVectorLayer, target: str) -> None:
 
 # --------------------------------------------------------------------------- 4-band Sentinel-2 outputs
 
+#: The "cumulative count cut" min/max setting (``Qgis.RasterRangeLimit`` from QGIS 3.42, before that an enum
+#: of QgsRasterMinMaxOrigin).
+_LIMITS = getattr(Qgis, "RasterRangeLimit", None) or QgsRasterMinMaxOrigin.Limits
+CUMULATIVE_CUT_LIMIT = _LIMITS.CumulativeCut
 #: Names of the two styles a 4-band layer gets in its style manager (the Layers panel's Styles menu).
 TRUE_COLOUR_STYLE = "True colour (B04/B03/B02)"
 FALSE_COLOUR_STYLE = "False colour (B08/B04/B03)"
@@ -239,7 +244,7 @@ def style_composite(layer: QgsRasterLayer, bands: Tuple[int, int, int],
             used[band] = stretch
         setter(_enhancement(layer, band, stretch))
     origin = QgsRasterMinMaxOrigin()
-    origin.setLimits(QgsRasterMinMaxOrigin.Limits.CumulativeCut)
+    origin.setLimits(CUMULATIVE_CUT_LIMIT)
     origin.setCumulativeCutLower(CUMULATIVE_CUT[0])
     origin.setCumulativeCutUpper(CUMULATIVE_CUT[1])
     renderer.setMinMaxOrigin(origin)

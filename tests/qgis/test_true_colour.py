@@ -35,7 +35,7 @@ def _bands(renderer):
 
 
 def test_dock_draws_a_four_band_output_in_true_colour_with_false_colour_in_the_styles_menu(qh, clean_qgis, tmp_path):
-    from qgis.core import QgsMultiBandColorRenderer, QgsRasterMinMaxOrigin, QgsSingleBandGrayRenderer
+    from qgis.core import QgsMultiBandColorRenderer, QgsSingleBandGrayRenderer
 
     layers = qh.ui("dock.layers")
     styles = qh.ui("styles")
@@ -44,7 +44,7 @@ def test_dock_draws_a_four_band_output_in_true_colour_with_false_colour_in_the_s
     renderer = out.renderer()
     assert isinstance(renderer, QgsMultiBandColorRenderer)
     assert _bands(renderer) == (3, 2, 1)  # R = B04, G = B03, B = B02
-    assert renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.Limits.CumulativeCut
+    assert renderer.minMaxOrigin().limits() == styles.CUMULATIVE_CUT_LIMIT
     provider = out.dataProvider()
     for band, ce in zip(_bands(renderer), (renderer.redContrastEnhancement(), renderer.greenContrastEnhancement(),
                                            renderer.blueContrastEnhancement())):
@@ -108,6 +108,7 @@ def test_sidecar_style_opens_a_plain_layer_in_true_colour(tmp_path):
 def test_polygons_are_solid_when_supported_and_dashed_when_not(qh, clean_qgis, tmp_path):
     from osgeo import ogr, osr
     from qgis.core import QgsRenderContext, QgsRuleBasedRenderer, QgsVectorLayer
+    from qgis.PyQt.QtCore import Qt
 
     styles = qh.ui("styles")
     path = tmp_path / "polygons.gpkg"
@@ -143,9 +144,9 @@ def test_polygons_are_solid_when_supported_and_dashed_when_not(qh, clean_qgis, t
             renderer.stopRender(context)
         solid, hollow = drawn[1], drawn[0]
         assert solid.fillColor().alpha() > 0 and (solid.fillColor().red(), solid.fillColor().green()) == rgb[:2]
-        assert solid.strokeStyle() == 1  # Qt.SolidLine
-        assert hollow.brushStyle() == 0  # Qt.NoBrush: hollow
-        assert hollow.strokeStyle() == 2  # Qt.DashLine
+        assert solid.strokeStyle() == Qt.PenStyle.SolidLine
+        assert hollow.brushStyle() == Qt.BrushStyle.NoBrush  # hollow
+        assert hollow.strokeStyle() == Qt.PenStyle.DashLine
         assert (hollow.strokeColor().red(), hollow.strokeColor().green()) == rgb[:2]
         labels = [r.label() for r in renderer.rootRule().children()]
         assert any("supported" in t for t in labels) and any("not supported" in t for t in labels)

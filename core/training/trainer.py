@@ -695,21 +695,21 @@ class Trainer:
             return {}
         # Validation goes through the plugin's tiled passes, like evaluation (core.evaluation.scene_predict).
         from ..inference.loading import LoadedModel
-        from ..inference.planning import TilePlan
+        from ..inference.planning import TilePlan, plan_tiles
 
         loaded = LoadedModel(self.model, self._card({}, 0), f"validation of {cfg.name}", None, self.device)
         bands = self.band_idx
+        scale = loaded.scale
+        seg_plan = TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1)
         if cfg.task == "segmentation":
-            scale = cfg.model.scale
-            plan = TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1)
-            res = evaluate_segmentation(loaded, self.val_scenes, bands, plan)
+            res = evaluate_segmentation(loaded, self.val_scenes, bands, seg_plan)
         else:
             seg = {t: LoadedModel(n.net, self.seg_cards[t], f"{t} network", None, self.device)
                    for t, n in self.seg_nets.items()}
-            scale = loaded.scale
-            res = evaluate_sr(loaded, self.val_scenes, bands, seg, TilePlan(cfg.val_tile, cfg.val_overlap, 1),
-                              TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1), cfg.loss.border,
-                              anchored=False)
+            # the recipe's tile and overlap, batched as inference batches them (RAMS needs a few tiles per
+            # call on the CPU to stay on oneDNN's fast 3-D convolutions)
+            plan = plan_tiles(loaded.card, self.device, "sr", cfg.val_tile, cfg.val_overlap)
+            res = evaluate_sr(loaded, self.val_scenes, bands, seg, plan, seg_plan, cfg.loss.border, anchored=False)
         res.pop("scenes", None)
         if res.get("lpips") is None:  # not computed during validation (kept cheap)
             res.pop("lpips", None)

@@ -34,7 +34,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, composite_bands
+try:
+    from ..core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, composite_bands
+except ImportError:  # imported as a top-level ``ui`` package (scripts/demo.py puts the repository on sys.path)
+    from core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, composite_bands
 
 #: Fixed colours per target (RGB); alpha is set per use.
 TARGET_COLOURS: Dict[str, Tuple[int, int, int]] = {

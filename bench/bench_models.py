@@ -161,7 +161,7 @@ def compare_reference(spec: str, path: Optional[str], repeats: int, device: torc
     module_name, _, cls_name = spec.partition(":")
     ref_cls = getattr(importlib.import_module(module_name), cls_name or "HAT")
     torch.manual_seed(0)
-    ours = zoo.build("hat", preset="hat-s").eval().to(device)
+    ours = zoo.build("hat", preset="hat-s", upsampler="pixelshuffle").eval().to(device)  # the official layout
     h = ours.hparams
     ref = ref_cls(img_size=64, in_chans=h["in_chans"], embed_dim=h["embed_dim"], depths=h["depths"],
                   num_heads=h["num_heads"], window_size=h["window_size"], compress_ratio=h["compress_ratio"],

@@ -19,6 +19,7 @@ from core.models.hat import (
     shifted_window_mask,
     window_plan,
 )
+from core.models.upsampling import DEFAULT_UPSAMPLER
 
 # Parameter counts of the official networks (DESIGN.md section 8).
 PAPER = [
@@ -41,8 +42,13 @@ def tiny(**kw) -> HAT:
 
 @pytest.mark.parametrize("preset,in_chans,scale,expected", PAPER)
 def test_parameter_counts_match_the_paper(preset, in_chans, scale, expected):
+    """The official networks use the plain pixel shuffle (new networks default to another upsampler)."""
     with torch.device("meta"):  # no memory for HAT-L's 40M parameters
-        model = HAT(preset=preset, in_chans=in_chans, scale=scale)
+        model = HAT(preset=preset, in_chans=in_chans, scale=scale, upsampler="pixelshuffle")
+        balanced = HAT(preset=preset, in_chans=in_chans, scale=scale, upsampler="pixelshuffle_balanced")
+    assert HAT(preset="hat-tiny").config.upsampler == DEFAULT_UPSAMPLER != "pixelshuffle"
+    # The shuffle variants keep the official layout.
+    assert {k: v.shape for k, v in balanced.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     n = sum(p.numel() for p in model.parameters())
     print(f"{preset} in_chans={in_chans} x{scale}: {n:,} parameters (paper code {expected:,})")
     assert abs(n - expected) / expected < 0.02
@@ -75,7 +81,7 @@ def _official_keys(depths, patch_norm=True):
 
 
 def test_state_dict_has_the_official_names_and_loads_strictly():
-    model = tiny()
+    model = tiny(upsampler="pixelshuffle")
     sd = model.state_dict()
     assert set(sd) == set(_official_keys(HAT_PRESETS["hat-tiny"]["depths"]))
     assert "mean" not in sd  # the official code keeps the mean outside the state dict
@@ -88,7 +94,7 @@ def test_state_dict_has_the_official_names_and_loads_strictly():
     # A dict written under the official names with fresh values loads strictly and is used.
     torch.manual_seed(1)
     official = {k: (v.clone() if v.dtype == torch.int64 else torch.randn_like(v)) for k, v in sd.items()}
-    other = HAT(preset="hat-tiny")
+    other = HAT(preset="hat-tiny", upsampler="pixelshuffle")
     other.load_state_dict(official, strict=True)
     assert torch.equal(other.conv_last.weight, official["conv_last.weight"])
     assert torch.equal(other.upsample[0].weight, official["upsample.0.weight"])
@@ -272,6 +278,32 @@ def test_bad_input_and_config_are_refused():
     with pytest.raises(ValueError, match="unknown HAT hyper-parameter"):
         HAT(preset="hat-tiny", window=8)
     with pytest.raises(ValueError, match="scale 5"):
-        HAT(preset="hat-tiny", scale=5)
+        HAT(preset="hat-tiny", scale=5, upsampler="pixelshuffle")  # resize-convolution takes any scale
     with pytest.raises(ValueError, match="attention implementation"):
         model.set_attention_impl("flash")
+    with pytest.raises(ValueError, match="upsampler must be one of"):
+        HAT(preset="hat-tiny", upsampler="pixelshuffledirect")
+
+
+@pytest.mark.parametrize("upsampler", ["pixelshuffle", "pixelshuffle_icnr", "pixelshuffle_degrid", "resize_conv"])
+def test_four_bands_end_to_end(upsampler):
+    """B02, B03, B04, B08 in, the same four bands out, trained end to end."""
+    model = tiny(in_chans=4, upsampler=upsampler).train()
+    x = torch.rand(2, 4, 10, 13)
+    y = model(x)
+    assert y.shape == (2, 4, 30, 39) and torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert torch.count_nonzero(model.mean) == 0  # the DIV2K RGB mean is for 3-band inputs only
+
+
+def test_icnr_starts_the_sub_pixel_kernels_identical():
+    for scale, s2 in ((3, 9), (4, 4)):  # x4 is two x2 stages, each with its own shuffle
+        model = tiny(upsampler="pixelshuffle_icnr", scale=scale)
+        convs = [m for m in model.upsample if isinstance(m, nn.Conv2d)]
+        assert len(convs) == (1 if scale == 3 else 2)
+        for conv in convs:
+            w = conv.weight.detach().view(-1, s2, *conv.weight.shape[1:])
+            assert torch.equal(w, w[:, :1].expand_as(w))
+    # The official layout stays as it is: ICNR only changes values.
+    assert set(tiny(upsampler="pixelshuffle_icnr").state_dict()) == set(tiny(upsampler="pixelshuffle").state_dict())

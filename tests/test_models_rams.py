@@ -15,7 +15,7 @@ def tiny(**kw) -> RAMS:
 
 
 def test_parameter_count_matches_the_paper():
-    model = RAMS()  # T=9, F=32, k=3, r=8, N=12, x3
+    model = RAMS(upsampler="pixelshuffle")  # T=9, F=32, k=3, r=8, N=12, x3, the paper's depth-to-space
     plain = count_parameters(model, include_weight_norm_gain=False)
     with_gain = count_parameters(model, include_weight_norm_gain=True)
     print(f"RAMS parameters: {plain:,} (paper {PAPER_PARAMS:,}); with weight-norm g {with_gain:,} "
@@ -87,3 +87,61 @@ def test_bad_input_is_refused_with_a_clear_message():
         RAMS(frames=2)
     with pytest.raises(ValueError, match="kernel_size"):
         RAMS(kernel_size=5)
+
+
+# --------------------------------------------------------------------------- bands and upsamplers
+
+
+@pytest.mark.parametrize("upsampler", ["pixelshuffle", "pixelshuffle_icnr", "pixelshuffle_degrid", "resize_conv"])
+def test_four_bands_in_one_pass(upsampler):
+    """[B, T, C, h, w] and the frames-outermost [B, T*C, h, w] give the same [B, C, 3h, 3w]."""
+    model = tiny(in_chans=4, upsampler=upsampler).eval()
+    x = torch.rand(2, 9, 4, 7, 10)
+    with torch.inference_mode():
+        y = model(x)
+        assert torch.equal(model(x.reshape(2, 36, 7, 10)), y)
+    assert y.shape == (2, 4, 21, 30) and torch.isfinite(y).all()
+    with pytest.raises(ValueError, match=r"\[batch, 9 frames, 4 bands, height, width\] or \[batch, 36"):
+        model(torch.rand(1, 9, 7, 10))
+
+
+def test_a_four_band_pass_costs_far_less_than_four_one_band_passes():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(model, x):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():  # (inference_mode trips weight norm)
+            model(x)
+        return counter.get_total_flops()
+
+    one = flops(tiny(filters=16).eval(), torch.rand(1, 9, 16, 16))
+    four = flops(tiny(filters=16, in_chans=4).eval(), torch.rand(1, 9, 4, 16, 16))
+    print(f"RAMS F=16 N=2, 16x16 LR: 1 band {one / 1e9:.2f} GFLOP, 4 bands jointly {four / 1e9:.2f} GFLOP "
+          f"({four / (4 * one):.0%} of four 1-band passes)")
+    assert four < 0.35 * 4 * one
+
+
+def test_one_band_legacy_network_is_unchanged():
+    """in_chans=1 with the plain pixel shuffle is the original network: same names, shapes and count."""
+    model = RAMS(upsampler="pixelshuffle")
+    assert count_parameters(model, include_weight_norm_gain=False) == PAPER_PARAMS
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == RAMS.state_shapes(upsampler="pixelshuffle")
+    assert "degrid" not in dict(model.named_modules())
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"filters": 8, "N": 2}, {"frames": 5, "in_chans": 4, "r": 4}, {"frames": 3, "N": 0, "upsampler": "resize_conv"},
+    {"frames": 7, "in_chans": 2, "scale": 2, "upsampler": "pixelshuffle"}, {"frames": 4},
+])
+def test_state_shapes_without_building_match_the_network(kw):
+    real = {k: tuple(v.shape) for k, v in RAMS(**kw).state_dict().items()}
+    assert RAMS.state_shapes(**kw) == real
+
+
+def test_icnr_starts_the_sub_pixel_kernels_identical():
+    model = tiny(upsampler="pixelshuffle_icnr")
+    for conv in (model.upscale, model.global_upscale):
+        w = conv.weight.detach()  # the weight-normalized kernel
+        groups = w.view(w.shape[0] // 9, 9, *w.shape[1:])
+        assert torch.equal(groups, groups[:, :1].expand_as(groups))
+        b = conv.bias.detach().view(-1, 9)
+        assert torch.equal(b, b[:, :1].expand_as(b))

@@ -98,3 +98,29 @@ def test_bad_input_and_config_are_refused():
         SegmentationNet(encoder_depth=3)
     with pytest.raises(ValueError, match="unknown UNet"):
         SegmentationNet(preset="unet")
+
+
+def test_four_bands_rgbn(tmp_path):
+    """in_channels=4 (B02, B03, B04, B08) through hparams; the card names the bands; RGB stems are cycled."""
+    from safetensors.torch import save_file
+
+    from core.models import zoo
+    from core.models.card import ModelCard
+
+    model = tiny(in_channels=4).eval()
+    with torch.inference_mode():
+        assert model(torch.rand(2, 4, 40, 50)).shape == (2, 1, 40, 50)
+    with pytest.raises(ValueError, match="4 channel"):
+        model(torch.rand(1, 1, 32, 32))
+    path = tmp_path / "rgbn.safetensors"
+    bands = ["B2", "B3", "B4", "B8"]
+    zoo.save_checkpoint(path, model, ModelCard.for_model(model, target="buildings", bands=bands))
+    loaded, card = zoo.load_checkpoint(path)
+    assert card.bands == bands and card.in_chans == 4 and loaded.in_chans == 4
+    # A published RGB stem on four bands: colour filters repeated (R, G, B, R) and scaled by 3/4.
+    state = {k: v.clone() for k, v in tiny().net.encoder.state_dict().items()}
+    rgb = torch.randn(64, 3, 7, 7)
+    state["conv1.weight"] = rgb
+    save_file(state, str(tmp_path / "enc.safetensors"))
+    four = tiny(in_channels=4, encoder_weights=str(tmp_path / "enc.safetensors"))
+    assert torch.allclose(four.net.encoder.conv1.weight, rgb[:, [0, 1, 2, 0]] * 0.75)

@@ -1,4 +1,7 @@
-"""Model zoo: registry, checkpoint round trips, every refusal, official HAT import, CLI."""
+"""Model zoo: checkpoint round trips, every refusal, official HAT import, CLI.
+
+The registry has its own tests (test_models_registry.py), so has the card's validation (test_models_card.py).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,15 @@ from core.models import zoo
 from core.models.zoo import CheckpointError, ModelCard
 
 
-def _tiny(arch: str):
+def _tiny(arch: str, **kw):
     torch.manual_seed(0)
     preset = {"rams": "rams-tiny", "hat": "hat-tiny", "unetpp": "unetpp-tiny"}[arch]
-    return zoo.build(arch, preset=preset).eval()
+    return zoo.build(arch, preset=preset, **kw).eval()
+
+
+def _official_hat():
+    """A tiny HAT as the official code builds it (plain pixel shuffle), for the importer tests."""
+    return _tiny("hat", upsampler="pixelshuffle")
 
 
 def _input(arch: str):
@@ -33,23 +41,6 @@ def _save(tmp_path, arch="hat", filename="m.safetensors", **card_fields):
     path = tmp_path / filename
     zoo.save_checkpoint(path, model, ModelCard.for_model(model, **card_fields))
     return model, path
-
-
-# --------------------------------------------------------------------------- registry
-
-
-def test_build_by_name_and_preset():
-    assert zoo.build("rams", preset="rams-tiny", frames=5).frames == 5
-    hat = zoo.build("hat", preset="hat-tiny", in_chans=1, scale=2)
-    assert (hat.scale, hat.in_chans, hat.frames) == (2, 1, 1)
-    assert zoo.arch_of(hat) == "hat"
-    assert zoo.build("unetpp", preset="unetpp-tiny", scale=1).scale == 1
-    with pytest.raises(ValueError, match="unknown architecture"):
-        zoo.build("srgan")
-    with pytest.raises(ValueError, match="unknown hat preset"):
-        zoo.build("hat", preset="hat-xxl")
-    with pytest.raises(ValueError, match="scale must be 1"):
-        zoo.build("unetpp", preset="unetpp-tiny", scale=3)
 
 
 # --------------------------------------------------------------------------- round trips
@@ -216,7 +207,7 @@ def test_pytorch_pickles_are_refused(tmp_path):
 
 def test_official_hat_pickle_points_to_the_importer(tmp_path):
     path = tmp_path / "HAT_SRx3.pth"
-    torch.save({"params_ema": _tiny("hat").state_dict()}, path)
+    torch.save({"params_ema": _official_hat().state_dict()}, path)
     with pytest.raises(CheckpointError, match="PyTorch pickle") as info:
         zoo.load_checkpoint(path)
     assert "import-hat" in str(info.value) and "import_official_hat" in str(info.value)
@@ -226,7 +217,7 @@ def test_official_hat_pickle_points_to_the_importer(tmp_path):
 
 
 def test_import_official_hat(tmp_path):
-    model = _tiny("hat")
+    model = _official_hat()
     torch.manual_seed(5)
     noise = {k: (v if v.dtype == torch.int64 else torch.randn_like(v)) for k, v in model.state_dict().items()}
     pth = tmp_path / "HAT_tiny_SRx3.pth"
@@ -236,6 +227,7 @@ def test_import_official_hat(tmp_path):
     out = tmp_path / "hat.safetensors"
     card = zoo.import_official_hat(pth, out, preset="hat-tiny", in_chans=1, scale=3)
     assert card.arch == "hat" and card.recipe["sha256"] == zoo.file_sha256(pth)
+    assert card.hparams["upsampler"] == "pixelshuffle"  # the official network, not this project's default
     loaded, _ = zoo.load_checkpoint(out)
     x = _input("hat")
     with torch.inference_mode():
@@ -243,7 +235,7 @@ def test_import_official_hat(tmp_path):
 
 
 def test_import_infers_the_architecture_and_checks_expectations(tmp_path):
-    model = zoo.build("hat", preset="hat-tiny", scale=2, in_chans=3)
+    model = zoo.build("hat", preset="hat-tiny", scale=2, in_chans=3, upsampler="pixelshuffle")
     sd = dict(model.state_dict())
     # Older official code kept the position indices out of the state dict; DDP adds "module.".
     sd.pop("relative_position_index_SA")
@@ -314,7 +306,7 @@ def test_cli_info_prints_the_card(tmp_path, capsys):
 
 def test_cli_import_hat(tmp_path, capsys):
     pth = tmp_path / "h.pth"
-    torch.save({"params_ema": _tiny("hat").state_dict()}, pth)
+    torch.save({"params_ema": _official_hat().state_dict()}, pth)
     out = tmp_path / "h.safetensors"
     assert _run_cli(["models", "import-hat", str(pth), str(out), "--preset", "hat-tiny", "--bands", "B8"]) == 0
     assert "HAT x3" in capsys.readouterr().out

@@ -92,11 +92,11 @@ def _info(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     import torch
 
-    from ..models.zoo import PRESETS, build
+    from ..models.registry import build, presets_of, registered
 
     rows = []
-    for arch, presets in PRESETS.items():
-        for preset in presets:
+    for arch in registered():
+        for preset in presets_of(arch):
             with torch.device("meta"):  # count without allocating (HAT-L is 40M parameters)
                 model = build(arch, preset=preset)
             n = sum(p.numel() for p in model.parameters())

@@ -1,1 +1,1 @@
-"""Networks (RAMS, HAT, UNet++) and the model zoo with safe checkpoints."""
+"""Networks (RAMS, HAT, UNet++), their registry, typed model cards, checkerboard-free upsampling and safe checkpoints."""

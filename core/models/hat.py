@@ -22,6 +22,12 @@ What differs from the official code, and why:
   padding computes.
 * The input is padded inside the model (reflect) to a multiple of the window
   size and the output is cropped back, so any h, w >= 1 works.
+* ``upsampler`` (see :mod:`.upsampling`): besides the official
+  ``"pixelshuffle"`` (conv -> shuffle, what official imports and old cards
+  rebuild), ``"resize_conv"`` (bilinear upsampling + a linear conv at the high
+  resolution; the default for new networks: no 3-pixel checkerboard) and the
+  shuffle variants ``"pixelshuffle_icnr"``, ``"pixelshuffle_balanced"`` and
+  ``"pixelshuffle_degrid"`` (these keep the official state-dict layout).
 
 Kept on purpose: the overlapping-attention position index uses the official
 formula, whose shift leaves some entries negative; they index the bias table
@@ -41,8 +47,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .padding import pad_to_multiple
+from .registry import bool_rule, choice_rule, float_rule, int_list_rule, int_rule, register
+from .upsampling import (
+    DEFAULT_UPSAMPLER,
+    LEGACY_UPSAMPLER,
+    UPSAMPLERS,
+    BalancedConv2d,
+    Degrid,
+    check_upsampler,
+    icnr_,
+    uses_balance,
+    uses_degrid,
+    uses_icnr,
+)
 
-__all__ = ["HATConfig", "HAT", "HAT_PRESETS", "hat_config", "ATTENTION_IMPLS", "WindowPlan", "window_plan"]
+__all__ = ["HATConfig", "HAT", "HAT_PRESETS", "hat_config", "ATTENTION_IMPLS", "WindowPlan", "window_plan",
+           "Upsample", "ResizeConvUpsample"]
 
 ATTENTION_IMPLS = ("sdpa", "explicit")
 _MASK_VALUE = -100.0  # the official shifted-window mask value (not -inf)
@@ -69,13 +89,14 @@ class HATConfig:
     img_range: float = 1.0
     patch_norm: bool = True
     resi_connection: str = "1conv"
-    upsampler: str = "pixelshuffle"
+    upsampler: str = DEFAULT_UPSAMPLER
 
 
 _COMMON = dict(window_size=16, overlap_ratio=0.5, conv_scale=0.01, mlp_ratio=2.0, num_feat=64,
-               upsampler="pixelshuffle", resi_connection="1conv", img_range=1.0)
+               upsampler=DEFAULT_UPSAMPLER, resi_connection="1conv", img_range=1.0)
 
-#: Presets of the paper (HAT-S, HAT, HAT-L) and a tiny one for CPU tests and demos.
+#: Presets of the paper (HAT-S, HAT, HAT-L) and a tiny one for CPU tests and demos. The paper's
+#: networks used ``upsampler="pixelshuffle"`` (give it to rebuild them exactly, as official imports do).
 HAT_PRESETS: Dict[str, Dict[str, Any]] = {
     "hat-s": dict(_COMMON, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6,
                   compress_ratio=24, squeeze_factor=24),
@@ -480,34 +501,73 @@ class PatchEmbed(nn.Module):
 
 
 class Upsample(nn.Sequential):
-    """Pixel-shuffle upsampler for scale 2^n or 3 (as in the official code)."""
+    """Pixel-shuffle upsampler for scale 2^n or 3 (as in the official code).
 
-    def __init__(self, scale: int, num_feat: int) -> None:
+    ``icnr``: identical sub-kernels at init; ``balance``: sub-kernels with tied
+    sums throughout (:class:`.upsampling.BalancedConv2d`, same state-dict names).
+    """
+
+    def __init__(self, scale: int, num_feat: int, icnr: bool = False, balance: bool = False) -> None:
+        def conv(factor: int) -> nn.Module:
+            if balance:
+                return BalancedConv2d(num_feat, factor * factor * num_feat, 3, 1, 1, subpixel_scale=factor)
+            return nn.Conv2d(num_feat, factor * factor * num_feat, 3, 1, 1)
+
         layers: List[nn.Module] = []
         if scale >= 1 and (scale & (scale - 1)) == 0:
             for _ in range(int(math.log2(scale))):
-                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+                layers += [conv(2), nn.PixelShuffle(2)]
         elif scale == 3:
-            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
+            layers += [conv(3), nn.PixelShuffle(3)]
         else:
             raise ValueError(f"HAT: scale {scale} is not supported (2^n or 3)")
         super().__init__(*layers)
+        if icnr:
+            for conv, shuffle in zip(layers[::2], layers[1::2]):
+                icnr_([conv.weight, conv.bias], shuffle.upscale_factor)
 
 
+class ResizeConvUpsample(nn.Sequential):
+    """Bilinear upsampling, then a 3x3 conv at the high resolution (no sub-pixel kernels).
+
+    No activation follows: interpolated noise has a variance that repeats
+    every ``scale`` pixels, and a nonlinearity would turn that into a faint
+    grid of its own. The conv costs as much as the pixel-shuffle conv it
+    replaces (``num_feat^2 * 9`` per HR pixel vs ``num_feat * 9 num_feat * 9``
+    per LR pixel).
+    """
+
+    def __init__(self, scale: int, num_feat: int) -> None:
+        super().__init__(nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=False),
+                         nn.Conv2d(num_feat, num_feat, 3, 1, 1))
+
+
+@register("hat", task="sr", presets=HAT_PRESETS, default_preset="hat")
 class HAT(nn.Module):
     """Hybrid Attention Transformer. ``forward(x [B, C, h, w]) -> [B, C, s*h, s*w]``.
 
     Build from a preset with ``HAT(preset="hat-s", in_chans=1)`` or give every
-    hyper-parameter (see :class:`HATConfig`).
+    hyper-parameter (see :class:`HATConfig`). ``in_chans`` bands go in and come
+    out (e.g. 4 for B02, B03, B04, B08).
     """
 
     ARCH = "hat"
+    LEGACY_HPARAMS = {"upsampler": LEGACY_UPSAMPLER}
+    HPARAM_RULES = {
+        "in_chans": int_rule(1, 64), "scale": int_rule(1, 8), "embed_dim": int_rule(1, 2048),
+        "depths": int_list_rule(1, 64, max_len=32), "num_heads": int_list_rule(1, 64, max_len=32),
+        "window_size": int_rule(2, 64), "compress_ratio": int_rule(1, 2048), "squeeze_factor": int_rule(1, 2048),
+        "conv_scale": float_rule(0.0, 10.0), "overlap_ratio": float_rule(0.0, 1.0),
+        "mlp_ratio": float_rule(0.0, 16.0, open_lo=True), "qkv_bias": bool_rule(),
+        "drop_path_rate": float_rule(0.0, 1.0), "num_feat": int_rule(1, 2048),
+        "img_range": float_rule(0.0, 1e6, open_lo=True), "patch_norm": bool_rule(),
+        "resi_connection": choice_rule("1conv", "identity"), "upsampler": choice_rule(*UPSAMPLERS),
+    }
 
     def __init__(self, preset: Optional[str] = None, **hparams: Any) -> None:
         super().__init__()
         cfg = hat_config(preset, **hparams)
-        if cfg.upsampler != "pixelshuffle":
-            raise ValueError(f"HAT: only the 'pixelshuffle' upsampler is implemented (got {cfg.upsampler!r})")
+        check_upsampler(cfg.upsampler, "HAT")
         if len(cfg.depths) != len(cfg.num_heads):
             raise ValueError("HAT: depths and num_heads must have the same length")
         for heads in cfg.num_heads:
@@ -526,9 +586,14 @@ class HAT(nn.Module):
         # The official code subtracts the DIV2K RGB mean for 3-band inputs only.
         mean = torch.tensor([0.4488, 0.4371, 0.4040]) if cfg.in_chans == 3 else torch.zeros(cfg.in_chans)
         self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("relative_position_index_SA", relative_position_index_sa(cfg.window_size))
-        self.register_buffer("relative_position_index_OCA",
-                             relative_position_index_oca(cfg.window_size, cfg.overlap_ratio))
+        # Index tables are computed on the CPU and moved: on the meta device (shape checks of a
+        # checkpoint, FLOP counts) meshgrid would run PyTorch's Python reference, importing torch._dynamo.
+        here = torch.empty(0).device
+        with torch.device("cpu"):
+            rpi_sa = relative_position_index_sa(cfg.window_size)
+            rpi_oca = relative_position_index_oca(cfg.window_size, cfg.overlap_ratio)
+        self.register_buffer("relative_position_index_SA", rpi_sa.to(here))
+        self.register_buffer("relative_position_index_OCA", rpi_oca.to(here))
 
         self.conv_first = nn.Conv2d(cfg.in_chans, dim, 3, 1, 1)
         self.patch_embed = PatchEmbed(dim, cfg.patch_norm)
@@ -546,8 +611,13 @@ class HAT(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1) if cfg.resi_connection == "1conv" else nn.Identity()
         self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, cfg.num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-        self.upsample = Upsample(cfg.scale, cfg.num_feat)
+        if cfg.upsampler == "resize_conv":
+            self.upsample = ResizeConvUpsample(cfg.scale, cfg.num_feat)
+        else:
+            self.upsample = Upsample(cfg.scale, cfg.num_feat, icnr=uses_icnr(cfg.upsampler),
+                                     balance=uses_balance(cfg.upsampler))
         self.conv_last = nn.Conv2d(cfg.num_feat, cfg.in_chans, 3, 1, 1)
+        self.degrid = Degrid(cfg.scale) if uses_degrid(cfg.upsampler) else None
         self.apply(self._init_weights)
         for m in self.modules():
             if isinstance(m, (WindowAttention, OCAB)):
@@ -601,5 +671,7 @@ class HAT(nn.Module):
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
         x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        if self.degrid is not None:
+            x = self.degrid(x)
         x = x / self.img_range + mean
         return x[..., : h * self.scale, : w * self.scale]

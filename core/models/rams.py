@@ -15,13 +15,29 @@ official TensorFlow code (read for facts only). What it keeps, and why:
 * A global residual path runs a 2-D temporal-attention block over the frames
   (frames as channels) and adds its upsampled output to the main path.
 
-Input ``[B, T, h, w]`` (one band, T frames, model units), output ``[B, 1, s*h, s*w]``.
+Bands (``in_chans = C``, default 1): the bands of a revisit are the feature
+channels of the 3-D head (``Conv3D C -> F``), so the whole body runs once for
+all bands; only the head, the upscaling convolutions (``F -> s*s*C``) and the
+global path (``T*C`` channels) grow with C. A 4-band pass costs little more
+than a 1-band pass, instead of four.
+
+Input ``[B, T, C, h, w]`` or, equivalently, ``[B, T*C, h, w]`` with the frames
+outermost (``x.reshape(B, T*C, h, w)`` of the 5-D form, so one band is the
+familiar ``[B, T, h, w]``); model units. Output ``[B, C, s*h, s*w]``.
+
+Upsampling (``upsampler``, see :mod:`.upsampling`): in the original network
+both paths end in a pixel shuffle (``"pixelshuffle"``, what a card without the
+key rebuilds; the shuffles are applied to the paths' sum, the same thing for
+one pass instead of two). New networks use ``"resize_conv"``: each path's
+features are interpolated bilinearly (trilinearly over H, W for the 3-D path)
+and its last convolution runs at the high resolution with C outputs, which
+leaves no 3-pixel checkerboard.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,8 +45,22 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 from .padding import safe_reflect_pad
+from .registry import choice_rule, float_rule, int_rule, register
+from .upsampling import (
+    DEFAULT_UPSAMPLER,
+    LEGACY_UPSAMPLER,
+    UPSAMPLERS,
+    BalancedConv2d,
+    BalancedConv3d,
+    Degrid,
+    check_upsampler,
+    icnr_,
+    uses_balance,
+    uses_degrid,
+    uses_icnr,
+)
 
-__all__ = ["RAMSConfig", "RAMS", "count_parameters", "PAPER_PARAMS", "PAPER_PARAMS_WITH_GAIN"]
+__all__ = ["RAMSConfig", "RAMS", "RAMS_PRESETS", "count_parameters", "PAPER_PARAMS", "PAPER_PARAMS_WITH_GAIN"]
 
 #: Parameter count reported for the paper's defaults (weights and biases).
 PAPER_PARAMS = 956_423
@@ -60,7 +90,8 @@ class RAMSConfig:
 
     ``mean`` / ``std`` are the dataset statistics the network normalizes its
     input with (and denormalizes its output with); with inputs already in model
-    units the defaults 0 / 1 make this a no-op.
+    units the defaults 0 / 1 make this a no-op. ``in_chans``: bands per frame.
+    ``upsampler``: one of :data:`.upsampling.UPSAMPLERS`.
     """
 
     scale: int = 3
@@ -71,14 +102,21 @@ class RAMSConfig:
     N: int = 12
     mean: float = 0.0
     std: float = 1.0
+    in_chans: int = 1
+    upsampler: str = DEFAULT_UPSAMPLER
 
 
-def _wn_conv3d(cin: int, cout: int, k: int, padding: int) -> nn.Module:
-    return weight_norm(nn.Conv3d(cin, cout, k, padding=padding), dim=0)
+def _wn_conv3d(cin: int, cout: int, k: int, padding: int, balance: int = 0) -> nn.Module:
+    """Weight-normalized Conv3d; ``balance`` = the scale of the pixel shuffle it feeds, to tie its sub-kernels."""
+    conv = BalancedConv3d(cin, cout, k, padding=padding, subpixel_scale=balance) if balance else \
+        nn.Conv3d(cin, cout, k, padding=padding)
+    return weight_norm(conv, dim=0)
 
 
-def _wn_conv2d(cin: int, cout: int, k: int, padding: int) -> nn.Module:
-    return weight_norm(nn.Conv2d(cin, cout, k, padding=padding), dim=0)
+def _wn_conv2d(cin: int, cout: int, k: int, padding: int, balance: int = 0) -> nn.Module:
+    conv = BalancedConv2d(cin, cout, k, padding=padding, subpixel_scale=balance) if balance else \
+        nn.Conv2d(cin, cout, k, padding=padding)
+    return weight_norm(conv, dim=0)
 
 
 class FeatureAttentionBlock(nn.Module):
@@ -143,65 +181,155 @@ def _reflect_pad_hw(x: torch.Tensor, p: int) -> torch.Tensor:
     return y.reshape(b, f, t, h + 2 * p, w + 2 * p)
 
 
+def _checked_config(scale: int, frames: int, filters: int, kernel_size: int, r: int, N: int, mean: float,
+                    std: float, in_chans: int, upsampler: str) -> Tuple[RAMSConfig, int]:
+    """The config and its number of temporal-reduction steps, or a ValueError saying what is wrong."""
+    cfg = RAMSConfig(int(scale), int(frames), int(filters), int(kernel_size), int(r), int(N),
+                     float(mean), float(std), int(in_chans), check_upsampler(str(upsampler), "RAMS"))
+    if cfg.kernel_size != 3:
+        # The reduction convs are 3x3x3 'valid' and the reflect pads are one
+        # pixel: the official design only balances sizes for k = 3.
+        raise ValueError(f"RAMS: kernel_size must be 3 (got {cfg.kernel_size})")
+    steps = int((cfg.frames - 1) / (cfg.kernel_size - 1) - 1) if cfg.frames >= 3 else -1
+    if steps < 0 or cfg.frames - 2 * steps - 2 < 1:
+        raise ValueError(f"RAMS: needs at least 3 frames (got {cfg.frames})")
+    if cfg.std <= 0:
+        raise ValueError(f"RAMS: std must be > 0 (got {cfg.std})")
+    if cfg.in_chans < 1 or cfg.filters < 1 or cfg.r < 1 or cfg.N < 0:
+        raise ValueError(f"RAMS: in_chans, filters and r must be >= 1 and N >= 0 (got {cfg})")
+    return cfg, steps
+
+
+def _weight_norm_tensors(conv: nn.Module) -> List[torch.Tensor]:
+    """Gain g, direction v and bias of a weight-normalized convolution (output channels first)."""
+    p = conv.parametrizations.weight
+    return [p.original0, p.original1, conv.bias]
+
+
+#: Presets: the paper's network and a small one for CPU tests and demos.
+RAMS_PRESETS: Dict[str, Dict[str, Any]] = {"rams": {}, "rams-tiny": {"filters": 8, "N": 2}}
+
+
+@register("rams", task="sr", presets=RAMS_PRESETS, default_preset="rams")
 class RAMS(nn.Module):
     """Residual Attention Multi-image Super-resolution network.
 
-    ``forward(x [B, T, h, w]) -> [B, 1, scale*h, scale*w]`` for any h, w >= 1.
+    ``forward(x [B, T, C, h, w] or [B, T*C, h, w]) -> [B, C, scale*h, scale*w]`` for any h, w >= 1.
     """
 
     ARCH = "rams"
+    #: Older cards lack these keys: they were one-band, plain pixel-shuffle networks.
+    LEGACY_HPARAMS = {"in_chans": 1, "upsampler": LEGACY_UPSAMPLER}
+    HPARAM_RULES = {
+        "scale": int_rule(1, 8), "frames": int_rule(3, 64), "filters": int_rule(1, 1024),
+        "kernel_size": int_rule(1, 15), "r": int_rule(1, 1024), "N": int_rule(0, 256),
+        "mean": float_rule(), "std": float_rule(0.0, open_lo=True), "in_chans": int_rule(1, 64),
+        "upsampler": choice_rule(*UPSAMPLERS),
+    }
 
     def __init__(self, scale: int = 3, frames: int = 9, filters: int = 32, kernel_size: int = 3,
-                 r: int = 8, N: int = 12, mean: float = 0.0, std: float = 1.0) -> None:
+                 r: int = 8, N: int = 12, mean: float = 0.0, std: float = 1.0, in_chans: int = 1,
+                 upsampler: str = DEFAULT_UPSAMPLER) -> None:
         super().__init__()
-        cfg = RAMSConfig(int(scale), int(frames), int(filters), int(kernel_size), int(r), int(N),
-                         float(mean), float(std))
-        if cfg.kernel_size != 3:
-            # The reduction convs are 3x3x3 'valid' and the reflect pads are one
-            # pixel: the official design only balances sizes for k = 3.
-            raise ValueError(f"RAMS: kernel_size must be 3 (got {cfg.kernel_size})")
-        steps = int((cfg.frames - 1) / (cfg.kernel_size - 1) - 1) if cfg.frames >= 3 else -1
-        if steps < 0 or cfg.frames - 2 * steps - 2 < 1:
-            raise ValueError(f"RAMS: needs at least 3 frames (got {cfg.frames})")
-        if cfg.std <= 0:
-            raise ValueError(f"RAMS: std must be > 0 (got {cfg.std})")
+        cfg, steps = _checked_config(scale, frames, filters, kernel_size, r, N, mean, std, in_chans, upsampler)
         self.config = cfg
         self.scale = cfg.scale
         self.frames = cfg.frames
-        self.in_chans = 1
+        self.in_chans = cfg.in_chans
         self.reduction_steps = steps
 
-        f, k = cfg.filters, cfg.kernel_size
-        self.head = _wn_conv3d(1, f, k, k // 2)
+        f, k, c, s2 = cfg.filters, cfg.kernel_size, cfg.in_chans, cfg.scale ** 2
+        self.head = _wn_conv3d(c, f, k, k // 2)
         self.body = nn.Sequential(*[FeatureAttentionBlock(f, k, cfg.r) for _ in range(cfg.N)])
         self.body_tail = _wn_conv3d(f, f, k, k // 2)
         self.reductions = nn.Sequential(*[TemporalReduction(f, k, cfg.r) for _ in range(steps)])
-        self.upscale = _wn_conv3d(f, cfg.scale ** 2, 3, 0)
-        self.global_attention = TemporalAttentionBlock(cfg.frames, k, cfg.r)
-        self.global_upscale = _wn_conv2d(cfg.frames, cfg.scale ** 2, 3, 0)
+        # Resize-convolution interpolates first and convolves at the high resolution: C outputs, no shuffle.
+        # (Module creation order is the original one, so a seed gives the same initial weights as before.)
+        up = c if cfg.upsampler == "resize_conv" else s2 * c
+        balance = cfg.scale if uses_balance(cfg.upsampler) else 0
+        self.upscale = _wn_conv3d(f, up, 3, 0, balance)
+        self.global_attention = TemporalAttentionBlock(cfg.frames * c, k, cfg.r)
+        self.global_upscale = _wn_conv2d(cfg.frames * c, up, 3, 0, balance)
         self.shuffle = nn.PixelShuffle(cfg.scale)
+        if uses_icnr(cfg.upsampler):
+            icnr_(_weight_norm_tensors(self.upscale) + _weight_norm_tensors(self.global_upscale), cfg.scale)
+        self.degrid = Degrid(cfg.scale) if uses_degrid(cfg.upsampler) else None
 
     @property
     def hparams(self) -> Dict[str, Any]:
         """JSON-friendly hyper-parameters that rebuild this exact network."""
         return asdict(self.config)
 
+    @classmethod
+    def state_shapes(cls, **hparams: Any) -> Dict[str, Tuple[int, ...]]:
+        """State-dict shapes of ``RAMS(**hparams)``, computed without building it.
+
+        Checkpoint loading compares these with the file's header before
+        allocating anything. Building on the ``meta`` device would do too, but
+        there PyTorch computes the weight-norm gains with its Python reference
+        kernels, whose first use imports ``torch._dynamo`` (seconds). The tests
+        check this table against real networks of many shapes.
+        """
+        cfg, steps = _checked_config(**{**asdict(RAMSConfig()), **hparams})
+        f, k, c, tc = cfg.filters, cfg.kernel_size, cfg.in_chans, cfg.frames * cfg.in_chans
+        up = c if cfg.upsampler == "resize_conv" else cfg.scale ** 2 * c
+        convs: List[Tuple[str, int, int, int, int]] = [("head", c, f, k, 3)]  # name, in, out, kernel, dims
+
+        def attention(prefix: str, ch: int, dims: int) -> None:
+            sq = max(1, ch // cfg.r)
+            convs.extend([(f"{prefix}.conv1", ch, ch, k, dims), (f"{prefix}.conv2", ch, ch, k, dims),
+                          (f"{prefix}.squeeze", ch, sq, 1, dims), (f"{prefix}.excite", sq, ch, 1, dims)])
+
+        for i in range(cfg.N):
+            attention(f"body.{i}", f, 3)
+        convs.append(("body_tail", f, f, k, 3))
+        for j in range(steps):
+            attention(f"reductions.{j}.block", f, 3)
+            convs.append((f"reductions.{j}.reduce", f, f, 3, 3))
+        convs.append(("upscale", f, up, 3, 3))
+        attention("global_attention", tc, 2)
+        convs.append(("global_upscale", tc, up, 3, 2))
+        shapes: Dict[str, Tuple[int, ...]] = {}
+        for name, cin, cout, kk, dims in convs:
+            shapes[f"{name}.bias"] = (cout,)
+            shapes[f"{name}.parametrizations.weight.original0"] = (cout,) + (1,) * (dims + 1)
+            shapes[f"{name}.parametrizations.weight.original1"] = (cout, cin) + (kk,) * dims
+        return shapes
+
+    def _frames_and_bands(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as ``[B, T, C, h, w]`` (from either accepted layout), or a ValueError saying what is expected."""
+        t, c = self.frames, self.in_chans
+        if x.ndim == 5 and x.shape[1] == t and x.shape[2] == c:
+            return x
+        if x.ndim == 4 and x.shape[1] == t * c:
+            return x.view(x.shape[0], t, c, *x.shape[-2:])
+        if c == 1:
+            want = f"[batch, {t} frames, height, width]"
+        else:
+            want = f"[batch, {t} frames, {c} bands, height, width] or [batch, {t * c} = frames x bands, height, width]"
+        raise ValueError(f"RAMS expects {want}; got {tuple(x.shape)}")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.frames:
-            raise ValueError(
-                f"RAMS expects [batch, {self.frames} frames, height, width]; got {tuple(x.shape)}"
-            )
+        x = self._frames_and_bands(x)
+        b, t, c, h, w = x.shape
         cfg = self.config
         x = (x - cfg.mean) / cfg.std
-        # Main path: one feature channel, frames as depth.
-        v = _reflect_pad_hw(x.unsqueeze(1), 1)
+        # Main path: bands as feature channels, frames as depth.
+        v = _reflect_pad_hw(x.transpose(1, 2), 1)
         v = self.head(v)
         v = v + self.body_tail(self.body(v))
-        v = self.reductions(v)
-        v = self.upscale(v)[:, :, 0]  # [B, s^2, h, w]; T is 1 here for odd T
-        main = self.shuffle(v)
-        # Global residual path: frames as channels.
-        g = safe_reflect_pad(x, (1, 1, 1, 1))
-        g = self.global_upscale(self.global_attention(g))
-        out = main + self.shuffle(g)
+        v = self.reductions(v)  # [B, F, T', h + 2, w + 2]
+        # Global residual path: frames x bands as channels.
+        g = self.global_attention(safe_reflect_pad(x.reshape(b, t * c, h, w), (1, 1, 1, 1)))
+        s = cfg.scale
+        if cfg.upsampler == "resize_conv":
+            v = F.interpolate(v, scale_factor=(1, s, s), mode="trilinear", align_corners=False)
+            g = F.interpolate(g, scale_factor=s, mode="bilinear", align_corners=False)
+            # The LR border pad is s HR pixels; the 'valid' 3x3 conv ate one of them.
+            out = self.upscale(v)[:, :, 0] + self.global_upscale(g)
+            out = out[..., s - 1: s - 1 + s * h, s - 1: s - 1 + s * w]
+        else:
+            out = self.shuffle(self.upscale(v)[:, :, 0] + self.global_upscale(g))  # T' is 1 here for odd T
+        if self.degrid is not None:
+            out = self.degrid(out)
         return out * cfg.std + cfg.mean

@@ -2,7 +2,8 @@
 
 The study trains UNet++ on HR patches and uses it, frozen, as the task network
 whose Dice loss drives task-aware SR training. This wrapper adds what the rest
-of the project relies on: one input band, one logit channel, any image size
+of the project relies on: one input band by default (``in_channels=4`` for
+B02, B03, B04, B08; the checkpoint card's ``bands`` names them), one logit channel, any image size
 (reflect padding to the encoder stride inside, logits cropped back), no
 download ever unless asked for explicitly, and encoder stages that the chosen
 depth does not use are removed so every parameter is trained.
@@ -19,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from .padding import pad_to_multiple
+from .registry import Rule, choice_rule, int_list_rule, int_rule, register
 
 __all__ = ["SegmentationConfig", "SegmentationNet", "UNETPP_PRESETS", "EncoderWeightsError"]
 
@@ -72,8 +74,9 @@ def _prune_unused_stages(encoder: nn.Module, depth: int) -> None:
             setattr(encoder, name, nn.Identity())
 
 
+@register("unetpp", task="segmentation", presets=UNETPP_PRESETS, default_preset="unetpp")
 class SegmentationNet(nn.Module):
-    """UNet++ ``[B, 1, H, W] -> logits [B, 1, H, W]`` for any H, W.
+    """UNet++ ``[B, in_channels, H, W] -> logits [B, classes, H, W]`` for any H, W.
 
     ``encoder_weights``: None (random init, the default), ``"imagenet"`` (only
     if the weights are already in the local Hugging Face cache; nothing can be
@@ -83,6 +86,13 @@ class SegmentationNet(nn.Module):
     """
 
     ARCH = "unetpp"
+    #: Segments at the input resolution: the registry accepts ``scale`` only as 1 and does not pass it on.
+    FIXED_SCALE = 1
+    HPARAM_RULES = {
+        "encoder_name": Rule("str"), "encoder_depth": int_rule(1, 5),
+        "decoder_channels": int_list_rule(1, 4096, max_len=5), "in_channels": int_rule(1, 64),
+        "classes": int_rule(1, 64), "decoder_attention_type": choice_rule(None, "scse"),
+    }
 
     def __init__(self, preset: Optional[str] = None, encoder_weights: Optional[str] = None,
                  **hparams: Any) -> None:
@@ -148,6 +158,11 @@ class SegmentationNet(nn.Module):
         if stem is not None and stem.shape[1] == 3 and cfg.in_channels == 1:
             # An RGB stem on one band: sum over colours (the rule smp applies to its own weights).
             state["conv1.weight"] = stem.sum(1, keepdim=True)
+        elif stem is not None and stem.shape[1] == 3 and cfg.in_channels > 3:
+            # More bands than colours (e.g. RGB + NIR): cycle the colour filters and rescale so
+            # the stem's response to a grey input keeps its size (smp's rule, too).
+            idx = torch.arange(cfg.in_channels) % 3
+            state["conv1.weight"] = stem[:, idx] * (3.0 / cfg.in_channels)
         try:
             # nn.Module's own method: smp's encoders override it without returning the key report.
             missing, _ = nn.Module.load_state_dict(self.net.encoder, state, strict=False)

@@ -1,14 +1,19 @@
-"""Model zoo: build networks by name and keep them in safe, self-describing checkpoints.
+"""Model zoo: safe, self-describing checkpoints (building by name lives in :mod:`.registry`).
 
 A checkpoint is one safetensors file. Its tensors are the network's state dict
 (parameters and persistent buffers); its metadata holds a JSON *model card*
-(architecture, hyper-parameters, scale, bands, normalization, training recipe,
-metrics). The card alone rebuilds the exact network, so a checkpoint needs no
-code or config beside it. safetensors cannot run code when opened, unlike
+(:class:`.card.ModelCard`: architecture, hyper-parameters, scale, bands,
+normalization, training recipe, metrics). The card alone rebuilds the exact
+network, so a checkpoint needs no code or config beside it. Before anything is
+allocated, the card is validated and the tensor shapes in the file's header are
+compared with those of the network the card describes, built on the ``meta``
+device (no memory): a wrong or hostile card is refused in milliseconds. safetensors cannot run code when opened, unlike
 PyTorch pickles, which are refused (official HAT ``.pth`` files are converted
 once with :func:`import_official_hat`, loading them with ``weights_only=True``).
 
 Every refusal is a :class:`CheckpointError` naming the file and the problem.
+``build``, ``arch_of``, ``ModelCard`` and ``CheckpointError`` are re-exported
+here for callers that import them from the zoo.
 """
 
 from __future__ import annotations
@@ -23,24 +28,22 @@ import pickle
 import re
 import struct
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
-from .hat import HAT, HAT_PRESETS
-from .rams import RAMS
-from .segmentation import UNETPP_PRESETS, SegmentationNet
+from .card import CheckpointError, ModelCard
+from .hat import HAT_PRESETS
+from .registry import arch_of, build, spec, task_of, unwrap
 
 __all__ = [
     "CheckpointError",
     "ModelCard",
-    "ARCHS",
-    "PRESETS",
     "build",
     "arch_of",
+    "expected_shapes",
     "save_checkpoint",
     "load_checkpoint",
     "read_card",
@@ -61,127 +64,8 @@ _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 _PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin")
 
 
-class CheckpointError(ValueError):
-    """A file that cannot be used as a checkpoint; the message says which file and why."""
-
-
-# --------------------------------------------------------------------------- registry
-
-#: Architecture name -> network class. Each class takes its hyper-parameters as keywords.
-ARCHS: Dict[str, Callable[..., nn.Module]] = {"rams": RAMS, "hat": HAT, "unetpp": SegmentationNet}
-
-#: Named presets per architecture (the default preset is used when none is given).
-PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
-    "rams": {"rams": {}, "rams-tiny": {"filters": 8, "N": 2}},
-    "hat": HAT_PRESETS,
-    "unetpp": UNETPP_PRESETS,
-}
-_DEFAULT_PRESET = {"rams": "rams", "hat": "hat", "unetpp": "unetpp"}
-_TASK = {"rams": "sr", "hat": "sr", "unetpp": "segmentation"}
-
-
-def build(arch: str, preset: Optional[str] = None, **hparams: Any) -> nn.Module:
-    """Build a network: ``build("hat", preset="hat-s", in_chans=1)``, ``build("rams", filters=8)``.
-
-    Keyword hyper-parameters override the preset's. ``scale`` is accepted for
-    every architecture so one config can drive all; segmentation networks
-    refuse any scale but 1 (they do not change resolution).
-    """
-    key = str(arch).lower()
-    if key not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    if preset is not None and preset not in PRESETS[key]:
-        raise ValueError(f"unknown {key} preset {preset!r}; choose one of {', '.join(PRESETS[key])}")
-    values = dict(PRESETS[key][preset or _DEFAULT_PRESET[key]])
-    values.update(hparams)
-    if key == "unetpp":
-        scale = values.pop("scale", 1)
-        if scale not in (None, 1):
-            raise ValueError(f"UNet++ segments at the input resolution; scale must be 1 (got {scale})")
-    return ARCHS[key](**values)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The bare network inside DDP / DataParallel / torch.compile wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def arch_of(model: nn.Module) -> str:
-    """Registry name of a network built by :func:`build` (wrappers are looked through)."""
-    inner = _unwrap(model)
-    for name, cls in ARCHS.items():
-        if isinstance(inner, cls):
-            return name
-    raise ValueError(f"{type(inner).__name__} is not a network of the model zoo ({', '.join(ARCHS)})")
-
-
-# --------------------------------------------------------------------------- model card
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-@dataclass
-class ModelCard:
-    """What a checkpoint is: enough to rebuild the network and to use it correctly.
-
-    ``normalization``: model units are ``(reflectance - offset) / scale``.
-    ``frames``: LR frames the network takes (None for segmentation).
-    ``extra``: keys of newer card versions, kept so nothing is lost on re-save.
-    """
-
-    arch: str
-    hparams: Dict[str, Any] = field(default_factory=dict)
-    task: str = "sr"
-    target: Optional[str] = None
-    scale: int = 3
-    bands: List[str] = field(default_factory=lambda: ["B8"])
-    frames: Optional[int] = None
-    normalization: Dict[str, float] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
-    recipe: Dict[str, Any] = field(default_factory=dict)
-    metrics: Dict[str, Any] = field(default_factory=dict)
-    name: str = ""
-    description: str = ""
-    version: str = "1"
-    created: str = ""
-    extra: Dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def for_model(cls, model: nn.Module, **fields_: Any) -> ModelCard:
-        """A card whose architecture, hyper-parameters, task, scale and frames come from ``model``."""
-        inner = _unwrap(model)
-        arch = arch_of(inner)
-        task = _TASK[arch]
-        base: Dict[str, Any] = dict(arch=arch, hparams=dict(inner.hparams), task=task,
-                                    scale=int(getattr(inner, "scale", 1)),
-                                    frames=int(inner.frames) if task == "sr" else None)
-        base.update(fields_)
-        return cls(**base)
-
-    def to_dict(self) -> Dict[str, Any]:
-        d = dataclasses.asdict(self)
-        extra = d.pop("extra") or {}
-        d.update({k: v for k, v in extra.items() if k not in d})
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
-        if not isinstance(data, Mapping) or "arch" not in data:
-            raise ValueError("the model card has no 'arch' entry")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
-        return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -280,21 +164,18 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     return meta
 
 
-def read_card(path: PathLike) -> ModelCard:
-    """The model card of a checkpoint, without loading any tensor."""
-    meta = read_metadata(path)
+def _card_of(path: Path, meta: Mapping[str, str]) -> ModelCard:
     try:
-        card = ModelCard.from_dict(json.loads(meta.get("card", "")))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: corrupted model card in the checkpoint metadata ({exc})") from None
-    if card.arch not in ARCHS:
-        raise CheckpointError(
-            f"{path}: the model card names an unknown architecture {card.arch!r} "
-            f"(this plugin knows {', '.join(ARCHS)}); it may need a newer plugin"
-        )
-    if not isinstance(card.hparams, dict):
-        raise CheckpointError(f"{path}: corrupted model card (hparams is not a mapping)")
-    return card
+        data = json.loads(meta.get("card", ""))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: corrupted model card in the checkpoint metadata (not JSON: {exc})") from None
+    return ModelCard.from_dict(data, source=path)
+
+
+def read_card(path: PathLike) -> ModelCard:
+    """The model card of a checkpoint, validated field by field, without loading any tensor."""
+    meta = read_metadata(path)
+    return _card_of(Path(path), meta)
 
 
 def _tensors_for_saving(model: nn.Module) -> Dict[str, torch.Tensor]:
@@ -315,16 +196,18 @@ def save_checkpoint(path: PathLike, model: nn.Module, card: ModelCard) -> None:
     """Write ``model`` and its ``card`` to ``path`` atomically (temporary file + rename).
 
     The card's architecture and hyper-parameters are taken from the model
-    itself, so the file always rebuilds the network it holds.
+    itself, so the file always rebuilds the network it holds; the card is
+    validated as a reader would, so a file that could not be read back is
+    never written.
     """
     from safetensors.torch import save_file
 
-    inner = _unwrap(model)
+    inner = unwrap(model)
     arch = arch_of(inner)
     if card.arch and card.arch != arch:
         raise ValueError(f"card.arch is {card.arch!r} but the model is a {arch!r} network")
     # The network is the truth about what the file holds; the card only adds what it cannot know.
-    card = dataclasses.replace(card, arch=arch, hparams=dict(inner.hparams), task=_TASK[arch],
+    card = dataclasses.replace(card, arch=arch, hparams=dict(inner.hparams), task=task_of(arch),
                                created=card.created or _now())
     if card.task == "sr":
         card.scale, card.frames = int(inner.scale), int(inner.frames)
@@ -335,6 +218,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, card: ModelCard) -> None:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the model card cannot be written as JSON: {exc}") from None
     path = Path(path)
+    ModelCard.from_dict(json.loads(card_json), source=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "card": card_json, "arch": arch}
@@ -347,9 +231,14 @@ def save_checkpoint(path: PathLike, model: nn.Module, card: ModelCard) -> None:
             tmp.unlink()
 
 
-def _describe_mismatch(path: Path, arch: str, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> Optional[str]:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
+Shapes = Dict[str, Tuple[int, ...]]
+
+
+def _shapes_of(tensors: Mapping[str, torch.Tensor]) -> Shapes:
+    return {k: tuple(v.shape) for k, v in tensors.items()}
+
+
+def _describe_mismatch(path: Path, arch: str, expected: Shapes, got: Shapes) -> Optional[str]:
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
     wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
@@ -370,27 +259,63 @@ def _describe_mismatch(path: Path, arch: str, model: nn.Module, tensors: Mapping
 def _build_from_card(path: Path, card: ModelCard) -> nn.Module:
     try:
         return build(card.arch, **card.hparams)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: the model card's hyper-parameters do not build a {card.arch!r} network ({exc})") from None
 
 
+def expected_shapes(card: ModelCard, path: Optional[PathLike] = None) -> Shapes:
+    """State-dict shapes of the network ``card`` describes, without allocating it.
+
+    A family may compute them itself (``state_shapes`` class method, e.g. RAMS);
+    otherwise the network is built on the ``meta`` device. Either way a card
+    describing a huge network costs no memory and milliseconds to check
+    against a file's header.
+    """
+    where = Path(path) if path is not None else Path("<card>")
+    shapes_of = spec(card.arch).state_shapes
+    if shapes_of is not None:
+        try:
+            return shapes_of(**card.hparams)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{where}: the model card's hyper-parameters do not build a {card.arch!r} network ({exc})") from None
+    with torch.device("meta"):
+        model = _build_from_card(where, card)
+    return _shapes_of(model.state_dict())
+
+
+def _header_shapes(path: Path, header: Mapping[str, Any]) -> Shapes:
+    try:
+        return {k: tuple(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError(f"{path}: corrupted checkpoint (malformed tensor shapes in the header)") from None
+
+
 def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> Tuple[nn.Module, ModelCard]:
-    """Rebuild the network from the file alone, load its tensors strictly, return ``(model.eval(), card)``."""
+    """Rebuild the network from the file alone, load its tensors strictly, return ``(model.eval(), card)``.
+
+    Order of checks: header, card fields, tensor shapes against the card's
+    network on the ``meta`` device; only then is the network built and the
+    data read.
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
-    card = read_card(path)
+    _, header = _read_header(path)
+    card = _card_of(path, read_metadata(path))
+    problem = _describe_mismatch(path, card.arch, expected_shapes(card, path), _header_shapes(path, header))
+    if problem:
+        raise CheckpointError(problem)
     model = _build_from_card(path, card)
     try:
         tensors = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types on damaged data
         raise CheckpointError(f"{path}: corrupted checkpoint (tensor data unreadable: {exc})") from None
-    problem = _describe_mismatch(path, card.arch, model, tensors)
-    if problem:
-        raise CheckpointError(problem)
     model.load_state_dict(tensors, strict=True)
     if card.task == "sr" and int(card.scale) != int(model.scale):
         raise CheckpointError(f"{path}: the card says scale {card.scale} but the network is x{model.scale}")
+    if card.task == "sr" and card.frames is not None and int(card.frames) != int(model.frames):
+        raise CheckpointError(f"{path}: the card says {card.frames} frame(s) but the network takes {model.frames}")
     return model.to(device).eval(), card
 
 
@@ -482,6 +407,7 @@ def infer_hat_hparams(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
         num_feat=num_feat, qkv_bias=(pre + "attn.qkv.bias") in state,
         patch_norm="patch_embed.norm.weight" in state,
         resi_connection="1conv" if "conv_after_body.weight" in state else "identity",
+        upsampler="pixelshuffle",  # what the official networks use
     )
 
 
@@ -521,7 +447,7 @@ def import_official_hat(pth_path: PathLike, out_path: PathLike, preset: Optional
         # Older official code kept these indices outside the state dict; they are derived anyway.
         if key not in state:
             state[key] = own[key]
-    problem = _describe_mismatch(pth_path, "hat", model, state)
+    problem = _describe_mismatch(pth_path, "hat", _shapes_of(model.state_dict()), _shapes_of(state))
     if problem:
         raise CheckpointError(problem)
     for key in ("relative_position_index_SA", "relative_position_index_OCA"):

@@ -1,0 +1,227 @@
+"""The model card: what a checkpoint holds, typed, and checked before anything is built.
+
+A card travels as JSON inside a safetensors file, so it is data from outside:
+:meth:`ModelCard.from_dict` checks every field's type and range and refuses
+with a :class:`CheckpointError` naming the file and the field, in words an
+analyst can act on. A card that passes rebuilds its network (on the ``meta``
+device first, to compare tensor shapes without allocating; see ``zoo``).
+
+Callers read what they need through properties (``norm_offset``,
+``norm_scale``, ``display_name``, ``in_chans``, ``is_multi_image``, ...), so
+nothing downstream has to guess defaults for missing fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch.nn as nn
+
+from . import registry
+
+__all__ = ["CheckpointError", "ModelCard", "MAX_FRAMES", "MAX_SCALE"]
+
+#: More revisits than this is not a multi-image SR network but a corrupted card.
+MAX_FRAMES = 64
+MAX_SCALE = 16
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a checkpoint; the message says which file and why."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass
+class ModelCard:
+    """What a checkpoint is: enough to rebuild the network and to use it correctly.
+
+    ``normalization``: model units are ``(reflectance - offset) / scale``.
+    ``frames``: LR frames the network takes (None for segmentation).
+    ``bands``: names of the input bands, in input order (e.g. ``["B8"]`` or
+    ``["B2", "B3", "B4", "B8"]``).
+    ``extra``: keys of newer card versions, kept so nothing is lost on re-save.
+    """
+
+    arch: str
+    hparams: Dict[str, Any] = field(default_factory=dict)
+    task: str = "sr"
+    target: Optional[str] = None
+    scale: int = 3
+    bands: List[str] = field(default_factory=lambda: ["B8"])
+    frames: Optional[int] = None
+    normalization: Dict[str, float] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
+    recipe: Dict[str, Any] = field(default_factory=dict)
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+    version: str = "1"
+    created: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ what callers read
+
+    @property
+    def norm_offset(self) -> float:
+        """Reflectance that maps to model value 0."""
+        return float(self.normalization.get("offset", 0.0))
+
+    @property
+    def norm_scale(self) -> float:
+        """Reflectance span of one model unit."""
+        return float(self.normalization.get("scale", 1.0))
+
+    @property
+    def display_name(self) -> str:
+        """The card's name, else its architecture."""
+        return self.name or self.arch
+
+    @property
+    def is_sr(self) -> bool:
+        return self.task == "sr"
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.task == "segmentation"
+
+    @property
+    def input_frames(self) -> int:
+        """LR frames per input (1 for single-image SR and segmentation)."""
+        return int(self.frames or 1)
+
+    @property
+    def is_multi_image(self) -> bool:
+        return self.is_sr and self.input_frames > 1
+
+    @property
+    def in_chans(self) -> int:
+        """Bands per frame the network takes (and, for SR, returns)."""
+        hp = self.hparams
+        return int(hp.get("in_chans", hp.get("in_channels", 1)))
+
+    @property
+    def upsampler(self) -> Optional[str]:
+        """How an SR network upsamples (see ``core.models.upsampling``); None for segmentation."""
+        return self.hparams.get("upsampler") if self.is_sr else None
+
+    # ------------------------------------------------------------------ making and writing
+
+    @classmethod
+    def for_model(cls, model: nn.Module, **fields_: Any) -> ModelCard:
+        """A card whose architecture, hyper-parameters, task, scale and frames come from ``model``."""
+        inner = registry.unwrap(model)
+        arch = registry.arch_of(inner)
+        task = registry.task_of(arch)
+        base: Dict[str, Any] = dict(arch=arch, hparams=dict(inner.hparams), task=task,
+                                    scale=int(getattr(inner, "scale", 1)),
+                                    frames=int(inner.frames) if task == "sr" else None)
+        base.update(fields_)
+        return cls(**base)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra") or {}
+        d.update({k: v for k, v in extra.items() if k not in d})
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    # ------------------------------------------------------------------ reading (validated)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: Optional[object] = None) -> ModelCard:
+        """A card from its JSON form, every field checked; :class:`CheckpointError` otherwise.
+
+        ``source`` (the checkpoint path) starts every message. Hyper-parameters
+        an older card did not record get the values that card was built with
+        (the architecture's ``LEGACY_HPARAMS``), so the card read back is complete.
+        """
+        where = f"{source}: " if source is not None else ""
+
+        def refuse(name: str, problem: str, value: Any = dataclasses.MISSING) -> CheckpointError:
+            got = "" if value is dataclasses.MISSING else f" (got {_shown(value)})"
+            return CheckpointError(f"{where}model card field '{name}': {problem}{got}")
+
+        if not isinstance(data, Mapping):
+            raise CheckpointError(f"{where}the model card is not a JSON object (got {type(data).__name__})")
+        if "arch" not in data:
+            raise CheckpointError(f"{where}the model card has no 'arch' entry")
+        arch = data["arch"]
+        known_archs = registry.registered()
+        if not isinstance(arch, str):
+            raise refuse("arch", "must be an architecture name", arch)
+        if arch.lower() not in known_archs:
+            raise refuse("arch", f"unknown architecture {arch!r} (this plugin knows {', '.join(known_archs)}); "
+                                 "it may need a newer plugin")
+        spec = registry.spec(arch)
+        arch = spec.name
+
+        hparams = data.get("hparams", {})
+        if not isinstance(hparams, Mapping):
+            raise refuse("hparams", "must be a mapping of hyper-parameters", hparams)
+        hparams = {**spec.legacy_hparams, **hparams}
+        try:
+            registry.check_hparams(arch, hparams)
+        except ValueError as exc:
+            name, _, problem = str(exc).partition(": ")
+            raise CheckpointError(f"{where}model card field '{name}': {problem}") from None
+
+        task = data.get("task", spec.task)
+        if task not in registry.TASKS:
+            raise refuse("task", f"must be one of {', '.join(registry.TASKS)}", task)
+        if task != spec.task:
+            raise refuse("task", f"a {arch!r} network does {spec.task!r}", task)
+        target = data.get("target")
+        if target is not None and not isinstance(target, str):
+            raise refuse("target", "must be a class name such as 'buildings' or null", target)
+
+        scale = data.get("scale", 3)
+        if not _is_int(scale) or not 1 <= scale <= MAX_SCALE:
+            raise refuse("scale", f"must be a whole number from 1 to {MAX_SCALE}", scale)
+        if spec.fixed_scale is not None and scale != spec.fixed_scale:
+            raise refuse("scale", f"a {arch!r} network works at scale {spec.fixed_scale}", scale)
+        frames = data.get("frames")
+        if frames is not None and (not _is_int(frames) or not 1 <= frames <= MAX_FRAMES):
+            raise refuse("frames", f"must be a whole number from 1 to {MAX_FRAMES} (or null)", frames)
+        bands = data.get("bands", [])
+        if not isinstance(bands, list) or not all(isinstance(b, str) for b in bands):
+            raise refuse("bands", "must be a list of band names such as [\"B8\"]", bands)
+
+        norm = data.get("normalization", {"offset": 0.0, "scale": 1.0})
+        if not isinstance(norm, Mapping) or not {"offset", "scale"} <= set(norm):
+            raise refuse("normalization", "must be a mapping with 'offset' and 'scale'", norm)
+        if not _is_number(norm["offset"]):
+            raise refuse("normalization.offset", "must be a finite number", norm["offset"])
+        if not _is_number(norm["scale"]) or norm["scale"] <= 0:
+            raise refuse("normalization.scale", "must be a finite number > 0", norm["scale"])
+
+        for name in ("recipe", "metrics"):
+            if not isinstance(data.get(name, {}), Mapping):
+                raise refuse(name, "must be a mapping", data[name])
+        for name in ("name", "description", "version", "created"):
+            if name in data and not isinstance(data[name], str):
+                raise refuse(name, "must be text", data[name])
+
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs.update(arch=arch, hparams=dict(hparams), task=task, scale=scale, frames=frames, bands=list(bands),
+                      normalization={**norm, "offset": float(norm["offset"]), "scale": float(norm["scale"])},
+                      recipe=dict(data.get("recipe", {})), metrics=dict(data.get("metrics", {})))
+        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs)

@@ -11,6 +11,7 @@ text must fit inside it, and the metric table must need no horizontal scroll.
 
 from __future__ import annotations
 
+import shutil
 from typing import Any, List
 
 import pytest
@@ -85,12 +86,16 @@ def shown_dock(dock, qh, checkpoints, scene_files):
 
     from core.api import CompareResult
 
-    layers = [qh.load_raster(p, f"{LONG}_{i}") for i, p in enumerate(scene_files["revisits"])]
+    long_files = []  # long file names too: the engine's input checks name the files in the check lines
+    for i, p in enumerate(scene_files["revisits"]):
+        long_files.append(p.with_name(f"{LONG}_{i}.tif"))
+        shutil.copyfile(p, long_files[-1])
+    layers = [qh.load_raster(p, f"{LONG}_{i}") for i, p in enumerate(long_files)]
     for key in ("baseline", "taskdriven", "buildings", "roads"):
         dock.add_checkpoint(str(checkpoints[key]))
     dock.select_checkpoint(str(checkpoints["taskdriven"]))
     dock.layer_combo.setLayer(layers[0])
-    dock.seg_layer_combo.setLayer(layers[1])
+    dock.seg_layer_combo.setLayer(layers[1])  # a 10 m raster: the Segment tab's check line warns
     dock.out_dir.setFilePath(str(scene_files["folder"] / "a_rather_long_output_folder_name_for_the_results"))
     dock.compare.reference_combo.setLayer(layers[2])
     metrics = {label: {"cpsnr": 31.234, "cssim": 0.8765, "buildings_dice": 0.4321, "roads_dice": 0.3789,
@@ -128,6 +133,7 @@ def test_every_tab_fits_360_px(shown_dock, qh, mode):
         from qgis.core import QgsProject
 
         dock.set_revisits(list(QgsProject.instance().mapLayers().values()))
+    assert "10.0 m pixels" in dock.seg_check_label.text()  # the engine's warning, naming a long file
     problems = {}
     for i in range(dock.tabs.count()):
         dock.tabs.setCurrentIndex(i)

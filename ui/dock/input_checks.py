@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
+
+from .model_store import breakable
 
 __all__ = ["CheckReport", "run_checks", "check_lines", "OK_COLOUR", "WARNING_COLOUR", "REFUSAL_COLOUR"]
 
@@ -73,18 +76,23 @@ def run_checks(paths: Sequence[str], band: Any, card_bands: Sequence[str] = ("B8
     return report
 
 
+def _text(message: str) -> str:
+    """Escaped rich text in which a long file name may wrap (the engine's sentences name the files)."""
+    return re.sub(r"\S{24,}", lambda m: breakable(m.group(0)), html.escape(message))
+
+
 def check_lines(report: CheckReport, forced: bool = False, can_force: bool = True) -> List[str]:
     """The report as rich-text lines: green ticks, orange warnings, red refusals (and what 'forced' does).
 
     ``can_force``: the job has "Run despite refused checks" (super-resolution does, segmentation does not).
     """
     if report.unavailable:
-        return [f"<span style='color:gray'>{html.escape(report.unavailable)}</span>"]
+        return [f"<span style='color:gray'>{_text(report.unavailable)}</span>"]
     if report.error:
-        return [f"<span style='color:{REFUSAL_COLOUR}'>&#10007; {html.escape(report.error)}</span>"]
+        return [f"<span style='color:{REFUSAL_COLOUR}'>&#10007; {_text(report.error)}</span>"]
     lines = []
     for level, message in report.checks:
-        text = html.escape(message)
+        text = _text(message)
         if level == "refusal":
             lines.append(f"<span style='color:{REFUSAL_COLOUR}'>&#10007; {text}</span>")
         elif level == "warning":

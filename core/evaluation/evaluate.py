@@ -26,6 +26,7 @@ from ..inference.loading import LoadedModel, load_model
 from ..inference.planning import TilePlan, plan_tiles
 from ..jobs import InputError
 from ..options import EvaluateOptions
+from .artifacts import grid_score
 from .scene_predict import bicubic_baseline, object_free, predict_seg_image, predict_sr_scene, valid_hr
 
 __all__ = [
@@ -72,6 +73,11 @@ def _mean_defined(values: Iterable[Optional[float]]) -> Optional[float]:
     return float(np.mean(vals)) if vals else None
 
 
+def _nanmean(values: Sequence[float]) -> Optional[float]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 class _FlagShare:
     """Share of object-free pixels a network flags, summed over scenes."""
 
@@ -106,8 +112,10 @@ def evaluate_sr(
     ``seg_models`` maps a target (``buildings``/``roads``) to its frozen
     network. Returns flat keys (``cpsnr``, ``buildings_dice``, ...),
     ``task_dice`` (mean over targets), ``<target>_fp_share`` and
-    ``<target>_fp_share_bicubic``, ``lpips_note`` when LPIPS could not be
-    computed, and ``per_scene`` rows.
+    ``<target>_fp_share_bicubic``, ``grid_score`` and ``grid_score_bicubic``
+    (the 3-px checkerboard score of DESIGN.md section 4, mean over scenes, of the
+    raw output and of bicubic upsampling; ~1-2 for images without a grid),
+    ``lpips_note`` when LPIPS could not be computed, and ``per_scene`` rows.
 
     The raw output (the study's protocol) gives cPSNR, cSSIM and
     ``<target>_dice``; the output anchored to its revisits' brightness, exactly
@@ -128,6 +136,8 @@ def evaluate_sr(
     fp = {t: _FlagShare() for t in seg_models}
     fp_bicubic = {t: _FlagShare() for t in seg_models}
     shifts: List[float] = []
+    grids: List[float] = []
+    grids_bicubic: List[float] = []
     psnrs: List[float] = []
     ssims: List[float] = []
     lpipses: List[float] = []
@@ -140,6 +150,10 @@ def evaluate_sr(
             sr = raw.image
             valid = valid_hr(scene) & raw.valid
             row: Dict[str, object] = {"scene": scene.name}
+            row["grid_score"] = grid_score(sr, valid)
+            row["grid_score_bicubic"] = grid_score(bicubic_baseline(scene, bands, raw.frames), valid)
+            grids.append(row["grid_score"])
+            grids_bicubic.append(row["grid_score_bicubic"])
             if scene.hr is not None and valid.any():  # a fully clouded HR image has nothing to compare
                 hr = np.asarray(scene.hr[list(bands)], dtype=np.float32)
                 row["cpsnr"] = float(cpsnr(sr, hr, valid=valid, border=border))
@@ -190,6 +204,8 @@ def evaluate_sr(
     }
     if lpips is not None and not getattr(lpips, "available", False):
         result["lpips_note"] = f"LPIPS not available: {getattr(lpips, 'reason', 'no weights')}"
+    result["grid_score"] = _nanmean(grids)
+    result["grid_score_bicubic"] = _nanmean(grids_bicubic)
     for target, c in counts.items():
         result.update(_seg_summary(f"{target}_", c))
         if anchored:

@@ -34,7 +34,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from .config import REFERENCE_PREFIX, ConfigError, TrainConfig, read_recipe_yaml, config_from_dict, is_reference
+from .config import (
+    REFERENCE_PREFIX,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    is_reference,
+    read_recipe_yaml,
+)
 
 __all__ = ["GridEntry", "load_grid", "load_profile", "run_grid", "write_grid_report", "VERSION_LABELS"]
 

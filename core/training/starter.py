@@ -26,12 +26,15 @@ ROOT = RESOURCES.parent
 CONFIG_DIR = RESOURCES / "configs" / "starter"
 MODELS_DIR = RESOURCES / "models"
 
-#: Seeds and sizes of the synthetic data; part of the recipe (the model cards repeat them).
-TRAIN_DATA = dict(scenes=24, size=288, frames=9, seed=100)
-TEST_DATA = dict(scenes=6, size=288, frames=9, seed=900)
+#: Seeds and sizes of the synthetic data; part of the recipe (the model cards repeat them). World v2:
+#: mostly rural land with villages and towns in B02, B03, B04 and B08 (``core.data.synthetic.world_v2``).
+TRAIN_DATA = dict(scenes=40, size=288, frames=9, seed=100)
+TEST_DATA = dict(scenes=8, size=288, frames=9, seed=900)
+GENERATOR = "core.data.synthetic.world_v2"
 
-NOTE = ("Demo weights trained on the project's procedural synthetic towns (simulated Sentinel-2 revisits), "
-        "not on MuS2 or real imagery: use them to try the plugin, not for production maps.")
+NOTE = ("Demo weights trained on the project's procedural synthetic world v2 (mostly rural land with villages "
+        "and towns, Sentinel-2's four 10 m bands B02/B03/B04/B08 jointly, simulated revisits), not on MuS2 or "
+        "real imagery: use them to try the plugin, not for production maps.")
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,12 @@ STARTER_MODELS: Sequence[StarterModel] = (
 def ensure_dataset(root: Path, scenes: int, size: int, frames: int, seed: int) -> Path:
     """Write the synthetic dataset once; an existing complete one is reused (same seed, same scenes)."""
     from ..data.scene import list_scenes
-    from ..data.synthetic.towns import make_dataset
+    from ..data.synthetic.world_v2 import make_world_dataset
 
     root = Path(root)
     if (root / "split.json").is_file() and len(list_scenes(root)) == scenes:
         return root
-    make_dataset(root, n_scenes=scenes, size_hr=size, frames=frames, seed=seed)
+    make_world_dataset(root, n_scenes=scenes, size_hr=size, frames=frames, seed=seed)
     return root
 
 
@@ -118,8 +121,8 @@ def publish(checkpoint: Path, model: StarterModel, metrics: Dict[str, object], s
         name=Path(model.file).stem,
         description=f"{model.title}. {NOTE}",
         metrics={**(card.metrics or {}), "test": metrics,
-                 "test_data": {"generator": "core.data.synthetic.towns", **TEST_DATA},
-                 "train_data": {"generator": "core.data.synthetic.towns", **TRAIN_DATA},
+                 "test_data": {"generator": GENERATOR, **TEST_DATA},
+                 "train_data": {"generator": GENERATOR, **TRAIN_DATA},
                  "train_seconds": round(seconds)},
     )
     target = Path(out_dir) / model.file
@@ -196,7 +199,7 @@ def build_starter_weights(
 
     begin = time.time()
     work_dir = Path(work_dir)
-    say(f"[data] synthetic training towns {TRAIN_DATA} and test towns {TEST_DATA}")
+    say(f"[data] synthetic world v2: training {TRAIN_DATA}, test {TEST_DATA}")
     train_root = ensure_dataset(work_dir / "data_train", **TRAIN_DATA)
     test_root = ensure_dataset(work_dir / "data_test", **TEST_DATA)
     runs = work_dir

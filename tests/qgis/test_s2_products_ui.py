@@ -203,11 +203,15 @@ def test_dock_opens_a_product_super_resolves_all_bands_and_segments_them(dock, p
     # all four bands in one pass with a 4-band RAMS
     dock.select_checkpoint(str(checkpoints4["rams"]))
     dock.sr.more["all_bands"].setChecked(True)
+    dock.trust_check.setChecked(True)
     assert "#b42318" not in dock.check_label.text() and dock.run_button.isEnabled()
     dock.run_button.click()
-    assert qh.wait_until(lambda: not dock.runner.busy(), 90)
+    assert qh.wait_until(lambda: not dock.runner.busy(), 120)
     sr = dock.last_output
     assert sr is not None and sr.bandCount() == 4, dock.log_view.toPlainText()
+    with rasterio.open(dock.last_trust.source()) as ds:  # a 4-band output is judged on its NIR band
+        assert ds.tags()["TRUST_BAND"] == "B08"
+    assert dock.last_trust_classes is not None and dock.last_trust_classes.isValid()
     renderer = sr.renderer()
     assert isinstance(renderer, QgsMultiBandColorRenderer)
     assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)

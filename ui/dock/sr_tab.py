@@ -456,10 +456,13 @@ class SuperResolveTab(QWidget):
 
     def options(self, spec: InputSpec, extent: Optional[Tuple[float, float, float, float]]) -> SuperResolveOptions:
         """The widgets as one ``SuperResolveOptions`` (its own checks refuse a bad value with a sentence)."""
+        more = self.more.values()
+        # all four bands: the band option is left to the trust map, which then judges B08 (NIR)
+        band = None if more.get("all_bands") else spec.band
         try:
-            return SuperResolveOptions(band=spec.band, extent=extent, device=self.device(),
+            return SuperResolveOptions(band=band, extent=extent, device=self.device(),
                                        anchor=self.anchor_check.isChecked(), trust=self.trust_check.isChecked(),
-                                       **self.more.values(), **self.advanced.values())
+                                       **more, **self.advanced.values())
         except ValueError as exc:  # core.jobs.InputError
             raise Refused(str(exc)) from None
 

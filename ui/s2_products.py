@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -27,7 +27,7 @@ from qgis.core import (
 from .sources import Refused
 
 __all__ = ["FILE_FILTER", "product_label", "is_product_path", "input_crs", "extent_in_crs", "export_tags",
-           "export_notes", "stack_notes"]
+           "export_notes", "stack_notes", "write_default_style"]
 
 Extent = Tuple[float, float, float, float]
 
@@ -117,3 +117,15 @@ def stack_notes(result) -> List[str]:
                      + ", ".join(dates))
     return notes
 
+
+def write_default_style(path: os.PathLike) -> Optional[str]:
+    """``<path>.qml`` (true colour by band name) beside an export or a stack, so QGIS opens it in true colour
+    wherever it is loaded from (Processing's result layers, a later drag-and-drop); the sentence for the log,
+    or None when the raster does not name B02, B03 and B04. A failure to write it is said, never raised."""
+    from ..core.io.qgis_style import write_composite_style
+
+    try:
+        style = write_composite_style(path)
+    except OSError as exc:
+        return f"could not write a QGIS style beside {Path(path).name}: {exc}"
+    return f"wrote {style.name}: QGIS opens {Path(path).name} in true colour" if style else None

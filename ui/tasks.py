@@ -238,8 +238,13 @@ class StackJob:
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
+        from .s2_products import write_default_style
 
-        return api.build_stack(self.inputs, self.out_path, self.options, progress=progress, cancel=cancel)
+        result = api.build_stack(self.inputs, self.out_path, self.options, progress=progress, cancel=cancel)
+        note = write_default_style(result.path)
+        if note:
+            result.messages.append(note)
+        return result
 
 
 @dataclass
@@ -253,9 +258,12 @@ class ExportJob:
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
+        from .s2_products import write_default_style
 
-        return api.export_product(self.product, self.out_path, extent=self.extent, scl_nodata=self.scl_nodata,
+        path = api.export_product(self.product, self.out_path, extent=self.extent, scl_nodata=self.scl_nodata,
                                   progress=progress, cancel=cancel)
+        write_default_style(path)
+        return path
 
 
 def class_path_for_trust(trust_path: str) -> Path:
@@ -291,11 +299,11 @@ def seg_task(job: SegmentJob, description: str) -> CoreTask:
 
 def stack_task(job: StackJob, description: str) -> CoreTask:
     task = CoreTask(description, job)
-    task.created.extend(new_outputs([job.out_path]))
+    task.created.extend(new_outputs([job.out_path, str(style_path_for(job.out_path))]))
     return task
 
 
 def export_task(job: ExportJob, description: str) -> CoreTask:
     task = CoreTask(description, job)
-    task.created.extend(new_outputs([job.out_path]))
+    task.created.extend(new_outputs([job.out_path, str(style_path_for(job.out_path))]))
     return task

@@ -75,8 +75,11 @@ def test_stack_algorithm_keeps_the_clear_dates_and_logs_why(provider, products, 
         assert ds.descriptions[:2] == ("B02_2023-05-12", "B02_2023-06-01")
         cloudy_b08 = ds.read(8)
     assert (cloudy_b08[:30, :30] == 0).all() and (cloudy_b08[30:, 30:] > 0).all()  # SCL cloud -> nodata
-    layer = QgsRasterLayer(str(out), "stack")
+    layer = QgsRasterLayer(str(out), "stack")  # as Processing loads it: the default style beside it applies
     assert layer.isValid() and layer.bandCount() == 8
+    renderer = layer.renderer()  # true colour of the clearest date
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (5, 3, 1)
+    assert "wrote stack.qml" in log
 
     # an extent in another CRS is converted into the products' UTM grid
     x0, y0 = ORIGIN
@@ -91,7 +94,7 @@ def test_stack_algorithm_keeps_the_clear_dates_and_logs_why(provider, products, 
 
 def test_export_algorithm_writes_four_named_bands_with_clouds_as_nodata(provider, products, tmp_path):
     import processing
-    from qgis.core import QgsProcessingException
+    from qgis.core import QgsProcessingException, QgsRasterLayer
 
     out = tmp_path / "export.tif"
     feedback = Feedback()
@@ -100,6 +103,8 @@ def test_export_algorithm_writes_four_named_bands_with_clouds_as_nodata(provider
     assert "BOA_ADD_OFFSET -1000 DN" in res["OFFSET_RULE"]
     log = "\n".join(feedback.lines)
     assert "SCL classes masked as nodata: 0 no data" in log and "75.0 % of the area is clear" in log
+    plain = QgsRasterLayer(str(out), "export")
+    assert (plain.renderer().redBand(), plain.renderer().greenBand(), plain.renderer().blueBand()) == (3, 2, 1)
     with rasterio.open(out) as ds:
         assert ds.descriptions == ("B02", "B03", "B04", "B08") and ds.count == 4
         assert ds.scales[0] == pytest.approx(1e-4) and ds.offsets[0] == pytest.approx(-0.1)

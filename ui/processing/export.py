@@ -20,7 +20,7 @@ from qgis.core import (
 )
 
 from ...core.options import StackOptions, option_fields
-from ..s2_products import export_notes, export_tags, input_crs
+from ..s2_products import export_notes, export_tags, input_crs, write_default_style
 from ..sources import Refused
 from .base import (
     EXTENT,
@@ -82,6 +82,6 @@ class ExportProductAlgorithm(AlgorithmBase):
             notes, tags = export_notes(path), export_tags(path)
         except Exception as exc:
             raise self.fail(exc) from None
-        self.report(feedback, notes)
+        self.report(feedback, notes + [n for n in (write_default_style(path),) if n])
         result: Dict[str, Any] = {"OUTPUT": str(path), "OFFSET_RULE": tags.get("S2_OFFSET_RULE", "")}
         return result

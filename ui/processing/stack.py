@@ -24,7 +24,7 @@ from qgis.core import (
 )
 
 from ...core.options import StackOptions
-from ..s2_products import input_crs, stack_notes
+from ..s2_products import input_crs, stack_notes, write_default_style
 from ..sources import Refused
 from .base import (
     EXTENT,
@@ -92,6 +92,7 @@ class StackAlgorithm(AlgorithmBase):
         except Exception as exc:
             raise self.fail(exc) from None
         self.report(feedback, stack_notes(result))
+        self.report(feedback, [n for n in (write_default_style(result.path),) if n])
         outputs: Dict[str, Any] = {"OUTPUT": str(result.path), "DATES": ", ".join(result.dates),
                                    "DATES_KEPT": len(result.dates)}
         return outputs

@@ -22,9 +22,9 @@ _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 
 def _tensor_summary(path: Path) -> Dict[str, int]:
     """Counts read off the safetensors header: no tensor is loaded."""
-    from ..models.zoo import _read_header
+    from ..models.zoo import read_header
 
-    _, header = _read_header(path)
+    _, header = read_header(path)
     weights = other = 0
     for key, entry in header.items():
         if key == "__metadata__":

@@ -47,6 +47,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_card",
+    "read_header",
     "read_metadata",
     "file_sha256",
     "load_official_hat_state",
@@ -104,8 +105,12 @@ def _pickle_refusal(path: Path) -> CheckpointError:
     )
 
 
-def _read_header(path: PathLike) -> Tuple[Path, Dict[str, Any]]:
-    """Parse and sanity-check the safetensors header without trusting the file."""
+def read_header(path: PathLike) -> Tuple[Path, Dict[str, Any]]:
+    """``(path, header)``: the safetensors header (tensor table + ``__metadata__``), sanity-checked.
+
+    Nothing is trusted and no tensor is read; a pickle, a truncated or a
+    garbled file is refused with a :class:`CheckpointError` saying which.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -147,7 +152,7 @@ def _read_header(path: PathLike) -> Tuple[Path, Dict[str, Any]]:
 
 def read_metadata(path: PathLike) -> Dict[str, str]:
     """The safetensors metadata of one of our checkpoints (refuses foreign files)."""
-    path, header = _read_header(path)
+    path, header = read_header(path)
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(
@@ -301,7 +306,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     from safetensors.torch import load_file
 
     path = Path(path)
-    _, header = _read_header(path)
+    _, header = read_header(path)
     card = _card_of(path, read_metadata(path))
     problem = _describe_mismatch(path, card.arch, expected_shapes(card, path), _header_shapes(path, header))
     if problem:

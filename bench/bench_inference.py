@@ -32,9 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -46,20 +44,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
-
-
-@dataclass
-class BenchCard:
-    """Card-like object for models built here (the zoo's ModelCard carries the same fields)."""
-
-    arch: str
-    frames: int = 1
-    scale: int = 3
-    task: str = "sr"
-    normalization: dict = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0})
-    hparams: dict = field(default_factory=dict)
-    name: str = ""
-    target: Optional[str] = None
 
 
 class IdentityUpsampler(torch.nn.Module):
@@ -75,19 +59,19 @@ class IdentityUpsampler(torch.nn.Module):
 
 def build(name: str):
     """(model, card) for a named preset, built without weights (speed does not depend on them)."""
-    from core.models.hat import HAT
-    from core.models.rams import RAMS
+    from core.models.card import ModelCard
+    from core.models.registry import build as build_net
 
     torch.manual_seed(0)
-    if name == "rams-small":
-        hp = {"filters": 16, "N": 4}
-        return RAMS(frames=9, **hp).eval(), BenchCard("rams", frames=9, hparams=hp, name=name)
-    if name == "rams":
-        return RAMS(frames=9).eval(), BenchCard("rams", frames=9, hparams={"filters": 32}, name=name)
-    if name in ("hat-s", "hat"):
-        return HAT(preset=name).eval(), BenchCard("hat", hparams={"preset": name}, name=name)
+    nets = {"rams-small": ("rams", {"filters": 16, "N": 4}), "rams": ("rams", {}),
+            "hat-s": ("hat", {"preset": "hat-s"}), "hat": ("hat", {"preset": "hat"})}
+    if name in nets:
+        arch, hp = nets[name]
+        model = build_net(arch, **hp).eval()
+        return model, ModelCard.for_model(model, name=name, normalization={"offset": 0.0, "scale": 1.0})
     if name == "identity":
-        return IdentityUpsampler(), BenchCard("identity", name=name)
+        return IdentityUpsampler(), ModelCard(arch="identity", frames=1, name=name,
+                                              normalization={"offset": 0.0, "scale": 1.0})
     raise ValueError(name)
 
 

@@ -564,12 +564,9 @@ def validate_config(config: TrainConfig, check_files: bool = True) -> None:
         allowed_losses = SR_LOSSES
         if not config.loss.terms:
             config.loss.terms = [LossTermConfig(name="cl1", weight=1.0)]
-        if m.arch == "hat":
-            in_chans = int(m.hparams.get("in_chans", 1))
-            if d.frames != in_chans:
-                raise ConfigError(
-                    f"data.frames: HAT is single-image (in_chans={in_chans}); set data.frames to {in_chans}"
-                )
+        if m.arch == "hat" and d.frames != 1:
+            raise ConfigError("data.frames: HAT is single-image; set data.frames to 1 (its bands are in_chans, "
+                              "set from data.bands)")
 
     _validate_losses(config, allowed_losses)
     metric, _ = config.resolved_best_metric()

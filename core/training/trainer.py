@@ -80,6 +80,8 @@ PLOT_EVERY = 10  # epochs between redraws of training_curves.png (always drawn a
 # Changing these between a run and its resumption would silently train another recipe.
 _RESUME_KEYS = ("task", "target", "lr", "optimizer", "weight_decay", "grad_clip", "scheduler", "seed",
                 "model", "loss", "seg_nets", "max_steps_per_epoch")
+#: Resuming also compares the network's own hyper-parameters (upsampler, bands...): a code default that
+#: changed between two sessions must not load old weights into a different network.
 _RESUME_DATA_KEYS = ("version", "train_split", "band", "bands", "lr_patch", "seg_patch", "frames", "samples_per_epoch",
                      "batch_size", "augment", "selection", "normalization")
 
@@ -293,6 +295,8 @@ class _LossComputer:
         self.config = config
         self.norm = norm
         self.seg_nets = seg_nets
+        # frames the SR network takes at once (1: single-image), from the recipe, not the (DDP-wrapped) module
+        self.frames = 1 if config.model.arch == "hat" else int(config.data.frames)
         self.device = device
         self.amp_dtype = amp_dtype
         self.names = config.loss_names
@@ -319,7 +323,7 @@ class _LossComputer:
         dev = self.device
         lr = self.norm.to_model(batch["lr"].to(dev, non_blocking=True).float())  # [B, T, C, h, w]
         with self.autocast():
-            sr = model(model_input(lr, int(getattr(model, "frames", 1) or 1)))
+            sr = model(model_input(lr, self.frames))
         hr_valid = batch["hr_valid"].to(dev) if batch.get("hr_valid") is not None else None
         mask_valid = batch["mask_valid"].to(dev) if batch.get("mask_valid") is not None else hr_valid
         targets = [t for t in ("buildings", "roads") if t in batch]
@@ -412,9 +416,12 @@ def _commit_together(writers: Mapping[Path, Callable[[Path], None]]) -> None:
                 tmp.unlink()
 
 
-def _resume_signature(config: TrainConfig, world_size: int) -> Dict[str, Any]:
+def _resume_signature(config: TrainConfig, world_size: int, network: Optional[Mapping[str, Any]] = None
+                      ) -> Dict[str, Any]:
     full = config_to_dict(config)
     sig = {k: full[k] for k in _RESUME_KEYS}
+    if network is not None:
+        sig["network"] = dict(network)
     sig["world_size"] = world_size  # the global batch (and so the trajectory) depends on it
     sig["data"] = {k: full["data"][k] for k in _RESUME_DATA_KEYS}
     if config.scheduler.name == "cosine":  # its period is the number of epochs; otherwise runs may be extended
@@ -530,6 +537,11 @@ class Trainer:
             write_text_atomic(self.out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         ddp.barrier(self.ctx)
 
+    def _network_hparams(self) -> Dict[str, Any]:
+        from ..models.registry import unwrap
+
+        return json.loads(json.dumps(dict(getattr(unwrap(self.model), "hparams", None) or {})))
+
     def _seg_channels(self, card, path) -> Optional[List[int]]:
         """Which of the SR output's bands a frozen network reads (None: all, in order)."""
         from ..inference.bands import canonical_band
@@ -571,7 +583,8 @@ class Trainer:
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
             "normalization": self.norm.as_dict(),
-            "signature": json.dumps(_resume_signature(self.config, self.ctx.world_size), sort_keys=True),
+            "signature": json.dumps(_resume_signature(self.config, self.ctx.world_size, self._network_hparams()),
+                                    sort_keys=True),
         }
 
     def _load_resume_state(self) -> None:
@@ -584,7 +597,8 @@ class Trainer:
         if state.get("format") != RESUME_FORMAT:
             raise TrainingError(f"{path}: resume state of an unknown format; start afresh with --no-resume")
         saved = json.loads(state["signature"])
-        diff = _diff_keys(saved, _resume_signature(self.config, self.ctx.world_size))
+        diff = _diff_keys(saved, _resume_signature(self.config, self.ctx.world_size,
+                                                   self._network_hparams() if "network" in saved else None))
         if diff:
             raise TrainingError(
                 f"{path}: this run folder was trained with another recipe (differs in {', '.join(diff)}); "

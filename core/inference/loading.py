@@ -40,34 +40,33 @@ class LoadedModel:
 
     @property
     def offset(self) -> float:
-        return float((self.card.normalization or {}).get("offset", 0.0))
+        return self.card.norm_offset
 
     @property
     def norm_scale(self) -> float:
-        return float((self.card.normalization or {}).get("scale", 1.0))
+        return self.card.norm_scale
 
     @property
     def name(self) -> str:
-        return str(self.card.name or self.card.arch or type(self.model).__name__)
+        return self.card.display_name
 
     @property
     def scale(self) -> int:
-        return int(self.card.scale or getattr(self.model, "scale", 1))
+        return int(self.card.scale)
 
     @property
     def frames(self) -> int:
         """Dates the network takes at once (1 for single-image networks and segmentation)."""
-        return int(self.card.frames or getattr(self.model, "frames", 1) or 1)
+        return self.card.input_frames
 
     @property
     def bands(self) -> List[str]:
-        return [str(b) for b in (self.card.bands or [])]
+        return [str(b) for b in self.card.bands]
 
     @property
     def channels(self) -> int:
         """Bands the network takes and returns jointly (1 for single-band networks)."""
-        hp = self.card.hparams or {}
-        return int(hp.get("in_chans", hp.get("in_channels", 1)) or 1)
+        return self.card.in_chans
 
     def to_model(self, reflectance: np.ndarray) -> np.ndarray:
         # Element-wise unit changes run in NumPy: on a busy CPU every small multi-threaded

@@ -77,8 +77,8 @@ def plan_tiles(card: Any, device: torch.device, task: str = "sr", tile: Optional
     fast oneDNN path. The memory estimate is a rough per-pixel activation count
     so a small GPU or a busy machine gets smaller tiles. Explicit values win.
     """
-    arch = str(card.arch or "").lower()
-    hp = dict(card.hparams or {})
+    arch = card.arch
+    hp = dict(card.hparams)
     cuda = device.type == "cuda"
     filters, frames = 0, 1
     if task == "segmentation":
@@ -92,8 +92,10 @@ def plan_tiles(card: Any, device: torch.device, task: str = "sr", tile: Optional
         per_px = 4 * embed * 24
     elif arch == "rams":
         filters = int(hp.get("filters", 32))
-        frames = int(card.frames or 9)
+        frames = card.input_frames
         d_tile, per_px = 256, 4 * filters * frames * 8
+        if card.upsampler == "resize_conv":  # its convolutions run at the output resolution: F x 3 x 9 more
+            per_px += 4 * filters * 3 * 9
     else:
         d_tile, per_px = 128, 4 * 64 * 8
     t = int(tile or d_tile)

@@ -80,7 +80,8 @@ def _train(model: StarterModel, data_root: Path, runs: Path, say: Callable[[str]
     from .trainer import train
 
     overrides = [f"data.root={data_root}", f"out_dir={runs / model.key}"]
-    if not model.is_segmentation:
+    recipe = load_config(CONFIG_DIR / model.config, overrides, check_files=False)
+    if recipe.task_targets:  # task-driven recipes run through the starter segmentation networks
         overrides += [f"seg_nets.buildings={runs / 'seg_buildings' / 'best.safetensors'}",
                       f"seg_nets.roads={runs / 'seg_roads' / 'best.safetensors'}"]
     config = load_config(CONFIG_DIR / model.config, overrides)

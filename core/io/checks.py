@@ -305,13 +305,31 @@ def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] =
     else:
         checks.append(check_pixel_size(first.pixel_size_m, paths[0].name, first.is_sr_output))
         if len(card_bands) > 1:
-            checks.append(check_band_match(infos[:len(card_bands)], card_bands, multi_image, labels))
+            date_infos, date_labels = _one_date(infos, labels, card_bands)
+            checks.append(check_band_match(date_infos, card_bands, multi_image, date_labels))
         else:
             checks.append(check_band_match(infos, card_bands, multi_image, labels))
         if len(infos) > 1 and len(card_bands) <= 1:
             checks.append(check_revisits(infos, labels, sources, samples))
     checks.append(check_clouds([float(v.mean()) if v.size else 0.0 for _, v in samples], labels))
     return checks
+
+
+def _one_date(infos: Sequence[FrameInfo], labels: Sequence[str],
+              card_bands: Sequence[str]) -> Tuple[List[FrameInfo], List[str]]:
+    """The frames a multi-band model takes for one date, in its card's order (and their labels).
+
+    By name, the first frame of each band: a revisit stack holds every date of
+    B02, then every date of B03 (clearest first), so its first four frames are
+    four dates of B02, not one date's four bands. Unnamed frames: the first ones.
+    """
+    picked = []
+    for want in (band_key(b) or str(b) for b in card_bands):
+        i = next((k for k, info in enumerate(infos) if info.band == want), None)
+        if i is None:
+            return list(infos[:len(card_bands)]), list(labels[:len(card_bands)])
+        picked.append(i)
+    return [infos[i] for i in picked], [labels[i] for i in picked]
 
 
 def _full_window(fs):

@@ -125,7 +125,8 @@ def test_export_algorithm_writes_four_named_bands_with_clouds_as_nodata(provider
 # --------------------------------------------------------------------------- the dock
 
 
-def test_dock_builds_a_stack_from_products_and_super_resolves_it(dock, products, checkpoints, qh, tmp_path):
+def test_dock_builds_a_stack_from_products_and_super_resolves_it(dock, products, checkpoints, checkpoints4, qh,
+                                                                 tmp_path):
     from qgis.core import QgsMultiBandColorRenderer, QgsProject
 
     dock_mod = qh.ui("dock")
@@ -166,6 +167,18 @@ def test_dock_builds_a_stack_from_products_and_super_resolves_it(dock, products,
     assert out is not None and out.bandCount() == 1, dock.log_view.toPlainText()
     with rasterio.open(out.source()) as ds:
         assert ds.width == 180 and "2023-06-01" in ds.tags()["SR_FRAMES_USED"]
+
+    # the same stack, all four bands at once with a 4-band RAMS: one date's bands are found by name in a
+    # band-major stack (B02 of every date, then B03...), so the band check passes and the run goes
+    dock.select_checkpoint(str(checkpoints4["rams"]))
+    dock.sr.more["all_bands"].setChecked(True)
+    assert "#b42318" not in dock.check_label.text(), dock.check_label.text()
+    assert "matches the model (B02, B03, B04, B08)" in dock.check_label.text()
+    dock.run_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 90)
+    four = dock.last_output
+    assert four is not None and four is not out and four.bandCount() == 4, dock.log_view.toPlainText()
+    assert (four.renderer().redBand(), four.renderer().greenBand(), four.renderer().blueBand()) == (3, 2, 1)
 
 
 def test_dock_opens_a_product_super_resolves_all_bands_and_segments_them(dock, products, checkpoints4, qh,

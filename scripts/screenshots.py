@@ -1,8 +1,9 @@
 """``make screenshots``: every picture of the plugin shown in the README, rendered offscreen into docs/img/.
 
 Run:  QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [--out docs/img] [--work DIR] [--only ...]
+      [--models DIR]   (4-band checkpoints for the Sentinel-2 chain; else resources/models, else tiny ones trained)
 
-The dock, comparison and training-dialog pictures come from
+The dock, comparison, training-dialog and Sentinel-2 chain pictures come from
 ``scripts/screenshots_face.py`` (:data:`FACE_SHOTS`, with the data and
 checkpoints its ``prepare()`` makes or reuses); this script adds the
 *Install dependencies* dialog, the first window a user without PyTorch sees.
@@ -19,7 +20,16 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from screenshots_face import FACE_SHOTS, ROOT, ensure_app, face, prepare, settle  # noqa: E402
+from screenshots_face import (  # noqa: E402
+    FACE_SHOTS,
+    LIGHT_SHOTS,
+    ROOT,
+    ensure_app,
+    face,
+    light_data,
+    prepare,
+    settle,
+)
 
 #: What the Install dependencies picture shows as missing: the two packages a fresh QGIS never has.
 SHOWN_MISSING = ("torch", "segmentation_models_pytorch")
@@ -75,6 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "img"), help="folder for the PNGs")
     parser.add_argument("--work", default=None, help="work folder for data and models (kept for re-runs)")
     parser.add_argument("--only", default=None, help=f"comma-separated shot names ({', '.join(names)})")
+    parser.add_argument("--models", default=None,
+                        help="folder searched first for 4-band checkpoints (the Sentinel-2 chain picture)")
     args = parser.parse_args(argv)
     wanted = {s.strip() for s in args.only.split(",")} if args.only else set(names)
     unknown = wanted - set(names)
@@ -89,7 +101,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             written[_name(shot)] = shot(out)
     face_shots = [s for s in FACE_SHOTS if _name(s) in wanted]
     if face_shots:
-        data = prepare(Path(args.work) if args.work else None)
+        work = Path(args.work) if args.work else None
+        light = all(_name(s) in LIGHT_SHOTS for s in face_shots)
+        data = light_data(work, args.models) if light else prepare(work, args.models)
         for shot in face_shots:
             written[_name(shot)] = shot(out, data)
     for path in written.values():

@@ -40,6 +40,7 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
+from torch.nn.utils import parametrize
 
 from .. import __version__
 from ..io.checks import check_inputs, enforce
@@ -126,7 +127,7 @@ def sr_tiles(dates: Sequence[Sequence[FrameLike]], window: Window, loaded: Loade
         return fill_invalid(x, v, fallback_mean), v
 
     def predict(xb: np.ndarray, vb: np.ndarray):
-        with torch.inference_mode():
+        with torch.inference_mode(), parametrize.cached():  # weight-norm weights computed once per call
             xm = loaded.to_model(model_input(xb, loaded.frames))
             y = loaded.model(torch.from_numpy(xm).to(loaded.device))
             expected = (xb.shape[0], channels, xb.shape[-2] * scale, xb.shape[-1] * scale)

@@ -44,6 +44,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from rasterio.windows import Window
+from torch.nn.utils import parametrize
 
 from .anchor import anchor_offsets
 from .frames import fill_invalid
@@ -212,7 +213,7 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
         return fill_invalid(x, v, fallback_mean), v
 
     def run(xb: np.ndarray, vb: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), parametrize.cached():  # weight-norm weights computed once per call
             y = loaded.model(torch.from_numpy(loaded.to_model(model_input(xb, loaded.frames))).to(loaded.device))
         return loaded.to_reflectance(y)
 

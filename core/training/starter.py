@@ -56,10 +56,12 @@ STARTER_MODELS: Sequence[StarterModel] = (
     StarterModel("seg_roads", "seg_roads.yaml", "unetpp_roads.safetensors", "UNet++ roads"),
     StarterModel("rams_baseline", "rams_baseline.yaml", "rams_baseline.safetensors", "RAMS baseline (cL1)"),
     StarterModel("rams_taskdriven", "rams_taskdriven.yaml", "rams_taskdriven.safetensors",
-                 "RAMS task-driven (dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice, patch selection)"),
+                 "RAMS task-driven (baseline fine-tuned: dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice + 0.1 phantom "
+                 "terms, patch selection)"),
     StarterModel("hat_baseline", "hat_baseline.yaml", "hat_baseline.safetensors", "HAT baseline (cL1)"),
     StarterModel("hat_taskdriven", "hat_taskdriven.yaml", "hat_taskdriven.safetensors",
-                 "HAT task-driven (dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice, patch selection)"),
+                 "HAT task-driven (baseline fine-tuned: dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice + 0.1 phantom "
+                 "terms, patch selection)"),
 )
 
 

@@ -38,7 +38,7 @@ from core.data.scene import write_scene  # noqa: E402
 from core.data.synthetic.world_v2 import make_world_scene  # noqa: E402
 from core.evaluation.scene_predict import bicubic_baseline  # noqa: E402
 from core.evaluation.trust_eval import invented_truth, plant, write_sr_like  # noqa: E402
-from core.inference.trust_classes import CLASS_COLOURS, CLASS_NAMES  # noqa: E402
+from core.inference.trust_classes import CLASS_COLOURS, CLASS_NAMES, ClassRule  # noqa: E402
 from core.options import SuperResolveOptions  # noqa: E402
 
 MODELS = ROOT / "resources" / "models"
@@ -69,12 +69,15 @@ def main(argv=None) -> int:
         lr = sorted((folder / "lr").glob("*.tif"))
         planted, where = plant(hr, scene.masks, "checkerboard", args.seed)
         planted, where2 = plant(planted, scene.masks, "fake_objects", args.seed + 1)
+        rule = ClassRule()
         outputs = [("HR + planted checkerboards, roads, roofs", write_sr_like(tmp / "planted.tif", planted, scene, lr,
-                                                                              "B08"), 6, "grid amplitude", 0.03)]
+                                                                              "B08"), 6,
+                    f"grid amplitude (red from {rule.grid_amplitude:g})", 0.03)]
         for name in args.models:
             path = tmp / f"{name}.tif"
             api.super_resolve(lr, path, str(MODELS / f"{name}.safetensors"), SuperResolveOptions(band="B08"))
-            outputs.append((f"{name} output", path, 4, "instability", 0.03))
+            outputs.append((f"{name} output", path, 4, f"instability (orange from {rule.instability_uncertain:g}, "
+                                                        f"red from {rule.instability:g})", 2 * rule.instability_uncertain))
         for title, path, band, signal, vmax in outputs:
             s = api.trust_map(path)
             sr = _read(path).astype(np.float32) * np.float32(scene.radiometric_scale)
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
         ax[3].set_title(f"trust class: {100 * s.supported_share:.0f} / {100 * s.uncertain_share:.0f} / "
                         f"{100 * s.invented_share:.0f} %", fontsize=10)
         im = ax[4].imshow(sig, cmap="magma", vmin=0, vmax=vmax)
-        ax[4].set_title(f"{signal} (reflectance)", fontsize=10)
+        ax[4].set_title(signal, fontsize=10)
         fig.colorbar(im, ax=ax[4], fraction=0.046, pad=0.02)
         for a in ax:
             a.set_xticks([])

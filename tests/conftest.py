@@ -59,3 +59,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def collect_qgis_objects_before_exit(qgis_app):
+    """Free Python-owned QGIS objects while QGIS still runs, not at interpreter exit.
+
+    Why: a layer that ends in a reference cycle (a test frame kept by an
+    exception's traceback, say) is otherwise freed by Python's final
+    collection, after pytest-qgis has called ``exitQgis()``; its destructor
+    then corrupts the heap and the whole run ends in SIGSEGV after every test
+    passed. Inside QGIS the plugin's objects go with the Python interpreter
+    before QGIS exits, so this only restores that order. Session-scoped and
+    depending on ``qgis_app``, it is torn down first.
+    """
+    yield
+    import gc
+
+    gc.collect()

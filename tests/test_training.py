@@ -71,8 +71,8 @@ def test_segmentation_checkpoint_card(seg_nets):
 
 def test_baseline_and_taskdriven_sr_then_evaluate(data, seg_nets, tmp_path):
     from core.evaluation.evaluate import evaluate_checkpoint
-    from core.options import EvaluateOptions
     from core.models.zoo import load_checkpoint, read_card
+    from core.options import EvaluateOptions
 
     base_events = []
     base = train(_sr_config("tiny_rams_baseline.yaml", data, tmp_path / "base"), progress=base_events.append)

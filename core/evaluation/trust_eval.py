@@ -21,10 +21,12 @@ and the outputs of the SR checkpoints given (the shipped ones by default),
 whose trust maps include the instability band.
 
 **Objects.** Buildings and roads segmented on each network output (and on the
-painted one) with the support attributes: an object is *true* when at least
-half of its pixels lie on the scene's mask of its class (dilated by one pixel),
-else a false positive. ``supported_only`` removes the objects with
-``supported == 0``: how many false ones go, how many true ones are lost.
+HR image, and the painted one) with the support attributes: an object is
+*true* when at least half of its pixels lie on the scene's mask of its class
+(dilated by one pixel); a false one is *invented* when the same networks do
+not find it on the HR image, else a *segmentation error* (the networks' own
+mistake on real land). ``supported_only`` removes the objects with
+``supported == 0``: how many invented ones go, how many true ones are lost.
 
 **Calibration** (:func:`calibrate`): pixels the truth calls supported (and
 farther than :data:`NEAR_PLANTED` px from a planted invention) give, for
@@ -65,6 +67,8 @@ _SAMPLE_STEP = 3  # every 3rd pixel of every 3rd row goes into the calibration s
 #: Quantiles of the truly supported pixels' values that set the thresholds (see :func:`calibrate`).
 INVENTED_QUANTILE = 0.995
 UNCERTAIN_QUANTILE = 0.975
+#: Share of an object's pixels the networks also flag on the HR image above which it is not "invented".
+ON_HR = 0.3
 #: Pixels within this many of a planted invention are neither "far from planted" nor calibration negatives:
 #: the grid signals are windowed (36 px) and the disagreement spreads over the PSF.
 NEAR_PLANTED = 24
@@ -178,21 +182,33 @@ def plant(hr: np.ndarray, masks: Dict[str, np.ndarray], kind: str, seed: int) ->
 
 @dataclass
 class ObjectCounts:
-    """Objects found on one output: all, false ones, and what ``supported_only`` keeps of each."""
+    """Objects found on one output: true, invented and segmentation errors, and what ``supported_only`` removes.
+
+    *True*: at least half of it on the scene's mask of its class. *Invented*:
+    not true, and the same networks do not find it on the HR image either (less
+    than :data:`ON_HR` of its pixels): the SR output made it. *Segmentation
+    error*: not true but also found on the HR image: the networks' own mistake
+    on real land, which no SR check can (or should) remove.
+    """
 
     target: str
     objects: int = 0
     false: int = 0
     false_removed: int = 0
     true_lost: int = 0
-    #: per object: (false, bicubic_share, trust_class), to weigh other "supported" rules offline
-    details: List[Tuple[bool, Optional[float], Optional[float]]] = field(default_factory=list)
+    invented: int = 0
+    invented_removed: int = 0
+    #: per object: (kind "true" / "invented" / "seg", bicubic_share, trust_class), to weigh other rules offline
+    details: List[Tuple[str, Optional[float], Optional[float]]] = field(default_factory=list)
 
-    def under(self, rule) -> Tuple[int, int]:
-        """(false removed, true lost) if ``rule(bicubic_share, trust_class) -> supported`` decided."""
-        removed = sum(1 for f, b, t in self.details if f and not rule(b, t))
-        lost = sum(1 for f, b, t in self.details if not f and not rule(b, t))
+    def under(self, rule, kind: str = "invented") -> Tuple[int, int]:
+        """(objects of ``kind`` removed, true objects lost) if ``rule(bicubic_share, trust_class)`` decided."""
+        removed = sum(1 for k, b, t in self.details if k == kind and not rule(b, t))
+        lost = sum(1 for k, b, t in self.details if k == "true" and not rule(b, t))
         return removed, lost
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _b, _t in self.details if k == kind)
 
 
 @dataclass
@@ -254,8 +270,13 @@ def _read(path: Path, band: int = 1) -> np.ndarray:
         return ds.read(band)
 
 
-def _objects(vectors: Path, masks: Dict[str, np.ndarray], transform) -> List[ObjectCounts]:
-    """False / true objects of each layer against the scene's masks, and what ``supported == 0`` would remove."""
+def _objects(vectors: Path, masks: Dict[str, np.ndarray], transform,
+             hr_found: Optional[Dict[str, np.ndarray]] = None) -> List[ObjectCounts]:
+    """True / invented / segmentation-error objects of each layer and what ``supported == 0`` would remove.
+
+    ``hr_found``: per layer, the pixels the same networks flag on the HR image
+    (None: every false object counts as invented).
+    """
     from osgeo import ogr
     from rasterio import features
 
@@ -268,8 +289,8 @@ def _objects(vectors: Path, masks: Dict[str, np.ndarray], transform) -> List[Obj
             truth = np.asarray(masks.get(name, np.zeros(1)), bool)
             if truth.ndim != 2:
                 continue
-            t = torch.from_numpy(truth[None, None].astype(np.float32))
-            near = F.max_pool2d(t, 3, stride=1, padding=1)[0, 0].numpy() > 0
+            near = _near(truth, 1)
+            on_hr = None if hr_found is None else hr_found.get(name)
             c = ObjectCounts(name)
             for feat in layer:
                 geom = json.loads(feat.GetGeometryRef().ExportToJson())
@@ -277,12 +298,16 @@ def _objects(vectors: Path, masks: Dict[str, np.ndarray], transform) -> List[Obj
                 if not inside.any():
                     continue
                 false = near[inside].mean() < 0.5
+                kind = "true" if not false else (
+                    "seg" if on_hr is not None and on_hr[inside].mean() >= ON_HR else "invented")
                 supported = feat.GetField("supported") == 1
                 c.objects += 1
                 c.false += int(false)
                 c.false_removed += int(false and not supported)
                 c.true_lost += int(not false and not supported)
-                c.details.append((bool(false), feat.GetField("bicubic_share"), feat.GetField("trust_class")))
+                c.invented += int(kind == "invented")
+                c.invented_removed += int(kind == "invented" and not supported)
+                c.details.append((kind, feat.GetField("bicubic_share"), feat.GetField("trust_class")))
             out.append(c)
     finally:
         ds = None
@@ -346,6 +371,7 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
     n_steps = len(outputs) + len(checkpoints)
     results = []
     step = 0
+    hr_found: Dict[str, np.ndarray] = {}
 
     def judge(name: str, sr_path: Path, planted: Optional[np.ndarray], segment: bool) -> None:
         nonlocal step
@@ -365,15 +391,18 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
             np.zeros(truth[sl].shape, bool)
         if segment and seg_checkpoints:
             vec = folder / f"{name}_objects.gpkg"
-            api.segment(sr_path, [str(p) for p in seg_checkpoints], out_mask=folder / f"{name}_mask.tif",
-                        vectors=vec, options=SegmentOptions(device=device))
-            res.objects = _objects(vec, scene.masks, scene.hr_transform)
+            seg = api.segment(sr_path, [str(p) for p in seg_checkpoints], out_mask=folder / f"{name}_mask.tif",
+                              vectors=vec, options=SegmentOptions(device=device))
+            if name == "hr":  # what the networks find on the truth itself: their own errors, not SR's
+                with rasterio.open(seg.mask_path) as m:
+                    hr_found.update({t: m.read(i + 1) == 1 for i, t in enumerate(seg.targets)})
+            res.objects = _objects(vec, scene.masks, scene.hr_transform, hr_found or None)
         res.seconds = time.perf_counter() - t0
         results.append(res)
         step += 1
 
     for name, path, where in outputs:
-        judge(name, path, where, segment=name == "hr_fake_objects")
+        judge(name, path, where, segment=name in ("hr", "hr_fake_objects"))
     for label, ckpt in checkpoints.items():
         say(step / n_steps, f"{scene.name}: super-resolving with {label}")
         out = folder / f"{label}.tif"

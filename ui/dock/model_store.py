@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from qgis.core import Qgis, QgsSettings
 
 from ..log import log
+
+if TYPE_CHECKING:  # the card type, without importing core's model code at load
+    from ...core.models.card import ModelCard
 
 __all__ = ["SETTINGS", "ModelEntry", "ModelStore", "remember_checkpoint", "card_html", "CARD_METRICS",
            "breakable"]
@@ -32,24 +35,24 @@ class ModelEntry:
     """One checkpoint the dock offers: its path and model card."""
 
     path: str
-    card: Any
+    card: ModelCard
     shipped: bool = False
 
     @property
     def task(self) -> str:
-        return str(getattr(self.card, "task", "sr") or "sr")
+        return self.card.task
 
     @property
     def arch(self) -> str:
-        return str(getattr(self.card, "arch", "") or "").lower()
+        return self.card.arch.lower()
 
     @property
     def target(self) -> Optional[str]:
-        return getattr(self.card, "target", None)
+        return self.card.target
 
     @property
     def name(self) -> str:
-        return str(getattr(self.card, "name", "") or Path(self.path).stem)
+        return self.card.name or Path(self.path).stem
 
     @property
     def label(self) -> str:
@@ -159,18 +162,18 @@ def card_html(entry: Optional[ModelEntry]) -> str:
     if entry is None:
         return "<i>No checkpoint chosen. Add one with the '...' button or train one (Plugins menu).</i>"
     c = entry.card
-    hp = dict(getattr(c, "hparams", None) or {})
+    hp = dict(c.hparams)
     arch = entry.arch.upper() + (f" ({hp['preset']})" if hp.get("preset") else "")
-    bands = ", ".join(map(str, getattr(c, "bands", []) or []))
+    bands = ", ".join(map(str, c.bands))
     lines = [f"<b>{breakable(entry.name)}</b>: {arch}"]
     if entry.task == "sr":
-        lines.append(f"scale x{getattr(c, 'scale', 3)}, bands {bands}, T = {getattr(c, 'frames', None) or 1} frame(s)")
+        lines.append(f"scale x{c.scale}, bands {bands}, T = {c.frames or 1} frame(s)")
     else:
         lines.append(f"segments <b>{entry.target}</b>, bands {bands}")
-    recipe = dict(getattr(c, "recipe", None) or {})
+    recipe = dict(c.recipe)
     if recipe:
         lines.append(_recipe_line(recipe))
-    metrics = dict(getattr(c, "metrics", None) or {})
+    metrics = dict(c.metrics)
     for group in ("test", "val"):
         vals = metrics.get(group)
         if isinstance(vals, dict) and vals:
@@ -179,7 +182,7 @@ def card_html(entry: Optional[ModelEntry]) -> str:
             if shown:
                 lines.append(f"{group} metrics: {', '.join(shown)}")
                 break
-    desc = getattr(c, "description", "")
+    desc = c.description
     if desc:
         lines.append(f"<span style='color:gray'>{breakable(str(desc))}</span>")
     lines.append(f"<span style='color:gray'>{breakable(Path(entry.path).name)}</span>")

@@ -165,7 +165,7 @@ class SegmentTab(QWidget):
         for path in self.seg_checkpoints().values():
             entry = self.dock.entry_for(path)
             if entry is not None:
-                return [str(b) for b in (getattr(entry.card, "bands", None) or ["B8"])]
+                return [str(b) for b in entry.card.bands]
         return ["B8"]
 
     def bands_by_name(self, layer: Any) -> Optional[List[str]]:

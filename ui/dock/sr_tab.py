@@ -332,7 +332,7 @@ class SuperResolveTab(QWidget):
     def card_bands(self) -> List[str]:
         """The bands the chosen SR checkpoint was trained on (B8 when its card names none)."""
         entry = self.current_entry()
-        return [str(b) for b in (getattr(entry.card, "bands", None) or ["B8"])] if entry else ["B8"]
+        return [str(b) for b in entry.card.bands] if entry else ["B8"]
 
     def card_band_index(self, layer: QgsRasterLayer) -> Optional[int]:
         """The band of ``layer`` named like the one band of the chosen checkpoint, or None."""
@@ -404,7 +404,7 @@ class SuperResolveTab(QWidget):
         entry = self.current_entry()
         refused = False
         if entry is not None:
-            frames = int(getattr(entry.card, "frames", None) or 1)
+            frames = entry.card.frames or 1
             if spec.mode == DATES and spec.band != "all":
                 lines.append(f"<span style='color:gray'>reads the dates of {spec.band}, the model's band</span>")
             forced = bool(self.advanced.values().get("force"))
@@ -496,7 +496,7 @@ class SuperResolveTab(QWidget):
         entry = self.dock.entry_for(checkpoint)
         stretch = layer_stretch(spec.layers[0], spec.band_index)
         model_name = entry.name if entry else Path(checkpoint).stem
-        scale = int(getattr(entry.card, "scale", 3) or 3) if entry else 3
+        scale = entry.card.scale if entry else 3
         task = sr_task(job, f"Super-resolve {spec.name} ({model_name})")
         iface = self.dock.iface
         task.succeeded.connect(lambda res: self._sr_done(res, spec, stretch, model_name, scale))
@@ -535,7 +535,7 @@ class SuperResolveTab(QWidget):
     def product_dialog(self, mode: str) -> ProductDialog:
         """The dialog for a stack (``STACK``) or a product export (``EXPORT``), filled with the tab's defaults."""
         entry = self.current_entry()
-        frames = int(getattr(entry.card, "frames", None) or 1) if entry is not None else 1
+        frames = (entry.card.frames or 1) if entry is not None else 1
         return ProductDialog(mode, self.dock.iface, self.output_folder, frames if frames > 1 else None, parent=self)
 
     def open_product_dialog(self, mode: str) -> Optional[CoreTask]:

@@ -97,7 +97,7 @@ def shipped_default(task: str, target: Optional[str] = None) -> Optional[str]:
         from ...core import api
 
         for path, card in api.list_models():
-            if getattr(card, "task", "sr") == task and (target is None or getattr(card, "target", None) == target):
+            if card.task == task and (target is None or card.target == target):
                 return str(path)
     except Exception:  # a broken shipped file must not break the toolbox
         pass

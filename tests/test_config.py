@@ -118,6 +118,14 @@ def test_weighting_rules(tmp_path):
     _refused(tmp_path, dyn, "loss.reference", "cmse", overrides=["loss.reference=cmse"])
     _refused(tmp_path, dyn, "loss.terms[0].weight", overrides=["loss.reference=cl1", "loss.terms[0].weight=1"])
     _refused(tmp_path, BASE, "proportion", overrides=["loss.terms[0].proportion=0.5"])
+    # a zero-optimum term keeps a fixed weight beside the dynamic ones; one of the two, never both
+    fixed = dyn.replace("{name: dice_buildings, proportion: 0.25}]",
+                        "{name: dice_buildings, proportion: 0.25}, {name: fp_buildings, weight: 0.5}]")
+    terms = load_config(_write(tmp_path, fixed), ["loss.reference=cl1"]).loss.terms
+    assert (terms[2].name, terms[2].weight, terms[2].proportion) == ("fp_buildings", 0.5, None)
+    _refused(tmp_path, fixed, "not both", overrides=["loss.reference=cl1", "loss.terms[2].proportion=0.1"])
+    only_fixed = dyn.replace("{name: dice_buildings, proportion: 0.25}", "{name: dice_buildings, weight: 0.25}")
+    _refused(tmp_path, only_fixed, "at least one term with a proportion", overrides=["loss.reference=cl1"])
     _refused(tmp_path, BASE, "listed twice", overrides=["loss.terms[1]={name: cl1, weight: 1}"])
 
 

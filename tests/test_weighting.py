@@ -113,3 +113,22 @@ def test_factory_and_config_errors():
         make_weighting("dynamic", proportions={"dice": 0.5})
     with pytest.raises(ValueError, match="no weight"):
         dyn.observe({"dice_buildings": 0.3})
+
+
+def test_fixed_terms_keep_their_weight_when_they_shrink():
+    """A phantom-object penalty falls towards 0 as training works; re-weighting it by 1/mean would explode."""
+    w = DynamicWeighting("cl1", {"dice_roads": 0.25}, fixed={"fp_roads": 0.5})
+    assert w.weights == {"cl1": 1.0, "dice_roads": 0.25, "fp_roads": 0.5}
+    for fp in (0.02, 0.002, 0.0002):
+        w.observe({"cl1": 0.05, "dice_roads": 0.5, "fp_roads": fp})
+        new = w.end_epoch()
+        assert new["fp_roads"] == 0.5
+        assert new["dice_roads"] == pytest.approx(0.25 * 0.05 / 0.5)
+    state = json.loads(json.dumps(w.state_dict()))
+    again = DynamicWeighting("cl1", {"dice_roads": 0.25}, fixed={"fp_roads": 0.5})
+    again.load_state_dict(state)
+    assert again.weights == w.weights
+    with pytest.raises(ValueError, match="differs"):
+        DynamicWeighting("cl1", {"dice_roads": 0.25}, fixed={"fp_roads": 0.1}).load_state_dict(state)
+    with pytest.raises(ValueError, match="not both"):
+        DynamicWeighting("cl1", {"dice_roads": 0.25}, fixed={"dice_roads": 0.1})

@@ -147,7 +147,8 @@ class ModelConfig:
 
 @dataclass
 class LossTermConfig:
-    """One loss term: a static ``weight`` or, with dynamic weighting, a ``proportion``."""
+    """One loss term: a static ``weight``; with dynamic weighting a ``proportion``, or a fixed ``weight``
+    for a term whose optimum is zero (see :mod:`.weighting`)."""
 
     name: str = ""
     weight: Optional[float] = None
@@ -627,14 +628,20 @@ def _validate_losses(config: TrainConfig, allowed: Sequence[str]) -> None:
                 f"loss.reference: {loss.reference!r} is not one of the listed terms ({', '.join(seen)})"
             )
         for i, term in enumerate(loss.terms):
-            if term.weight is not None:
+            if term.name == loss.reference:
+                if term.weight is not None or term.proportion not in (None, 1.0):
+                    what = "weight" if term.weight is not None else "proportion"
+                    raise ConfigError(f"loss.terms[{i}].{what}: the reference loss always keeps weight 1")
+                continue
+            if term.weight is not None and term.proportion is not None:
                 raise ConfigError(
-                    f"loss.terms[{i}].weight: dynamic weighting sets weights itself; give a proportion"
-                )
-            if term.name != loss.reference and term.proportion is None:
-                raise ConfigError(f"loss.terms[{i}].proportion: needed for {term.name!r} with dynamic weighting")
-            if term.name == loss.reference and term.proportion not in (None, 1.0):
-                raise ConfigError(f"loss.terms[{i}].proportion: the reference loss always keeps weight 1")
+                    f"loss.terms[{i}]: give {term.name!r} a proportion (re-weighted each epoch) or a fixed "
+                    "weight, not both")
+            if term.weight is None and term.proportion is None:
+                raise ConfigError(f"loss.terms[{i}].proportion: needed for {term.name!r} with dynamic weighting "
+                                  "(or a fixed weight)")
+        if not any(t.proportion is not None for t in loss.terms if t.name != loss.reference):
+            raise ConfigError("loss.weighting: dynamic weighting needs at least one term with a proportion")
 
 
 def check_checkpoint_cards(config: TrainConfig) -> None:

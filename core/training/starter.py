@@ -56,11 +56,11 @@ STARTER_MODELS: Sequence[StarterModel] = (
     StarterModel("seg_roads", "seg_roads.yaml", "unetpp_roads.safetensors", "UNet++ roads"),
     StarterModel("rams_baseline", "rams_baseline.yaml", "rams_baseline.safetensors", "RAMS baseline (cL1)"),
     StarterModel("rams_taskdriven", "rams_taskdriven.yaml", "rams_taskdriven.safetensors",
-                 "RAMS task-driven (baseline fine-tuned: dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice + 0.1 phantom "
+                 "RAMS task-driven (baseline fine-tuned: dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice + 0.5 fixed phantom "
                  "terms, patch selection)"),
     StarterModel("hat_baseline", "hat_baseline.yaml", "hat_baseline.safetensors", "HAT baseline (cL1)"),
     StarterModel("hat_taskdriven", "hat_taskdriven.yaml", "hat_taskdriven.safetensors",
-                 "HAT task-driven (baseline fine-tuned: dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice + 0.1 phantom "
+                 "HAT task-driven (baseline fine-tuned: dynamic cL1 + 0.25 B-Dice + 0.25 R-Dice + 0.5 fixed phantom "
                  "terms, patch selection)"),
 )
 
@@ -151,11 +151,24 @@ def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
         f"Metrics below are measured on {TEST_DATA['scenes']} synthetic test scenes ({TEST_DATA['size']} px HR, "
         f"{TEST_DATA['frames']} simulated revisits, seed {TEST_DATA['seed']}) that no training run saw. "
         "Dice of an SR model is the Dice of the shipped UNet++ networks applied to its output; the "
-        "UNet++ rows give their Dice on the HR images themselves (the upper bound).",
+        "UNet++ rows give their Dice on the HR images themselves (the upper bound). *Phantom* columns: the "
+        "share of object-free land (farther than 6 HR pixels from any building or road) that those networks "
+        "flag on the SR output, beside the same share on bicubic upsampling of the same revisits (no "
+        "network). *Grid*: the 3-px grid score of the output (~1-2 without a checkerboard; DESIGN.md "
+        "section 4), beside bicubic's.",
         "",
-        "| file | network | parameters | cPSNR (dB) | cSSIM | Dice buildings | Dice roads | train time |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| file | network | parameters | cPSNR (dB) | cSSIM | Dice buildings | Dice roads | phantom buildings "
+        "(bicubic) | phantom roads (bicubic) | grid (bicubic) | train time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def pair(m: Dict[str, object], key: str, pct: bool) -> str:
+        sr, bic = m.get(key), m.get(f"{key}_bicubic")
+        if sr is None:
+            return "n/a"
+        f = (lambda v: f"{100 * float(v):.2f} %") if pct else (lambda v: f"{float(v):.2f}")
+        return f(sr) + (f" ({f(bic)})" if bic is not None else "")
+
     for r in rows:
         m = r["metrics"]
         if r["segmentation"]:
@@ -165,7 +178,8 @@ def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
             dice_b, dice_r = m.get("buildings_dice"), m.get("roads_dice")
         lines.append(
             f"| `{r['file']}` | {r['title']} | {r['parameters']:,} | {_fmt(m.get('cpsnr'), 2)} | "
-            f"{_fmt(m.get('cssim'))} | {_fmt(dice_b)} | {_fmt(dice_r)} | {r['seconds'] / 60:.1f} min |"
+            f"{_fmt(m.get('cssim'))} | {_fmt(dice_b)} | {_fmt(dice_r)} | {pair(m, 'buildings_fp_share', True)} | "
+            f"{pair(m, 'roads_fp_share', True)} | {pair(m, 'grid_score', False)} | {r['seconds'] / 60:.1f} min |"
         )
     lines += ["", "Each file is a safetensors checkpoint whose metadata holds its model card "
               "(`python -m core.cli models info FILE`): architecture, hyper-parameters, bands, frames, "

@@ -244,8 +244,10 @@ def _make_weighting(config: TrainConfig):
     from .weighting import DynamicWeighting, StaticWeighting
 
     if config.loss.weighting == "dynamic":
-        proportions = {t.name: float(t.proportion) for t in config.loss.terms if t.name != config.loss.reference}
-        return DynamicWeighting(reference=config.loss.reference, proportions=proportions)
+        others = [t for t in config.loss.terms if t.name != config.loss.reference]
+        proportions = {t.name: float(t.proportion) for t in others if t.proportion is not None}
+        fixed = {t.name: float(t.weight) for t in others if t.proportion is None}
+        return DynamicWeighting(reference=config.loss.reference, proportions=proportions, fixed=fixed)
     return StaticWeighting({t.name: float(t.weight) for t in config.loss.terms})
 
 

@@ -7,6 +7,13 @@ losses over that epoch, so that in the next epoch each weighted loss is about
 ``p_i`` times the reference. This keeps, e.g., a Dice loss of ~0.5 from swamping
 a cL1 of ~0.02 without hand-tuning a weight per experiment.
 
+Terms whose optimum is zero (the phantom-object penalties ``fp_*``: the mean
+probability the frozen networks give object-free land) must not be re-weighted
+that way: as the network learns to keep land clean the term shrinks, ``1 /
+mean(L_i)`` explodes (0.1 -> 42 within eight epochs of the first starter run),
+and the term ends up erasing every object, true ones included (validation Dice
+0). Such terms keep a *fixed* weight beside the dynamic ones (``fixed=``).
+
 Both classes keep only plain Python numbers in their state, so ``state_dict()``
 is JSON-serialisable and a resumed run continues with exactly the same weights.
 """
@@ -106,16 +113,22 @@ class DynamicWeighting:
         reference: str,
         proportions: Mapping[str, float],
         initial: Optional[Mapping[str, float]] = None,
+        fixed: Optional[Mapping[str, float]] = None,
     ):
         if not proportions:
             raise ValueError("dynamic weighting needs at least one loss besides the reference")
-        if reference in proportions:
+        fixed = {str(k): float(v) for k, v in (fixed or {}).items()}
+        if reference in proportions or reference in fixed:
             raise ValueError(f"the reference loss {reference!r} keeps weight 1; give it no proportion")
-        bad = [k for k, p in proportions.items() if not (math.isfinite(float(p)) and float(p) >= 0)]
+        both = sorted(set(proportions) & set(fixed))
+        if both:
+            raise ValueError(f"a loss has a proportion or a fixed weight, not both: {', '.join(both)}")
+        bad = [k for k, p in {**proportions, **fixed}.items() if not (math.isfinite(float(p)) and float(p) >= 0)]
         if bad:
-            raise ValueError(f"proportions must be finite and >= 0: {', '.join(bad)}")
+            raise ValueError(f"proportions and fixed weights must be finite and >= 0: {', '.join(bad)}")
         self.reference = str(reference)
         self.proportions: Dict[str, float] = {str(k): float(v) for k, v in proportions.items()}
+        self.fixed: Dict[str, float] = fixed
         initial = dict(initial or {})
         unknown = [k for k in initial if k not in self.proportions and k != self.reference]
         if unknown:
@@ -123,6 +136,7 @@ class DynamicWeighting:
         self._weights: Dict[str, float] = {self.reference: 1.0}
         for name, p in self.proportions.items():
             self._weights[name] = float(initial.get(name, p))
+        self._weights.update(self.fixed)
         self.epoch = 0
         self.history: List[Dict[str, object]] = []
         self._reset_epoch()
@@ -183,6 +197,7 @@ class DynamicWeighting:
             "kind": self.kind,
             "reference": self.reference,
             "proportions": dict(self.proportions),
+            "fixed": dict(self.fixed),
             "weights": self.weights,
             "epoch": self.epoch,
             "history": [dict(h) for h in self.history],
@@ -193,7 +208,8 @@ class DynamicWeighting:
     def load_state_dict(self, state: Mapping[str, object]) -> None:
         if state.get("kind") != self.kind:
             raise ValueError(f"cannot resume dynamic weighting from a {state.get('kind')!r} weighting state")
-        if state["reference"] != self.reference or dict(state["proportions"]) != self.proportions:  # type: ignore[call-overload]
+        if (state["reference"] != self.reference or dict(state["proportions"]) != self.proportions  # type: ignore[call-overload]
+                or dict(state.get("fixed") or {}) != self.fixed):  # type: ignore[call-overload]
             raise ValueError(
                 "the checkpoint's dynamic weighting (reference "
                 f"{state['reference']!r}, proportions {state['proportions']}) differs from the config "
@@ -212,6 +228,7 @@ def make_weighting(
     reference: Optional[str] = None,
     proportions: Optional[Mapping[str, float]] = None,
     initial: Optional[Mapping[str, float]] = None,
+    fixed: Optional[Mapping[str, float]] = None,
 ) -> Union[StaticWeighting, DynamicWeighting]:
     """``make_weighting("static", weights={...})`` or ``make_weighting("dynamic", reference=..., proportions={...})``."""
     if kind == "static":
@@ -221,5 +238,5 @@ def make_weighting(
     if kind == "dynamic":
         if reference is None or proportions is None:
             raise ValueError("dynamic weighting needs reference=<loss name> and proportions={loss name: p}")
-        return DynamicWeighting(reference, proportions, initial)
+        return DynamicWeighting(reference, proportions, initial, fixed)
     raise ValueError(f"loss weighting must be 'static' or 'dynamic', got {kind!r}")

@@ -13,16 +13,21 @@ import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..io.atomic import atomic_write, write_text_atomic
 
-__all__ = ["write_area_report", "plot_before_after", "markdown_table"]
+__all__ = ["write_area_report", "plot_before_after", "markdown_table", "finite_or_none", "recipe_record",
+           "machine_line", "write_json_and_figure", "area_name", "finish_markdown"]
 
 Metric = Tuple[str, str, bool]
 
 
-def _num(v: Any) -> Optional[float]:
+def finite_or_none(v: Any) -> Optional[float]:
+    """``v`` as a finite float, else None: the reports print "n/a" rather than a bool, NaN or infinity.
+
+    Shared by the area and Wald reports so both read a metric the same way.
+    """
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -32,8 +37,59 @@ def _num(v: Any) -> Optional[float]:
     return f if math.isfinite(f) else None
 
 
+def recipe_record(config: Any, selection_share: bool = True) -> Dict[str, Any]:
+    """The training recipe as the reports record it (JSON key order kept: it is what readers diff).
+
+    Shared by the area and Wald reports; the Wald one has no patch selection.
+    """
+    record: Dict[str, Any] = {
+        "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "device": config.device,
+        "losses": [t.name for t in config.loss.terms],
+        "proportions": {t.name: t.proportion for t in config.loss.terms},
+        "weighting": config.loss.weighting, "reference": config.loss.reference}
+    if selection_share:
+        record["selection_share"] = config.data.selection.share
+    record.update({"lr_patch": config.data.lr_patch, "samples_per_epoch": config.data.samples_per_epoch,
+                   "batch_size": config.data.batch_size})
+    return record
+
+
+def machine_line() -> str:
+    """``<arch> <system>, <n> CPU(s)``: where a run's time was measured, for the reports."""
+    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s)"
+
+
+def write_json_and_figure(stem: Path, payload: Mapping[str, Any], draw: Callable[[Path], Path]) -> Dict[str, Path]:
+    """``<stem>.json`` now and ``<stem>.png`` if ``draw`` manages it; the paths (keys json, md, png).
+
+    A figure must never lose the numbers, so a failing ``draw`` only leaves out the png.
+    """
+    out = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
+    write_text_atomic(out["json"], json.dumps(payload, indent=1, default=str) + "\n")
+    try:
+        out["png"] = draw(stem.with_suffix(".png"))
+    except Exception:  # a figure must never lose the numbers
+        pass
+    return out
+
+
+def area_name(area: Mapping[str, Any]) -> str:
+    """The area's name for a report title: its folder, or the folder above a folder called ``area``."""
+    root = Path(str(area.get("root")))
+    return root.parent.name if root.name == "area" else root.name
+
+
+def finish_markdown(md: List[str], command: Optional[str], out: Mapping[str, Path]) -> str:
+    """The reports' common tail (the command, the figure if it was drawn) joined into the Markdown text."""
+    if command:
+        md = md + [f"- command: `{command}`"]
+    if "png" in out:
+        md = md + ["", f"![before/after]({out['png'].name})"]
+    return "\n".join(md) + "\n"
+
+
 def _fmt(v: Any, key: str) -> str:
-    f = _num(v)
+    f = finite_or_none(v)
     if f is None:
         return "n/a"
     return f"{f:.2f}" if "cpsnr" in key else f"{f:.3f}"
@@ -43,7 +99,7 @@ def markdown_table(before: Mapping[str, Any], after: Mapping[str, Any], metrics:
     """``| metric | before | after | change |`` rows."""
     lines = ["| held-out metric | before | after | change |", "|---|---:|---:|---:|"]
     for key, label, _higher in metrics:
-        b, a = _num(before.get(key)), _num(after.get(key))
+        b, a = finite_or_none(before.get(key)), finite_or_none(after.get(key))
         change = "n/a" if a is None or b is None else f"{a - b:+.2f}" if "cpsnr" in key else f"{a - b:+.3f}"
         lines.append(f"| {label} | {_fmt(b, key)} | {_fmt(a, key)} | {change} |")
     return "\n".join(lines)
@@ -59,7 +115,7 @@ def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_p
     labels = ["buildings", "roads"]
     xs = range(len(labels))
     for off, (name, res, color) in zip((-0.18, 0.18), (("before", before, "0.6"), ("after", after, "tab:blue"))):
-        vals = [_num(res.get(f"{t}_dice")) or 0.0 for t in labels]
+        vals = [finite_or_none(res.get(f"{t}_dice")) or 0.0 for t in labels]
         bars = ax.bar([x + off for x in xs], vals, width=0.36, color=color, label=name)
         for b, v in zip(bars, vals):
             ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.3f}", ha="center", fontsize=8)
@@ -68,7 +124,7 @@ def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_p
     ax.set_ylabel("Dice on the SR output")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    vals = [_num(before.get("consistency_cpsnr")) or 0.0, _num(after.get("consistency_cpsnr")) or 0.0]
+    vals = [finite_or_none(before.get("consistency_cpsnr")) or 0.0, finite_or_none(after.get("consistency_cpsnr")) or 0.0]
     bars = ax2.bar([0, 1], vals, color=["0.6", "tab:blue"])
     for b, v in zip(bars, vals):
         ax2.text(b.get_x() + b.get_width() / 2, v + 0.2, f"{v:.2f}", ha="center", fontsize=8)
@@ -101,28 +157,17 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
                                            "crs", "frames", "size_lr", "messages")},
         "start_checkpoint": str(start),
         "checkpoint": str(checkpoint),
-        "recipe": {"epochs": config.epochs, "lr": config.lr, "seed": config.seed, "device": config.device,
-                   "losses": [t.name for t in config.loss.terms],
-                   "proportions": {t.name: t.proportion for t in config.loss.terms},
-                   "weighting": config.loss.weighting, "reference": config.loss.reference,
-                   "selection_share": config.data.selection.share, "lr_patch": config.data.lr_patch,
-                   "samples_per_epoch": config.data.samples_per_epoch, "batch_size": config.data.batch_size},
+        "recipe": recipe_record(config),
         "before": strip[0],
         "after": strip[1],
         "per_tile": {"before": before.get("per_tile"), "after": after.get("per_tile")},
         "seconds": round(seconds, 1),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s)",
+        "machine": machine_line(),
     }
-    out = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
-    _write_text(out["json"], json.dumps(payload, indent=1, default=str) + "\n")
-    try:
-        out["png"] = plot_before_after(before, after, stem.with_suffix(".png"))
-    except Exception:  # a plot must never lose the numbers
-        pass
+    out = write_json_and_figure(stem, payload, lambda png: plot_before_after(before, after, png))
     r = payload["recipe"]
-    root = Path(str(area.get("root")))
     md = [
-        f"# Area fine-tune: {root.parent.name if root.name == 'area' else root.name}",
+        f"# Area fine-tune: {area_name(area)}",
         "",
         f"Held-out block: the {area.get('side')}ern strip, {len(area.get('held_out') or [])} tile(s) of "
         f"{area.get('tile_lr')} LR px, separated from the {len(area.get('train') or [])} training tile(s) by a gap. "
@@ -142,9 +187,5 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
         f"{r['lr_patch']} px, batch {r['batch_size']}, lr {r['lr']:g}, seed {r['seed']}",
         f"- run time: {seconds / 60:.1f} min on {payload['machine']}",
     ]
-    if command:
-        md += [f"- command: `{command}`"]
-    if "png" in out:
-        md += ["", f"![before/after]({out['png'].name})"]
-    _write_text(out["md"], "\n".join(md) + "\n")
+    _write_text(out["md"], finish_markdown(md, command, out))
     return out

@@ -8,10 +8,6 @@ figure can change without touching the workflow. Files are written atomically.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -19,6 +15,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..io.atomic import atomic_write, write_text_atomic
+from .report import (
+    area_name,
+    finish_markdown,
+    finite_or_none,
+    machine_line,
+    recipe_record,
+    write_json_and_figure,
+)
 
 __all__ = ["write_wald_report", "plot_wald", "wald_tables", "WALD_METRICS", "UPSCALED_METRICS"]
 
@@ -37,18 +41,8 @@ UPSCALED_METRICS: Tuple[Metric, ...] = (
 )
 
 
-def _num(v: Any) -> Optional[float]:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _fmt(v: Any, key: str, signed: bool = False) -> str:
-    f = _num(v)
+    f = finite_or_none(v)
     if f is None:
         return "n/a"
     digits = 2 if "cpsnr" in key or key.startswith("grid") else 3
@@ -61,7 +55,7 @@ def _table(title: str, before: Mapping[str, Any], after: Mapping[str, Any], metr
     for key, label, higher in metrics:
         if key not in before and key not in after:
             continue  # e.g. false positives without masks
-        b, a = _num(before.get(key)), _num(after.get(key))
+        b, a = finite_or_none(before.get(key)), finite_or_none(after.get(key))
         bic_key = key.replace("_share", "_share_bicubic") if key.endswith("_fp_share") else f"{key}_bicubic"
         bic = before.get(bic_key, after.get(bic_key))
         change = "n/a" if a is None or b is None else _fmt(a - b, key, signed=True)
@@ -102,7 +96,7 @@ def plot_wald(before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mappi
             ("upscaled", "consistency_cpsnr", "10 m -> 3.33 m: consistency (dB)")]
     for j, (part, key, label) in enumerate(bars):
         ax = fig.add_subplot(grid[0, j])
-        vals = [_num(before[part].get(f"{key}_bicubic")), _num(before[part].get(key)), _num(after[part].get(key))]
+        vals = [finite_or_none(before[part].get(f"{key}_bicubic")), finite_or_none(before[part].get(key)), finite_or_none(after[part].get(key))]
         names = ["bicubic", "before", "after"]
         keep = [(n, v) for n, v in zip(names, vals) if v is not None]
         colors = {"bicubic": "0.75", "before": "0.45", "after": "tab:blue"}
@@ -153,7 +147,7 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
                       command: Optional[str]) -> Dict[str, Path]:
     """``<stem>.json``, ``<stem>.md`` and ``<stem>.png``; returns their paths (keys json, md, png)."""
     stem = Path(stem)
-    machine = f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s)"
+    machine = machine_line()
     payload = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -164,12 +158,7 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         "wald": {k: wald.get(k) for k in ("root", "psf_sigma_10m_px", "noise", "seed", "tile_30m", "messages")},
         "start_checkpoint": str(start),
         "checkpoint": str(checkpoint),
-        "recipe": {"epochs": config.epochs, "lr": config.lr, "seed": config.seed, "device": config.device,
-                   "losses": [t.name for t in config.loss.terms],
-                   "proportions": {t.name: t.proportion for t in config.loss.terms},
-                   "weighting": config.loss.weighting, "reference": config.loss.reference,
-                   "lr_patch": config.data.lr_patch, "samples_per_epoch": config.data.samples_per_epoch,
-                   "batch_size": config.data.batch_size},
+        "recipe": recipe_record(config, selection_share=False),
         "before": {part: _strip(v) for part, v in before.items()},
         "after": {part: _strip(v) for part, v in after.items()},
         "per_tile": {when: {part: v.get("per_tile") for part, v in res.items()}
@@ -177,15 +166,9 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         "seconds": round(seconds, 1),
         "machine": machine,
     }
-    out = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
-    write_text_atomic(out["json"], json.dumps(payload, indent=1, default=str) + "\n")
-    try:
-        out["png"] = plot_wald(before, after, stem.with_suffix(".png"))
-    except Exception:  # a figure must never lose the numbers
-        pass
+    out = write_json_and_figure(stem, payload, lambda png: plot_wald(before, after, png))
     r = payload["recipe"]
-    root = Path(str(area.get("root")))
-    name = root.parent.name if root.name == "area" else root.name
+    name = area_name(area)
     md = [
         f"# Wald self-supervised adaptation: {name}",
         "",
@@ -214,9 +197,5 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         f"{r['batch_size']}, lr {r['lr']:g}, seed {r['seed']}",
         f"- run time: {seconds / 60:.1f} min on {machine}",
     ]
-    if command:
-        md += [f"- command: `{command}`"]
-    if "png" in out:
-        md += ["", f"![before/after]({out['png'].name})"]
-    write_text_atomic(out["md"], "\n".join(md) + "\n")
+    write_text_atomic(out["md"], finish_markdown(md, command, out))
     return out

@@ -7,32 +7,12 @@ reaches ``core`` through relative imports exactly as it does inside QGIS.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import types
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PLUGIN_PACKAGE = "s2_taskdriven_sr"
-
-
-def import_plugin_package() -> types.ModuleType:
-    """The repository root as package ``s2_taskdriven_sr`` (imported once, then reused)."""
-    module = sys.modules.get(PLUGIN_PACKAGE)
-    if module is not None and getattr(module, "__file__", None):
-        return module
-    spec = importlib.util.spec_from_file_location(
-        PLUGIN_PACKAGE, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PLUGIN_PACKAGE] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(PLUGIN_PACKAGE, None)
-        raise
-    return module
+from tests.helpers import ROOT, import_plugin_package
 
 
 @pytest.fixture(scope="session")

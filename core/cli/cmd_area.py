@@ -29,7 +29,7 @@ from typing import Any, Dict
 
 from ..io.jsonsafe import json_safe
 from ..options import AreaOptions
-from .progress import event_printer
+from .progress import event_printer, print_messages
 
 __all__ = ["register"]
 
@@ -80,8 +80,7 @@ def _prepare(args: argparse.Namespace) -> int:
     if args.progress == "jsonl":
         printer({"event": "done", **json_safe(result.as_dict())})
     else:
-        for m in result.messages:
-            print(m)
+        print_messages(result.messages)
         print(f"{len(result.train)} training tile(s), {len(result.held_out)} held-out tile(s) "
               f"({result.side}ern strip), {len(result.skipped)} skipped: {result.root}")
     return 0
@@ -132,6 +131,20 @@ def _wald(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_step_sizes(p: argparse.ArgumentParser) -> None:
+    """--lr, --samples, --batch-size: the recipe numbers ``finetune``/``run`` and ``wald`` word the same way."""
+    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-5)")
+    p.add_argument("--samples", type=int, help="patches per epoch (default: the recipe's, 256)")
+    p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 8)")
+
+
+def _add_progress_and_resume(p: argparse.ArgumentParser) -> None:
+    """--progress and --no-resume, the last options of every training action (the QGIS dialog reads jsonl)."""
+    p.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm",
+                   help="tqdm bars (default) or one JSON event per line on stdout (for the QGIS dialog)")
+    p.add_argument("--no-resume", action="store_true", help="start the training afresh even if OUT/train/last.pt exists")
+
+
 def _add_wald(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revisits", nargs="+", required=True, metavar="RASTER",
                    help="Sentinel-2 rasters of the area (revisits); the first sets the grid, others are warped onto it")
@@ -153,18 +166,14 @@ def _add_wald(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gap", type=int, default=1, help="tile columns (rows) left out between training and held-out "
                                                       "tiles (default 1)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-5)")
-    p.add_argument("--samples", type=int, help="patches per epoch (default: the recipe's, 256)")
-    p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 8)")
+    _add_step_sizes(p)
     p.add_argument("--patch", type=int, help="patch size in 30 m pixels (default 24, at most the 30 m tile)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="cpu, cuda or auto (default)")
     p.add_argument("--seed", type=int, default=0, help="training seed (and the seed of the 30 m frames' noise)")
     p.add_argument("--no-noise", action="store_true", help="do not add instrument noise back to the 30 m frames")
     p.add_argument("--recipe", help="training recipe (default resources/configs/area/wald.yaml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any setting of the recipe")
-    p.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm",
-                   help="tqdm bars (default) or one JSON event per line on stdout (for the QGIS dialog)")
-    p.add_argument("--no-resume", action="store_true", help="start the training afresh even if OUT/train/last.pt exists")
+    _add_progress_and_resume(p)
 
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:
@@ -190,17 +199,13 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder: train/ (the run), area_finetuned.safetensors, "
                                                 "area_report.json/.md/.png")
     p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-5)")
-    p.add_argument("--samples", type=int, help="patches per epoch (default: the recipe's, 256)")
-    p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 8)")
+    _add_step_sizes(p)
     p.add_argument("--patch", type=int, help="LR patch size (default 32, at most the tile size)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any setting of resources/configs/area/finetune.yaml (repeatable)")
-    p.add_argument("--progress", choices=("tqdm", "jsonl", "none"), default="tqdm",
-                   help="tqdm bars (default) or one JSON event per line on stdout (for the QGIS dialog)")
-    p.add_argument("--no-resume", action="store_true", help="start the training afresh even if OUT/train/last.pt exists")
+    _add_progress_and_resume(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

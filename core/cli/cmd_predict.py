@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..options import SegmentOptions, SuperResolveOptions, add_cli_arguments, from_cli
-from .progress import progress_bar, run_job
+from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
 
@@ -17,18 +17,11 @@ __all__ = ["register"]
 def _predict(args: argparse.Namespace) -> int:
     from .. import api
 
-    update, close = progress_bar("super-resolving")
-    try:
-        result, code = run_job(
-            api.super_resolve, inputs=args.inputs, out_path=args.out, checkpoint=args.checkpoint,
-            options=from_cli(SuperResolveOptions, args), progress=update,
-        )
-    finally:
-        close()
+    result, code = run_with_bar("super-resolving", api.super_resolve, inputs=args.inputs, out_path=args.out,
+                                checkpoint=args.checkpoint, options=from_cli(SuperResolveOptions, args))
     if result is None:
         return code
-    for m in result.messages:
-        print(m)
+    print_messages(result.messages)
     print(f"{result.path}  ({result.seconds:.1f} s)")
     return 0
 
@@ -36,18 +29,12 @@ def _predict(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from .. import api
 
-    update, close = progress_bar("segmenting")
-    try:
-        result, code = run_job(
-            api.segment, input_path=args.input, checkpoints=list(args.checkpoint), out_mask=args.out,
-            out_prob=args.prob, vectors=args.vectors, options=from_cli(SegmentOptions, args), progress=update,
-        )
-    finally:
-        close()
+    result, code = run_with_bar("segmenting", api.segment, input_path=args.input,
+                                checkpoints=list(args.checkpoint), out_mask=args.out, out_prob=args.prob,
+                                vectors=args.vectors, options=from_cli(SegmentOptions, args))
     if result is None:
         return code
-    for m in result.messages:
-        print(m)
+    print_messages(result.messages)
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from .progress import progress_bar, run_job
+from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
 
@@ -25,16 +25,11 @@ def _stack(args: argparse.Namespace) -> int:
     from ..io.stack import build_stack
     from ..options import StackOptions, from_cli
 
-    update, close = progress_bar("stacking")
-    try:
-        result, code = run_job(build_stack, inputs=args.inputs, out_path=args.out,
-                               options=from_cli(StackOptions, args), progress=update)
-    finally:
-        close()
+    result, code = run_with_bar("stacking", build_stack, inputs=args.inputs, out_path=args.out,
+                                options=from_cli(StackOptions, args))
     if result is None:
         return code
-    for m in result.messages:
-        print(m)
+    print_messages(result.messages)
     print(f"{result.path}: {len(result.bands)} band(s) x {len(result.dates)} date(s), reference {result.reference_date} "
           f"({result.seconds:.1f} s)")
     return 0
@@ -45,17 +40,12 @@ def _export(args: argparse.Namespace) -> int:
 
     product = open_product(args.product)
     messages: list = []
-    update, close = progress_bar("exporting")
-    try:
-        path, code = run_job(export_product, product=product, out_path=args.out, bands=tuple(args.bands),
-                             extent=args.extent, scl_nodata=tuple(args.scl_nodata), progress=update,
-                             messages=messages)
-    finally:
-        close()
+    path, code = run_with_bar("exporting", export_product, product=product, out_path=args.out,
+                              bands=tuple(args.bands), extent=args.extent, scl_nodata=tuple(args.scl_nodata),
+                              messages=messages)
     if path is None:
         return code
-    for m in messages:
-        print(m)
+    print_messages(messages)
     print(f"{path}: {product.label}, bands {', '.join(args.bands)}")
     return 0
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from ..options import TrustOptions, add_cli_arguments, from_cli
-from .progress import progress_bar, run_job
+from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
 
@@ -19,16 +19,11 @@ __all__ = ["register"]
 def _trust(args: argparse.Namespace) -> int:
     from .. import api
 
-    update, close = progress_bar("trust map")
-    try:
-        summary, code = run_job(api.trust_map, sr_path=args.sr, inputs=args.inputs, out_path=args.out,
-                                options=from_cli(TrustOptions, args), progress=update, checkpoint=args.checkpoint)
-    finally:
-        close()
+    summary, code = run_with_bar("trust map", api.trust_map, sr_path=args.sr, inputs=args.inputs, out_path=args.out,
+                                 options=from_cli(TrustOptions, args), checkpoint=args.checkpoint)
     if summary is None:
         return code
-    for m in summary.messages:
-        print(m)
+    print_messages(summary.messages)
     spread = "n/a (one revisit)" if summary.mean_spread is None else f"{summary.mean_spread:.4f}"
     inst = "n/a (no checkpoint)" if summary.mean_instability is None else f"{summary.mean_instability:.4f}"
     print(f"classes: {100 * summary.supported_share:.1f} % supported, {100 * summary.uncertain_share:.1f} % "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ..io.jsonsafe import json_safe
 
-__all__ = ["progress_bar", "run_job", "event_printer"]
+__all__ = ["progress_bar", "run_job", "run_with_bar", "print_messages", "event_printer"]
 
 
 def progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -42,6 +42,24 @@ def run_job(fn, **kwargs):
     except OutputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None, 1
+
+
+def run_with_bar(desc: str, fn: Callable[..., Any], **kwargs: Any) -> Tuple[Any, int]:
+    """:func:`run_job` with a progress bar called ``desc`` passed as ``progress`` and closed however it ends.
+
+    Every inference command runs its job this way; one place keeps the bar from outliving the job.
+    """
+    update, close = progress_bar(desc)
+    try:
+        return run_job(fn, progress=update, **kwargs)
+    finally:
+        close()
+
+
+def print_messages(messages: Iterable[str]) -> None:
+    """Print what a job did to the data, a line each, before the command's own summary line."""
+    for m in messages:
+        print(m)
 
 
 def _jsonl_printer(event: Dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import RESOURCES
 from ..options import AreaOptions
+from .stages import Event, RunResult, cached_result, event_sink, log_stage
 
 __all__ = [
     "AreaResult",
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-Event = Callable[[Dict[str, Any]], None]
 RECIPE = RESOURCES / "configs" / "area" / "finetune.yaml"
 CHECKPOINT_NAME = "area_finetuned.safetensors"
 REPORT_STEM = "area_report"
@@ -63,17 +63,8 @@ METRICS = (("buildings_dice", "Dice buildings", True), ("roads_dice", "Dice road
 
 
 @dataclass
-class AreaResult:
+class AreaResult(RunResult):
     """What :func:`finetune_area` produced."""
-
-    checkpoint: Path
-    report_json: Path
-    report_md: Path
-    plot: Optional[Path]
-    before: Dict[str, Any]
-    after: Dict[str, Any]
-    run_dir: Path
-    seconds: float
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -235,26 +226,6 @@ def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildin
     return config
 
 
-def _event_sink(progress: Optional[Event]) -> Event:
-    def emit(event: Dict[str, Any]) -> None:
-        if progress is not None:
-            progress(event)
-
-    return emit
-
-
-def _stage(emit: Event, message: str, stage: str) -> None:
-    emit({"event": "log", "message": message, "stage": stage})
-
-
-def _cached_before(path: Path, key: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return saved.get("result") if saved.get("key") == key else None
-
-
 def finetune_area(
     area_root: PathLike,
     sr_checkpoint: PathLike,
@@ -283,7 +254,7 @@ def finetune_area(
 
     t0 = time.perf_counter()
     opts = (options or AreaOptions()).replace(epochs=int(epochs))  # the caller's object stays as it was
-    emit = _event_sink(progress)
+    emit = event_sink(progress)
     area_root, out_dir = Path(area_root), Path(out_dir)
     area = read_area(area_root)
     for what, path in (("SR checkpoint", sr_checkpoint), ("buildings network", buildings_ckpt),
@@ -298,11 +269,11 @@ def finetune_area(
     def eval_progress(stage: str):
         return lambda f, m: emit({"event": "log", "message": f"{stage}: {m}", "stage": stage, "fraction": f})
 
-    _stage(emit, f"measuring the starting network on {len(area['held_out'])} held-out tile(s)", "before")
+    log_stage(emit, f"measuring the starting network on {len(area['held_out'])} held-out tile(s)", "before")
     key = {"checkpoint": file_sha256(sr_checkpoint), "buildings": file_sha256(buildings_ckpt),
            "roads": file_sha256(roads_ckpt), "area": str(area_root.resolve()), "train": area["train"],
            "held_out": area["held_out"]}
-    before = _cached_before(out_dir / "before.json", key)
+    before = cached_result(out_dir / "before.json", key)
     if before is None:
         before = evaluate_area(sr_checkpoint, area_root, buildings_ckpt, roads_ckpt, device=dev,
                                tile=config.val_tile, overlap=config.val_overlap, progress=eval_progress("before"))
@@ -310,7 +281,7 @@ def finetune_area(
 
         write_json_atomic(out_dir / "before.json", {"key": key, "result": before})
 
-    _stage(emit, f"fine-tuning for {config.epochs} epoch(s) on {len(area['train'])} training tile(s)", "train")
+    log_stage(emit, f"fine-tuning for {config.epochs} epoch(s) on {len(area['train'])} training tile(s)", "train")
 
     def forward(event: Dict[str, Any]) -> None:
         if event.get("event") == "done":  # the area run is done only once it is measured and registered
@@ -321,7 +292,7 @@ def finetune_area(
     train(config, progress=forward, resume=resume, cancel=cancel)
     last = run_dir / "last.safetensors"
 
-    _stage(emit, "measuring the fine-tuned network on the held-out tiles", "after")
+    log_stage(emit, "measuring the fine-tuned network on the held-out tiles", "after")
     after = evaluate_area(last, area_root, buildings_ckpt, roads_ckpt, device=dev, tile=config.val_tile,
                           overlap=config.val_overlap, progress=eval_progress("after"))
 
@@ -389,7 +360,7 @@ def run_area(
     from ..models.zoo import read_card
     from .tiles import AREA_JSON, prepare_area
 
-    emit = _event_sink(progress)
+    emit = event_sink(progress)
     out_dir = Path(out_dir)
     area_root = out_dir / "area"
     if band_name is None:
@@ -403,9 +374,9 @@ def run_area(
         saved = json.loads((area_root / AREA_JSON).read_text(encoding="utf-8"))
         reuse = {k: saved.get(k) for k in wanted} == wanted
     if reuse:
-        _stage(emit, f"using the area already prepared in {area_root}", "prepare")
+        log_stage(emit, f"using the area already prepared in {area_root}", "prepare")
     else:
-        _stage(emit, "cutting the area into tiles and rasterizing the vectors", "prepare")
+        log_stage(emit, "cutting the area into tiles and rasterizing the vectors", "prepare")
         done = prepare_area(revisits, band, buildings_vector, roads_vector, area_root, tile_lr=tile_lr,
                             val_fraction=val_fraction, band_name=band_name, overwrite=True,
                             progress=lambda f, m: emit({"event": "log", "message": f"prepare: {m}",

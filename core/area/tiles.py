@@ -44,7 +44,7 @@ from rasterio.windows import Window
 
 from ..data.scene import SPLIT_JSON, Scene, SceneError, write_json_atomic, write_scene
 from ..data.vectors import is_kind, rasterize_vectors, read_features
-from ..io.atomic import remove_orphans, temp_path_for
+from ..io.atomic import remove_orphans, replace_folder, temp_path_for
 from ..io.geo import apply, compose
 from ..io.radiometry import S2_DN_SCALE
 from ..io.rasters import Frame, FrameSet, Grid
@@ -238,7 +238,7 @@ def prepare_area(
                 "tiles": tiles, "messages": messages,
             }
             write_json_atomic(tmp / AREA_JSON, record)
-            _move_into_place(tmp, out)
+            replace_folder(tmp, out)  # an old area (or empty folder) there goes only then
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -476,17 +476,6 @@ def _read_tile(frames: Sequence[Frame], row: int, col: int, tile_lr: int) -> Tup
         data.append(d[None])
         valid.append(v)
     return np.stack(data).astype(np.float32, copy=False), np.stack(valid)
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished area onto ``out``; an old area (or empty folder) there goes only then."""
-    if out.exists():
-        old = temp_path_for(out, ".old")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 # --------------------------------------------------------------------------- reading

@@ -77,6 +77,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from .. import RESOURCES
 from ..jobs import InputError, check_cancel
+from .stages import Event, RunResult, cached_result, event_sink, log_stage
 from .wald_eval import evaluate_upscaled, evaluate_wald
 from .wald_pairs import MIN_WALD_TILE, SCALE, WALD_JSON, WaldPrepared, prepare_wald, read_wald, wald_scene
 from .wald_report import UPSCALED_METRICS, WALD_METRICS  # what is reported, in report order
@@ -100,7 +101,6 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-Event = Callable[[Dict[str, Any]], None]
 Progress = Callable[[float, str], None]
 
 WALD_RECIPE = RESOURCES / "configs" / "area" / "wald.yaml"
@@ -200,25 +200,8 @@ def _config(wald_root: Path, run_dir: Path, sr_checkpoint: PathLike, opts: Any, 
 
 
 @dataclass
-class WaldResult:
+class WaldResult(RunResult):
     """What :func:`adapt_area` produced; ``before``/``after`` hold ``{"wald": ..., "upscaled": ...}``."""
-
-    checkpoint: Path
-    report_json: Path
-    report_md: Path
-    plot: Optional[Path]
-    before: Dict[str, Any]
-    after: Dict[str, Any]
-    run_dir: Path
-    seconds: float
-
-
-def _emit_to(progress: Optional[Event]) -> Event:
-    return (lambda e: progress(e)) if progress is not None else (lambda e: None)
-
-
-def _stage(emit: Event, message: str, stage: str) -> None:
-    emit({"event": "log", "message": message, "stage": stage})
 
 
 def _tile_10m(tile_lr: int, messages: List[str]) -> int:
@@ -239,14 +222,6 @@ def _same(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
 def _public(d: Mapping[str, Any]) -> Dict[str, Any]:
     """A measurement without its in-memory images (``_``-keys) and per-tile rows (for cards and events)."""
     return {k: v for k, v in d.items() if not k.startswith("_") and k != "per_tile"}
-
-
-def _cached(path: Path, key: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return saved.get("result") if saved.get("key") == key else None
 
 
 def adapt_area(
@@ -290,7 +265,7 @@ def adapt_area(
 
     t0 = time.perf_counter()
     opts = options if options is not None else AreaOptions()
-    emit = _emit_to(progress)
+    emit = event_sink(progress)
     out_dir = Path(out_dir)
     area_name = out_dir.resolve().name
     for what, path in (("SR checkpoint", sr_checkpoint), ("buildings network", seg_buildings),
@@ -308,7 +283,7 @@ def adapt_area(
     messages: List[str] = []
     tile = _tile_10m(tile_lr, messages)
     for m in messages:
-        _stage(emit, m, "prepare")
+        log_stage(emit, m, "prepare")
 
     # 1. the 10 m area tiles (reused when made from the same inputs)
     area_root, wald_root, run_dir = out_dir / AREA_DIR, out_dir / WALD_DIR, out_dir / TRAIN_DIR
@@ -318,17 +293,17 @@ def adapt_area(
     saved = json.loads((area_root / AREA_JSON).read_text(encoding="utf-8")) if (area_root / AREA_JSON).is_file() \
         else None
     if saved is not None and _same(saved, wanted):
-        _stage(emit, f"using the area already prepared in {area_root}", "prepare")
+        log_stage(emit, f"using the area already prepared in {area_root}", "prepare")
         remade = False
     else:
-        _stage(emit, "cutting the area into 10 m tiles" + (" and rasterizing the vectors" if vectors else ""),
+        log_stage(emit, "cutting the area into 10 m tiles" + (" and rasterizing the vectors" if vectors else ""),
                "prepare")
         done = prepare_area(revisits, band, buildings_vector, roads_vector, area_root, tile_lr=tile,
                             val_fraction=val_fraction, gap_tiles=gap_tiles, band_name=band_name, overwrite=True,
                             progress=lambda f, m: emit({"event": "log", "message": f"prepare: {m}",
                                                         "stage": "prepare", "fraction": f}))
         for m in done.messages:
-            _stage(emit, m, "prepare")
+            log_stage(emit, m, "prepare")
         remade = True
     area = read_area(area_root)
     check_cancel(cancel)
@@ -337,14 +312,14 @@ def adapt_area(
     wald_key = {"area_created": area.get("created"), "noise": bool(noise), "seed": int(opts.seed)}
     record = read_wald(wald_root) if (wald_root / WALD_JSON).is_file() else None
     if record is not None and _same(record, wald_key):
-        _stage(emit, f"using the 30 m -> 10 m pairs already made in {wald_root}", "prepare")
+        log_stage(emit, f"using the 30 m -> 10 m pairs already made in {wald_root}", "prepare")
     else:
-        _stage(emit, "degrading every revisit to 30 m (Wald's protocol)", "prepare")
+        log_stage(emit, "degrading every revisit to 30 m (Wald's protocol)", "prepare")
         made = prepare_wald(area_root, wald_root, noise=noise, seed=int(opts.seed), cancel=cancel,
                             progress=lambda f, m: emit({"event": "log", "message": f"wald: {m}", "stage": "prepare",
                                                         "fraction": f}))
         for m in made.messages:
-            _stage(emit, m, "prepare")
+            log_stage(emit, m, "prepare")
         record = read_wald(wald_root)
         remade = True
     sigma = float(record["psf_sigma_10m_px"])
@@ -353,14 +328,14 @@ def adapt_area(
     seg_paths = {t: p for t, p in (("buildings", seg_buildings), ("roads", seg_roads))
                  if p is not None and t in area.get("vectors", {})}
     if len(seg_paths) < len([p for p in (seg_buildings, seg_roads) if p is not None]):
-        _stage(emit, "a segmentation network without its vector layer is not used: no mask to tell object-free "
+        log_stage(emit, "a segmentation network without its vector layer is not used: no mask to tell object-free "
                      "land", "before")
 
     # 3. before
     key = {"checkpoint": file_sha256(sr_checkpoint), "seg": {t: file_sha256(p) for t, p in seg_paths.items()},
            "area_created": area.get("created"), "wald_created": record.get("created")}
-    _stage(emit, f"measuring the starting network on {len(area['held_out'])} held-out tile(s)", "before")
-    before = _cached(out_dir / "before.json", key)
+    log_stage(emit, f"measuring the starting network on {len(area['held_out'])} held-out tile(s)", "before")
+    before = cached_result(out_dir / "before.json", key)
     if before is None:
         before = _measure(sr_checkpoint, wald_root, area_root, seg_paths, device, True, emit, "before", cancel)
         from ..io.atomic import write_json_atomic
@@ -370,7 +345,7 @@ def adapt_area(
                                                                            for k, v in before.items()}})
 
     # 4. training
-    _stage(emit, f"Wald adaptation for {config.epochs} epoch(s) on {len(area['train'])} training tile(s)", "train")
+    log_stage(emit, f"Wald adaptation for {config.epochs} epoch(s) on {len(area['train'])} training tile(s)", "train")
 
     def forward(event: Dict[str, Any]) -> None:
         if event.get("event") == "done":  # done only once measured and registered
@@ -379,13 +354,13 @@ def adapt_area(
             emit(event)
 
     if remade and resume and (run_dir / "last.pt").is_file():
-        _stage(emit, "the tiles were made anew, so the earlier training in train/ is not resumed", "train")
+        log_stage(emit, "the tiles were made anew, so the earlier training in train/ is not resumed", "train")
     # a run started on other tiles must not be continued on these
     train(config, progress=forward, resume=resume and not remade, cancel=cancel)
     last = run_dir / "last.safetensors"
 
     # 5. after, and the registered checkpoint
-    _stage(emit, "measuring the adapted network on the held-out tiles", "after")
+    log_stage(emit, "measuring the adapted network on the held-out tiles", "after")
     after = _measure(last, wald_root, area_root, seg_paths, device, True, emit, "after", cancel)
     if "_preview" not in before.get("upscaled", {}):  # cached numbers keep no images: the figure's tile again
         before["upscaled"] = {**before["upscaled"], "_preview": _preview(sr_checkpoint, area_root, device)}

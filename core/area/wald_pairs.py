@@ -136,7 +136,7 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
     """
     from ..data.degrade import sigma_for_bands
     from ..data.scene import SPLIT_JSON, read_scene, write_json_atomic, write_scene
-    from ..io.atomic import remove_orphans, temp_path_for
+    from ..io.atomic import remove_orphans, replace_folder, temp_path_for
     from .tiles import read_area
 
     report = progress or (lambda _f, _m: None)
@@ -181,13 +181,7 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
             "reference_frame": refs, "frames": area.get("frames"), "messages": messages,
         }
         write_json_atomic(tmp / WALD_JSON, record)
-        if out.exists():
-            old = temp_path_for(out, ".old")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -41,7 +41,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 
-from ..io.atomic import remove_orphans, temp_path_for, write_text_atomic
+from ..io.atomic import remove_orphans, replace_folder, temp_path_for, write_text_atomic
 from ..io.geo import compose
 from ..io.paths import inside, safe_name
 from ..io.writer import CPLError, verify_geotiff
@@ -326,13 +326,7 @@ def write_scene(scene: Scene, path: PathLike, overwrite: bool = True, root: Opti
     tmp.mkdir()  # unlike mkdtemp, honours the umask, so the scene is readable like its siblings
     try:
         _write_scene_files(scene, tmp)
-        if path.exists():  # the whole folder is replaced: no file of the old scene survives
-            old = temp_path_for(path, ".old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_folder(tmp, path)  # the whole folder is replaced: no file of the old scene survives
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

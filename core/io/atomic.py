@@ -18,13 +18,14 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Iterator, Union
 
 from .jsonsafe import json_safe
 
 __all__ = ["temp_path_for", "atomic_write", "write_text_atomic", "write_json_atomic", "remove_orphans",
-           "replace_file"]
+           "replace_file", "replace_folder"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _MARK = ".partial-"
@@ -90,6 +91,23 @@ def replace_file(tmp: PathLike, path: PathLike) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             side.unlink()
+
+
+def replace_folder(tmp: PathLike, path: PathLike) -> None:
+    """Rename the finished folder ``tmp`` onto ``path``; an old folder there is moved aside first and removed only then.
+
+    Folders cannot be renamed over a non-empty one, so the old one goes to a
+    hidden sibling (no file of it survives in ``path``); scenes, areas and
+    Wald pairs are all put in place this way.
+    """
+    tmp, path = Path(tmp), Path(path)
+    if path.exists():
+        old = temp_path_for(path, ".old")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
 
 
 @contextlib.contextmanager

@@ -63,6 +63,7 @@ GROUP, GROUP_ID = "Super-resolution and segmentation", "s2sr"
 TRAIN_GROUP, TRAIN_GROUP_ID = "Training and evaluation", "s2sr_training"
 EXTENT = "EXTENT"
 OptionsT = TypeVar("OptionsT")
+JobT = TypeVar("JobT")
 
 
 class FeedbackCancel:
@@ -242,6 +243,16 @@ def extent_in_layer_crs(alg: QgsProcessingAlgorithm, parameters: Dict[str, Any],
     if layer is None or not parameters.get(name):
         return None
     crs = utm_crs_for_layer(layer) if layer.crs().isGeographic() else layer.crs()
+    return extent_in_crs(alg, parameters, context, crs, name)
+
+
+def extent_in_crs(alg: QgsProcessingAlgorithm, parameters: Dict[str, Any], context: Any, crs: Any,
+                  name: str = EXTENT) -> Optional[Tuple[float, float, float, float]]:
+    """The extent parameter converted into ``crs`` as (xmin, ymin, xmax, ymax); None when null or empty.
+
+    Shared by the layer-based algorithms and those whose input is a file (a
+    product or stack), which find the CRS themselves.
+    """
     rect = alg.parameterAsExtent(parameters, name, context, crs)
     if rect.isNull() or rect.isEmpty():
         return None
@@ -298,6 +309,17 @@ class AlgorithmBase(QgsProcessingAlgorithm):
             return layer_file(layer)
         except Refused as exc:
             raise QgsProcessingException(f"{what}: {exc}") from None
+
+    def run_engine(self, feedback: Any, job: Callable[..., JobT], *args: Any, **kwargs: Any) -> JobT:
+        """``job(*args, **kwargs)`` with the feedback's progress and cancel; its errors worded by :meth:`fail`.
+
+        Every engine call of the algorithms goes this way, so progress, cancel
+        and the error wording cannot drift apart between them.
+        """
+        try:
+            return job(*args, progress=progress_to(feedback), cancel=FeedbackCancel(feedback), **kwargs)
+        except Exception as exc:
+            raise self.fail(exc) from None
 
     @staticmethod
     def report(feedback: Any, messages: Sequence[str]) -> None:

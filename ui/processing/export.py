@@ -27,6 +27,7 @@ from .base import (
     AlgorithmBase,
     FeedbackCancel,
     add_option_parameters,
+    extent_in_crs,
     options_from_parameters,
     progress_to,
 )
@@ -69,9 +70,7 @@ class ExportProductAlgorithm(AlgorithmBase):
                 crs = input_crs(product)
             except Refused as exc:
                 raise self.fail(exc) from None
-            rect = self.parameterAsExtent(parameters, EXTENT, context, crs)
-            if not rect.isNull() and not rect.isEmpty():
-                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+            extent = extent_in_crs(self, parameters, context, crs)
         scl = options_from_parameters(StackOptions, self, parameters, context).scl_nodata
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ...core import api

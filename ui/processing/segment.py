@@ -21,11 +21,9 @@ from qgis.core import (
 from ...core.options import SegmentOptions
 from .base import (
     AlgorithmBase,
-    FeedbackCancel,
     add_option_parameters,
     extent_in_layer_crs,
     options_from_parameters,
-    progress_to,
 )
 
 __all__ = ["SegmentAlgorithm"]
@@ -71,11 +69,8 @@ class SegmentAlgorithm(AlgorithmBase):
             raise QgsProcessingException(f"polygons are written as a GeoPackage: choose a .gpkg file, not {vectors}")
         from ...core import api
 
-        try:
-            result = api.segment(path, checkpoints, out_mask=mask, out_prob=prob, vectors=vectors, options=options,
-                                 progress=progress_to(feedback), cancel=FeedbackCancel(feedback))
-        except Exception as exc:
-            raise self.fail(exc) from None
+        result = self.run_engine(feedback, api.segment, path, checkpoints, out_mask=mask, out_prob=prob,
+                                 vectors=vectors, options=options)
         self.report(feedback, result.messages)
         feedback.pushInfo(f"targets (bands in this order): {', '.join(result.targets)}")
         out: Dict[str, Any] = {"OUTPUT_PROB": str(result.prob_path), "OUTPUT_MASK": str(result.mask_path)}

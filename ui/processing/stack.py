@@ -29,10 +29,9 @@ from ..sources import Refused
 from .base import (
     EXTENT,
     AlgorithmBase,
-    FeedbackCancel,
     add_option_parameters,
+    extent_in_crs,
     options_from_parameters,
-    progress_to,
 )
 
 __all__ = ["StackAlgorithm"]
@@ -79,18 +78,12 @@ class StackAlgorithm(AlgorithmBase):
                 crs = input_crs(inputs[0])
             except Refused as exc:
                 raise QgsProcessingException(str(exc)) from None
-            rect = self.parameterAsExtent(parameters, EXTENT, context, crs)
-            if not rect.isNull() and not rect.isEmpty():
-                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+            extent = extent_in_crs(self, parameters, context, crs)
         options = options_from_parameters(StackOptions, self, parameters, context, extent=extent)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ...core import api
 
-        try:
-            result = api.build_stack(inputs, out, options, progress=progress_to(feedback),
-                                     cancel=FeedbackCancel(feedback))
-        except Exception as exc:
-            raise self.fail(exc) from None
+        result = self.run_engine(feedback, api.build_stack, inputs, out, options)
         self.report(feedback, stack_notes(result))
         self.report(feedback, [n for n in (write_default_style(result.path),) if n])
         outputs: Dict[str, Any] = {"OUTPUT": str(result.path), "DATES": ", ".join(result.dates),

@@ -24,11 +24,9 @@ from qgis.core import (
 from ...core.options import SuperResolveOptions
 from .base import (
     AlgorithmBase,
-    FeedbackCancel,
     add_option_parameters,
     extent_in_layer_crs,
     options_from_parameters,
-    progress_to,
     shipped_default,
 )
 
@@ -76,11 +74,7 @@ class SuperResolveAlgorithm(AlgorithmBase):
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ...core import api
 
-        try:
-            result = api.super_resolve(inputs, out, checkpoint, options, progress=progress_to(feedback),
-                                       cancel=FeedbackCancel(feedback))
-        except Exception as exc:
-            raise self.fail(exc) from None
+        result = self.run_engine(feedback, api.super_resolve, inputs, out, checkpoint, options)
         self.report(feedback, result.messages)
         outputs: Dict[str, Any] = {"OUTPUT": str(result.path), "FRAMES_USED": "; ".join(result.frames_used)}
         if getattr(result, "trust_path", None):

@@ -21,7 +21,7 @@ from qgis.core import (
 )
 
 from ...core.options import TrustOptions
-from .base import AlgorithmBase, FeedbackCancel, add_option_parameters, options_from_parameters, progress_to
+from .base import AlgorithmBase, add_option_parameters, options_from_parameters
 
 __all__ = ["TrustMapAlgorithm"]
 
@@ -59,11 +59,7 @@ class TrustMapAlgorithm(AlgorithmBase):
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ...core import api
 
-        try:
-            summary = api.trust_map(sr, inputs, out_path=out, options=options, progress=progress_to(feedback),
-                                    cancel=FeedbackCancel(feedback))
-        except Exception as exc:
-            raise self.fail(exc) from None
+        summary = self.run_engine(feedback, api.trust_map, sr, inputs, out_path=out, options=options)
         self.report(feedback, summary.messages)
         result: Dict[str, Any] = {"OUTPUT": str(summary.path)}
         for key, attr, _title in SCORES:

@@ -33,7 +33,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -98,6 +98,30 @@ def model_input(x, frames: int):
     return x
 
 
+def strip_reader(dates: Sequence[Sequence[FrameLike]], window: Window, rows: Axis, cols: Axis,
+                 fill: float) -> Callable[[int], Tuple[np.ndarray, np.ndarray]]:
+    """``read_strip(oy)`` for :func:`run_tiles`: one strip of every date, ``[T, C, h, w]`` and its validity ``[T, h, w]``.
+
+    Each frame is read once even when several dates share it; invalid pixels
+    are filled (``fill``) as the network expects. Plain SR and the trust map's
+    test-time augmentation read their inputs the same way.
+    """
+    unique: Dict[int, FrameLike] = {}
+    for group in dates:
+        for f in group:
+            unique.setdefault(id(f), f)
+
+    def read_strip(oy: int) -> Tuple[np.ndarray, np.ndarray]:
+        r0 = int(window.row_off) + oy
+        c0 = int(window.col_off) + cols.start
+        got = {k: f.read_padded(r0, r0 + rows.tile_len, c0, c0 + cols.stop - cols.start) for k, f in unique.items()}
+        x = np.stack([np.stack([got[id(f)][0] for f in group]) for group in dates])  # [T, C, h, w]
+        v = np.stack([np.logical_and.reduce([got[id(f)][1] for f in group]) for group in dates])  # [T, h, w]
+        return fill_invalid(x, v, fill), v
+
+    return read_strip
+
+
 def sr_tiles(dates: Sequence[Sequence[FrameLike]], window: Window, loaded: LoadedModel, plan: TilePlan,
              anchor: bool, fallback: Sequence[float], emit: EmitRows, cancel: Optional[object] = None,
              report: Optional[Callable[[int, int], None]] = None) -> List[float]:
@@ -111,20 +135,9 @@ def sr_tiles(dates: Sequence[Sequence[FrameLike]], window: Window, loaded: Loade
     scale = loaded.scale
     channels = len(dates[0])
     rows, cols = Axis(int(window.height), plan.tile, plan.overlap), Axis(int(window.width), plan.tile, plan.overlap)
-    unique: Dict[int, FrameLike] = {}
-    for group in dates:
-        for f in group:
-            unique.setdefault(id(f), f)
     applied: List[float] = []
     fallback_mean = float(np.mean(fallback)) if len(fallback) else 0.0
-
-    def read_strip(oy: int):
-        r0 = int(window.row_off) + oy
-        c0 = int(window.col_off) + cols.start
-        got = {k: f.read_padded(r0, r0 + rows.tile_len, c0, c0 + cols.stop - cols.start) for k, f in unique.items()}
-        x = np.stack([np.stack([got[id(f)][0] for f in group]) for group in dates])  # [T, C, h, w]
-        v = np.stack([np.logical_and.reduce([got[id(f)][1] for f in group]) for group in dates])  # [T, h, w]
-        return fill_invalid(x, v, fallback_mean), v
+    read_strip = strip_reader(dates, window, rows, cols, fallback_mean)
 
     def predict(xb: np.ndarray, vb: np.ndarray):
         with torch.inference_mode(), parametrize.cached():  # weight-norm weights computed once per call

@@ -47,11 +47,10 @@ from rasterio.windows import Window
 from torch.nn.utils import parametrize
 
 from .anchor import anchor_offsets
-from .frames import fill_invalid
 from .loading import LoadedModel
 from .planning import TilePlan
 from .runner import Axis, OutputSpec, run_tiles
-from .sr import model_input
+from .sr import model_input, strip_reader
 
 __all__ = ["Augmentation", "augmentations", "augment", "undo", "subpixel_shift", "instability_tiles",
            "instability_from_moments", "edge_mask"]
@@ -197,20 +196,9 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
     rows, cols = Axis(int(window.height), plan.tile, overlap), Axis(int(window.width), plan.tile, overlap)
     distinct = len({tuple(id(f) for f in group) for group in dates})
     augs = list(augs) if augs is not None else augmentations(loaded.frames, distinct)
-    unique = {}
-    for group in dates:
-        for f in group:
-            unique.setdefault(id(f), f)
     fallback_mean = float(np.mean(fallback)) if len(fallback) else 0.0
     centre = np.float32(fallback[channel] if len(fallback) > channel else fallback_mean)
-
-    def read_strip(oy: int):
-        r0 = int(window.row_off) + oy
-        c0 = int(window.col_off) + cols.start
-        got = {k: f.read_padded(r0, r0 + rows.tile_len, c0, c0 + cols.stop - cols.start) for k, f in unique.items()}
-        x = np.stack([np.stack([got[id(f)][0] for f in group]) for group in dates])  # [T, C, h, w]
-        v = np.stack([np.logical_and.reduce([got[id(f)][1] for f in group]) for group in dates])  # [T, h, w]
-        return fill_invalid(x, v, fallback_mean), v
+    read_strip = strip_reader(dates, window, rows, cols, fallback_mean)
 
     def run(xb: np.ndarray, vb: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), parametrize.cached():  # weight-norm weights computed once per call

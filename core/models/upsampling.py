@@ -106,7 +106,22 @@ def balance_subpixel(weight: torch.Tensor, bias: Optional[torch.Tensor],
     return w, bias
 
 
-class BalancedConv2d(nn.Conv2d):
+class SubpixelBalanced:
+    """The forward pass of a balanced convolution, shared by the 2-D and 3-D layers below (mixed in before
+    the ``nn.ConvNd`` so its ``__init__`` and ``forward`` come first): one copy of the balancing rule."""
+
+    subpixel_scale: int
+
+    def __init__(self, *args: Any, subpixel_scale: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subpixel_scale = int(subpixel_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = balance_subpixel(self.weight, self.bias, self.subpixel_scale)
+        return self._conv_forward(x, w, b)
+
+
+class BalancedConv2d(SubpixelBalanced, nn.Conv2d):
     """A convolution feeding a pixel shuffle, run with :func:`balance_subpixel` weights.
 
     The raw ``weight`` / ``bias`` are stored as usual (same state-dict names as
@@ -114,25 +129,9 @@ class BalancedConv2d(nn.Conv2d):
     gradient of any sub-kernel DC mismatch is zero and training cannot grow one.
     """
 
-    def __init__(self, *args: Any, subpixel_scale: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.subpixel_scale = int(subpixel_scale)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w, b = balance_subpixel(self.weight, self.bias, self.subpixel_scale)
-        return self._conv_forward(x, w, b)
-
-
-class BalancedConv3d(nn.Conv3d):
+class BalancedConv3d(SubpixelBalanced, nn.Conv3d):
     """The 3-D counterpart of :class:`BalancedConv2d` (RAMS's last temporal convolution)."""
-
-    def __init__(self, *args: Any, subpixel_scale: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.subpixel_scale = int(subpixel_scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w, b = balance_subpixel(self.weight, self.bias, self.subpixel_scale)
-        return self._conv_forward(x, w, b)
 
 
 @torch.no_grad()

@@ -221,6 +221,26 @@ def files_in(folder: Path) -> List[str]:
     return sorted(p.name for p in Path(folder).iterdir())
 
 
+def new_layers(before) -> list:
+    """The project's layers whose ids are not in ``before`` (what a run added)."""
+    from qgis.core import QgsProject
+
+    return [lyr for lid, lyr in QgsProject.instance().mapLayers().items() if lid not in before]
+
+
+def dock_on_revisits(face, dock, revisits, checkpoint, out_dir) -> list:
+    """Load ``revisits`` as layers and set the dock to super-resolve them with ``checkpoint`` into ``out_dir``.
+
+    The analyst's usual first steps, shared by the dock and trust-map tests; returns the layers.
+    """
+    layers = [load_raster(p, f"revisit {i}") for i, p in enumerate(revisits)]
+    dock.mode_combo.setCurrentIndex(ui(face, "dock").REVISITS)
+    dock.set_revisits(layers)
+    dock.select_checkpoint(str(checkpoint))
+    dock.out_dir.setFilePath(str(out_dir))
+    return layers
+
+
 @pytest.fixture
 def qh(face):
     """Helpers for the tests (conftest modules cannot be imported under importlib mode)."""
@@ -231,6 +251,8 @@ def qh(face):
         files_in=files_in,
         write_tif=write_tif,
         smooth_image=smooth_image,
+        new_layers=new_layers,
+        dock_on_revisits=lambda *args: dock_on_revisits(face, *args),
     )
 
 

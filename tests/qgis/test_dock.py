@@ -8,22 +8,11 @@ import pytest
 import rasterio
 
 
-def _new_layers(before):
-    from qgis.core import QgsProject
-
-    return [lyr for lid, lyr in QgsProject.instance().mapLayers().items() if lid not in before]
-
-
 def test_super_resolve_revisits_adds_layer_in_group_with_input_stretch(dock, scene_files, checkpoints, qh, tmp_path):
     from qgis.core import QgsProject, QgsSingleBandGrayRenderer
 
-    dock_mod = qh.ui("dock")
-    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
-    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
-    dock.set_revisits(layers)
-    dock.select_checkpoint(str(checkpoints["baseline"]))
     out_dir = tmp_path / "out"
-    dock.out_dir.setFilePath(str(out_dir))
+    layers = qh.dock_on_revisits(dock, scene_files["revisits"], checkpoints["baseline"], out_dir)
 
     assert "share one grid" in dock.check_label.text()
     assert "T = 3" in dock.card_label.text() and "x3" in dock.card_label.text()
@@ -33,7 +22,7 @@ def test_super_resolve_revisits_adds_layer_in_group_with_input_stretch(dock, sce
     assert dock.runner.busy()
     assert qh.wait_until(lambda: not dock.runner.busy(), 60)
 
-    added = _new_layers(before)
+    added = qh.new_layers(before)
     assert len(added) == 1, [lyr.name() for lyr in added]
     out = added[0]
     src = layers[0]
@@ -77,7 +66,7 @@ def test_preview_extent_only_processes_the_map_view(dock, scene_files, checkpoin
     before = set(QgsProject.instance().mapLayers())
     dock.run_button.click()
     assert qh.wait_until(lambda: not dock.runner.busy(), 60)
-    (out,) = _new_layers(before)
+    (out,) = qh.new_layers(before)
     ext, shown = out.extent(), canvas.extent()
     # snapped outward to whole input pixels around the visible part of the layer, never beyond the layer
     assert ext.xMinimum() == pytest.approx(math.floor((max(shown.xMinimum(), full.xMinimum()) - full.xMinimum()) / 10)
@@ -108,7 +97,7 @@ def test_cancel_leaves_no_layer_and_no_file(dock, checkpoints, qh, tmp_path):
     assert dock.cancel_button.isEnabled()
     dock.cancel_button.click()
     assert qh.wait_until(lambda: not dock.runner.busy(), 60)
-    assert _new_layers(before) == []
+    assert qh.new_layers(before) == []
     assert not out_dir.exists() or qh.files_in(out_dir) == []
     assert any("cancelled" in m for m in clean_messages(dock))
 
@@ -152,7 +141,7 @@ def test_segment_adds_styled_probability_mask_and_vector_layers(dock, scene_file
     before = set(QgsProject.instance().mapLayers())
     dock.segment_button.click()
     assert qh.wait_until(lambda: not dock.runner.busy(), 90)
-    added = {lyr.name(): lyr for lyr in _new_layers(before)}
+    added = {lyr.name(): lyr for lyr in qh.new_layers(before)}
     for target in ("buildings", "roads"):
         prob = added[f"{target} probability (hr image)"]
         mask = added[f"{target} mask (hr image)"]

@@ -13,18 +13,14 @@ def test_dock_adds_a_hidden_red_trust_layer_above_the_output(dock, scene_files, 
     from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
 
     dock_mod = qh.ui("dock")
-    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
-    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
-    dock.set_revisits(layers)
-    dock.select_checkpoint(str(checkpoints["baseline"]))
     out_dir = tmp_path / "out"
-    dock.out_dir.setFilePath(str(out_dir))
+    layers = qh.dock_on_revisits(dock, scene_files["revisits"], checkpoints["baseline"], out_dir)
     dock.trust_check.setChecked(True)
     before = set(QgsProject.instance().mapLayers())
     dock.run_button.click()
     assert qh.wait_until(lambda: not dock.runner.busy(), 90)
 
-    added = [lyr for lid, lyr in QgsProject.instance().mapLayers().items() if lid not in before]
+    added = qh.new_layers(before)
     assert len(added) == 3, [lyr.name() for lyr in added] + [dock.log_view.toPlainText()]
     sr = dock.last_output
     trust = dock.last_trust
@@ -84,12 +80,7 @@ def test_class_raster_name_is_cores(qh):
 
 
 def test_dock_without_the_box_writes_no_trust_map(dock, scene_files, checkpoints, qh, tmp_path):
-    dock_mod = qh.ui("dock")
-    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
-    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
-    dock.set_revisits(layers)
-    dock.select_checkpoint(str(checkpoints["baseline"]))
-    dock.out_dir.setFilePath(str(tmp_path / "out"))
+    qh.dock_on_revisits(dock, scene_files["revisits"], checkpoints["baseline"], tmp_path / "out")
     dock.trust_check.setChecked(False)
     dock.run_button.click()
     assert qh.wait_until(lambda: not dock.runner.busy(), 90)

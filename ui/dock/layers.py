@@ -193,6 +193,15 @@ def add_s2_layer(path: str, name: str, group: Optional[QgsLayerTreeGroup] = None
     return layer
 
 
+def _add_hidden(layer: QgsRasterLayer, group: QgsLayerTreeGroup, at_top: bool) -> None:
+    """Add a trust layer switched off, on top of ``group`` or after what it holds (the analyst turns it on)."""
+    if at_top:
+        add_to_group(layer, group, visible=False)
+    else:
+        QgsProject.instance().addMapLayer(layer, False)
+        group.addLayer(layer).setItemVisibilityChecked(False)
+
+
 def add_trust_layer(path: str, threshold: float, group: QgsLayerTreeGroup, name: str,
                     at_top: bool = True) -> Optional[QgsRasterLayer]:
     """A trust map as a hidden layer (red = disagrees with S-2): the analyst switches it on to check."""
@@ -201,11 +210,7 @@ def add_trust_layer(path: str, threshold: float, group: QgsLayerTreeGroup, name:
         log(f"the trust map {path} could not be opened as a layer", Qgis.MessageLevel.Warning)
         return None
     style_trust(layer, threshold)
-    if at_top:
-        add_to_group(layer, group, visible=False)
-    else:
-        QgsProject.instance().addMapLayer(layer, False)
-        group.addLayer(layer).setItemVisibilityChecked(False)
+    _add_hidden(layer, group, at_top)
     return layer
 
 
@@ -217,11 +222,7 @@ def add_trust_class_layer(path: str, group: QgsLayerTreeGroup, name: str,
         log(f"the trust classes {path} could not be opened as a layer", Qgis.MessageLevel.Warning)
         return None
     style_trust_classes(layer)
-    if at_top:
-        add_to_group(layer, group, visible=False)
-    else:
-        QgsProject.instance().addMapLayer(layer, False)
-        group.addLayer(layer).setItemVisibilityChecked(False)
+    _add_hidden(layer, group, at_top)
     return layer
 
 

@@ -8,16 +8,20 @@ status and stderr a user sees, not a Python exception).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import numpy as np
 from affine import Affine
 
-from core.data.scene import Scene
+from core.data.scene import Scene, write_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 HR_PX = 10.0 / 3.0
@@ -35,6 +39,38 @@ def tiny_scene(t: int = 3, h: int = 8, w: int = 10, seed: int = 0, name: str = "
         crs="EPSG:32634", lr_transform=Affine(10.0, 0, 423_450.0, 0, -10.0, 5_546_780.0), hr_transform=hr_t,
         bands=["B8"], dates=[f"2021-05-{d:02d}" for d in range(1, t + 1)],
     )
+
+
+def write_tiny_dataset(root: Path) -> Path:
+    """Two tiny scenes (s1 trains, s2 validates and tests) with their split.json: the smallest real dataset."""
+    for i, name in enumerate(("s1", "s2")):
+        write_scene(tiny_scene(seed=i, name=name), root / name)
+    (root / "split.json").write_text(json.dumps({"train": ["s1"], "val": ["s2"], "test": ["s2"]}))
+    return root
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(parent: Path, prefix: str, options: str, needs: str, refused: str) -> Iterator[Path]:
+    """A tmpfs mounted with ``options`` in a new folder under ``parent``, unmounted afterwards.
+
+    A real small or read-only file system is the only honest way to make
+    writes fail for root; the test is skipped (``needs``, ``refused: ...``)
+    where mounting is not possible.
+    """
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip(needs)
+    mnt = parent / f"{prefix}-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"{refused}: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def run_cli(args: Sequence[str], timeout: float = 300, env: Optional[Dict[str, str]] = None,

@@ -9,10 +9,7 @@ Each is run here as a user runs it, in a fresh interpreter; ``-v`` still shows t
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +17,14 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from core.data.scene import write_scene
-from tests.robustness_support import ROOT, assert_one_line_error, run_cli, run_main, tiny_scene
+from tests.robustness_support import (
+    ROOT,
+    assert_one_line_error,
+    mounted_tmpfs,
+    run_cli,
+    run_main,
+    write_tiny_dataset,
+)
 
 HAT = ROOT / "resources" / "models" / "hat_baseline.safetensors"
 TINY = ROOT / "resources" / "configs" / "tiny_rams_baseline.yaml"
@@ -40,11 +43,7 @@ def lr_raster(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for i, name in enumerate(("s1", "s2")):
-        write_scene(tiny_scene(seed=i, name=name), root / name)
-    (root / "split.json").write_text(json.dumps({"train": ["s1"], "val": ["s2"], "test": ["s2"]}))
-    return root
+    return write_tiny_dataset(tmp_path_factory.mktemp("data"))
 
 
 def test_truncated_geotiff(lr_raster: Path, tmp_path: Path) -> None:
@@ -113,19 +112,11 @@ def test_tile_of_a_hundred_thousand(lr_raster: Path, tmp_path: Path) -> None:
 
 
 def test_read_only_output_folder_for_training(dataset: Path, tmp_path: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root and mount(8) for a read-only file system (permission bits do not stop root)")
-    ro = tmp_path / f"ro-{uuid.uuid4().hex[:6]}"
-    ro.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a read-only tmpfs is not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "ro", "ro,size=1m",
+                       "needs root and mount(8) for a read-only file system (permission bits do not stop root)",
+                       "mounting a read-only tmpfs is not permitted here") as ro:
         proc = run_cli(["train", TINY, "--set", f"data.root={dataset}", "--set", "epochs=1",
                         "--set", "data.samples_per_epoch=4", "--set", "data.batch_size=2", "--out", ro / "run"])
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
     assert_one_line_error(proc, "out_dir", "Read-only")
 
 

@@ -8,10 +8,6 @@ steps fail the way GDAL does.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +19,7 @@ from rasterio.transform import from_origin
 from core.io.rasters import Grid
 from core.io.writer import GeoTiffSink, geotiff_profile, verify_geotiff
 from core.jobs import OutputError
+from tests.robustness_support import mounted_tmpfs
 
 GRID_T = from_origin(500_000.0, 6_000_000.0, 10.0 / 3.0, 10.0 / 3.0)
 
@@ -53,18 +50,9 @@ def _leftovers(folder: Path) -> list:
 @pytest.fixture()
 def tiny_disk(tmp_path: Path):
     """A 3 MiB tmpfs mounted under tmp_path, unmounted afterwards."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root and mount(8) to make a small real file system (tmpfs)")
-    mnt = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "disk", "size=3m", "needs root and mount(8) to make a small real file system (tmpfs)",
+                       "mounting a tmpfs is not permitted here") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 # 850 px: the pixels fit, the directory and overviews written at close do not (GDAL only logs that);

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data.scene import write_scene
-from tests.robustness_support import ROOT, assert_one_line_error, run_main, tiny_scene
+from tests.robustness_support import ROOT, assert_one_line_error, run_main, write_tiny_dataset
 
 HAT = ROOT / "resources" / "models" / "hat_baseline.safetensors"
 TINY_HAT = ROOT / "resources" / "configs" / "tiny_hat_baseline.yaml"
@@ -21,11 +20,7 @@ TINY_HAT = ROOT / "resources" / "configs" / "tiny_hat_baseline.yaml"
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for i, name in enumerate(("s1", "s2")):
-        write_scene(tiny_scene(seed=i, name=name), root / name)
-    (root / "split.json").write_text(json.dumps({"train": ["s1"], "val": ["s2"], "test": ["s2"]}))
-    return root
+    return write_tiny_dataset(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture()

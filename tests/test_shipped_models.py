@@ -47,14 +47,19 @@ def test_card_is_complete_and_honest(model):
         assert card.task == "sr" and card.scale == 3
         assert card.arch == model.key.split("_")[0]
         assert card.frames == (9 if card.arch == "rams" else 1)
-        # Saved before the guarded upsamplers existed: read back as the plain pixel shuffle they are.
-        assert card.upsampler == "pixelshuffle" and card.in_chans == 1
+        assert card.upsampler == "resize_conv"  # the upsampler that cannot stamp a 3-px grid
         assert math.isfinite(test["cpsnr"]) and test["cpsnr"] > 15.0
         for target in ("buildings", "roads"):
             assert 0.0 <= test[f"{target}_dice"] <= 1.0
+            # phantom objects on object-free land, beside bicubic's: measured, not assumed
+            assert 0.0 <= test[f"{target}_fp_share"] <= 1.0 and 0.0 <= test[f"{target}_fp_share_bicubic"] <= 1.0
+        # the card reports the 3-px grid score; natural images and bicubic stay near or below 1-2
+        assert 0.0 < test["grid_score"] < 3.0, test["grid_score"]
+    # every shipped network takes Sentinel-2's four 10 m bands jointly
+    assert card.in_chans == 4 and list(card.bands) == ["B02", "B03", "B04", "B08"]
     if model.key.endswith("taskdriven"):
         names = [t["name"] for t in card.recipe["losses"]]
-        assert names == ["cl1", "dice_buildings", "dice_roads"]
+        assert names == ["cl1", "dice_buildings", "dice_roads", "fp_buildings", "fp_roads"]
         assert card.recipe["weighting"] == "dynamic"
     assert path.stat().st_size < 8 * 1024 * 1024, "starter checkpoints must stay small enough for the repository"
 
@@ -65,10 +70,10 @@ def test_runs_on_a_tiny_input(model):
     net.eval()
     with torch.no_grad():
         if card.task == "segmentation":
-            out = net(torch.rand(1, 1, 48, 48))
+            out = net(torch.rand(1, 4, 48, 48))
             assert out.shape == (1, 1, 48, 48)
         else:
-            x = torch.rand(1, card.frames, 12, 12) if card.arch == "rams" else torch.rand(1, 1, 12, 12)
+            x = torch.rand(1, card.frames, 4, 12, 12) if card.arch == "rams" else torch.rand(1, 4, 12, 12)
             out = net(x)
             assert out.shape[-2:] == (36, 36)
     assert torch.isfinite(out).all()

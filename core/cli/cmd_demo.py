@@ -14,14 +14,15 @@ def _demo(args: argparse.Namespace) -> int:
     from ..evaluation.showcase import DemoNotReady, run_demo
 
     try:
-        result = run_demo(Path(args.out), Path(args.models), seed=args.seed, size_hr=args.size)
+        result = run_demo(Path(args.out), Path(args.models), seed=args.seed, size_hr=args.size,
+                          real_world=not args.simulated)
     except DemoNotReady as exc:
         print(f"error: {exc}")
         return 1
     print(f"\nDemo finished in {result.seconds:.0f} s. Everything is in {result.out_dir}/:")
     print(f"  scene (LR revisits, HR, masks) {result.scene_dir}")
     for role, path in result.outputs.items():
-        print(f"  SR {role:<16} {path}")
+        print(f"  {role:<30} {path}")
     print(f"  metrics table                  {result.table_md}")
     print(f"  side-by-side figure            {result.figure}")
     print("\n" + result.table_md.read_text(encoding="utf-8"))
@@ -54,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder with the starter checkpoints")
     p.add_argument("--seed", type=int, default=11, help="seed of the synthetic scene")
     p.add_argument("--size", type=int, default=384, help="HR size of the scene in pixels (multiple of 3)")
+    p.add_argument("--simulated", action="store_true",
+                   help="revisits that differ only by noise and shift (default: real-world-like dates with "
+                        "phenology, haze, clouds)")
     p.set_defaults(func=_demo)
 
     w = sub.add_parser(

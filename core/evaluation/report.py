@@ -405,6 +405,18 @@ _OVERLAY_COLOURS = {"buildings": (0.9, 0.1, 0.1), "roads": (1.0, 0.85, 0.0)}
 _FALLBACK_COLOURS = ((0.1, 0.5, 1.0), (0.7, 0.2, 0.9), (0.1, 0.8, 0.8))
 
 
+def _stretch(images: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """2-98 % limits pooled over ``images`` (each ``[C, H, W]``), per channel: one stretch for all panels."""
+    c = images[0].shape[0]
+    lo, hi = np.zeros(c), np.ones(c)
+    for ch in range(c):
+        pooled = np.concatenate([a[ch][np.isfinite(a[ch])].ravel() for a in images])
+        if pooled.size:
+            lo[ch], hi[ch] = np.percentile(pooled, [2, 98])
+        hi[ch] = max(hi[ch], lo[ch] + 1e-6)
+    return lo, hi
+
+
 def plot_sr_comparison(
     panels: Sequence[Tuple[str, Any, Optional[Mapping[str, Any]]]],
     out_png: PathLike,
@@ -413,9 +425,11 @@ def plot_sr_comparison(
 ) -> Path:
     """Side-by-side images (e.g. bicubic, baseline SR, task-driven SR, HR) with mask overlays.
 
-    ``panels``: ``(title, image2d, {mask name: bool mask} | None)``. All panels share
-    one grey stretch (2-98 % of the pooled finite pixels) so brightness differences
-    are real; buildings are overlaid in red, roads in yellow.
+    ``panels``: ``(title, image, {mask name: bool mask} | None)`` where ``image``
+    is ``[H, W]`` (grey) or ``[3, H, W]`` (red, green, blue: a true-colour
+    composite). All panels of a kind share one stretch (2-98 % of the pooled
+    finite pixels, per channel) so brightness differences are real; buildings
+    are overlaid in red, roads in yellow.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -425,13 +439,12 @@ def plot_sr_comparison(
     imgs = []
     for title, img, _ in panels:
         a = np.asarray(img.detach().cpu() if hasattr(img, "detach") else img, dtype=np.float64).squeeze()
-        if a.ndim != 2:
-            raise ValueError(f"panel {title!r}: expected a 2-D image, got shape {a.shape}")
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3 or a.shape[0] not in (1, 3):
+            raise ValueError(f"panel {title!r}: expected [H, W] or [3, H, W], got shape {a.shape}")
         imgs.append(a)
-    pooled = np.concatenate([a[np.isfinite(a)].ravel() for a in imgs])
-    lo, hi = (np.percentile(pooled, [2, 98]) if pooled.size else (0.0, 1.0))
-    if hi <= lo:
-        hi = lo + 1e-6
+    limits = {c: _stretch([a for a in imgs if a.shape[0] == c]) for c in {a.shape[0] for a in imgs}}
     n = len(panels)
     ncols = ncols or n
     nrows = math.ceil(n / ncols)
@@ -439,13 +452,18 @@ def plot_sr_comparison(
     legend: Dict[str, Tuple[float, float, float]] = {}
     for i, ((title, _, overlays), a) in enumerate(zip(panels, imgs)):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        ax.imshow(a, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        lo, hi = limits[a.shape[0]]
+        if a.shape[0] == 1:
+            ax.imshow(a[0], cmap="gray", vmin=lo[0], vmax=hi[0], interpolation="nearest")
+        else:
+            rgb = (a - lo[:, None, None]) / (hi - lo)[:, None, None]
+            ax.imshow(np.clip(np.nan_to_num(rgb), 0, 1).transpose(1, 2, 0), interpolation="nearest")
         for j, (name, mask) in enumerate((overlays or {}).items()):
             m = np.asarray(mask.detach().cpu() if hasattr(mask, "detach") else mask).squeeze().astype(bool)
-            if m.shape != a.shape:
-                raise ValueError(f"panel {title!r}: mask {name!r} has shape {m.shape}, image {a.shape}")
+            if m.shape != a.shape[1:]:
+                raise ValueError(f"panel {title!r}: mask {name!r} has shape {m.shape}, image {a.shape[1:]}")
             colour = _OVERLAY_COLOURS.get(name, _FALLBACK_COLOURS[j % len(_FALLBACK_COLOURS)])
-            rgba = np.zeros(a.shape + (4,))
+            rgba = np.zeros(m.shape + (4,))
             rgba[m] = (*colour, alpha)
             ax.imshow(rgba, interpolation="nearest")
             legend[name] = colour

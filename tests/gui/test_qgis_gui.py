@@ -51,20 +51,35 @@ pytestmark = pytest.mark.skipif(
 
 
 def write_scene(path: Path, size: int = 80) -> Path:
-    """A small uint16 NIR-like GeoTIFF in UTM 33N, 10 m pixels: fields, a road grid, bright blocks."""
+    """A small uint16 L2A-like GeoTIFF in UTM 33N, 10 m pixels, B02/B03/B04/B08: fields, roads, roofs.
+
+    Four named bands, as an analyst's export of one date is, so the dock's
+    "All 10 m bands" run (the shipped networks are 4-band) gets what it needs.
+    """
     import rasterio
     from rasterio.transform import from_origin
 
     rng = np.random.default_rng(7)
     yy, xx = np.mgrid[0:size, 0:size]
-    image = 2600 + 500 * np.sin(xx / 9.0) * np.cos(yy / 13.0) + rng.normal(0, 60, (size, size))
-    image[(xx % 27) < 2] = 1300  # roads
-    image[(yy % 31) < 2] = 1300
+    field = np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    road = ((xx % 27) < 2) | ((yy % 31) < 2)
+    roof = np.zeros((size, size), bool)
     for y0, x0 in rng.integers(4, size - 8, (18, 2)):
-        image[y0:y0 + 3, x0:x0 + 4] = 3900  # buildings
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint16",
+        roof[y0:y0 + 3, x0:x0 + 4] = True
+    # vegetation: dark in the visible bands, bright in NIR; roads grey; roofs bright and reddish
+    base = {"B02": (450, 60), "B03": (750, 90), "B04": (600, 150), "B08": (3000, 500)}
+    grey = {"B02": 1100, "B03": 1200, "B04": 1300, "B08": 1500}
+    roofs = {"B02": 1500, "B03": 1600, "B04": 2200, "B08": 2600}
+    bands = []
+    for name, (mean, amp) in base.items():
+        image = mean + amp * field + rng.normal(0, 30, (size, size))
+        image[road] = grey[name]
+        image[roof] = roofs[name]
+        bands.append(np.clip(image, 1, 10000).astype("uint16"))
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint16",
                        crs="EPSG:32633", transform=from_origin(500000.0, 6000000.0, 10.0, 10.0)) as dst:
-        dst.write(np.clip(image, 1, 10000).astype("uint16"), 1)
+        dst.write(np.stack(bands))
+        dst.descriptions = tuple(base)
     return path
 
 
@@ -147,7 +162,7 @@ def describe_exit(code: int, output: str = "") -> str:
 
 
 def test_real_qgis_super_resolves_and_segments_without_crashing(tmp_path: Path):
-    raster = write_scene(tmp_path / "tiny_s2_nir.tif")
+    raster = write_scene(tmp_path / "tiny_s2_4band.tif")
     profiles = make_profile(tmp_path / "qgis_profiles")
     result, shot, log = tmp_path / "result.json", tmp_path / "qgis_screenshot.png", tmp_path / "qgis.log"
     command = [XVFB_RUN, "-a", "-s", "-screen 0 1280x1024x24", QGIS, "--profiles-path", str(profiles),

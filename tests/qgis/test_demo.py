@@ -15,7 +15,7 @@ import pytest
 import rasterio
 
 from core.api import shipped_models_dir
-from core.evaluation.showcase import SR_TITLES, DemoNotReady, missing_models, run_demo
+from core.evaluation.showcase import BICUBIC, BICUBIC_TITLE, SR_TITLES, DemoNotReady, missing_models, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def demo(tmp_path_factory):
 
 
 def test_demo_writes_georeferenced_outputs_and_metrics(demo):
-    assert set(demo.outputs) == set(SR_TITLES)
+    assert set(demo.outputs) == {BICUBIC, *SR_TITLES}
     with rasterio.open(demo.scene_dir / "lr" / "t00.tif") as lr:
         lr_bounds, lr_res = lr.bounds, lr.res
     for role, path in demo.outputs.items():
@@ -45,11 +45,15 @@ def test_demo_writes_georeferenced_outputs_and_metrics(demo):
         for target in ("buildings", "roads"):
             assert demo.masks[role][target].is_file()
     rows = json.loads((demo.out_dir / "metrics.json").read_text())
-    assert [r["id"] for r in rows] == [*SR_TITLES, "hr"]
+    assert [r["id"] for r in rows] == [BICUBIC, *SR_TITLES, "hr"]
     for row in rows[:-1]:
         assert math.isfinite(row["cPSNR"]) and row["cPSNR"] > 15
+    for row in rows:  # phantom objects: shares of the object-free land of this scene
+        assert 0.0 <= row["fp_buildings"] <= 1.0 and 0.0 <= row["fp_roads"] <= 1.0
+    assert rows[0]["grid_score"] < 3.0  # bicubic upsampling stamps no 3-px grid
     assert demo.figure.stat().st_size > 10_000
-    assert "Building Dice" in demo.table_md.read_text()
+    table = demo.table_md.read_text()
+    assert "Building Dice" in table and "Phantom roads" in table and "grid score" in table
 
 
 def test_demo_project_opens_with_every_layer(demo, tmp_path):
@@ -60,11 +64,13 @@ def test_demo_project_opens_with_every_layer(demo, tmp_path):
     assert project.read(str(project_path))
     layers = list(project.mapLayers().values())
     assert all(isinstance(layer, QgsRasterLayer) and layer.isValid() for layer in layers)
-    # 4 SR outputs x (image + 2 masks) + HR + 2 true masks + every LR revisit
+    # bicubic + 4 SR outputs, each image + 2 masks; HR + 2 true masks; every LR revisit
     n_lr = len(list((demo.scene_dir / "lr").glob("*.tif")))
-    assert len(layers) == 4 * 3 + 3 + n_lr
+    assert len(layers) == 5 * 3 + 3 + n_lr
     groups = [g.name() for g in project.layerTreeRoot().children()]
-    assert groups[:4] == list(SR_TITLES.values())
+    assert groups[:5] == [BICUBIC_TITLE, *SR_TITLES.values()]
+    hr = next(layer for layer in layers if layer.name() == "HR image")
+    assert hr.renderer().type() == "multibandcolor"  # opens in true colour
 
 
 def test_demo_without_weights_says_how_to_get_them(tmp_path):

@@ -44,11 +44,17 @@ def main() -> int:
     ap.add_argument("--work", default=str(ROOT / "runs" / "starter"), help="where make weights wrote the test data")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "world_v2.md"))
     ap.add_argument("--max-scenes", type=int, default=None)
+    ap.add_argument("--from-json", default=None,
+                    help="only re-render the page from the rows a previous run saved (its .json)")
     args = ap.parse_args()
+    if args.from_json:
+        import json
+
+        rows = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        return _write_page(rows, Path(args.out), minutes=None)
 
     from core.data.synthetic.world_v2 import make_world_dataset
     from core.evaluation.evaluate import evaluate_checkpoint
-    from core.io.atomic import write_json_atomic, write_text_atomic
     from core.models.zoo import read_card
     from core.options import EvaluateOptions
     from core.training.starter import TEST_DATA
@@ -70,16 +76,26 @@ def main() -> int:
                 continue
             res = evaluate_checkpoint(path, root, seg_buildings=seg["buildings"], seg_roads=seg["roads"],
                                       options=EvaluateOptions(split="all", max_scenes=args.max_scenes))
-            row = {"data": label, "model": path.stem, "arch": card.arch, "bands": card.bands,
-                   **{k: v for k, v in res.items() if not isinstance(v, (list, dict))}}
+            row = {**{k: v for k, v in res.items() if not isinstance(v, (list, dict))},
+                   "data": label, "data_root": str(root), "model": path.stem, "arch": card.arch,
+                   "bands": card.bands}  # after the result: its own "data" (the folder) must not win
             rows.append(row)
             print(f"{label:<16} {path.stem:<18} cPSNR {_fmt(row.get('cpsnr'), 2)} grid {_fmt(row.get('grid_score'), 2)}"
                   f" (bicubic {_fmt(row.get('grid_score_bicubic'), 2)})  FP b {_pct(row.get('buildings_fp_share'))}"
                   f" (bic {_pct(row.get('buildings_fp_share_bicubic'))}) r {_pct(row.get('roads_fp_share'))}"
                   f" (bic {_pct(row.get('roads_fp_share_bicubic'))})  Dice anch b/r "
                   f"{_fmt(row.get('buildings_dice_anchored'))}/{_fmt(row.get('roads_dice_anchored'))}", flush=True)
+    return _write_page(rows, Path(args.out), minutes=(time.time() - t0) / 60)
+
+
+def _write_page(rows, out: Path, minutes) -> int:
+    """The markdown page and its JSON rows (written atomically)."""
+    from core.io.atomic import write_json_atomic, write_text_atomic
+    from core.training.starter import TEST_DATA
+
+    took = f" ({minutes:.0f} min on this 2-core CPU)" if minutes is not None else ""
     lines = ["# The shipped networks on held-out world-v2 scenes", "",
-             f"`python scripts/evaluate_world_v2.py` ({(time.time() - t0) / 60:.0f} min on this 2-core CPU): "
+             f"`python scripts/evaluate_world_v2.py`{took}: "
              f"{TEST_DATA['scenes']} world-v2 test scenes per version ({TEST_DATA['size']} px HR, "
              f"{TEST_DATA['frames']} revisits), seeds no training run saw; SR outputs made by the plugin's own "
              "tiled passes, anchored to the revisits' brightness as the plugin writes them (raw Dice is the "
@@ -112,7 +128,6 @@ def main() -> int:
                              f"{gain('buildings_dice_anchored'):+.3f}, roads {gain('roads_dice_anchored'):+.3f}, "
                              f"cPSNR {gain('cpsnr'):+.2f} dB.")
         lines.append("")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, "\n".join(lines))
     write_json_atomic(out.with_suffix(".json"), rows)

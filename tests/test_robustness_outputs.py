@@ -14,8 +14,21 @@ import pytest
 
 from tests.robustness_support import ROOT, assert_one_line_error, run_main, write_tiny_dataset
 
-HAT = ROOT / "resources" / "models" / "hat_baseline.safetensors"
 TINY_HAT = ROOT / "resources" / "configs" / "tiny_hat_baseline.yaml"
+
+
+@pytest.fixture(scope="module")
+def hat_b8(tmp_path_factory) -> Path:
+    """A real one-band (B8) hat-tiny checkpoint, the band of the tiny scenes (the shipped networks are 4-band)."""
+    import torch
+
+    from core.models.zoo import ModelCard, build, save_checkpoint
+
+    torch.manual_seed(0)
+    net = build("hat", preset="hat-tiny", in_chans=1)
+    path = tmp_path_factory.mktemp("hat") / "hat_b8.safetensors"
+    save_checkpoint(path, net, ModelCard.for_model(net, bands=["B8"], name="hat_b8"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +37,8 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def checkpoint(tmp_path: Path) -> Path:
-    return Path(shutil.copy(HAT, tmp_path / "model.safetensors"))
+def checkpoint(tmp_path: Path, hat_b8: Path) -> Path:
+    return Path(shutil.copy(hat_b8, tmp_path / "model.safetensors"))
 
 
 def test_evaluate_json_in_a_missing_folder_fails_before_evaluating(tmp_path: Path, checkpoint: Path,
@@ -55,10 +68,11 @@ def test_evaluate_json_is_written_whole(tmp_path: Path, checkpoint: Path, datase
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_training_may_not_overwrite_the_checkpoint_it_starts_from(tmp_path: Path, dataset: Path, capsys) -> None:
+def test_training_may_not_overwrite_the_checkpoint_it_starts_from(tmp_path: Path, dataset: Path, hat_b8: Path,
+                                                                   capsys) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    start = Path(shutil.copy(HAT, run / "best.safetensors"))
+    start = Path(shutil.copy(hat_b8, run / "best.safetensors"))
     before = start.read_bytes()
     proc = run_main(["train", TINY_HAT, "--set", f"data.root={dataset}", "--set", f"model.init_from={start}",
                      "--set", "epochs=1", "--out", run, "--progress", "none"], capsys)

@@ -243,7 +243,16 @@ class TrainConfig:
         return list(dict.fromkeys(TASK_LOSS_TARGETS[n] for n in self.loss_names if n in TASK_LOSS_TARGETS))
 
     def resolved_best_metric(self) -> Tuple[str, str]:
-        """(metric, "max"|"min") used to pick ``best.safetensors``."""
+        """(metric, "max"|"min") used to pick ``best.safetensors``.
+
+        Decision: the phantom-object shares (``<target>_fp_share``) and the grid
+        score are logged every validation and reported, but never pick the
+        checkpoint. On a few validation scenes they sit at 0.000-0.004 and move
+        by noise, and a network that flags nothing at all (the failed starter
+        run that erased every object) scores a perfect 0. They act through the
+        training terms (``fp_*``) and the evaluation instead; selection stays on
+        cPSNR (SR) or Dice (segmentation), or on one of ``SR_METRICS``.
+        """
         metric = self.best_metric
         if metric == "auto":
             metric = "dice" if self.task == "segmentation" else "cpsnr"

@@ -119,7 +119,31 @@ def _wn_conv2d(cin: int, cout: int, k: int, padding: int, balance: int = 0) -> n
     return weight_norm(conv, dim=0)
 
 
-class FeatureAttentionBlock(nn.Module):
+class _AttentionBlock(nn.Module):
+    """Residual block with squeeze-excitation: two convolutions, their output scaled per channel.
+
+    ``conv`` builds the (weight-normalized) convolutions and ``dims`` are the axes the
+    attention averages over; the two subclasses differ in nothing else.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, r: int, conv: Any, dims: Tuple[int, ...]) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        squeezed = max(1, channels // r)
+        self.dims = dims
+        self.conv1 = conv(channels, channels, kernel_size, pad)
+        self.conv2 = conv(channels, channels, kernel_size, pad)
+        self.squeeze = conv(channels, squeezed, 1, 0)
+        self.excite = conv(squeezed, channels, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x)))
+        a = y.mean(dim=self.dims, keepdim=True)
+        a = torch.sigmoid(self.excite(F.relu(self.squeeze(a))))
+        return x + y * a
+
+
+class FeatureAttentionBlock(_AttentionBlock):
     """Residual block with squeeze-excitation over 3-D features ``[B, F, T, H, W]``.
 
     The attention weights come from the global average of each feature channel,
@@ -127,38 +151,14 @@ class FeatureAttentionBlock(nn.Module):
     """
 
     def __init__(self, filters: int, kernel_size: int, r: int) -> None:
-        super().__init__()
-        pad = kernel_size // 2
-        squeezed = max(1, filters // r)
-        self.conv1 = _wn_conv3d(filters, filters, kernel_size, pad)
-        self.conv2 = _wn_conv3d(filters, filters, kernel_size, pad)
-        self.squeeze = _wn_conv3d(filters, squeezed, 1, 0)
-        self.excite = _wn_conv3d(squeezed, filters, 1, 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(F.relu(self.conv1(x)))
-        a = y.mean(dim=(2, 3, 4), keepdim=True)
-        a = torch.sigmoid(self.excite(F.relu(self.squeeze(a))))
-        return x + y * a
+        super().__init__(filters, kernel_size, r, _wn_conv3d, (2, 3, 4))
 
 
-class TemporalAttentionBlock(nn.Module):
+class TemporalAttentionBlock(_AttentionBlock):
     """The 2-D counterpart used on the global path: frames are the channels."""
 
     def __init__(self, channels: int, kernel_size: int, r: int) -> None:
-        super().__init__()
-        pad = kernel_size // 2
-        squeezed = max(1, channels // r)
-        self.conv1 = _wn_conv2d(channels, channels, kernel_size, pad)
-        self.conv2 = _wn_conv2d(channels, channels, kernel_size, pad)
-        self.squeeze = _wn_conv2d(channels, squeezed, 1, 0)
-        self.excite = _wn_conv2d(squeezed, channels, 1, 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(F.relu(self.conv1(x)))
-        a = y.mean(dim=(2, 3), keepdim=True)
-        a = torch.sigmoid(self.excite(F.relu(self.squeeze(a))))
-        return x + y * a
+        super().__init__(channels, kernel_size, r, _wn_conv2d, (2, 3))
 
 
 class TemporalReduction(nn.Module):

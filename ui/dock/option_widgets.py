@@ -11,15 +11,26 @@ keep their own hand-made widgets in the tabs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
 from ...core.options import OptionMeta, option_fields
 
-__all__ = ["OptionWidgets", "AUTOMATIC"]
+__all__ = ["OptionWidgets", "AUTOMATIC", "tick_box"]
 
 AUTOMATIC = "automatic"
+
+
+def tick_box(text: str, name: str, tip: str = "", checked: Optional[bool] = None) -> QCheckBox:
+    """A hand-made tick box named ``name`` (for the tests), with a tool tip and a first state when given."""
+    box = QCheckBox(text)
+    box.setObjectName(name)
+    if tip:
+        box.setToolTip(tip)
+    if checked is not None:
+        box.setChecked(checked)
+    return box
 
 
 def _widget(f: dataclasses.Field, meta: OptionMeta) -> QWidget:

@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional
 from qgis.core import Qgis, QgsMapLayerProxyModel
 from qgis.gui import QgsCollapsibleGroupBox, QgsMapLayerComboBox, QgsRasterBandComboBox
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -35,7 +34,7 @@ from ..tasks import CoreTask, SegmentJob, seg_task
 from .fit import narrow_form, wrapped_label
 from .input_checks import check_lines, run_checks
 from .layers import add_segmentation_layers, map_extent_in_grid
-from .option_widgets import OptionWidgets
+from .option_widgets import OptionWidgets, tick_box
 
 __all__ = ["SegmentTab", "TARGETS"]
 
@@ -97,15 +96,11 @@ class SegmentTab(QWidget):
     def _network_box(self) -> QGroupBox:
         box = QGroupBox("Networks")
         form = narrow_form(QFormLayout(box))
-        self.buildings_check = QCheckBox("Buildings")
-        self.buildings_check.setObjectName("buildingsCheck")
-        self.buildings_check.setChecked(True)
+        self.buildings_check = tick_box("Buildings", "buildingsCheck", checked=True)
         self.seg_buildings_combo = QComboBox()
         self.seg_buildings_combo.setObjectName("buildingsNetworkCombo")
         form.addRow(self.buildings_check, self.seg_buildings_combo)
-        self.roads_check = QCheckBox("Roads")
-        self.roads_check.setObjectName("roadsCheck")
-        self.roads_check.setChecked(True)
+        self.roads_check = tick_box("Roads", "roadsCheck", checked=True)
         self.seg_roads_combo = QComboBox()
         self.seg_roads_combo.setObjectName("roadsNetworkCombo")
         form.addRow(self.roads_check, self.seg_roads_combo)
@@ -114,12 +109,10 @@ class SegmentTab(QWidget):
     def _options_box(self) -> QGroupBox:
         box = QGroupBox("Options")
         form = narrow_form(QFormLayout(box))
-        self.vectors_check = QCheckBox("Also make polygon layers")
-        self.vectors_check.setObjectName("vectorsCheck")
-        self.vectors_check.setToolTip("Write the masks' objects as polygons into a GeoPackage (one layer per target)")
+        self.vectors_check = tick_box("Also make polygon layers", "vectorsCheck",
+                                      "Write the masks' objects as polygons into a GeoPackage (one layer per target)")
         form.addRow(self.vectors_check)
-        self.extent_check = QCheckBox("Current map extent only")
-        self.extent_check.setObjectName("segmentExtentCheck")
+        self.extent_check = tick_box("Current map extent only", "segmentExtentCheck")
         form.addRow(self.extent_check)
         self.more = OptionWidgets(SegmentOptions, MORE_OPTIONS)
         self.more.add_rows(form)

@@ -17,7 +17,6 @@ from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProcessingUtils, QgsProjec
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapLayerComboBox, QgsRasterBandComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -55,7 +54,7 @@ from .layers import (
     trust_note,
 )
 from .model_store import ModelEntry, card_html
-from .option_widgets import OptionWidgets
+from .option_widgets import OptionWidgets, tick_box
 from .product_dialog import EXPORT, STACK, ProductDialog
 
 __all__ = ["SuperResolveTab", "SINGLE", "REVISITS", "DATES", "ARCH_FILTERS", "DEVICES"]
@@ -178,25 +177,22 @@ class SuperResolveTab(QWidget):
     def _options_box(self) -> QGroupBox:
         box = QGroupBox("Options")
         form = narrow_form(QFormLayout(box))
-        self.extent_check = QCheckBox("Current map extent only")
-        self.extent_check.setObjectName("extentCheck")
-        self.extent_check.setToolTip("A fast preview: super-resolve only the part of the input the map shows")
+        self.extent_check = tick_box("Current map extent only", "extentCheck",
+                                     "A fast preview: super-resolve only the part of the input the map shows")
         form.addRow(self.extent_check)
-        self.trust_check = QCheckBox("Also write a trust map")
-        self.trust_check.setObjectName("trustCheck")
-        self.trust_check.setToolTip(
+        self.trust_check = tick_box(
+            "Also write a trust map", "trustCheck",
             "After super-resolving, degrade the output back to Sentinel-2 and compare it with every revisit: "
             "red where the output disagrees with what S-2 saw (invented or missed detail). Added as a hidden "
-            "layer above the output; its second band is the spread of the revisits among themselves.")
-        self.trust_check.setChecked(self.store.flag("trust_map", False))
+            "layer above the output; its second band is the spread of the revisits among themselves.",
+            self.store.flag("trust_map", False))
         form.addRow(self.trust_check)
-        self.anchor_check = QCheckBox("Match brightness to the revisits")
-        self.anchor_check.setObjectName("anchorCheck")
-        self.anchor_check.setToolTip(
+        self.anchor_check = tick_box(
+            "Match brightness to the revisits", "anchorCheck",
             "Shift each tile of the output to the mean brightness of its revisits. Networks trained with cL1 "
             "are blind to a constant offset and may come out too dark or too bright; untick to see the "
-            "network's raw output.")
-        self.anchor_check.setChecked(self.store.flag("anchor", True))
+            "network's raw output.",
+            self.store.flag("anchor", True))
         form.addRow(self.anchor_check)
         self.more = OptionWidgets(SuperResolveOptions, MORE_OPTIONS)
         self.more.add_rows(form)

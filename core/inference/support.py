@@ -80,7 +80,35 @@ def _bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
     return F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0].numpy()
 
 
-class BicubicFrame:
+class _UpsampledFrame:
+    """Read like a frame on the SR grid: an LR image (``_lr``, with context around the window) upsampled bicubically.
+
+    Subclasses set ``scale``, ``height`` and ``width`` (the SR raster's) and give
+    ``_lr(lr0, lr1, lc0, lc1)``: the LR image and its validity over those LR rows and columns.
+    """
+
+    scale: int
+    height: int
+    width: int
+
+    def _lr(self, lr0: int, lr1: int, lc0: int, lc1: int) -> Tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _inner(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
+        s, m = self.scale, _CONTEXT
+        lr0, lr1 = r0 // s - m, math.ceil(r1 / s) + m
+        lc0, lc1 = c0 // s - m, math.ceil(c1 / s) + m
+        lr, seen = self._lr(lr0, lr1, lc0, lc1)
+        up = _bicubic(lr, s)
+        ok = np.repeat(np.repeat(seen, s, 0), s, 1)
+        y0, x0 = r0 - lr0 * s, c0 - lc0 * s
+        return (up[y0 : y0 + r1 - r0, x0 : x0 + c1 - c0], ok[y0 : y0 + r1 - r0, x0 : x0 + c1 - c0])
+
+    def read_padded(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
+        return _reflect_read(self._inner, row0, row1, col0, col1, self.height, self.width)
+
+
+class BicubicFrame(_UpsampledFrame):
     """Bicubic upsampling of the mean of LR frames, read on the SR grid like a frame.
 
     ``frames``: one band of every revisit on the LR grid; ``col_off``/``row_off``:
@@ -98,10 +126,7 @@ class BicubicFrame:
         self.valid_fraction = min(getattr(f, "valid_fraction", 1.0) for f in self.frames)
         self.mean_reflectance = float(np.mean([getattr(f, "mean_reflectance", 0.0) for f in self.frames]))
 
-    def _inner(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
-        s, m = self.scale, _CONTEXT
-        lr0, lr1 = r0 // s - m, math.ceil(r1 / s) + m
-        lc0, lc1 = c0 // s - m, math.ceil(c1 / s) + m
+    def _lr(self, lr0: int, lr1: int, lc0: int, lc1: int) -> Tuple[np.ndarray, np.ndarray]:
         got = [f.read_padded(self.row_off + lr0, self.row_off + lr1, self.col_off + lc0, self.col_off + lc1)
                for f in self.frames]
         x = np.stack([g[0] for g in got])
@@ -111,16 +136,10 @@ class BicubicFrame:
         seen = count > 0
         if not seen.all():
             mean = np.where(seen, mean, np.float32(mean[seen].mean()) if seen.any() else np.float32(0))
-        up = _bicubic(mean, s)
-        ok = np.repeat(np.repeat(seen, s, 0), s, 1)
-        y0, x0 = r0 - lr0 * s, c0 - lc0 * s
-        return (up[y0 : y0 + r1 - r0, x0 : x0 + c1 - c0], ok[y0 : y0 + r1 - r0, x0 : x0 + c1 - c0])
-
-    def read_padded(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
-        return _reflect_read(self._inner, row0, row1, col0, col1, self.height, self.width)
+        return mean, seen
 
 
-class DegradedFrame:
+class DegradedFrame(_UpsampledFrame):
     """An SR band brought down to 10 m (``scale`` x ``scale`` area mean) and bicubic-upsampled back."""
 
     def __init__(self, frame: object, scale: int, height: int, width: int) -> None:
@@ -131,23 +150,13 @@ class DegradedFrame:
         self.valid_fraction = getattr(frame, "valid_fraction", 1.0)
         self.mean_reflectance = getattr(frame, "mean_reflectance", 0.0)
 
-    def _inner(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
-        s, m = self.scale, _CONTEXT
-        b0, b1 = r0 // s - m, math.ceil(r1 / s) + m
-        a0, a1 = c0 // s - m, math.ceil(c1 / s) + m
+    def _lr(self, b0: int, b1: int, a0: int, a1: int) -> Tuple[np.ndarray, np.ndarray]:
+        s = self.scale
         x, v = self.frame.read_padded(b0 * s, b1 * s, a0 * s, a1 * s)
         h, w = b1 - b0, a1 - a0
         if not v.all():
             x = np.where(v, x, np.float32(x[v].mean()) if v.any() else np.float32(0))
-        lr = x.reshape(h, s, w, s).mean(axis=(1, 3))
-        ok = v.reshape(h, s, w, s).all(axis=(1, 3))
-        up = _bicubic(lr, s)
-        okk = np.repeat(np.repeat(ok, s, 0), s, 1)
-        y0, x0 = r0 - b0 * s, c0 - a0 * s
-        return (up[y0 : y0 + r1 - r0, x0 : x0 + c1 - c0], okk[y0 : y0 + r1 - r0, x0 : x0 + c1 - c0])
-
-    def read_padded(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
-        return _reflect_read(self._inner, row0, row1, col0, col1, self.height, self.width)
+        return x.reshape(h, s, w, s).mean(axis=(1, 3)), v.reshape(h, s, w, s).all(axis=(1, 3))
 
 
 def frames_of_band(frames: Sequence[object], name: Optional[str]) -> List[object]:

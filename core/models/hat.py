@@ -39,7 +39,7 @@ Input ``[B, in_chans, h, w]`` (model units), output ``[B, in_chans, s*h, s*w]``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -47,7 +47,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .padding import pad_to_multiple
-from .registry import bool_rule, choice_rule, float_rule, int_list_rule, int_rule, register
+from .registry import (
+    bool_rule,
+    choice_rule,
+    config_from_preset,
+    float_rule,
+    int_list_rule,
+    int_rule,
+    register,
+)
 from .upsampling import (
     DEFAULT_UPSAMPLER,
     LEGACY_UPSAMPLER,
@@ -112,18 +120,7 @@ HAT_PRESETS: Dict[str, Dict[str, Any]] = {
 
 def hat_config(preset: Optional[str] = None, **overrides: Any) -> HATConfig:
     """A config from a preset name with keyword overrides (unknown keys refused)."""
-    values: Dict[str, Any] = {}
-    if preset is not None:
-        key = preset.lower()
-        if key not in HAT_PRESETS:
-            raise ValueError(f"unknown HAT preset {preset!r}; choose one of {', '.join(HAT_PRESETS)}")
-        values.update(HAT_PRESETS[key])
-    known = {f.name for f in fields(HATConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown HAT hyper-parameter(s): {', '.join(unknown)}")
-    values.update(overrides)
-    cfg = HATConfig(**values)
+    cfg = config_from_preset(HATConfig, HAT_PRESETS, "HAT", preset, overrides, fold_case=True)
     cfg.depths = [int(d) for d in cfg.depths]
     cfg.num_heads = [int(h) for h in cfg.num_heads]
     return cfg

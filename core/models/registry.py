@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 
 import torch.nn as nn
@@ -51,6 +51,7 @@ __all__ = [
     "registered",
     "legacy_hparams",
     "check_hparams",
+    "config_from_preset",
     "unwrap",
     "TASKS",
 ]
@@ -60,6 +61,7 @@ TASKS = ("sr", "segmentation")
 _FAMILIES = (".rams", ".hat", ".segmentation")
 
 N = TypeVar("N", bound=Type[nn.Module])
+C = TypeVar("C")
 
 
 # --------------------------------------------------------------------------- hyper-parameter rules
@@ -242,6 +244,27 @@ def check_hparams(arch: str, hparams: Mapping[str, Any]) -> None:
             shown = repr(hparams[key])
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             raise ValueError(f"hparams.{key}: {problem} (got {shown})")
+
+
+def config_from_preset(config_cls: Type[C], presets: Mapping[str, Mapping[str, Any]], family: str,
+                       preset: Optional[str], overrides: Mapping[str, Any], fold_case: bool = False) -> C:
+    """The dataclass ``config_cls`` from the preset ``preset`` (None: none) with keyword ``overrides``.
+
+    An unknown preset or hyper-parameter is refused with a message naming ``family``;
+    ``fold_case``: preset names are looked up lower-cased.
+    """
+    values: Dict[str, Any] = {}
+    if preset is not None:
+        key = preset.lower() if fold_case else preset
+        if key not in presets:
+            raise ValueError(f"unknown {family} preset {preset!r}; choose one of {', '.join(presets)}")
+        values.update(presets[key])
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown {family} hyper-parameter(s): {', '.join(unknown)}")
+    values.update(overrides)
+    return config_cls(**values)
 
 
 def build(arch: str, preset: Optional[str] = None, **hparams: Any) -> nn.Module:

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .padding import pad_to_multiple
-from .registry import Rule, choice_rule, int_list_rule, int_rule, register
+from .registry import Rule, choice_rule, config_from_preset, int_list_rule, int_rule, register
 
 __all__ = ["SegmentationConfig", "SegmentationNet", "UNETPP_PRESETS", "EncoderWeightsError"]
 
@@ -97,17 +97,7 @@ class SegmentationNet(nn.Module):
     def __init__(self, preset: Optional[str] = None, encoder_weights: Optional[str] = None,
                  **hparams: Any) -> None:
         super().__init__()
-        values: Dict[str, Any] = {}
-        if preset is not None:
-            if preset not in UNETPP_PRESETS:
-                raise ValueError(f"unknown UNet++ preset {preset!r}; choose one of {', '.join(UNETPP_PRESETS)}")
-            values.update(UNETPP_PRESETS[preset])
-        known = set(SegmentationConfig.__dataclass_fields__)
-        unknown = sorted(set(hparams) - known)
-        if unknown:
-            raise ValueError(f"unknown UNet++ hyper-parameter(s): {', '.join(unknown)}")
-        values.update(hparams)
-        cfg = SegmentationConfig(**values)
+        cfg = config_from_preset(SegmentationConfig, UNETPP_PRESETS, "UNet++", preset, hparams)
         cfg.decoder_channels = [int(c) for c in cfg.decoder_channels]
         if len(cfg.decoder_channels) != cfg.encoder_depth:
             raise ValueError(

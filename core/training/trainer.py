@@ -25,6 +25,11 @@ Under ``torchrun`` the same function trains with DistributedDataParallel
 
 Progress events are dicts handed to ``progress``: ``step``, ``epoch``, ``log``,
 ``done`` and ``error`` (see :func:`train`).
+
+What the loop is built from lives in :mod:`.factories` (network, optimizer,
+datasets, seeding); the run folder's resume signature and paired writes in
+:mod:`.run_files`; the names callers import from here (``RESUME_FILE``,
+``seed_everything``, ``curves_history``) are re-exported.
 """
 
 from __future__ import annotations
@@ -33,15 +38,10 @@ import contextlib
 import itertools
 import json
 import math
-import os
-import random
-import signal
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -50,7 +50,7 @@ from torch import nn
 from ..evaluation.evaluate import evaluate_segmentation, evaluate_sr, scalar_metrics
 from ..evaluation.segnets import FrozenSegNet, Normalization, load_frozen_segnet
 from ..inference.sr import model_input
-from ..io.atomic import remove_orphans, replace_file, temp_path_for, write_text_atomic
+from ..io.atomic import write_text_atomic
 from . import distributed as ddp
 from .config import (
     ConfigError,
@@ -58,7 +58,30 @@ from .config import (
     config_to_dict,
     preflight,
 )
+from .factories import (
+    amp_dtype_for,
+    band_indices,
+    build_model,
+    deterministic_kernels,
+    input_normalization,
+    make_dataset,
+    make_loss_weighting,
+    make_optimizer,
+    make_scheduler,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from .loss_terms import LOSS_TERMS, Batch
+from .run_files import (
+    RESUME_FILE,
+    RESUME_FORMAT,
+    RUN_FILES,
+    commit_together,
+    curves_history,
+    diff_keys,
+    resume_signature,
+)
 
 __all__ = [
     "TrainingError",
@@ -73,17 +96,7 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[Dict[str, Any]], None]
-RESUME_FILE = "last.pt"
-RESUME_FORMAT = 1
-RUN_FILES = (RESUME_FILE, "last.safetensors", "best.safetensors", "history.json", "training_curves.png")
 PLOT_EVERY = 10  # epochs between redraws of training_curves.png (always drawn after the last epoch)
-# Changing these between a run and its resumption would silently train another recipe.
-_RESUME_KEYS = ("task", "target", "lr", "optimizer", "weight_decay", "grad_clip", "scheduler", "seed",
-                "model", "loss", "seg_nets", "max_steps_per_epoch")
-#: Resuming also compares the network's own hyper-parameters (upsampler, bands...): a code default that
-#: changed between two sessions must not load old weights into a different network.
-_RESUME_DATA_KEYS = ("version", "train_split", "band", "bands", "lr_patch", "seg_patch", "frames", "samples_per_epoch",
-                     "batch_size", "augment", "selection", "normalization")
 
 
 class TrainingError(RuntimeError):
@@ -98,187 +111,7 @@ class TrainingCancelled(TrainingError):
     """The user cancelled; the last completed epoch is in ``last.pt``."""
 
 
-# --------------------------------------------------------------------------- seeding and RNG state
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices) from one number."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> Dict[str, Any]:
-    """RNG states as tensors/lists, so ``last.pt`` loads with ``weights_only=True``."""
-    np_state = np.random.get_state()
-    py_version, py_internal, py_gauss = random.getstate()
-    state: Dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "numpy_has_gauss": int(np_state[3]),
-        "numpy_gauss": float(np_state[4]),
-        "python_version": int(py_version),
-        "python_internal": list(py_internal),
-        "python_gauss": py_gauss,
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
-                         state["numpy_has_gauss"], state["numpy_gauss"]))
-    random.setstate((state["python_version"], tuple(state["python_internal"]), state["python_gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):
-            torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextlib.contextmanager
-def _deterministic(enabled: bool):
-    """Deterministic kernels (warn where none exists) for the run, then the caller's setting back.
-
-    ``set_deterministic_debug_mode("warn")`` is ``use_deterministic_algorithms(True,
-    warn_only=True)`` without importing TorchInductor (seconds per process; we do not compile).
-    """
-    before = torch.get_deterministic_debug_mode()
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        if before == 0:
-            torch.set_deterministic_debug_mode("warn")
-    try:
-        yield
-    finally:
-        torch.set_deterministic_debug_mode(before)
-
-
 # --------------------------------------------------------------------------- pieces
-
-
-def _amp_dtype(config: TrainConfig, device: torch.device) -> Optional[torch.dtype]:
-    if device.type != "cuda" or config.amp == "off":
-        return None
-    if config.amp == "fp16":
-        return torch.float16
-    if config.amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
-def _normalization(config: TrainConfig, scenes: List, init_card) -> Normalization:
-    """The model's input normalization: from the config, the fine-tuned checkpoint, or the data.
-
-    Derived from data: offset 0 and the 99.9th percentile of the training
-    images' valid reflectance (rounded up to 2 significant digits), so model
-    units sit roughly in [0, 1] and the number is readable in the card.
-    """
-    if config.data.normalization is not None:
-        return Normalization(float(config.data.normalization["offset"]), float(config.data.normalization["scale"]))
-    if init_card is not None:
-        return Normalization.from_card(init_card.normalization)
-    band = band_indices(config, scenes)[0]
-    values = []
-    for s in scenes:
-        if s.hr is not None:
-            img, valid = s.hr[band], s.hr_valid
-        else:
-            img, valid = s.lr[:, band], s.lr_valid
-        v = np.asarray(img)[np.asarray(valid, dtype=bool)] if valid is not None else np.asarray(img).ravel()
-        if v.size:
-            values.append(v[:: max(1, v.size // 200_000)])
-    if not values:
-        return Normalization()
-    top = float(np.percentile(np.concatenate(values), 99.9))
-    if not math.isfinite(top) or top <= 0:
-        return Normalization()
-    digits = 1 - int(math.floor(math.log10(top)))
-    top = math.ceil(top * 10**digits) / 10**digits
-    return Normalization(0.0, top)
-
-
-def _build_model(config: TrainConfig, device: torch.device):
-    """The network to train, and the card of the checkpoint it starts from (or None)."""
-    from ..models.zoo import build, load_checkpoint
-
-    init_card = None
-    if config.model.init_from:
-        model, init_card = load_checkpoint(config.model.init_from, device="cpu")
-    else:
-        kwargs = dict(config.model.hparams)
-        if config.model.preset:
-            kwargs["preset"] = config.model.preset
-        channels = len(config.data.bands) if config.data.bands else 1
-        if config.task == "sr":
-            kwargs.setdefault("scale", config.model.scale)
-            if config.model.arch == "rams":
-                kwargs.setdefault("frames", config.data.frames)
-            if channels > 1:  # data.bands decides how many bands the network takes jointly
-                kwargs["in_chans"] = channels
-        elif channels > 1:
-            kwargs["in_channels"] = channels
-        model = build(config.model.arch, **kwargs)
-    return model.to(device), init_card
-
-
-def _make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "nadam":
-        return torch.optim.NAdam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _make_scheduler(config: TrainConfig, optimizer):
-    s = config.scheduler
-    if s.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=s.min_lr)
-    if s.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s.step_size, gamma=s.gamma)
-    return None
-
-
-def _make_weighting(config: TrainConfig):
-    from .weighting import DynamicWeighting, StaticWeighting
-
-    if config.loss.weighting == "dynamic":
-        others = [t for t in config.loss.terms if t.name != config.loss.reference]
-        proportions = {t.name: float(t.proportion) for t in others if t.proportion is not None}
-        fixed = {t.name: float(t.weight) for t in others if t.proportion is None}
-        return DynamicWeighting(reference=config.loss.reference, proportions=proportions, fixed=fixed)
-    return StaticWeighting({t.name: float(t.weight) for t in config.loss.terms})
-
-
-def band_indices(config: TrainConfig, scenes: List) -> List[int]:
-    """Indices of the bands a run takes in its scenes' band list: ``data.bands`` by name, else ``data.band``."""
-    if not config.data.bands:
-        return [int(config.data.band)]
-    from ..inference.bands import canonical_band
-
-    have = [canonical_band(b) or b for b in (scenes[0].bands or [])]
-    out = []
-    for name in config.data.bands:
-        key = canonical_band(name) or name
-        if key not in have:
-            raise ConfigError(f"data.bands: {name} is not among the scenes' bands ({', '.join(scenes[0].bands)})")
-        out.append(have.index(key))
-    return out
-
-
-def _make_dataset(config: TrainConfig, scenes: List):
-    from ..data.patches import PatchSelection, SegPatchDataset, SRPatchDataset
-
-    d = config.data
-    bands = band_indices(config, scenes)
-    selection = PatchSelection(share=d.selection.share, min_coverage=d.selection.min_coverage,
-                               classes=tuple(d.selection.classes))
-    if config.task == "segmentation":
-        return SegPatchDataset(scenes, target=config.target, patch=d.seg_patch, samples_per_epoch=d.samples_per_epoch,
-                               selection=selection, augment=d.augment, seed=config.seed, bands=bands)
-    return SRPatchDataset(scenes, lr_patch=d.lr_patch, frames=d.frames, samples_per_epoch=d.samples_per_epoch,
-                          selection=selection, augment=d.augment, seed=config.seed, bands=bands)
 
 
 def _masked_bce(logits: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
@@ -360,86 +193,6 @@ class _LossComputer:
         return {n: out[n] for n in self.names}
 
 
-CURVE_METRICS = ("cpsnr", "cssim", "buildings_dice", "roads_dice", "dice")
-
-
-def curves_history(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The history with only the headline validation metrics, for readable training-curve plots."""
-    return [{**h, "val": {k: v for k, v in (h.get("val") or {}).items() if k in CURVE_METRICS}} for h in history]
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGTERM and SIGINT until the block ends, then deliver them (main thread only).
-
-    The QGIS dialog stops a run with SIGTERM; landing between two renames it
-    would leave ``history.json`` and ``last.pt`` describing different epochs.
-    Elsewhere than the main thread Python cannot catch signals: the block runs as is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: List[int] = []
-    previous: Dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            previous[sig] = signal.signal(sig, lambda signum, _frame: caught.append(signum))
-        except (ValueError, OSError):  # pragma: no cover - no signals on this platform
-            pass
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if caught:
-            os.kill(os.getpid(), caught[0])  # now that the files agree, stop as asked
-
-
-def _commit_together(writers: Mapping[Path, Callable[[Path], None]]) -> None:
-    """Write each file into its temporary sibling, then rename them all in order, signals held.
-
-    Files that describe the same moment (the resume state and the history of
-    its epochs) are either all the old ones or all the new ones: the slow part
-    (writing) happens before, only the renames happen inside the held block.
-    """
-    temps: List[Any] = []
-    try:
-        for path, write in writers.items():
-            remove_orphans(path)
-            tmp = temp_path_for(path)
-            temps.append((tmp, path))
-            write(tmp)
-        with _signals_held():
-            for tmp, path in temps:
-                replace_file(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-
-def _resume_signature(config: TrainConfig, world_size: int, network: Optional[Mapping[str, Any]] = None
-                      ) -> Dict[str, Any]:
-    full = config_to_dict(config)
-    sig = {k: full[k] for k in _RESUME_KEYS}
-    if network is not None:
-        sig["network"] = dict(network)
-    sig["world_size"] = world_size  # the global batch (and so the trajectory) depends on it
-    sig["data"] = {k: full["data"][k] for k in _RESUME_DATA_KEYS}
-    if config.scheduler.name == "cosine":  # its period is the number of epochs; otherwise runs may be extended
-        sig["epochs"] = config.epochs
-    return json.loads(json.dumps(sig))
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> List[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys: List[str] = []
-        for k in sorted(set(a) | set(b)):
-            keys += _diff_keys(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
-        return keys
-    return [] if a == b else [prefix]
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -484,11 +237,11 @@ class Trainer:
         self.bands = [self.train_scenes[0].bands[i] for i in self.band_idx] if self.train_scenes[0].bands else []
 
         seed_everything(cfg.seed)
-        self.model, init_card = _build_model(cfg, self.device)
-        self.norm = _normalization(cfg, self.train_scenes, init_card)
+        self.model, init_card = build_model(cfg, self.device)
+        self.norm = input_normalization(cfg, self.train_scenes, init_card)
         if init_card is not None:
             self.log(f"fine-tuning from {cfg.model.init_from}")
-        self.amp_dtype = _amp_dtype(cfg, self.device)
+        self.amp_dtype = amp_dtype_for(cfg, self.device)
         self.seg_nets: Dict[str, FrozenSegNet] = {}
         self.seg_cards = {}
         if cfg.task == "sr":
@@ -500,7 +253,7 @@ class Trainer:
                     self.seg_nets[target] = net
                     self.seg_cards[target] = card
         self.ddp_model = ddp.wrap_model(self.model, self.ctx, self.device)
-        self.dataset = _make_dataset(cfg, self.train_scenes)
+        self.dataset = make_dataset(cfg, self.train_scenes)
         from torch.utils.data import DataLoader
         from torch.utils.data.distributed import DistributedSampler
 
@@ -516,9 +269,9 @@ class Trainer:
             self.steps = min(self.steps, cfg.max_steps_per_epoch)
         if self.steps < 1:
             raise ConfigError("data.batch_size: no full batch fits in one epoch")
-        self.optimizer = _make_optimizer(cfg, [p for p in self.model.parameters() if p.requires_grad])
-        self.scheduler = _make_scheduler(cfg, self.optimizer)
-        self.weighting = _make_weighting(cfg)
+        self.optimizer = make_optimizer(cfg, [p for p in self.model.parameters() if p.requires_grad])
+        self.scheduler = make_scheduler(cfg, self.optimizer)
+        self.weighting = make_loss_weighting(cfg)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.losses = _LossComputer(cfg, self.norm, self.seg_nets, self.device, self.amp_dtype)
         self.metric, self.mode = cfg.resolved_best_metric()
@@ -580,12 +333,12 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "weighting": self.weighting.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "history": json.loads(json.dumps(self.history)),
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
             "normalization": self.norm.as_dict(),
-            "signature": json.dumps(_resume_signature(self.config, self.ctx.world_size, self._network_hparams()),
+            "signature": json.dumps(resume_signature(self.config, self.ctx.world_size, self._network_hparams()),
                                     sort_keys=True),
         }
 
@@ -599,7 +352,7 @@ class Trainer:
         if state.get("format") != RESUME_FORMAT:
             raise TrainingError(f"{path}: resume state of an unknown format; start afresh with --no-resume")
         saved = json.loads(state["signature"])
-        diff = _diff_keys(saved, _resume_signature(self.config, self.ctx.world_size,
+        diff = diff_keys(saved, resume_signature(self.config, self.ctx.world_size,
                                                    self._network_hparams() if "network" in saved else None))
         if diff:
             raise TrainingError(
@@ -621,7 +374,7 @@ class Trainer:
         self.best_value = state["best_value"]
         self.best_epoch = state["best_epoch"]
         self.start_epoch = int(state["epoch"]) + 1
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         if self.ctx.is_main:  # a run killed between the two renames: the history follows the checkpoint
             write_text_atomic(self.out / "history.json", json.dumps(self.history, indent=1))
         self.log(f"resumed from {path} after epoch {state['epoch']}")
@@ -689,7 +442,7 @@ class Trainer:
         # last.pt carries the history too; history.json (read by the QGIS dialog) is renamed right after it.
         state = self._state(epoch)
         history = json.dumps(self.history, indent=1)
-        _commit_together({
+        commit_together({
             self.out / RESUME_FILE: lambda tmp: torch.save(state, tmp),
             self.out / "history.json": lambda tmp: tmp.write_text(history, encoding="utf-8"),
         })
@@ -836,7 +589,7 @@ class Trainer:
     def fit(self) -> Path:
         """Run the whole recipe (deterministic kernels on, errors reported as events)."""
         try:
-            with _deterministic(self.config.deterministic):
+            with deterministic_kernels(self.config.deterministic):
                 return self.run()
         except Exception as exc:
             with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 __all__ = [
+    "PathLike",
     "Progress",
     "CancelToken",
     "Cancelled",

@@ -34,7 +34,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from affine import Affine
@@ -48,12 +48,11 @@ from ..io.atomic import remove_orphans, replace_folder, temp_path_for
 from ..io.geo import apply, compose
 from ..io.radiometry import S2_DN_SCALE
 from ..io.rasters import Frame, FrameSet, Grid
+from ..jobs import PathLike, Progress
 
 __all__ = ["AREA_JSON", "AreaError", "AreaLayout", "AreaPrepared", "plan_layout", "prepare_area", "read_area"]
 
 
-PathLike = Union[str, os.PathLike]
-Progress = Callable[[float, str], None]
 AREA_JSON = "area.json"
 FORMAT_NAME = "s2sr-area"
 FORMAT_VERSION = 1

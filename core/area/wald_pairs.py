@@ -10,22 +10,19 @@ sub-pixel shift kept, noise added back, masks majority-pooled onto 10 m).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..jobs import InputError, check_cancel
+from ..jobs import InputError, PathLike, Progress, check_cancel
 
 __all__ = ["WALD_JSON", "SCALE", "MIN_WALD_TILE", "WaldPrepared", "wald_scene", "prepare_wald", "read_wald"]
 
-PathLike = Union[str, os.PathLike]
-Progress = Callable[[float, str], None]
 
 WALD_JSON = "wald.json"
 FORMAT_NAME = "s2sr-wald"

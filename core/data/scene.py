@@ -33,7 +33,7 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -45,7 +45,7 @@ from ..io.atomic import remove_orphans, replace_folder, temp_path_for, write_tex
 from ..io.geo import compose
 from ..io.paths import inside, safe_name
 from ..io.writer import CPLError, verify_geotiff
-from ..jobs import InputError, OutputError
+from ..jobs import InputError, OutputError, PathLike
 
 __all__ = [
     "SceneError",
@@ -72,7 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 SCENE_JSON = "scene.json"
 SPLIT_JSON = "split.json"
 MASK_NAMES = ("buildings", "roads")

@@ -30,11 +30,10 @@ import contextlib
 import json
 import logging
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import rasterio
@@ -47,7 +46,7 @@ from rasterio.warp import transform_geom
 
 from ..io.atomic import atomic_write
 from ..io.writer import CPLError, check_output_path
-from ..jobs import InputError
+from ..jobs import InputError, PathLike
 from .road_classes import DEFAULT_ROAD_WIDTH_M, NON_VEHICLE_CLASSES, ROAD_WIDTHS_M
 from .scene import SceneError, write_geotiff
 
@@ -64,7 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 _POLYGONS = {"Polygon", "MultiPolygon"}
 _LINES = {"LineString", "MultiLineString"}

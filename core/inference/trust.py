@@ -51,7 +51,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -61,7 +61,7 @@ from rasterio.windows import Window
 from .. import __version__
 from ..io.rasters import BandSpec, Frame, FrameSet, gdal_env
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
-from ..jobs import CancelToken, InputError, Progress, check_cancel, progress_fn, trust_path_for
+from ..jobs import CancelToken, InputError, PathLike, Progress, check_cancel, progress_fn, trust_path_for
 from ..options import TrustOptions
 from .bands import band_of_frame, canonical_band, group_frames
 from .frames import select_frames
@@ -82,7 +82,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 #: Disagreement (reflectance) above which a pixel counts as flagged: about ten
 #: times the noise of S-2's 10 m bands (std ~0.002 at reflectance 0.3).

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -45,7 +44,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
-from ..jobs import CancelToken, InputError, OutputError, Progress, check_cancel, progress_fn
+from ..jobs import CancelToken, InputError, OutputError, PathLike, Progress, check_cancel, progress_fn
 from ..options import SCL_NODATA_DEFAULT
 from .geo import apply as geo_apply
 from .radiometry import Radiometry
@@ -76,7 +75,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: The four 10 m bands the engine super-resolves.
 BANDS_10M: Tuple[str, ...] = ("B02", "B03", "B04", "B08")

@@ -26,9 +26,9 @@ from screenshots_face import (  # noqa: E402
     ROOT,
     ensure_app,
     face,
+    grab_dialog,
     light_data,
     prepare,
-    settle,
 )
 
 #: What the Install dependencies picture shows as missing: the two packages a fresh QGIS never has.
@@ -61,14 +61,7 @@ def shot_install_dialog(out_dir: Path) -> Path:
             else:
                 sys.modules[name] = module
     dialog.show()
-    settle()
-    out = Path(out_dir) / "install_dialog.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    dialog.grab().save(str(out), "PNG", 0)
-    dialog.close()
-    dialog.deleteLater()
-    settle(0.2)
-    return out
+    return grab_dialog(dialog, out_dir, "install_dialog.png")
 
 
 #: Pictures that need no data: they run without ``prepare()`` (which may train tiny models first).

@@ -166,6 +166,24 @@ def render(*canvases) -> None:
     settle(0.3)
 
 
+def save_grab(widget, out_dir: Path, name: str) -> Path:
+    """The picture of ``widget`` saved as ``out_dir/name`` (the folder made when missing)."""
+    out = Path(out_dir) / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    widget.grab().save(str(out), "PNG", 0)
+    return out
+
+
+def grab_dialog(dialog, out_dir: Path, name: str) -> Path:
+    """Let ``dialog`` settle, save its picture as ``out_dir/name`` and close it."""
+    settle()
+    out = save_grab(dialog, out_dir, name)
+    dialog.close()
+    dialog.deleteLater()
+    settle(0.2)
+    return out
+
+
 # --------------------------------------------------------------------------- data and models
 
 
@@ -287,19 +305,48 @@ def _zoom(canvas, layer, fraction: float = 0.55) -> None:
 # --------------------------------------------------------------------------- the shots
 
 
-def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
-    """The dock after a super-resolution and a segmentation, with the layers on the map."""
+def _start(data: Optional[ShotData]):
+    """The QApplication, the plugin's ``ui`` importer and the shot's data (prepared when not given)."""
     ensure_app()
-    ui = face()
-    data = data or prepare()
-    _fresh_project()
-    win = ShotWindow()
-    dock_mod = ui("dock")
-    dock = dock_mod.SRDockWidget(win, parent=win.window)
-    from qgis.core import QgsProject
+    return face(), data or prepare()
+
+
+def _docked_window(ui, width: int = 1500, height: int = 900):
+    """A fresh project and a :class:`ShotWindow` with the plugin's dock on its right: ``(window, dock module, dock)``."""
     from qgis.PyQt.QtCore import Qt
 
+    _fresh_project()
+    win = ShotWindow(width, height)
+    dock_mod = ui("dock")
+    dock = dock_mod.SRDockWidget(win, parent=win.window)
     win.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    return win, dock_mod, dock
+
+
+def _grab_window(win, dock, out_dir: Path, name: str, *views) -> Path:
+    """Render the main map (and ``views``), save the window's picture as ``out_dir/name``, close dock and window."""
+    render(win.canvas, *views)
+    out = save_grab(win.window, out_dir, name)
+    dock.shutdown()
+    win.close()
+    return out
+
+
+def _zoomed_picture(win, dock, out_dir: Path, name: str, layer, fraction: float = 0.55, views=()) -> Path:
+    """Zoom the main map to ``layer``, tidy the layer tree and message bar, then :func:`_grab_window`."""
+    settle()
+    _zoom(win.canvas, layer, fraction)
+    win.tree.expandAll()
+    win.bar.clearWidgets()
+    return _grab_window(win, dock, out_dir, name, *views)
+
+
+def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
+    """The dock after a super-resolution and a segmentation, with the layers on the map."""
+    ui, data = _start(data)
+    win, dock_mod, dock = _docked_window(ui)
+    from qgis.core import QgsProject
+
     dock.setMinimumWidth(450)
     layers = [_load(p, f"S2 B8 {p.stem}") for p in data.revisits]
     for m in ("baseline", "buildings", "roads"):
@@ -318,32 +365,16 @@ def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
         if node is not None:
             node.setItemVisibilityChecked(False)
     dock.tabs.setCurrentIndex(0)
-    settle()
-    _zoom(win.canvas, layers[0])
-    win.tree.expandAll()
-    win.bar.clearWidgets()
-    render(win.canvas)
-    out = Path(out_dir) / "dock_with_layers.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    win.window.grab().save(str(out), "PNG", 0)
-    dock.shutdown()
-    win.close()
-    return out
+    return _zoomed_picture(win, dock, out_dir, "dock_with_layers.png", layers[0])
 
 
 def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     """Baseline (main map) vs task-driven (synced view) with the metric table filled."""
-    ensure_app()
-    ui = face()
-    data = data or prepare()
-    _fresh_project()
-    win = ShotWindow(1920, 1000)
-    dock_mod = ui("dock")
-    dock = dock_mod.SRDockWidget(win, parent=win.window)
+    ui, data = _start(data)
+    win, dock_mod, dock = _docked_window(ui, 1920, 1000)
     from qgis.core import QgsProject
     from qgis.PyQt.QtCore import Qt
 
-    win.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     layers = [_load(p, f"S2 B8 {p.stem}") for p in data.revisits]
     hr = _load(data.reference, "HR reference")
     masks = {t: _load(p, f"OSM {t} (raster)") for t, p in data.masks.items()}
@@ -374,24 +405,12 @@ def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     win.window.resizeDocks([win.legend], [240], Qt.Orientation.Horizontal)
     if panel.view is not None and panel.view.dock is not None:
         win.window.resizeDocks([dock, panel.view.dock], [450, 620], Qt.Orientation.Horizontal)
-    settle()
-    _zoom(win.canvas, hr, 0.7)
-    win.tree.expandAll()
-    win.bar.clearWidgets()
-    render(win.canvas, *( [panel.view.canvas] if panel.view else []))
-    out = Path(out_dir) / "compare.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    win.window.grab().save(str(out), "PNG", 0)
-    dock.shutdown()
-    win.close()
-    return out
+    return _zoomed_picture(win, dock, out_dir, "compare.png", hr, 0.7, [panel.view.canvas] if panel.view else [])
 
 
 def shot_train_dialog(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     """The training dialog showing a recorded task-driven run (losses, dynamic weights, validation)."""
-    ensure_app()
-    ui = face()
-    data = data or prepare()
+    ui, data = _start(data)
     mod = ui("train_dialog")
     dlg = mod.TrainDialog(None)
     dlg.data_dir.setFilePath(str(data.work / "data"))
@@ -410,14 +429,7 @@ def shot_train_dialog(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     dlg.status_label.setText("training... (replayed from a recorded run)")
     dlg.start_button.setEnabled(False)
     dlg.cancel_button.setEnabled(True)
-    settle()
-    out = Path(out_dir) / "train_dialog.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    dlg.grab().save(str(out), "PNG", 0)
-    dlg.close()
-    dlg.deleteLater()
-    settle(0.2)
-    return out
+    return grab_dialog(dlg, out_dir, "train_dialog.png")
 
 
 # --------------------------------------------------------------------------- the Sentinel-2 chain
@@ -524,9 +536,7 @@ def shot_s2_product_chain(out_dir: Path, data: Optional[ShotData] = None) -> Pat
     """Sentinel-2 products -> Build revisit stack -> Super-resolve all 10 m bands -> true colour + buildings, roads."""
     import shutil
 
-    ensure_app()
-    ui = face()
-    data = data or prepare()
+    ui, data = _start(data)
     from core.models.zoo import read_card
 
     models = _four_band_models([p for p in (data.models_dir, ROOT / "resources" / "models") if p])
@@ -535,15 +545,11 @@ def shot_s2_product_chain(out_dir: Path, data: Optional[ShotData] = None) -> Pat
         models = _train_tiny_rgbn(data.work)
     frames = int(read_card(models["sr"]).frames or 3)
     chain = _chain_products(data.work, frames)
-    _fresh_project()
-    win = ShotWindow(1700, 980)
-    dock_mod = ui("dock")
+    win, _, dock = _docked_window(ui, 1700, 980)
     dialogs = ui("dock.product_dialog")
-    dock = dock_mod.SRDockWidget(win, parent=win.window)
     from qgis.core import QgsProject, QgsRectangle
     from qgis.PyQt.QtCore import Qt
 
-    win.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     dock.setMinimumWidth(430)
     out = data.work / "chain_outputs"
     shutil.rmtree(out, ignore_errors=True)
@@ -592,13 +598,7 @@ def shot_s2_product_chain(out_dir: Path, data: Optional[ShotData] = None) -> Pat
     win.bar.clearWidgets()
     win.bar.pushMessage("Chain", title)  # the grab has no title bar: the picture says what it shows here
     settle()
-    render(win.canvas)
-    png = Path(out_dir) / "s2_product_chain.png"
-    png.parent.mkdir(parents=True, exist_ok=True)
-    win.window.grab().save(str(png), "PNG", 0)
-    dock.shutdown()
-    win.close()
-    return png
+    return _grab_window(win, dock, out_dir, "s2_product_chain.png")
 
 
 FACE_SHOTS: List[Callable[..., Path]] = [shot_dock, shot_compare, shot_train_dialog, shot_s2_product_chain]

@@ -47,6 +47,13 @@ def _leftovers(folder: Path) -> list:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
+def _assert_previous_kept(out: Path, good: np.ndarray) -> None:
+    """``out`` is still the old, whole file, and no temporary file is left beside it."""
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), good)
+    assert _leftovers(out.parent) == []
+
+
 @pytest.fixture()
 def tiny_disk(tmp_path: Path):
     """A 3 MiB tmpfs mounted under tmp_path, unmounted afterwards."""
@@ -65,9 +72,7 @@ def test_real_full_disk_keeps_the_previous_output(tiny_disk: Path, n: int) -> No
     with pytest.raises(OutputError, match="disk is full") as info:
         _write(out, _noise(n))
     assert "previous file was kept" in str(info.value)
-    with rasterio.open(out) as ds:  # still the old, whole file
-        np.testing.assert_array_equal(ds.read(), good)
-    assert _leftovers(tiny_disk) == []
+    _assert_previous_kept(out, good)
 
 
 def test_real_full_disk_without_a_previous_output_leaves_nothing(tiny_disk: Path) -> None:
@@ -94,9 +99,7 @@ def test_close_that_silently_truncates_is_caught(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(GeoTiffSink, "close_dataset", close_on_a_full_disk)
     with pytest.raises(OutputError, match="previous file was kept"):
         _write(out, _noise(300))
-    with rasterio.open(out) as ds:
-        np.testing.assert_array_equal(ds.read(), good)
-    assert _leftovers(tmp_path) == []
+    _assert_previous_kept(out, good)
 
 
 def test_overviews_failing_inside_gdal_is_an_output_error(tmp_path: Path, monkeypatch) -> None:
@@ -112,9 +115,7 @@ def test_overviews_failing_inside_gdal_is_an_output_error(tmp_path: Path, monkey
     monkeypatch.setattr(GeoTiffSink, "build_overviews", overviews_on_a_full_disk)
     with pytest.raises(OutputError, match="disk is full"):
         _write(out, _noise(300))
-    with rasterio.open(out) as ds:
-        np.testing.assert_array_equal(ds.read(), good)
-    assert _leftovers(tmp_path) == []
+    _assert_previous_kept(out, good)
 
 
 def test_verify_accepts_a_whole_file_and_refuses_a_cut_one(tmp_path: Path) -> None:

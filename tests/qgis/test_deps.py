@@ -34,24 +34,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE_DIST = "s2sr-probe-pkg"
 
 
-@pytest.fixture
-def deps(qh: Any) -> ModuleType:
-    return qh.ui("install.deps")
+def _ui_module(name: str) -> Any:
+    """A fixture giving the plugin's module ``ui.<name>`` (the fixture is named by the variable it is bound to)."""
+
+    @pytest.fixture
+    def fixture(qh: Any) -> ModuleType:
+        return qh.ui(name)
+
+    return fixture
 
 
-@pytest.fixture
-def install_mod(qh: Any) -> ModuleType:
-    return qh.ui("install.dialog")
-
-
-@pytest.fixture
-def pipmod(qh: Any) -> ModuleType:
-    return qh.ui("install.pip")
-
-
-@pytest.fixture
-def interp(qh: Any) -> ModuleType:
-    return qh.ui("install.interpreter")
+deps = _ui_module("install.deps")
+install_mod = _ui_module("install.dialog")
+pipmod = _ui_module("install.pip")
+interp = _ui_module("install.interpreter")
 
 
 def fake_python(path: Path, version: str) -> Path:

@@ -65,6 +65,15 @@ DEVICES = (("CPU", "cpu"), ("GPU (CUDA)", "cuda"))
 #: ``SuperResolveOptions`` fields shown as generated widgets (the others have hand-made ones above them)
 MORE_OPTIONS = ("all_bands",)
 ADVANCED_OPTIONS = ("tile", "overlap", "batch", "force")
+#: Tool tips of the "trust map" and "match brightness" tick boxes
+TRUST_TIP = (
+    "After super-resolving, degrade the output back to Sentinel-2 and compare it with every revisit: "
+    "red where the output disagrees with what S-2 saw (invented or missed detail). Added as a hidden "
+    "layer above the output; its second band is the spread of the revisits among themselves.")
+ANCHOR_TIP = (
+    "Shift each tile of the output to the mean brightness of its revisits. Networks trained with cL1 "
+    "are blind to a constant offset and may come out too dark or too bright; untick to see the "
+    "network's raw output.")
 
 
 class SuperResolveTab(QWidget):
@@ -180,19 +189,10 @@ class SuperResolveTab(QWidget):
         self.extent_check = tick_box("Current map extent only", "extentCheck",
                                      "A fast preview: super-resolve only the part of the input the map shows")
         form.addRow(self.extent_check)
-        self.trust_check = tick_box(
-            "Also write a trust map", "trustCheck",
-            "After super-resolving, degrade the output back to Sentinel-2 and compare it with every revisit: "
-            "red where the output disagrees with what S-2 saw (invented or missed detail). Added as a hidden "
-            "layer above the output; its second band is the spread of the revisits among themselves.",
-            self.store.flag("trust_map", False))
+        self.trust_check = tick_box("Also write a trust map", "trustCheck", TRUST_TIP, self.store.flag("trust_map", False))
         form.addRow(self.trust_check)
-        self.anchor_check = tick_box(
-            "Match brightness to the revisits", "anchorCheck",
-            "Shift each tile of the output to the mean brightness of its revisits. Networks trained with cL1 "
-            "are blind to a constant offset and may come out too dark or too bright; untick to see the "
-            "network's raw output.",
-            self.store.flag("anchor", True))
+        self.anchor_check = tick_box("Match brightness to the revisits", "anchorCheck", ANCHOR_TIP,
+                                     self.store.flag("anchor", True))
         form.addRow(self.anchor_check)
         self.more = OptionWidgets(SuperResolveOptions, MORE_OPTIONS)
         self.more.add_rows(form)

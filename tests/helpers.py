@@ -74,3 +74,12 @@ def import_plugin_package() -> types.ModuleType:
         sys.modules.pop(PLUGIN_PACKAGE, None)
         raise
     return module
+
+
+def tiny_towns(tmp_path_factory: Any, seed: int) -> Path:
+    """Four 96 px synthetic town scenes with three revisits each, in a new temporary folder (the training tests' data)."""
+    from core.data.synthetic.towns import make_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    make_dataset(root, n_scenes=4, size_hr=96, seed=seed, frames=3)
+    return root

@@ -19,6 +19,7 @@ import torch
 
 from core.training.config import ConfigError, load_config
 from core.training.trainer import NonFiniteLossError, TrainingCancelled, train
+from tests.helpers import tiny_towns
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "resources" / "configs"
@@ -29,11 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from core.data.synthetic.towns import make_dataset
-
-    root = tmp_path_factory.mktemp("synth")
-    make_dataset(root, n_scenes=4, size_hr=96, seed=0, frames=3)
-    return root
+    return tiny_towns(tmp_path_factory, seed=0)
 
 
 @pytest.fixture(scope="module")

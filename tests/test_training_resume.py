@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from core.training.config import load_config
 from core.training.trainer import RESUME_FILE, TrainingError, train
+from tests.helpers import tiny_towns
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "resources" / "configs" / "tiny_rams_baseline.yaml"
@@ -36,11 +37,7 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from core.data.synthetic.towns import make_dataset
-
-    root = tmp_path_factory.mktemp("synth")
-    make_dataset(root, n_scenes=4, size_hr=96, seed=3, frames=3)
-    return root
+    return tiny_towns(tmp_path_factory, seed=3)
 
 
 @pytest.fixture(scope="module")

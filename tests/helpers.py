@@ -76,10 +76,20 @@ def import_plugin_package() -> types.ModuleType:
     return module
 
 
-def tiny_towns(tmp_path_factory: Any, seed: int) -> Path:
-    """Four 96 px synthetic town scenes with three revisits each, in a new temporary folder (the training tests' data)."""
-    from core.data.synthetic.towns import make_dataset
 
-    root = tmp_path_factory.mktemp("synth")
-    make_dataset(root, n_scenes=4, size_hr=96, seed=seed, frames=3)
-    return root
+def tiny_towns(seed: int) -> Any:
+    """A module-scoped fixture: four 96 px synthetic town scenes with three revisits each (the training tests' data).
+
+    Bind it to the fixture's name in a test module: ``data = tiny_towns(seed=0)``.
+    """
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory: Any) -> Path:
+        from core.data.synthetic.towns import make_dataset
+
+        root = tmp_path_factory.mktemp("synth")
+        make_dataset(root, n_scenes=4, size_hr=96, seed=seed, frames=3)
+        return root
+
+    return fixture

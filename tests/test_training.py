@@ -28,9 +28,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in-process (see one_torch_thr
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return tiny_towns(tmp_path_factory, seed=0)
+data = tiny_towns(seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -35,9 +35,7 @@ class Killed(Exception):
     pass
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return tiny_towns(tmp_path_factory, seed=3)
+data = tiny_towns(seed=3)
 
 
 @pytest.fixture(scope="module")

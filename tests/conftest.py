@@ -43,17 +43,32 @@ def one_torch_thread():
 
 @pytest.fixture(autouse=True, scope="session")
 def collect_qgis_objects_before_exit(qgis_app):
-    """Free Python-owned QGIS objects while QGIS still runs, not at interpreter exit.
+    """Free Python-owned QGIS layers while QGIS still runs, not at interpreter exit.
 
-    Why: a layer that ends in a reference cycle (a test frame kept by an
-    exception's traceback, say) is otherwise freed by Python's final
-    collection, after pytest-qgis has called ``exitQgis()``; its destructor
-    then corrupts the heap and the whole run ends in SIGSEGV after every test
-    passed. Inside QGIS the plugin's objects go with the Python interpreter
-    before QGIS exits, so this only restores that order. Session-scoped and
-    depending on ``qgis_app``, it is torn down first.
+    Why: a layer still alive when the session ends is otherwise freed by
+    Python's finalisation, after pytest-qgis has called ``exitQgis()``; its
+    destructor then corrupts the heap and the whole run ends in SIGSEGV after
+    every test passed (gdb: ``QgsRasterLayer::~QgsRasterLayer`` under
+    ``Py_FinalizeEx``). Two ways a layer outlives its test: a reference cycle
+    (collected here), and a frame kept by a ``QgsProcessingException`` that
+    sip holds on the C++ side after ``processing.run`` re-raised it (the
+    test's own frame and the algorithm's, with the layers in their locals),
+    which no collection frees: those layers are deleted explicitly. Inside
+    QGIS the plugin's objects go with the Python interpreter before QGIS
+    exits, so this only restores that order. Session-scoped and depending on
+    ``qgis_app``, it is torn down first.
     """
     yield
     import gc
+    import warnings
+
+    from qgis.core import QgsMapLayer
+    from qgis.PyQt import sip
 
     gc.collect()
+    with warnings.catch_warnings():  # isinstance() on every object wakes lazy modules' deprecation warnings
+        warnings.simplefilter("ignore")
+        layers = [o for o in gc.get_objects() if isinstance(o, QgsMapLayer)]
+    for layer in layers:
+        if not sip.isdeleted(layer) and sip.ispyowned(layer):
+            sip.delete(layer)

@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..io.atomic import atomic_write, write_text_atomic
 
 __all__ = ["write_area_report", "plot_before_after", "markdown_table", "finite_or_none", "recipe_record",
-           "machine_line", "write_json_and_figure", "area_name", "finish_markdown"]
+           "machine_line", "write_json_and_figure", "area_name", "finish_markdown",
+           "write_markdown"]
 
 Metric = Tuple[str, str, bool]
 
@@ -88,6 +89,17 @@ def finish_markdown(md: List[str], command: Optional[str], out: Mapping[str, Pat
     return "\n".join(md) + "\n"
 
 
+def write_markdown(out: Dict[str, Path], md: List[str], command: Optional[str], seconds: float,
+                   machine: str) -> Dict[str, Path]:
+    """Write a report's Markdown to ``out["md"]``: ``md``, the run time, then :func:`finish_markdown`'s tail.
+
+    Returns ``out``.
+    """
+    md = md + [f"- run time: {seconds / 60:.1f} min on {machine}"]
+    write_text_atomic(out["md"], finish_markdown(md, command, out))
+    return out
+
+
 def _fmt(v: Any, key: str) -> str:
     f = finite_or_none(v)
     if f is None:
@@ -140,10 +152,6 @@ def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_p
     return out_png
 
 
-def _write_text(path: Path, text: str) -> None:
-    write_text_atomic(path, text)
-
-
 def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any],
                       checkpoint: Path, start: Any, config: Any, seconds: float, command: Optional[str],
                       metrics: Sequence[Metric]) -> Dict[str, Path]:
@@ -185,7 +193,5 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
         f"proportions {', '.join(f'{k} {v}' for k, v in r['proportions'].items() if v is not None)}), patch "
         f"selection share {r['selection_share']}, {r['epochs']} epoch(s) x {r['samples_per_epoch']} patches of "
         f"{r['lr_patch']} px, batch {r['batch_size']}, lr {r['lr']:g}, seed {r['seed']}",
-        f"- run time: {seconds / 60:.1f} min on {payload['machine']}",
     ]
-    _write_text(out["md"], finish_markdown(md, command, out))
-    return out
+    return write_markdown(out, md, command, seconds, payload["machine"])

@@ -14,14 +14,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..io.atomic import atomic_write, write_text_atomic
+from ..io.atomic import atomic_write
 from .report import (
     area_name,
-    finish_markdown,
     finite_or_none,
     machine_line,
     recipe_record,
     write_json_and_figure,
+    write_markdown,
 )
 
 __all__ = ["write_wald_report", "plot_wald", "wald_tables", "WALD_METRICS", "UPSCALED_METRICS"]
@@ -195,7 +195,5 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         f"{', '.join(f'{k} {v}' for k, v in r['proportions'].items() if v is not None) or 'none'}), "
         f"{r['epochs']} epoch(s) x {r['samples_per_epoch']} patches of {r['lr_patch']} px at 30 m, batch "
         f"{r['batch_size']}, lr {r['lr']:g}, seed {r['seed']}",
-        f"- run time: {seconds / 60:.1f} min on {machine}",
     ]
-    write_text_atomic(out["md"], finish_markdown(md, command, out))
-    return out
+    return write_markdown(out, md, command, seconds, machine)

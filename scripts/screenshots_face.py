@@ -244,20 +244,30 @@ def prepare(work: Optional[Path] = None, models_dir: Optional[Path] = None) -> S
     events = work / "rams_taskdriven.jsonl"
     if not events.is_file():
         _train_tiny(work)
-    frames = 3
+    frames, bands = 3, 1
     try:
         sys.path.insert(0, str(ROOT))
         from core.models.zoo import read_card
 
-        frames = int(read_card(models["baseline"]).frames or 3)
+        card = read_card(models["baseline"])
+        frames, bands = int(card.frames or 3), len(card.bands)
     except Exception:
         pass
-    scene_dir = work / f"scene540_t{frames}"
-    if not (scene_dir / "hr.tif").is_file():
-        from core.data.scene import write_scene
-        from core.data.synthetic.towns import make_scene
+    from core.data.scene import write_scene
 
-        write_scene(make_scene(size_hr=540, frames=frames, seed=7, name="demo_scene"), scene_dir)
+    if bands == 4:  # the shipped networks: a world-v2 village in B02, B03, B04, B08
+        scene_dir = work / f"scene540_v2_t{frames}"
+        if not (scene_dir / "hr.tif").is_file():
+            from core.data.synthetic.world_v2 import make_world_scene
+
+            write_scene(make_world_scene(size_hr=540, frames=frames, seed=11, name="demo_scene",
+                                         object_free=False), scene_dir)
+    else:  # tiny one-band stand-ins trained here on towns
+        scene_dir = work / f"scene540_t{frames}"
+        if not (scene_dir / "hr.tif").is_file():
+            from core.data.synthetic.towns import make_scene
+
+            write_scene(make_scene(size_hr=540, frames=frames, seed=7, name="demo_scene"), scene_dir)
     revisits = sorted((scene_dir / "lr").glob("*.tif"))
     return ShotData(revisits, scene_dir / "hr.tif",
                     {t: scene_dir / "masks" / f"{t}.tif" for t in ("buildings", "roads")}, models, events, work,
@@ -341,6 +351,20 @@ def _zoomed_picture(win, dock, out_dir: Path, name: str, layer, fraction: float 
     return _grab_window(win, dock, out_dir, name, *views)
 
 
+def _revisit_name(path: Path) -> str:
+    """``S2 t00`` for a 4-band revisit (its bands are named inside), ``S2 B8 t00`` for a one-band one."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return f"S2 {path.stem}" if src.count == 4 else f"S2 B8 {path.stem}"
+
+
+def _all_bands_if_four(dock, layers) -> None:
+    """Tick 'All 10 m bands' when the revisits hold B02, B03, B04 and B08 (the shipped networks take them jointly)."""
+    if layers and layers[0].bandCount() == 4:
+        dock.sr.more["all_bands"].setChecked(True)
+
+
 def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     """The dock after a super-resolution and a segmentation, with the layers on the map."""
     ui, data = _start(data)
@@ -348,7 +372,8 @@ def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     from qgis.core import QgsProject
 
     dock.setMinimumWidth(450)
-    layers = [_load(p, f"S2 B8 {p.stem}") for p in data.revisits]
+    layers = [_load(p, _revisit_name(p)) for p in data.revisits]
+    _all_bands_if_four(dock, layers)
     for m in ("baseline", "buildings", "roads"):
         dock.add_checkpoint(str(data.models[m]))
     dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
@@ -375,7 +400,8 @@ def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     from qgis.core import QgsProject
     from qgis.PyQt.QtCore import Qt
 
-    layers = [_load(p, f"S2 B8 {p.stem}") for p in data.revisits]
+    layers = [_load(p, _revisit_name(p)) for p in data.revisits]
+    _all_bands_if_four(dock, layers)
     hr = _load(data.reference, "HR reference")
     masks = {t: _load(p, f"OSM {t} (raster)") for t, p in data.masks.items()}
     for m in ("baseline", "taskdriven", "buildings", "roads"):
@@ -450,7 +476,9 @@ def _four_band_models(folders: List[Path]) -> Optional[Dict[str, Path]]:
 
     found: Dict[str, Path] = {}
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.safetensors")) if Path(folder).is_dir() else []:
+        paths = sorted(Path(folder).glob("*.safetensors"), key=lambda q: ("taskdriven" not in q.stem, q.name)) \
+            if Path(folder).is_dir() else []
+        for path in paths:  # a task-driven network first: the one the chain is meant to show
             try:
                 card = read_card(path)
             except Exception:
@@ -584,7 +612,7 @@ def shot_s2_product_chain(out_dir: Path, data: Optional[ShotData] = None) -> Pat
     if stack is not None:
         root.findLayer(stack.id()).setItemVisibilityChecked(False)
     dock.tabs.setCurrentIndex(0)
-    title = (f"{len(chain['products'])} L2A products \u2192 stack ({frames} clearest dates) \u2192 B02-B08 x3 in "
+    title = (f"{len(chain['products'])} L2A products \u2192 stack (up to {frames} clearest dates) \u2192 B02-B08 x3 in "
              "one pass \u2192 buildings, roads")
     if stand_in:
         title += " (tiny stand-in networks)"

@@ -217,6 +217,22 @@ def test_finetune_refuses_a_band_the_checkpoint_was_not_trained_on(files, nets, 
         finetune_area(tmp_path, nets["sr"], nets["buildings"], nets["roads"], tmp_path / "out", epochs=1)
 
 
+def test_area_workflows_refuse_a_four_band_network_before_any_work(files, nets, tmp_path):
+    """The shipped networks take B02, B03, B04, B08 jointly; the area tiles hold one band."""
+    from core import api
+    from core.area.finetune import run_area
+    from core.jobs import InputError
+
+    four = api.shipped_models_dir() / "rams_taskdriven.safetensors"
+    for job in (lambda out: run_area(files.revisits, 1, files.buildings, files.roads, four, nets["buildings"],
+                                     nets["roads"], out),
+                lambda out: api.adapt_area(files.revisits, 1, four, out)):
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        with pytest.raises(InputError, match="takes 4 bands jointly .*choose a single-band SR checkpoint"):
+            job(out)
+        assert not out.exists() or not any(out.iterdir())  # nothing cut, nothing trained
+
+
 def test_cli_prepare_jsonl_and_clear_errors(files, tmp_path):
     out = tmp_path / "area"
     cmd = [sys.executable, "-m", "core.cli", "area", "prepare", "--revisits", *map(str, files.revisits),

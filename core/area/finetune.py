@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import RESOURCES
 from ..options import AreaOptions
-from .stages import Event, RunResult, cached_result, event_sink, log_stage
+from .stages import Event, RunResult, cached_result, event_sink, log_stage, one_band_sr_card
 
 __all__ = [
     "AreaResult",
@@ -357,15 +357,14 @@ def run_area(
     already prepared in ``out_dir/area`` is reused when it came from the same
     inputs (so a resumed run does not cut the tiles again).
     """
-    from ..models.zoo import read_card
     from .tiles import AREA_JSON, prepare_area
 
     emit = event_sink(progress)
     out_dir = Path(out_dir)
     area_root = out_dir / "area"
+    card = one_band_sr_card(sr_checkpoint)  # before anything is cut or trained
     if band_name is None:
-        bands = list(read_card(sr_checkpoint).bands or [])
-        band_name = bands[0] if bands else None
+        band_name = card.bands[0] if card.bands else None
     wanted = {"revisits": [str(p) for p in revisits], "band": band, "tile_lr": tile_lr,
               "val_fraction": val_fraction, "band_name": band_name,
               "vectors": {"buildings": str(buildings_vector), "roads": str(roads_vector)}}

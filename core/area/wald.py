@@ -77,7 +77,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from .. import RESOURCES
 from ..jobs import InputError, check_cancel
-from .stages import Event, RunResult, cached_result, event_sink, log_stage
+from .stages import Event, RunResult, cached_result, event_sink, log_stage, one_band_sr_card
 from .wald_eval import evaluate_upscaled, evaluate_wald
 from .wald_pairs import MIN_WALD_TILE, SCALE, WALD_JSON, WaldPrepared, prepare_wald, read_wald, wald_scene
 from .wald_report import UPSCALED_METRICS, WALD_METRICS  # what is reported, in report order
@@ -256,7 +256,7 @@ def adapt_area(
     "before" measurement and resumes training from ``OUT/train/last.pt``.
     Everything is written inside ``out_dir``.
     """
-    from ..models.zoo import file_sha256, load_checkpoint, read_card, save_checkpoint
+    from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
     from ..options import AreaOptions
     from ..training.distributed import resolve_device
     from ..training.trainer import train
@@ -272,12 +272,7 @@ def adapt_area(
                        ("roads network", seg_roads)):
         if path is not None and not Path(path).is_file():
             raise InputError(f"the {what} {path} does not exist")
-    start_card = read_card(sr_checkpoint)
-    if start_card.task != "sr":
-        raise InputError(f"{sr_checkpoint}: a {start_card.task} checkpoint; choose a super-resolution checkpoint")
-    if start_card.bands and len(start_card.bands) > 1:
-        raise InputError(f"{sr_checkpoint}: the network takes {len(start_card.bands)} bands jointly; the area "
-                         "workflows prepare one band: choose a single-band SR checkpoint")
+    start_card = one_band_sr_card(sr_checkpoint)
     if band_name is None and start_card.bands:
         band_name = start_card.bands[0]
     messages: List[str] = []

@@ -70,7 +70,7 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
             "ROADS", "Roads (lines with the OSM 'highway' class)", [QgsProcessing.SourceType.TypeVectorLine]))
         self.addParameter(QgsProcessingParameterFile(
             "CHECKPOINT", "SR checkpoint to start from (.safetensors)", extension="safetensors",
-            defaultValue=shipped_default("sr")))
+            defaultValue=shipped_default("sr", one_band=True)))
         self.addParameter(QgsProcessingParameterFile(
             "SEG_BUILDINGS", "Buildings network (.safetensors)", extension="safetensors",
             defaultValue=shipped_default("segmentation", "buildings")))

@@ -92,13 +92,18 @@ def progress_to(feedback: Any, percent: bool = False) -> Callable[[float, str], 
     return call
 
 
-def shipped_default(task: str, target: Optional[str] = None) -> Optional[str]:
-    """The first shipped checkpoint for ``task`` (and segmentation ``target``), as a parameter default."""
+def shipped_default(task: str, target: Optional[str] = None, one_band: bool = False) -> Optional[str]:
+    """The first shipped checkpoint for ``task`` (and segmentation ``target``), as a parameter default.
+
+    ``one_band``: only a network taking one band (the area workflows prepare one band; the shipped SR
+    networks take four, so such a parameter starts empty rather than with a file that would be refused).
+    """
     try:
         from ...core import api
 
         for path, card in api.list_models():
-            if card.task == task and (target is None or card.target == target):
+            if card.task == task and (target is None or card.target == target) and (
+                    not one_band or len(card.bands) <= 1):
                 return str(path)
     except Exception:  # a broken shipped file must not break the toolbox
         pass

@@ -170,8 +170,9 @@ def test_dock_builds_a_stack_from_products_and_super_resolves_it(dock, products,
 
     # the same stack, all four bands at once with a 4-band RAMS: one date's bands are found by name in a
     # band-major stack (B02 of every date, then B03...), so the band check passes and the run goes
+    assert not dock.sr.more["all_bands"].isChecked()  # 'All 10 m bands' follows the network: one band
     dock.select_checkpoint(str(checkpoints4["rams"]))
-    dock.sr.more["all_bands"].setChecked(True)
+    assert dock.sr.more["all_bands"].isChecked()  # ... and four bands
     assert "#b42318" not in dock.check_label.text(), dock.check_label.text()
     assert "matches the model (B02, B03, B04, B08)" in dock.check_label.text()
     dock.run_button.click()

@@ -245,6 +245,9 @@ class SuperResolveTab(QWidget):
         self.card_label.setToolTip(entry.path if entry is not None else "")
         if entry is not None:
             self.store.set_choice("sr", entry.path)
+            # 'All 10 m bands' follows the network chosen (a 4-band one needs them all; a one-band one reads
+            # its own band); the analyst can still change it afterwards
+            self.more["all_bands"].setChecked(len(entry.card.bands) == 4)
         self.update_check()
 
     def _browse_checkpoint(self) -> None:

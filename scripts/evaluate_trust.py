@@ -217,6 +217,15 @@ def main(argv=None) -> int:
     else:
         models = dict(m.split("=", 1) for m in args.models)
     seg = [MODELS / "unetpp_buildings.safetensors", MODELS / "unetpp_roads.safetensors"]
+    from core.models.zoo import read_card
+
+    four = [str(p) for p in [*models.values(), *seg] if len(read_card(p).bands) > 1]
+    if four and not (args.calibrate and args.samples and Path(args.samples).is_file()):
+        # the planted outputs are written in the judged band only, so every network must take one band
+        print(f"error: these networks take several bands: {', '.join(four)}; this evaluation judges one band "
+              "(B08 / B8): give one-band checkpoints with --models (and one-band UNet++ in resources/models)",
+              file=sys.stderr)
+        return 2
     from core.data.synthetic.towns import make_scene
     from core.data.synthetic.world_v2 import make_world_scene
 

@@ -49,10 +49,16 @@ def log(msg: str) -> None:
 
 def starting_networks(work: Path, quick: bool) -> Dict[str, Path]:
     """Shipped checkpoints, else small ones trained here on simulated synthetic scenes."""
+    from core.models.zoo import read_card
+
     models = ROOT / "resources" / "models"
-    if all((models / f).is_file() for f in SHIPPED.values()):
+    shipped = [models / f for f in SHIPPED.values()]
+    if all(p.is_file() for p in shipped) and all(len(read_card(p).bands) == 1 for p in shipped):
         log("using the shipped checkpoints in resources/models")
         return {k: models / f for k, f in SHIPPED.items()}
+    if all(p.is_file() for p in shipped):  # the area workflows take one band; the shipped networks take four
+        log("the shipped checkpoints take four bands jointly and the area fine-tune one band: training small "
+            "one-band networks here")
     from core.data.scene import list_scenes
     from core.data.synthetic.towns import make_dataset
     from core.training.config import load_config

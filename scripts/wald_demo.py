@@ -53,6 +53,11 @@ def networks(args: argparse.Namespace) -> Dict[str, Optional[Path]]:
         out[key] = path if path.is_file() else None
     if out["sr"] is None:
         raise SystemExit("no SR checkpoint: pass --checkpoint or put rams_baseline.safetensors in resources/models")
+    from core.models.zoo import read_card
+
+    if len(read_card(out["sr"]).bands) > 1:
+        raise SystemExit(f"{out['sr']} takes several bands jointly; the Wald adaptation works on one band: pass a "
+                         "one-band SR checkpoint (and one-band networks) with --checkpoint/--seg-buildings/--seg-roads")
     return out
 
 

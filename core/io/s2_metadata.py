@@ -1,0 +1,430 @@
+"""Sentinel-2 products: finding one (``.SAFE`` folder, its ``.zip``, ``MTD_MSI*.xml``) and reading its metadata.
+
+Why a module of its own: the facts a plain raster does not carry -- the
+quantification value, the per-band ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``, the
+processing baseline, the date, where the 10 m bands and the SCL sit -- come
+from the product's metadata XML. It is read with the standard library
+(namespaces ignored, as they change between format versions); inside a zip the
+files are addressed through GDAL's ``/vsizip/`` (never unpacked to disk). The
+band, date and wavelength vocabulary lives here too, as every other Sentinel-2
+module speaks it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date as _date
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..jobs import InputError, PathLike
+from .radiometry import Radiometry
+
+__all__ = [
+    "BANDS_10M",
+    "BAND_NAMES",
+    "BAND_IDS",
+    "SCL_CLASSES",
+    "OFFSET_BASELINE",
+    "OFFSET_START_DATE",
+    "NOMINAL_WAVELENGTH_NM",
+    "SPACECRAFT_WAVELENGTH_NM",
+    "PRODUCT_NAME_RE",
+    "DATE_RE",
+    "S2Product",
+    "band_key",
+    "band_in_text",
+    "date_in_text",
+    "wavelength_of",
+    "band_of_wavelength",
+    "has_offset_baseline",
+    "is_product",
+    "open_product",
+    "product_of_band_file",
+]
+
+
+#: The four 10 m bands the engine super-resolves.
+BANDS_10M: Tuple[str, ...] = ("B02", "B03", "B04", "B08")
+#: Scene classification (SCL) classes of Sen2Cor L2A products.
+SCL_CLASSES: Dict[int, str] = {
+    0: "no data", 1: "saturated or defective", 2: "dark area or topographic shadow", 3: "cloud shadow",
+    4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud (medium probability)",
+    9: "cloud (high probability)", 10: "thin cirrus", 11: "snow or ice",
+}
+#: The processing baseline that introduced the -1000 DN offset, and the day it went into production.
+OFFSET_BASELINE = "04.00"
+OFFSET_START_DATE = "2022-01-25"
+#: ``band_id`` of the metadata's offset and spectral lists: the 13 bands in this order.
+BAND_IDS: Dict[str, int] = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7,
+                            "B8A": 8, "B09": 9, "B10": 10, "B11": 11, "B12": 12}
+#: Nominal central wavelengths (nm) of the Sentinel-2 bands (GDAL's SENTINEL2 driver documentation).
+NOMINAL_WAVELENGTH_NM: Dict[str, float] = {
+    "B01": 443.0, "B02": 490.0, "B03": 560.0, "B04": 665.0, "B05": 705.0, "B06": 740.0, "B07": 783.0,
+    "B08": 842.0, "B8A": 865.0, "B09": 945.0, "B10": 1375.0, "B11": 1610.0, "B12": 2190.0,
+}
+#: Central wavelengths (nm) of the 10 m bands as the products themselves list them
+#: (``Spectral_Information_List`` of baseline 05.10 products); used when a product's XML lacks the list.
+SPACECRAFT_WAVELENGTH_NM: Dict[str, Dict[str, float]] = {
+    "Sentinel-2A": {"B02": 492.7, "B03": 559.8, "B04": 664.6, "B08": 832.8},
+    "Sentinel-2B": {"B02": 492.3, "B03": 559.0, "B04": 665.0, "B08": 833.0},
+}
+BAND_NAMES: Dict[str, str] = {"B02": "blue", "B03": "green", "B04": "red", "B08": "near infrared",
+                              "B8A": "narrow near infrared", "B05": "red edge", "B06": "red edge",
+                              "B07": "red edge", "B11": "short-wave infrared", "B12": "short-wave infrared",
+                              "B01": "coastal aerosol", "B09": "water vapour", "B10": "cirrus"}
+
+_MTD_RE = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$")
+PRODUCT_NAME_RE = re.compile(
+    r"(S2[A-D])_MSI(L1C|L2A)_(\d{8})T(\d{6})_N(\d{2})(\d{2})_R(\d{3})_T(\w{5})_(\d{8}T\d{6})")
+_GDAL_SUBDATASET_RE = re.compile(r"^SENTINEL2_L(?:1C|2A)(?:_\w+)?:(.+?\.(?:xml|zip|SAFE))(?::[^:]+){0,2}$", re.I)
+_BAND_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])B(8A|08A|1[0-2]|0?[1-9])(?![0-9A-Za-z])", re.I)
+DATE_RE = re.compile(r"(?<!\d)(20\d{2}|19\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
+_WORD_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "near infrared": "B08",
+               "near-infrared": "B08"}
+
+# --------------------------------------------------------------------------- names, dates, wavelengths
+
+
+def band_key(name: Any) -> Optional[str]:
+    """Canonical Sentinel-2 band name: ``B8``/``b08``/``B08`` -> ``B08``; ``B8A``/``B08A`` -> ``B8A``; else None."""
+    if name is None:
+        return None
+    text = str(name).strip()
+    m = re.fullmatch(r"[Bb]_?(8A|08A|1[0-2]|0?[1-9])", text, flags=re.I)
+    if not m:
+        return _WORD_BANDS.get(text.lower())
+    token = m.group(1).upper()
+    return "B8A" if token in ("8A", "08A") else f"B{int(token):02d}"
+
+
+def band_in_text(text: str) -> Optional[str]:
+    """The one band name a text mentions (``..._B08_(Raw).tiff``), or None when none or several differ."""
+    found = {band_key("B" + m.group(1)) for m in _BAND_TOKEN_RE.finditer(text or "")}
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
+
+
+def date_in_text(text: str) -> Optional[str]:
+    """The first valid date written in a text (``2023-05-12`` or ``20230512``), as ISO ``YYYY-MM-DD``."""
+    for m in DATE_RE.finditer(text or ""):
+        try:
+            return _date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def wavelength_of(band: Optional[str], spacecraft: str = "") -> Optional[float]:
+    """Central wavelength (nm) of a band: the spacecraft's own when known, else the nominal one."""
+    key = band_key(band)
+    if key is None:
+        return None
+    return SPACECRAFT_WAVELENGTH_NM.get(spacecraft, {}).get(key, NOMINAL_WAVELENGTH_NM.get(key))
+
+
+def band_of_wavelength(nm: Optional[float], tolerance: float = 25.0) -> Optional[str]:
+    """The Sentinel-2 band whose nominal centre is nearest to ``nm`` (within ``tolerance``), else None."""
+    if nm is None or not math.isfinite(nm):
+        return None
+    band, centre = min(NOMINAL_WAVELENGTH_NM.items(), key=lambda kv: abs(kv[1] - nm))
+    return band if abs(centre - nm) <= tolerance else None
+
+
+def _baseline_tuple(baseline: str) -> Optional[Tuple[int, int]]:
+    """``"05.09"``/``"N0509"`` -> ``(5, 9)``, so baselines compare as numbers; None when unreadable."""
+    m = re.fullmatch(r"\s*N?(\d{1,2})\.?(\d{2})\s*", baseline or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def has_offset_baseline(baseline: str) -> Optional[bool]:
+    """Whether a baseline (``05.09``, ``N0509``) carries the -1000 DN offset (04.00 on); None when unreadable."""
+    parsed = _baseline_tuple(baseline)
+    return None if parsed is None else parsed >= (4, 0)
+
+
+# --------------------------------------------------------------------------- the product
+
+
+@dataclass(frozen=True)
+class S2Product:
+    """One Sentinel-2 L1C or L2A product, as far as the engine needs it.
+
+    Paths are GDAL paths (``/vsizip/...`` inside a zip). ``offsets_dn`` holds the
+    additive offset of each band in DN (0 for products before baseline 04.00).
+    """
+
+    source: str  # what the analyst gave: folder, zip or MTD file
+    name: str  # PRODUCT_URI without .SAFE
+    level: str  # "L1C" or "L2A"
+    baseline: str  # "05.09"
+    datetime: str  # ISO acquisition start, e.g. 2023-05-12T09:55:59.024Z
+    date: str  # 2023-05-12
+    tile: str  # T34UDA
+    spacecraft: str  # Sentinel-2B
+    quantification: float
+    offsets_dn: Dict[str, float]
+    band_paths: Dict[str, str]
+    scl_path: Optional[str]
+    wavelengths_nm: Dict[str, float]
+    offset_rule: str  # one sentence for the log: which rule applied and why
+    local_root: Optional[str] = None  # the .SAFE folder on disk (None inside a zip)
+    notes: Tuple[str, ...] = field(default_factory=tuple)
+
+    def radiometry(self, band: str) -> Radiometry:
+        """``reflectance = DN * scale + offset`` for one band (GDAL scale/offset metadata form)."""
+        key = band_key(band) or band
+        q = float(self.quantification)
+        off = float(self.offsets_dn.get(key, 0.0))
+        rule = f"DN / {q:g}" if off == 0 else f"(DN {'-' if off < 0 else '+'} {abs(off):g}) / {q:g}"
+        return Radiometry(1.0 / q, off / q, f"{self.level} baseline {self.baseline}: reflectance = {rule}")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name or Path(self.source).name} ({self.level}, {self.date})"
+
+
+def is_product(path: PathLike) -> bool:
+    """Whether ``path`` names a Sentinel-2 product (folder, zip, metadata XML or GDAL subdataset), not a raster."""
+    text = str(path)
+    if _GDAL_SUBDATASET_RE.match(text) or text.lower().startswith("/vsizip/"):
+        return True
+    p = Path(text)
+    return p.is_dir() or p.suffix.lower() == ".zip" or bool(_MTD_RE.search(p.name))
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _first_text(root: ET.Element, *names: str) -> Optional[str]:
+    for name in names:
+        for el in root.iter():
+            if _local(el.tag) == name and el.text and el.text.strip():
+                return el.text.strip()
+    return None
+
+
+def _strip_gdal_prefixes(text: str) -> str:
+    """``SENTINEL2_L2A:/x/MTD_MSIL2A.xml:10m:EPSG_32634`` -> ``/x/MTD_MSIL2A.xml``; ``/vsizip/a.zip/...`` -> ``a.zip``."""
+    m = _GDAL_SUBDATASET_RE.match(text)
+    if m:
+        text = m.group(1)
+    if text.startswith("/vsizip/"):
+        inner = re.match(r"/vsizip/(.+?\.zip)(?:/|$)", text, flags=re.I)
+        if inner:
+            text = inner.group(1)
+    return text
+
+
+def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[str]]:
+    """Where the product's metadata is: (kind, open zip or None, metadata member/path, all files relative to it).
+
+    The file list is relative to the folder holding ``MTD_MSI*.xml`` (the .SAFE root).
+    """
+    text = _strip_gdal_prefixes(str(path))
+    p = Path(text)
+    if not p.exists():
+        raise InputError(f"{p}: file or folder not found")
+    if p.is_dir():
+        mtds = sorted(p.glob("MTD_MSIL*.xml"))
+        if not mtds:  # a folder holding one .SAFE (an unzipped download)
+            inner = sorted(p.glob("*.SAFE/MTD_MSIL*.xml"))
+            if len(inner) == 1:
+                mtds = inner
+        if not mtds:
+            raise InputError(f"{p}: is not a Sentinel-2 product folder (no MTD_MSIL1C.xml or MTD_MSIL2A.xml inside)")
+        mtd = mtds[0]
+        root = mtd.parent
+        files = [q.relative_to(root).as_posix() for q in root.rglob("*") if q.is_file()]
+        return "dir", None, str(mtd), files
+    if p.suffix.lower() == ".zip":
+        try:
+            zf = zipfile.ZipFile(p)
+            names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise InputError(f"{p}: cannot be read as a zip file ({exc}); the download may be incomplete") from exc
+        mtds = sorted((n for n in names if _MTD_RE.search(n)), key=lambda n: n.count("/"))
+        if not mtds:
+            zf.close()
+            raise InputError(f"{p}: the zip holds no Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml)")
+        mtd = mtds[0]
+        prefix = mtd.rsplit("/", 1)[0] + "/" if "/" in mtd else ""
+        files = [n[len(prefix):] for n in names if n.startswith(prefix) and not n.endswith("/")]
+        return "zip", zf, mtd, files
+    if _MTD_RE.search(p.name):
+        root = p.parent
+        files = [q.relative_to(root).as_posix() for q in root.rglob("*") if q.is_file()]
+        return "xml", None, str(p), files
+    raise InputError(f"{p}: is not a Sentinel-2 product (expected a .SAFE folder, its .zip or its MTD_MSI*.xml)")
+
+
+def _find_image(files: Sequence[str], listed: Sequence[str], level: str, band: str) -> Optional[str]:
+    """Relative path of a band's JP2: the one the metadata lists when present, else by the naming rule."""
+    suffix = {"L2A": {"SCL": "_SCL_20m"}, "L1C": {}}[level].get(band, f"_{band}_10m" if level == "L2A" else f"_{band}")
+    present = set(files)
+    for rel in listed:
+        if rel.endswith(suffix) and f"{rel}.jp2" in present:
+            return f"{rel}.jp2"
+    folder = "IMG_DATA/R20m/" if band == "SCL" else ("IMG_DATA/R10m/" if level == "L2A" else "IMG_DATA/")
+    found = sorted(f for f in files if f.startswith("GRANULE/") and f.endswith(f"{suffix}.jp2")
+                   and f.rsplit("/", 1)[0].endswith(folder.rstrip("/")))
+    if len(found) > 1:
+        raise InputError(f"holds {len(found)} granules with band {band} (an old multi-tile product); "
+                         "open one granule's tile or a single-tile product")
+    return found[0] if found else None
+
+
+def open_product(path: PathLike) -> S2Product:
+    """Read a Sentinel-2 L1C/L2A product: a ``.SAFE`` folder, its ``.zip`` or its ``MTD_MSI*.xml``.
+
+    Parses the metadata (level, baseline, dates, tile, quantification, per-band
+    offsets, wavelengths) and finds the 10 m band files and, for L2A, the SCL.
+    Raises :class:`InputError` with one sentence naming the file and the
+    problem (not a product, unreadable zip, invalid XML, band files missing).
+    """
+    source = str(path)
+    kind, zf, mtd, files = _locate(path)
+    given = Path(_strip_gdal_prefixes(source))
+    display = given.parent.name if _MTD_RE.search(given.name) else given.name
+    try:
+        raw = zf.read(mtd) if zf is not None else Path(mtd).read_bytes()
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{display}: cannot read {Path(mtd).name} ({exc})") from exc
+    finally:
+        if zf is not None:
+            zf.close()
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as exc:
+        raise InputError(f"{display}: {Path(mtd).name} is not valid XML ({exc})") from exc
+    level = "L2A" if "2A" in Path(mtd).name.upper() else "L1C"
+    if kind == "zip":
+        zip_abs = given.resolve().as_posix()
+        prefix = mtd.rsplit("/", 1)[0] + "/" if "/" in mtd else ""
+        gdal_root = f"/vsizip/{zip_abs}/{prefix}".rstrip("/")
+        local_root = None
+    else:
+        gdal_root = Path(mtd).parent.resolve().as_posix()
+        local_root = gdal_root
+
+    name = (_first_text(root, "PRODUCT_URI") or "").removesuffix(".SAFE")
+    name_match = PRODUCT_NAME_RE.search(name) or PRODUCT_NAME_RE.search(display) or PRODUCT_NAME_RE.search(gdal_root)
+    baseline = _first_text(root, "PROCESSING_BASELINE") or (
+        f"{name_match.group(5)}.{name_match.group(6)}" if name_match else "")
+    start = _first_text(root, "PRODUCT_START_TIME", "DATATAKE_SENSING_START") or ""
+    day = date_in_text(start) or (date_in_text(name_match.group(3)) if name_match else None)
+    if day is None:
+        raise InputError(f"{display}: {Path(mtd).name} gives no acquisition date (PRODUCT_START_TIME)")
+    spacecraft = _first_text(root, "SPACECRAFT_NAME") or (
+        {"S2A": "Sentinel-2A", "S2B": "Sentinel-2B", "S2C": "Sentinel-2C"}.get(name_match.group(1), "")
+        if name_match else "")
+    tile = f"T{name_match.group(8)}" if name_match else ""
+
+    notes: List[str] = []
+    q_text = _first_text(root, "BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
+    try:
+        quantification = float(q_text) if q_text else 10000.0
+    except ValueError:
+        raise InputError(f"{display}: quantification value {q_text!r} in {Path(mtd).name} is not a number") from None
+    if not q_text:
+        notes.append(f"{display}: no quantification value in the metadata; assumed 10000")
+    if not quantification > 0:
+        raise InputError(f"{display}: quantification value {quantification:g} in {Path(mtd).name} must be positive")
+
+    id_to_band = {v: k for k, v in BAND_IDS.items()}
+    wavelengths: Dict[str, float] = {}
+    for el in root.iter():
+        if _local(el.tag) == "Spectral_Information":
+            key = band_key(el.get("physicalBand"))
+            if key is None and el.get("bandId", "").isdigit():
+                key = id_to_band.get(int(el.get("bandId")))
+            if key is not None and el.get("bandId", "").isdigit():
+                id_to_band[int(el.get("bandId"))] = key
+            central = next((c.text for c in el.iter() if _local(c.tag) == "CENTRAL" and c.text), None)
+            if key and central:
+                try:
+                    wavelengths[key] = float(central)
+                except ValueError:
+                    pass
+    for b in BANDS_10M:
+        wavelengths.setdefault(b, wavelength_of(b, spacecraft) or NOMINAL_WAVELENGTH_NM[b])
+
+    offset_tag = "BOA_ADD_OFFSET" if level == "L2A" else "RADIO_ADD_OFFSET"
+    offsets: Dict[str, float] = {}
+    for el in root.iter():
+        if _local(el.tag) == offset_tag and el.get("band_id", "").strip().isdigit() and el.text:
+            key = id_to_band.get(int(el.get("band_id")))
+            try:
+                if key:
+                    offsets[key] = float(el.text)
+            except ValueError:
+                raise InputError(f"{display}: {offset_tag} {el.text!r} is not a number") from None
+    has_offset = has_offset_baseline(baseline)
+    mtd_name = Path(mtd).name
+    if offsets:
+        values = sorted({offsets.get(b, 0.0) for b in BANDS_10M})
+        shown = ", ".join(f"{v:+g}" for v in values)
+        rule = (f"{level} baseline {baseline or '?'}: {offset_tag} {shown} DN from {mtd_name}, so "
+                f"reflectance = (DN + offset) / {quantification:g}")
+    elif has_offset:
+        offsets = {b: -1000.0 for b in BAND_IDS}
+        rule = (f"{level} baseline {baseline}: {mtd_name} lists no {offset_tag}, but baselines from {OFFSET_BASELINE} "
+                f"on carry -1000 DN; applied it, so reflectance = (DN - 1000) / {quantification:g}")
+        notes.append(rule)
+    else:
+        offsets = {b: 0.0 for b in BAND_IDS}
+        rule = (f"{level} baseline {baseline or 'unknown'} (before {OFFSET_BASELINE}): no offset, so "
+                f"reflectance = DN / {quantification:g}")
+    for b in BANDS_10M:
+        offsets.setdefault(b, 0.0)
+
+    listed = []
+    for el in root.iter():
+        if _local(el.tag) in ("IMAGE_FILE", "IMAGE_FILE_2A") and el.text:
+            listed.append(el.text.strip())
+    band_paths: Dict[str, str] = {}
+    missing = []
+    for b in BANDS_10M:
+        try:
+            rel = _find_image(files, listed, level, b)
+        except InputError as exc:
+            raise InputError(f"{display}: {exc}") from None
+        if rel is None:
+            missing.append(b)
+        else:
+            band_paths[b] = f"{gdal_root}/{rel}"
+    if missing:
+        where = "GRANULE/*/IMG_DATA/R10m/*_{band}_10m.jp2" if level == "L2A" else "GRANULE/*/IMG_DATA/*_{band}.jp2"
+        raise InputError(f"{display}: band file(s) {', '.join(missing)} missing (expected "
+                         f"{where.format(band=missing[0])}); the product is incomplete")
+    scl_path = None
+    if level == "L2A":
+        rel = _find_image(files, listed, level, "SCL")
+        if rel is None:
+            notes.append(f"{display}: no scene classification (SCL) found; clouds cannot be masked")
+        else:
+            scl_path = f"{gdal_root}/{rel}"
+    return S2Product(
+        source=source, name=name or Path(gdal_root).name.removesuffix(".SAFE"), level=level, baseline=baseline,
+        datetime=start or day, date=day, tile=tile, spacecraft=spacecraft, quantification=quantification,
+        offsets_dn=offsets, band_paths=band_paths, scl_path=scl_path, wavelengths_nm=wavelengths,
+        offset_rule=rule, local_root=local_root, notes=tuple(notes),
+    )
+
+
+def product_of_band_file(path: PathLike) -> Optional[S2Product]:
+    """The product a band file (``.../GRANULE/*/IMG_DATA/[R10m/]*_B08_10m.jp2``) sits in, if it is still in its folder."""
+    p = Path(path)
+    for parent in list(p.parents)[:5]:
+        if any(parent.glob("MTD_MSIL*.xml")):
+            try:
+                return open_product(parent)
+            except InputError:
+                return None
+    return None
+

@@ -57,6 +57,13 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="*", default=["rams_baseline", "hat_taskdriven"])
     parser.add_argument("--out", default=str(ROOT / "docs" / "img" / "trust_map.png"))
     args = parser.parse_args(argv)
+    from core.models.zoo import read_card
+
+    four = [p.name for p in sorted(MODELS.glob("*.safetensors")) if len(read_card(p).bands) > 1]
+    if four:  # the figure super-resolves and judges B08 alone with the shipped networks
+        print(f"error: the shipped networks take several bands ({', '.join(four)}); this figure judges B08 with "
+              "one-band networks: put one-band checkpoints in resources/models to remake it", file=sys.stderr)
+        return 2
 
     scene = make_world_scene(size_hr=args.size, frames=9, seed=[args.seed, 1], object_free=False)
     b = list(scene.bands).index("B08")

@@ -70,7 +70,7 @@ def _valid_mask(data: Any) -> Any:
     return ~np.ma.getmaskarray(data) & np.isfinite(data.filled(0))
 
 
-def _read_sr(path: str, band: int = 1):
+def read_band_reflectance(path: str, band: int = 1):
     """SR band ``band`` as reflectance [H, W] float32, its valid mask, its grid and where its radiometry came from."""
     import numpy as np
 
@@ -87,7 +87,7 @@ def _read_sr(path: str, band: int = 1):
     return np.where(valid, rad.to_reflectance(values), 0.0).astype("float32"), valid, grid, rad.source
 
 
-def _band_names(path: str) -> List[Optional[str]]:
+def band_names(path: str) -> List[Optional[str]]:
     """The Sentinel-2 band each band of a raster names (description, else its BANDNAME tag), None where none."""
     from ..io.qgis_style import s2_band_name
     from ..io.rasters import open_raster
@@ -107,10 +107,10 @@ def band_pairs(sr_path: str, reference: str, reference_band: int = 1) -> Tuple[L
     B08 (NIR, the band the study works on) when it has one band, or band by
     band when both have the same number of unnamed bands.
     """
-    sr_names = _band_names(sr_path)
+    sr_names = band_names(sr_path)
     if len(sr_names) == 1:
         return [(1, reference_band, sr_names[0])], ""
-    ref_names = _band_names(reference)
+    ref_names = band_names(reference)
     shared = [(i + 1, ref_names.index(n) + 1, n) for i, n in enumerate(sr_names) if n and n in ref_names]
     if shared:
         names = ", ".join(str(n) for _a, _b, n in shared)
@@ -238,7 +238,7 @@ def _score_reference(result: CompareResult, row: Dict[str, Optional[float]], pat
         return
     per_band: Dict[str, Tuple[float, float]] = {}
     for sr_band, ref_band, name in pairs:
-        sr, sr_valid, _grid, _units = _read_sr(path, sr_band)
+        sr, sr_valid, _grid, _units = read_band_reflectance(path, sr_band)
         hr, hr_valid, rad, warped = _read_on_grid(reference, ref_band, grid, "bilinear")
         if warped and not per_band:
             result.messages.append(f"{Path(reference).name} was warped onto the grid of {Path(path).name}")
@@ -312,7 +312,7 @@ def compare_outputs(
         for i, (label, path) in enumerate(outputs.items()):
             check_cancel(cancel)
             step = sub_progress(say, i / n, (i + 1) / n, f"{label}: ")
-            sr, sr_valid, grid, sr_units = _read_sr(path)
+            sr, sr_valid, grid, sr_units = read_band_reflectance(path)
             row = result.metrics[label]
             if reference is not None:
                 step(0.05, "reading the reference")

@@ -71,21 +71,18 @@ def missing_models(models_dir: Path) -> List[str]:
 
 
 def _read_reflectance(path: Path) -> np.ndarray:
-    """Every band of an image raster as reflectance ``[C, H, W]`` (the unit rules of inference), NaN where nodata."""
+    """Every band of an image raster as reflectance ``[C, H, W]`` (compare's reader, per band), NaN where nodata."""
     import rasterio
 
-    from ..io.radiometry import detect_radiometry
+    from .compare import read_band_reflectance
 
     with rasterio.open(path) as src:
-        out = np.empty((src.count, src.height, src.width), dtype=np.float32)
-        for b in range(1, src.count + 1):
-            values = src.read(b, masked=True)
-            valid = ~np.ma.getmaskarray(values)
-            data = np.asarray(values.filled(0), dtype=np.float32)
-            radiometry = detect_radiometry(src, b, data[valid][::97], src.dtypes[b - 1])
-            out[b - 1] = radiometry.to_reflectance(data)
-            out[b - 1][~valid] = np.nan
-    return out
+        count = src.count
+    bands = []
+    for b in range(1, count + 1):
+        values, valid, _grid, _units = read_band_reflectance(str(path), b)
+        bands.append(np.where(valid, values, np.nan))
+    return np.stack(bands).astype(np.float32)
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -94,23 +91,6 @@ def _read_mask(path: Path) -> np.ndarray:
 
     with rasterio.open(path) as src:
         return src.read(1) == 1
-
-
-def _write_like(reference: Path, data: np.ndarray, out: Path, bands) -> Path:
-    """``data`` [C, H, W] (reflectance) as a uint16 L2A-like GeoTIFF on ``reference``'s grid, bands named."""
-    import rasterio
-
-    from ..io.atomic import atomic_write
-
-    with rasterio.open(reference) as ref:
-        profile = dict(driver="GTiff", width=ref.width, height=ref.height, count=data.shape[0], dtype="uint16",
-                       crs=ref.crs, transform=ref.transform, nodata=0)
-    dn = np.clip(np.round(np.nan_to_num(data) * 10000.0), 1, 65535).astype(np.uint16)
-    with atomic_write(out) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(dn)
-            dst.descriptions = tuple(str(b) for b in bands)
-    return out
 
 
 def _rgb(image: np.ndarray, bands) -> np.ndarray:
@@ -135,7 +115,7 @@ def run_demo(
     on that band of it (``band`` option), 4-band ones on all four at once.
     """
     from .. import api
-    from ..data.scene import read_scene, write_scene
+    from ..data.scene import read_scene, to_dn, write_geotiff, write_scene
     from ..data.synthetic.world_v2 import make_world_scene
     from ..inference.bands import canonical_band
     from ..options import SegmentOptions, SuperResolveOptions
@@ -188,7 +168,9 @@ def run_demo(
         result.outputs[role] = out
         say(f"      {SR_TITLES[role]:<22} -> {out}")
     bicubic = bicubic_baseline(scene, range(len(scene_bands)), range(scene.lr.shape[0]))
-    result.outputs[BICUBIC] = _write_like(scene_dir / "hr.tif", bicubic, out_dir / "bicubic.tif", scene_bands)
+    dn = to_dn(bicubic * 10000.0, np.ones(bicubic.shape[1:], bool), 1.0)  # L2A-like DN = reflectance x 1e4
+    result.outputs[BICUBIC] = write_geotiff(out_dir / "bicubic.tif", dn, scene.crs, scene.hr_transform, nodata=0,
+                                            descriptions=scene_bands)
 
     say("[3/5] segmentation of buildings and roads on every output and on HR")
     targets = {"buildings": ckpt["seg_buildings"], "roads": ckpt["seg_roads"]}
@@ -256,13 +238,10 @@ def run_demo(
 
 
 def _output_bands(path: Path) -> List[str]:
-    """The S-2 band names of an output's bands (from their descriptions), e.g. ``['B02', 'B03', 'B04', 'B08']``."""
-    import rasterio
+    """The S-2 band names of an output's bands (compare's reading of descriptions and tags), e.g. ``['B02', ...]``."""
+    from .compare import band_names
 
-    from ..inference.bands import canonical_band
-
-    with rasterio.open(path) as src:
-        names = [canonical_band(d) for d in src.descriptions]
+    names = band_names(str(path))
     if any(n is None for n in names):
         raise ValueError(f"{path}: band descriptions {names} do not all name a Sentinel-2 band")
     return [str(n) for n in names]

@@ -36,6 +36,9 @@ __all__ = [
     "StackOptions",
     "EvaluateOptions",
     "AreaOptions",
+    "WaldOptions",
+    "AREA_TILE_LR",
+    "WALD_TILE_10M",
     "DEVICES",
     "SCL_NODATA_DEFAULT",
 ]
@@ -344,6 +347,8 @@ class StackOptions(_Options):
     baseline: str = option("auto", "processing baseline of plain rasters without offset metadata: auto (from the "
                                    "name or date), pre-04.00 (no offset) or 04.00+ (L1C/L2A offset -0.1)",
                            choices=("auto", "pre-04.00", "04.00+"), label="Processing baseline")
+    mix_levels: bool = option(False, "allow L1C (top of atmosphere) and L2A (surface reflectance) dates in one "
+                                     "stack; their reflectances differ, most in B02", label="Allow L1C and L2A dates together")
 
 
 @dataclass(frozen=True)
@@ -362,11 +367,32 @@ class EvaluateOptions(_Options):
                                 label="Score HR reference")
 
 
-@dataclass(frozen=True)
-class AreaOptions(_Options):
-    """The knobs of an area fine-tune (everything else comes from the recipe YAML)."""
+#: The area workflows' tile sides (LR pixels at 10 m): a fine-tune tile, and a Wald tile (a multiple of 3, so
+#: that it has a whole 30 m grid: 96 px = 32 px at 30 m). Declared here only; the CLI, Processing and the dialog
+#: read them from the options.
+AREA_TILE_LR = 64
+WALD_TILE_10M = 96
 
-    epochs: int = option(10, "fine-tuning epochs", minimum=1, maximum=10000, label="Epochs")
+
+@dataclass(frozen=True)
+class _AreaJobOptions(_Options):
+    """What both area workflows (task-driven fine-tune and Wald adaptation) take: bands, layout, training knobs.
+
+    Everything else comes from the recipe YAML. The fields shared by
+    :class:`AreaOptions` and :class:`WaldOptions`, declared once.
+    """
+
+    band: BandSpec = option(1, "band of a one-band network: 1-based number or name (e.g. B8) in every revisit; "
+                               "'all' when one raster's bands are the dates. A multi-band network (the shipped "
+                               "ones: B02, B03, B04, B08) reads its card's bands by name and ignores this",
+                            kind="band", label="Band")
+    band_name: Optional[str] = option(None, "band name written into one-band tiles (default: the checkpoint's "
+                                            "band)", kind="str", label="Band name in the tiles", advanced=True)
+    val_fraction: float = option(0.2, "share of tile columns (or rows) held out on the east (south) side",
+                                 minimum=0.01, maximum=0.9, label="Held-out share")
+    gap_tiles: int = option(1, "tile columns (rows) left out between training and held-out tiles", minimum=0,
+                            maximum=64, cli="--gap", processing="GAP", label="Gap (tiles)", advanced=True)
+    epochs: int = option(10, "training epochs", minimum=1, maximum=10000, label="Epochs")
     lr: Optional[float] = option(None, "learning rate (default: the recipe's, 5e-5)", kind="float", minimum=0.0,
                                  maximum=1.0, auto=True, label="Learning rate")
     samples_per_epoch: Optional[int] = option(None, "patches per epoch (default: the recipe's, 256)", kind="int",
@@ -374,14 +400,41 @@ class AreaOptions(_Options):
                                               label="Patches per epoch")
     batch_size: Optional[int] = option(None, "patches per step (default: the recipe's, 8)", kind="int", minimum=1,
                                        maximum=4096, auto=True, label="Batch size")
-    lr_patch: Optional[int] = option(None, "LR patch size (default 32, at most the tile size)", kind="int",
-                                     minimum=8, maximum=1024, auto=True, cli="--patch", label="Patch size")
+    lr_patch: Optional[int] = option(None, "LR patch size (default: the recipe's, at most the tile size)",
+                                     kind="int", minimum=8, maximum=1024, auto=True, cli="--patch",
+                                     label="Patch size")
     device: str = option("auto", "cpu, cuda or auto", choices=("auto", "cpu", "cuda"), label="Device")
-    seed: int = option(0, "random seed", minimum=0, label="Seed")
-    wald: bool = option(False, "self-supervised (Wald's protocol): degrade the 10 m revisits to 30 m and learn to "
-                               "give them back, then apply at 10 m -> 3.33 m; needs no HR image",
-                        label="Self-supervised on the revisits (Wald)")
+    seed: int = option(0, "random seed (training, and the Wald 30 m frames' noise)", minimum=0, label="Seed")
     recipe: Optional[str] = option(None, "training recipe (YAML) to start from (default: the shipped area recipe)",
                                    kind="str", label="Recipe", advanced=True)
     overrides: Tuple[str, ...] = option((), "extra KEY=VALUE settings on the recipe", kind="strs", cli="--set",
                                         processing=None, label="Recipe overrides", advanced=True)
+
+
+@dataclass(frozen=True)
+class AreaOptions(_AreaJobOptions):
+    """An area fine-tune (``api.finetune_area``): the shared knobs, its tile size, and the switch to Wald."""
+
+    tile_lr: int = option(AREA_TILE_LR, "tile size in LR (10 m) pixels", minimum=8, maximum=4096, cli="--tile",
+                          processing="TILE", label="Tile size (LR px)")
+    wald: bool = option(False, "self-supervised (Wald's protocol): degrade the 10 m revisits to 30 m and learn to "
+                               "give them back, then apply at 10 m -> 3.33 m; needs no HR image",
+                        label="Self-supervised on the revisits (Wald)")
+
+    def to_wald(self) -> "WaldOptions":
+        """The same knobs for the Wald adaptation (``wald`` set); a tile size left at the fine-tune's default
+        becomes the Wald default (a multiple of 3), a chosen one is kept."""
+        shared = {f.name: getattr(self, f.name) for f, _m in option_fields(_AreaJobOptions)}
+        if self.tile_lr != AREA_TILE_LR:
+            shared["tile_lr"] = self.tile_lr
+        return WaldOptions(**shared)
+
+
+@dataclass(frozen=True)
+class WaldOptions(_AreaJobOptions):
+    """A Wald adaptation (``api.adapt_area``): the shared knobs, its tile size and the noise of the 30 m frames."""
+
+    tile_lr: int = option(WALD_TILE_10M, "tile size in 10 m pixels, a multiple of 3 (96 = 32 px at 30 m)",
+                          minimum=24, maximum=4096, cli="--tile", processing="TILE", label="Tile size (10 m px)")
+    noise: bool = option(True, "add instrument noise back to the 30 m frames (the 3 x 3 mean removed most of it)",
+                         label="Add noise to the 30 m frames")

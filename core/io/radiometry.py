@@ -7,14 +7,46 @@ linear map, and the analyst needs to be told which rule applied.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["S2_DN_SCALE", "Radiometry", "detect_radiometry"]
+from ..jobs import InputError
+
+__all__ = ["S2_DN_SCALE", "Radiometry", "ImplausibleRadiometry", "check_plausible", "detect_radiometry"]
 
 #: Sentinel-2 L1C/L2A digital numbers are reflectance x 10000.
 S2_DN_SCALE = 1e-4
+
+
+#: Largest |scale| and |offset| a raster's metadata may give: reflectance lies near 0..1, so a value -> reflectance
+#: map beyond these turns every pixel into nonsense (a quantification of 1e-300 gives scale 1e+300).
+PLAUSIBLE_SCALE = (1e-9, 10.0)
+PLAUSIBLE_OFFSET = 10.0
+
+
+class ImplausibleRadiometry(InputError):
+    """A product's or raster's quantification, scale or offset cannot be right: that one input is refused.
+
+    A stack drops the date that carries it (with this message) instead of
+    letting its NaN or huge values poison the shared radiometry of every date.
+    """
+
+
+def check_plausible(scale: float, offset: float, where: str) -> None:
+    """Refuse a scale/offset read from a file when it is not finite or far outside any reflectance convention.
+
+    A NaN offset made every pixel invalid with no error (0 valid pixels written,
+    exit status 0); checking here, before any pixel is read, turns it into one line.
+    """
+    low, high = PLAUSIBLE_SCALE
+    if not (math.isfinite(scale) and math.isfinite(offset)) or not low <= scale <= high \
+            or abs(offset) > PLAUSIBLE_OFFSET:
+        raise ImplausibleRadiometry(
+            f"{where}: scale {scale:g} and offset {offset:g} in its metadata cannot map values to reflectance "
+            f"(expected a finite scale of {low:g} to {high:g} and an offset within +/-{PLAUSIBLE_OFFSET:g}); "
+            "fix them, e.g. with gdal_edit.py -scale and -offset")
 
 
 @dataclass(frozen=True)
@@ -56,6 +88,7 @@ def detect_radiometry(ds, bidx: int, sample: np.ndarray, dtype: str) -> Radiomet
     scale = float(ds.scales[bidx - 1]) if ds.scales else 1.0
     offset = float(ds.offsets[bidx - 1]) if ds.offsets else 0.0
     if (scale, offset) != (1.0, 0.0):
+        check_plausible(scale, offset, f"{str(getattr(ds, 'name', 'the raster')).rsplit('/', 1)[-1]} band {bidx}")
         return Radiometry(scale, offset, f"scale {scale:g} and offset {offset:g} from the raster's metadata")
     high = float(np.percentile(sample, 99)) if sample.size else 0.0
     if np.issubdtype(np.dtype(dtype), np.integer) and high > 1.5:

@@ -27,6 +27,7 @@ from ..options import SCL_NODATA_DEFAULT
 from .radiometry import Radiometry
 from .rasters import Grid, gdal_env, window_from_extent
 from .s2_metadata import BANDS_10M, SCL_CLASSES, S2Product, band_key, open_product
+from .s2_untrusted import open_member, product_env
 from .writer import GeoTiffSink, check_output_path, geotiff_profile
 
 __all__ = ["EXPORT_STRIP_ROWS", "export_product", "harmonize_dn"]
@@ -56,13 +57,6 @@ def harmonize_dn(values: np.ndarray, valid: np.ndarray, src: Radiometry, dst: Ra
     dn = np.rint((refl - dst.offset) / dst.scale)
     dn = np.clip(dn, 1, 65535)
     return np.where(valid, dn, 0).astype(np.uint16)
-
-
-def _open_gdal(path: str, what: str, display: str):
-    try:
-        return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"{display}: cannot read {what} ({exc})") from exc
 
 
 def _scl_reader(scl_ds, grid: Grid) -> WarpedVRT:
@@ -119,8 +113,9 @@ def export_product(
     display = prod.name or Path(prod.source).name
     msgs.extend(prod.notes)
 
-    with gdal_env(), ExitStack() as stack:
-        datasets = [stack.enter_context(_open_gdal(prod.band_paths[k], f"band {k}", display)) for k in keys]
+    with gdal_env(), product_env(), ExitStack() as stack:
+        datasets = [stack.enter_context(open_member(prod.band_paths[k], f"band {k}", display, prod.local_root))
+                    for k in keys]
         first = datasets[0]
         grid0 = Grid(first.crs, first.transform, first.width, first.height)
         for k, ds in zip(keys, datasets):
@@ -131,7 +126,8 @@ def export_product(
                     int(window.height))
         scl = None
         if prod.level == "L2A" and prod.scl_path and scl_classes:
-            scl = stack.enter_context(_scl_reader(stack.enter_context(_open_gdal(prod.scl_path, "the SCL", display)), grid))
+            scl_ds = stack.enter_context(open_member(prod.scl_path, "the SCL", display, prod.local_root))
+            scl = stack.enter_context(_scl_reader(scl_ds, grid))
         elif prod.level == "L1C" and scl_classes:
             msgs.append(f"{display}: L1C products have no scene classification; clouds are not masked")
 

@@ -16,6 +16,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import date as _date
 from pathlib import Path
@@ -23,6 +24,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..jobs import InputError, PathLike
 from .radiometry import Radiometry
+from .s2_untrusted import (
+    ImplausibleRadiometry,
+    check_product_radiometry,
+    parse_metadata,
+    read_metadata_file,
+    read_metadata_member,
+)
 
 __all__ = [
     "BANDS_10M",
@@ -78,7 +86,9 @@ BAND_NAMES: Dict[str, str] = {"B02": "blue", "B03": "green", "B04": "red", "B08"
                               "B07": "red edge", "B11": "short-wave infrared", "B12": "short-wave infrared",
                               "B01": "coastal aerosol", "B09": "water vapour", "B10": "cirrus"}
 
-_MTD_RE = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$")
+_MTD_RE = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$", re.I)
+#: The metadata of old multi-tile products (format before December 2016), e.g. ``S2A_OPER_MTD_SAFL1C_PDMC_...xml``.
+_OLD_MTD_RE = re.compile(r"(?:^|/)S2[A-D]_OPER_MTD_SAFL(1C|2A)_[^/]*\.xml$", re.I)
 PRODUCT_NAME_RE = re.compile(
     r"(S2[A-D])_MSI(L1C|L2A)_(\d{8})T(\d{6})_N(\d{2})(\d{2})_R(\d{3})_T(\w{5})_(\d{8}T\d{6})")
 _GDAL_SUBDATASET_RE = re.compile(r"^SENTINEL2_L(?:1C|2A)(?:_\w+)?:(.+?\.(?:xml|zip|SAFE))(?::[^:]+){0,2}$", re.I)
@@ -194,7 +204,7 @@ def is_product(path: PathLike) -> bool:
     if _GDAL_SUBDATASET_RE.match(text) or text.lower().startswith("/vsizip/"):
         return True
     p = Path(text)
-    return p.is_dir() or p.suffix.lower() == ".zip" or bool(_MTD_RE.search(p.name))
+    return p.is_dir() or p.suffix.lower() == ".zip" or bool(_MTD_RE.search(p.name) or _OLD_MTD_RE.search(p.name))
 
 
 def _local(tag: str) -> str:
@@ -221,6 +231,36 @@ def _strip_gdal_prefixes(text: str) -> str:
     return text
 
 
+def _metadata_in(folder: Path) -> List[Path]:
+    """The ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` directly in a folder, their names matched case-insensitively.
+
+    A product written on a case-insensitive file system may say ``MTD_MSIL2a.xml``;
+    the zip reader matches names the same way, so a product reads alike unzipped and zipped.
+    """
+    try:
+        return sorted(q for q in folder.iterdir() if q.is_file() and _MTD_RE.search(q.name))
+    except OSError:
+        return []
+
+
+def _refuse_old_format(display: str, names: Sequence[str]) -> None:
+    """The message the documentation promises for old multi-tile products, instead of "no MTD_MSIL1C.xml"."""
+    old = sorted((n for n in names if _OLD_MTD_RE.search(n)), key=lambda n: n.count("/"))
+    if old:
+        raise InputError(f"{display}: is an old multi-tile product (several granules in one .SAFE, before 2016; its "
+                         f"metadata is {old[0].rsplit('/', 1)[-1]}), which is not supported; open one granule or a "
+                         "single-tile product")
+
+
+def _refuse_several(display: str, product_folders: Sequence[str], container: str) -> None:
+    """Two products in one container: which one the analyst meant cannot be guessed, so both are named."""
+    if len(product_folders) > 1:
+        shown = " and ".join(product_folders[:2]) + (f" (and {len(product_folders) - 2} more)"
+                                                     if len(product_folders) > 2 else "")
+        raise InputError(f"{display}: the {container} holds {len(product_folders)} Sentinel-2 products ({shown}); "
+                         "give one product at a time")
+
+
 def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[str]]:
     """Where the product's metadata is: (kind, open zip or None, metadata member/path, all files relative to it).
 
@@ -231,13 +271,18 @@ def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[s
     if not p.exists():
         raise InputError(f"{p}: file or folder not found")
     if p.is_dir():
-        mtds = sorted(p.glob("MTD_MSIL*.xml"))
+        mtds = _metadata_in(p)
         if not mtds:  # a folder holding one .SAFE (an unzipped download)
-            inner = sorted(p.glob("*.SAFE/MTD_MSIL*.xml"))
-            if len(inner) == 1:
-                mtds = inner
+            inner = [m for sub in sorted(p.glob("*.SAFE")) if sub.is_dir() for m in _metadata_in(sub)]
+            _refuse_several(p.name, sorted({m.parent.name for m in inner}), "folder")
+            mtds = inner
         if not mtds:
+            _refuse_old_format(p.name, [q.name for q in p.iterdir()]
+                               + [f"{q.parent.name}/{q.name}" for q in p.glob("*.SAFE/*")])
             raise InputError(f"{p}: is not a Sentinel-2 product folder (no MTD_MSIL1C.xml or MTD_MSIL2A.xml inside)")
+        if len(mtds) > 1:
+            raise InputError(f"{p.name}: holds both {mtds[0].name} and {mtds[1].name}; a product has one; "
+                             "give one product at a time")
         mtd = mtds[0]
         root = mtd.parent
         files = [q.relative_to(root).as_posix() for q in root.rglob("*") if q.is_file()]
@@ -248,10 +293,19 @@ def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[s
             names = zf.namelist()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise InputError(f"{p}: cannot be read as a zip file ({exc}); the download may be incomplete") from exc
-        mtds = sorted((n for n in names if _MTD_RE.search(n)), key=lambda n: n.count("/"))
-        if not mtds:
+        mtds = sorted((n for n in names if _MTD_RE.search(n)), key=lambda n: (n.count("/"), n))
+        try:
+            if not mtds:
+                _refuse_old_format(p.name, names)
+                raise InputError(f"{p}: the zip holds no Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml)")
+            _refuse_several(p.name, sorted({(n.rsplit("/", 1)[0] if "/" in n else "(the zip's root)")
+                                            for n in mtds}), "zip")
+            if len(mtds) > 1:
+                raise InputError(f"{p.name}: holds both {mtds[0]} and {mtds[1]}; a product has one; "
+                                 "give one product at a time")
+        except InputError:
             zf.close()
-            raise InputError(f"{p}: the zip holds no Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml)")
+            raise
         mtd = mtds[0]
         prefix = mtd.rsplit("/", 1)[0] + "/" if "/" in mtd else ""
         files = [n[len(prefix):] for n in names if n.startswith(prefix) and not n.endswith("/")]
@@ -260,6 +314,8 @@ def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[s
         root = p.parent
         files = [q.relative_to(root).as_posix() for q in root.rglob("*") if q.is_file()]
         return "xml", None, str(p), files
+    if _OLD_MTD_RE.search(p.name):
+        _refuse_old_format(p.parent.name, [p.name])
     raise InputError(f"{p}: is not a Sentinel-2 product (expected a .SAFE folder, its .zip or its MTD_MSI*.xml)")
 
 
@@ -292,16 +348,13 @@ def open_product(path: PathLike) -> S2Product:
     given = Path(_strip_gdal_prefixes(source))
     display = given.parent.name if _MTD_RE.search(given.name) else given.name
     try:
-        raw = zf.read(mtd) if zf is not None else Path(mtd).read_bytes()
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raw = read_metadata_member(zf, mtd, display) if zf is not None else read_metadata_file(Path(mtd), display)
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise InputError(f"{display}: cannot read {Path(mtd).name} ({exc})") from exc
     finally:
         if zf is not None:
             zf.close()
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as exc:
-        raise InputError(f"{display}: {Path(mtd).name} is not valid XML ({exc})") from exc
+    root = parse_metadata(raw, display, Path(mtd).name)
     level = "L2A" if "2A" in Path(mtd).name.upper() else "L1C"
     if kind == "zip":
         zip_abs = given.resolve().as_posix()
@@ -333,8 +386,6 @@ def open_product(path: PathLike) -> S2Product:
         raise InputError(f"{display}: quantification value {q_text!r} in {Path(mtd).name} is not a number") from None
     if not q_text:
         notes.append(f"{display}: no quantification value in the metadata; assumed 10000")
-    if not quantification > 0:
-        raise InputError(f"{display}: quantification value {quantification:g} in {Path(mtd).name} must be positive")
 
     id_to_band = {v: k for k, v in BAND_IDS.items()}
     wavelengths: Dict[str, float] = {}
@@ -364,6 +415,7 @@ def open_product(path: PathLike) -> S2Product:
                     offsets[key] = float(el.text)
             except ValueError:
                 raise InputError(f"{display}: {offset_tag} {el.text!r} is not a number") from None
+    check_product_radiometry(display, Path(mtd).name, quantification, offset_tag, offsets)
     has_offset = has_offset_baseline(baseline)
     mtd_name = Path(mtd).name
     if offsets:
@@ -421,9 +473,11 @@ def product_of_band_file(path: PathLike) -> Optional[S2Product]:
     """The product a band file (``.../GRANULE/*/IMG_DATA/[R10m/]*_B08_10m.jp2``) sits in, if it is still in its folder."""
     p = Path(path)
     for parent in list(p.parents)[:5]:
-        if any(parent.glob("MTD_MSIL*.xml")):
+        if _metadata_in(parent):
             try:
                 return open_product(parent)
+            except ImplausibleRadiometry:
+                raise  # its units cannot be trusted: never fall back to a guess
             except InputError:
                 return None
     return None

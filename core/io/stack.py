@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from rasterio.windows import Window
 from ..jobs import CancelToken, InputError, Progress, check_cancel, progress_fn
 from ..options import StackOptions
 from .checks import check_pixel_size
-from .radiometry import S2_DN_SCALE, Radiometry, detect_radiometry
+from .radiometry import S2_DN_SCALE, ImplausibleRadiometry, Radiometry, check_plausible, detect_radiometry
 from .rasters import Grid, gdal_env, open_raster, reference_grid, window_from_extent
 from .s2_product import (
     BANDS_10M,
@@ -64,6 +65,7 @@ from .s2_product import (
     product_of_band_file,
     wavelength_of,
 )
+from .s2_untrusted import open_member, product_env
 from .writer import GeoTiffSink, check_output_path, geotiff_profile
 
 __all__ = ["StackResult", "build_stack", "measure_shift", "SHIFT_BAND_PREFERENCE"]
@@ -199,6 +201,7 @@ class _Source:
     bidx: int
     radiometry: Radiometry
     nodata: Optional[float]
+    product: Optional[S2Product] = None  # the product it is a member of (opened as untrusted), None for a raster
 
 
 @dataclass
@@ -219,6 +222,8 @@ class _Date:
     order: int  # input order (ties and the reference grid)
     bands: Dict[str, _Source] = field(default_factory=dict)
     scl: Optional[str] = None
+    level: Optional[str] = None  # L1C, L2A, or None when the input does not say
+    product: Optional[S2Product] = None
     clear: float = 0.0
     valid_small: Optional[np.ndarray] = None  # clear mask on the decimated analysis grid
 
@@ -233,13 +238,13 @@ def _sample_values(ds, bidx: int) -> np.ndarray:
 
 
 def _raster_radiometry(ds, path: Path, bidx: int, date: Optional[str], choice: str, messages: List[str],
-                       said: set) -> Radiometry:
+                       said: set, product: Optional[S2Product]) -> Radiometry:
     """Units of a plain raster band: its scale/offset metadata; its product's rule; else DN by baseline rule."""
     scale = float(ds.scales[bidx - 1]) if ds.scales else 1.0
     offset = float(ds.offsets[bidx - 1]) if ds.offsets else 0.0
     if (scale, offset) != (1.0, 0.0):
+        check_plausible(scale, offset, path.name)
         return Radiometry(scale, offset, f"{path.name}: scale {scale:g} and offset {offset:g} from its metadata")
-    product = product_of_band_file(path)
     if product is not None:
         info = frame_info(path, bidx, ds)
         if info.band in product.offsets_dn:
@@ -258,54 +263,100 @@ def _raster_radiometry(ds, path: Path, bidx: int, date: Optional[str], choice: s
     return Radiometry(S2_DN_SCALE, off, sentence)
 
 
+#: Processing level in a file or product name (``S2B_MSIL2A_...``, ``..._Sentinel-2_L1C_B08_(Raw).tiff``).
+_LEVEL_IN_NAME_RE = re.compile(r"(?:MSI|Sentinel-2_)(L1C|L2A)(?![A-Za-z0-9])", re.I)
+
+
+def _raster_level(path: Path, tags: Dict[str, str], product: Optional[S2Product]) -> Optional[str]:
+    """The processing level of a plain raster (L1C top of atmosphere or L2A surface), None when nothing says.
+
+    From, in order: the product it sits in, our own export tags (``S2_LEVEL``),
+    GDAL's product metadata, a product-like or Sentinel Hub export name.
+    """
+    if product is not None:
+        return product.level
+    for key in ("S2_LEVEL", "PROCESSING_LEVEL", "PRODUCT_TYPE"):
+        text = str(tags.get(key, "")).upper().replace("LEVEL-", "L").replace("S2MSI", "L")
+        if text in ("L1C", "L2A"):
+            return text
+    m = _LEVEL_IN_NAME_RE.search(path.name) or _LEVEL_IN_NAME_RE.search(str(tags.get("PRODUCT_URI", "")))
+    return m.group(1).upper() if m else None
+
+
+def _product_entry(item: PathLike, order: int, wanted: Sequence[str], messages: List[str]) -> Tuple[_Date, S2Product]:
+    """One date from a product (folder, zip, metadata file): its bands as members to open as untrusted."""
+    prod = open_product(item)
+    messages.extend(prod.notes)
+    entry = _Date(prod.date, prod.name, order, scl=prod.scl_path, level=prod.level, product=prod)
+    for b in wanted:
+        if b in prod.band_paths:
+            entry.bands[b] = _Source(prod.band_paths[b], 1, prod.radiometry(b), 0.0, product=prod)
+    return entry, prod
+
+
+def _raster_entries(path: Path, order: int, wanted: Sequence[str], options: StackOptions, messages: List[str],
+                    dropped: List[Tuple[str, str]], said: set) -> List[_Date]:
+    """The dates a plain raster holds (one per date its bands name), with their units and processing level."""
+    product = product_of_band_file(path)
+    with open_raster(path) as ds:
+        level = _raster_level(path, ds.tags(), product)
+        if product is not None and product.level == "L2A" and path.name not in said:
+            messages.append(f"{path.name}: a band file taken from inside L2A product {product.name}: its offset is "
+                            "applied, but not its scene classification (SCL), so its clouds are not masked; give "
+                            "the product itself to mask them")
+        per_date: Dict[str, _Date] = {}
+        for bidx in range(1, ds.count + 1):
+            info = frame_info(path, bidx, ds)
+            band = info.band
+            if band is None:
+                if ds.count == 1 and len(wanted) == 1:
+                    band = wanted[0]
+                    messages.append(f"{path.name}: band not named; taken as {band}, the one band asked for")
+                else:
+                    raise InputError(
+                        f"{path.name}: cannot tell which Sentinel-2 band band {bidx} holds (no band name in "
+                        "its description, tags or file name); name it, or stack one band at a time")
+            if info.date is None:
+                raise InputError(
+                    f"{path.name}: cannot tell the acquisition date of band {bidx} (none in its description, "
+                    "tags or file name); put the date (YYYY-MM-DD) in the file name")
+            if band not in wanted:
+                continue
+            entry = per_date.setdefault(info.date, _Date(info.date, path.name, order, level=level))
+            if band in entry.bands:
+                dropped.append((f"{info.date} {band}", f"{path.name} holds {band} of {info.date} twice; "
+                                                       "the first was used"))
+                continue
+            rad = _raster_radiometry(ds, path, bidx, info.date, options.baseline, messages, said, product)
+            nodata = ds.nodatavals[bidx - 1]
+            if nodata is None and np.issubdtype(np.dtype(ds.dtypes[bidx - 1]), np.integer):
+                nodata = 0.0  # Sentinel-2 DN 0 is nodata
+            entry.bands[band] = _Source(str(path), bidx, rad, nodata)
+        return list(per_date.values())
+
+
 def _gather(inputs: Sequence[PathLike], wanted: Sequence[str], options: StackOptions, messages: List[str],
             dropped: List[Tuple[str, str]]) -> Tuple[List[_Date], List[S2Product]]:
-    """Every (date, band) the inputs hold, grouped by date; duplicates of a date are dropped with a reason."""
+    """Every (date, band) the inputs hold, grouped by date; duplicates of a date are dropped with a reason.
+
+    An input whose quantification, scale or offset cannot be right is dropped
+    by itself, with its one-line reason: its values would otherwise set the
+    stack's shared radiometry and make every date's pixels invalid.
+    """
     dates: Dict[str, _Date] = {}
     products: List[S2Product] = []
     said: set = set()
     for order, item in enumerate(inputs):
-        if is_product(item):
-            prod = open_product(item)
-            products.append(prod)
-            messages.extend(prod.notes)
-            entry = _Date(prod.date, prod.name, order, scl=prod.scl_path)
-            for b in wanted:
-                if b in prod.band_paths:
-                    entry.bands[b] = _Source(prod.band_paths[b], 1, prod.radiometry(b), 0.0)
-            found = [entry]
-        else:
-            path = Path(item)
-            with open_raster(path) as ds:
-                per_date: Dict[str, _Date] = {}
-                for bidx in range(1, ds.count + 1):
-                    info = frame_info(path, bidx, ds)
-                    band = info.band
-                    if band is None:
-                        if ds.count == 1 and len(wanted) == 1:
-                            band = wanted[0]
-                            messages.append(f"{path.name}: band not named; taken as {band}, the one band asked for")
-                        else:
-                            raise InputError(
-                                f"{path.name}: cannot tell which Sentinel-2 band band {bidx} holds (no band name in "
-                                "its description, tags or file name); name it, or stack one band at a time")
-                    if info.date is None:
-                        raise InputError(
-                            f"{path.name}: cannot tell the acquisition date of band {bidx} (none in its description, "
-                            "tags or file name); put the date (YYYY-MM-DD) in the file name")
-                    if band not in wanted:
-                        continue
-                    entry = per_date.setdefault(info.date, _Date(info.date, path.name, order))
-                    if band in entry.bands:
-                        dropped.append((f"{info.date} {band}", f"{path.name} holds {band} of {info.date} twice; "
-                                                               "the first was used"))
-                        continue
-                    rad = _raster_radiometry(ds, path, bidx, info.date, options.baseline, messages, said)
-                    nodata = ds.nodatavals[bidx - 1]
-                    if nodata is None and np.issubdtype(np.dtype(ds.dtypes[bidx - 1]), np.integer):
-                        nodata = 0.0  # Sentinel-2 DN 0 is nodata
-                    entry.bands[band] = _Source(str(path), bidx, rad, nodata)
-                found = list(per_date.values())
+        try:
+            if is_product(item):
+                entry, prod = _product_entry(item, order, wanted, messages)
+                products.append(prod)
+                found = [entry]
+            else:
+                found = _raster_entries(Path(item), order, wanted, options, messages, dropped, said)
+        except ImplausibleRadiometry as exc:
+            dropped.append((Path(str(item)).name, str(exc)))
+            continue
         for entry in found:
             if not entry.bands:
                 dropped.append((entry.date, f"{entry.label} holds none of the bands {', '.join(wanted)}"))
@@ -327,11 +378,42 @@ def _gather(inputs: Sequence[PathLike], wanted: Sequence[str], options: StackOpt
     return list(dates.values()), products
 
 
-def _first_grid(first: PathLike, product: Optional[S2Product], messages: List[str]) -> Tuple[Grid, str]:
-    """The reference grid: the first input's 10 m grid (its UTM zone when it is in degrees)."""
-    path = next(iter(product.band_paths.values())) if product is not None else str(first)
-    name = product.name if product is not None else Path(str(first)).name
-    with rasterio.open(path) as ds:
+def _check_levels(dates: Sequence[_Date], allow_mix: bool, scl_classes: Sequence[int], messages: List[str]) -> None:
+    """Refuse L1C (top of atmosphere) and L2A (surface) dates in one stack unless asked; say where clouds stay.
+
+    The two levels differ most in B02 (haze, path radiance): mixed, the
+    revisits disagree for reasons no network was trained on, and the L1C dates,
+    having no SCL, count as nearly clear and rank first.
+    """
+    by_level: Dict[str, List[str]] = {}
+    for d in dates:
+        if d.level:
+            by_level.setdefault(d.level, []).append(d.date)
+    if len(by_level) > 1:
+        listed = "; ".join(f"{lvl} ({'top of atmosphere' if lvl == 'L1C' else 'surface reflectance'}): "
+                           f"{', '.join(sorted(days))}" for lvl, days in sorted(by_level.items()))
+        if not allow_mix:
+            raise InputError(f"the inputs mix processing levels ({listed}); their reflectances differ, most in B02, "
+                             "so stack one level, or allow the mix (--mix-levels)")
+        messages.append(f"processing levels mixed as asked ({listed}); their reflectances differ, most in B02")
+    l1c = sorted(d.date for d in dates if d.level == "L1C" and d.product is not None)
+    if l1c and scl_classes:
+        messages.append(f"{', '.join(l1c)}: L1C, which has no scene classification (SCL): clouds could not be "
+                        "masked there, so their clear share counts only nodata pixels")
+
+
+def _open_source(path: str, what: str, product: Optional[S2Product]):
+    """A product member opens only as its format and inside its product (untrusted); a plain raster as it is."""
+    if product is not None:
+        return open_member(path, what, product.name, product.local_root)
+    return rasterio.open(path)
+
+
+def _first_grid(first: _Date, messages: List[str]) -> Tuple[Grid, str]:
+    """The reference grid: the first usable input's 10 m grid (its UTM zone when it is in degrees)."""
+    src = next(iter(first.bands.values()))
+    name = first.product.name if first.product is not None else Path(src.path).name
+    with _open_source(src.path, "its first band", first.product) as ds:
         grid = reference_grid(ds, name, messages)
         check = check_pixel_size(ground_pixel_size(ds), name, "SR_SCALE" in ds.tags())
     if check.level == "refusal":
@@ -384,13 +466,16 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
     dropped: List[Tuple[str, str]] = []
     report(0.0, "reading the inputs")
 
-    with gdal_env(), ExitStack() as stack:
+    with gdal_env(), product_env(), ExitStack() as stack:
         dates, products = _gather(inputs, wanted, opts, messages, dropped)
         for prod in products:
             if prod.local_root and Path(out).resolve().is_relative_to(Path(prod.local_root).resolve()):
                 raise InputError(f"{out}: is inside the product folder {prod.local_root}; write the stack elsewhere")
         if not dates:
+            if dropped:
+                raise InputError("no usable date: " + "; ".join(f"{what}: {why}" for what, why in dropped))
             raise InputError("no input holds any of the bands " + ", ".join(wanted))
+        _check_levels(dates, opts.mix_levels, scl_classes, messages)
         present = [b for b in wanted if any(b in d.bands for d in dates)]
         absent = [b for b in wanted if b not in present]
         if absent:
@@ -405,8 +490,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
         if not usable:
             raise InputError(f"no date holds every band asked for ({', '.join(present)})")
 
-        first_product = products[0] if products and is_product(inputs[0]) else None
-        full_grid, first_name = _first_grid(inputs[0], first_product, messages)
+        full_grid, first_name = _first_grid(min(usable, key=lambda d: d.order), messages)
         window = window_from_extent(full_grid, opts.extent)
         grid = Grid(full_grid.crs, rasterio.windows.transform(window, full_grid.transform), int(window.width),
                     int(window.height))
@@ -420,7 +504,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
         for d in usable:
             for b, src in d.bands.items():
                 if src.path not in vrts:
-                    ds = stack.enter_context(rasterio.open(src.path))
+                    ds = stack.enter_context(_open_source(src.path, f"band {b}", src.product))
                     aligned = _aligned(ds, grid)
                     if not aligned and d.label not in announced and d.label != first_name:
                         how = (f"in {ds.crs.to_string()}, warped" if ds.crs != grid.crs else
@@ -433,7 +517,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
                         nodata=float("nan"), src_nodata=src.nodata))
                 readers[(d.date, b)] = _Reader(vrts[src.path], src.bidx)
             if d.scl and scl_classes:
-                scl_ds = stack.enter_context(rasterio.open(d.scl))
+                scl_ds = stack.enter_context(_open_source(d.scl, "the SCL", d.product))
                 scl_readers[d.date] = stack.enter_context(WarpedVRT(
                     scl_ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
                     resampling=Resampling.nearest, nodata=0))
@@ -514,6 +598,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
         if any(s.radiometry.scale == 1.0 for s in sources):
             low = min(low, -0.1)  # reflectance inputs: room for slightly negative values
         target = Radiometry(target_scale, low, f"reflectance = DN x {target_scale:g} {low:+g}")
+        check_plausible(target.scale, target.offset, "the stack's shared radiometry")
         for d in kept:
             if any((d.bands[b].radiometry.scale, d.bands[b].radiometry.offset) != (target.scale, target.offset)
                    for b in present):
@@ -535,6 +620,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
             "STACK_CLEAR": json.dumps({d.date: round(d.clear, 4) for d in ranked}),
             "STACK_REASONS": json.dumps({**{dt: r for dt, r in dropped}, **{d.date: reasons[d.date] for d in kept}}),
             "STACK_INPUTS": json.dumps([str(p) for p in inputs]),
+            "STACK_LEVELS": json.dumps({d.date: d.level for d in kept}),
             "STACK_SCL_MASKED": ", ".join(f"{c} {SCL_CLASSES.get(c, '?')}" for c in scl_classes)
             if scl_readers else "none (no SCL)",
             "S2_OFFSET_DN": f"{target.offset / target.scale:g}",

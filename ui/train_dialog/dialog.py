@@ -36,13 +36,14 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..install.deps import DepsError
 from ..log import log, notify
 from .area_panel import AreaPanel
 from .form import FORM_WIDGETS, RecipeForm
 from .history import TrainHistory, format_eta
 from .plot import CurvePlot
 from .presets import PLUGIN_ROOT, TASKS, Preset, load_presets
-from .process import STOP_GRACE_MS, JsonlProcess, python_interpreter
+from .process import STOP_GRACE_MS, JsonlProcess, module_command, split_module_args
 from .recipe import check_config, default_out_dir, recipe_notes, resolve
 
 __all__ = ["TrainDialog", "REQUESTED_CONFIG"]
@@ -312,14 +313,15 @@ class TrainDialog(QDialog):
 
     def make_synthetic(self, folder: str, scenes: int = 12, size: int = 192, frames: int = 9) -> Optional[QProcess]:
         """Write a synthetic dataset with the headless tool; the folder is filled in when it ends."""
-        python = python_interpreter()
-        if python is None:
-            self.show_status("QGIS's Python interpreter was not found: choose it in 'Install dependencies…'", error=True)
+        try:  # through the plugin's package folder, as training (issue 21)
+            command = module_command("core.cli", ["synth", "--out", str(folder), "--scenes", str(scenes),
+                                                  "--size", str(size), "--frames", str(frames)])
+        except (DepsError, ValueError) as exc:  # no interpreter found
+            self.show_status(f"{exc}", error=True)
             return None
         proc = QProcess(self)
-        proc.setProgram(python)
-        proc.setArguments(["-m", "core.cli", "synth", "--out", str(folder), "--scenes", str(scenes),
-                           "--size", str(size), "--frames", str(frames)])
+        proc.setProgram(command[0])
+        proc.setArguments(command[1:])
         proc.setWorkingDirectory(str(PLUGIN_ROOT))
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         proc.finished.connect(lambda code, _status, f=folder: self._synth_done(code, f))
@@ -400,19 +402,19 @@ class TrainDialog(QDialog):
         """
         if self.is_running():
             return False
-        python = python_interpreter()
-        if python is None:
-            self.show_status("QGIS's Python interpreter was not found: choose it in 'Install dependencies…' of the "
-                         "plugin's menu", error=True)
+        try:  # QGIS's Python, seeing the plugin's package folder as QGIS does (issue 21)
+            command = module_command(*split_module_args(args))
+        except (DepsError, ValueError) as exc:  # no interpreter found
+            self.show_status(f"{exc}", error=True)
             return False
         self.run_dir = Path(run_dir)
         self.history = TrainHistory()
         self.plot.draw(self.history)
         self.progress_bar.setValue(0)
         self.eta_label.setText("starting (loading PyTorch)...")
-        self.append_log(("resuming" if not fresh else "starting") + f": {python} {' '.join(args)}")
+        self.append_log(("resuming" if not fresh else "starting") + f": {command[0]} {' '.join(args)}")
         log(f"{what} started in {run_dir}")
-        self.runner.start(python, args, PLUGIN_ROOT)
+        self.runner.start(command[0], command[1:], PLUGIN_ROOT)
         self.show_status(f"{what}..." if fresh else f"{what}: resuming...")
         self._update_buttons()
         return True
@@ -520,16 +522,22 @@ class TrainDialog(QDialog):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+    def may_close(self) -> bool:
+        """True when the dialog may go: nothing runs, or the analyst agreed to stop it (then it is stopped)."""
         if self.is_running():
             if not self.confirm_stop():
-                event.ignore()
-                return
+                return False
             self.stop_and_wait()
-        super().closeEvent(event)
+        return True
 
-    def reject(self) -> None:  # Esc goes through closeEvent's question too
-        self.close()
+    def reject(self) -> None:
+        """Close, Esc and ``close()`` all end here (QDialog's closeEvent calls reject while visible).
+
+        It must not call ``close()``: that re-enters closeEvent, which Qt drops while a close is under way,
+        and the dialog stayed open (issue 21).
+        """
+        if self.may_close():
+            super().reject()
 
     # ------------------------------------------------------------------ little helpers
     def append_log(self, text: str) -> None:

@@ -7,7 +7,10 @@ then kill), and it is the very same command an analyst would run on a server.
 It runs with QGIS's own Python (``ui.install.interpreter``: found where the
 platform keeps it and checked to be QGIS's version), never a ``python3`` that
 happens to be first on PATH, and sees the plugin's package folder after
-site-packages, as QGIS does.
+site-packages, as QGIS does: every child is started through
+:func:`module_command` (``interpreter.module_command``), so packages the
+plugin's installer put in ``<profile>/python/dependencies/...`` are found
+without PYTHONPATH (issue 21: *Start* failed with "No module named 'tqdm'").
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence, Tuple
 
 from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
 
-__all__ = ["JsonlProcess", "python_interpreter", "STOP_GRACE_MS"]
+__all__ = ["JsonlProcess", "python_interpreter", "module_command", "STOP_GRACE_MS"]
 
 STOP_GRACE_MS = 5000
 
@@ -36,6 +39,24 @@ def python_interpreter() -> Optional[str]:
         pass
     exe = Path(sys.executable)
     return str(exe) if exe.name.lower().startswith("python") else None
+
+
+def module_command(module: str, args: Sequence[str] = (), python: Optional[str] = None) -> List[str]:
+    """``[python, ...]`` running ``python -m module args`` with the plugin's package folder on ``sys.path``.
+
+    ``python``: default :func:`python_interpreter`. Raises ``DepsError`` (a ValueError
+    with a sentence) when no interpreter is found.
+    """
+    from ..install.interpreter import module_command as command
+
+    return command(module, list(args), python=python or python_interpreter())
+
+
+def split_module_args(args: Sequence[str]) -> Tuple[str, List[str]]:
+    """``["-m", "core.cli", "train", ...]`` -> ``("core.cli", ["train", ...])``."""
+    if len(args) < 2 or args[0] != "-m":
+        raise ValueError(f"expected '-m MODULE ...', got {list(args)[:3]}")
+    return args[1], list(args[2:])
 
 
 class JsonlProcess(QObject):

@@ -1,0 +1,110 @@
+"""Issue 21, defects 3 and 4: the training dialog closes, and its children see the installer's package folder.
+
+3. Close, Esc and ``close()`` left the dialog open (``reject`` called ``close``,
+   whose ``closeEvent`` called ``reject``: Qt dropped the nested close).
+4. With the packages in ``<profile>/python/dependencies/s2_taskdriven_sr/py3XY``
+   (the plugin's installer) and no PYTHONPATH, *Start* failed with
+   "No module named 'tqdm'": the child did not get that folder on its path.
+   The probe modules below live *only* in that folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def dialog(clean_qgis, qh):
+    mod = qh.ui("train_dialog")
+    dlg = mod.TrainDialog(clean_qgis, parent=clean_qgis.mainWindow())
+    yield dlg
+    dlg.shutdown()
+    dlg.deleteLater()
+
+
+@pytest.fixture
+def installer_folder(qh):
+    """The plugin installer's package folder of the test profile, with a probe module only there.
+
+    Yields ``(folder, module name)``; the probe prints one JSON log event naming its file, then sleeps for
+    ``S2SR_PROBE_SLEEP`` seconds (0 by default). Only what the fixture made is removed afterwards.
+    """
+    from qgis.core import QgsApplication
+
+    deps = qh.ui("install.deps")
+    folder = deps.deps_dir_for(Path(QgsApplication.qgisSettingsDirPath()))
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"s2sr_deps_probe_{uuid.uuid4().hex[:8]}"
+    probe = folder / f"{name}.py"
+    probe.write_text(
+        "import json, os, sys, time\n"
+        "print(json.dumps({'event': 'log', 'message': 'probe imported from ' + __file__}), flush=True)\n"
+        "time.sleep(float(os.environ.get('S2SR_PROBE_SLEEP', '0')))\n", encoding="utf-8")
+    assert os.environ.get("PYTHONPATH", "").find(str(folder)) < 0
+    try:
+        yield folder, name
+    finally:
+        probe.unlink()
+        for p in made[:1]:  # the outermost folder the fixture created, with everything under it
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _shown(dlg, qh) -> None:
+    dlg.show()
+    assert qh.wait_until(dlg.isVisible, 5)
+
+
+def test_close_esc_and_the_close_button_close_the_dialog(dialog, qh):
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtTest import QTest
+
+    _shown(dialog, qh)
+    dialog.close()
+    assert qh.wait_until(lambda: not dialog.isVisible(), 2), "close() left the training dialog open"
+    _shown(dialog, qh)
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    assert qh.wait_until(lambda: not dialog.isVisible(), 2), "Esc left the training dialog open"
+    _shown(dialog, qh)
+    dialog.close_button.click()
+    assert qh.wait_until(lambda: not dialog.isVisible(), 2), "the Close button left the training dialog open"
+
+
+def test_close_while_running_asks_and_stops_the_child(dialog, qh, installer_folder, monkeypatch, tmp_path):
+    folder, name = installer_folder
+    monkeypatch.setenv("S2SR_PROBE_SLEEP", "120")
+    _shown(dialog, qh)
+    assert dialog.launch(["-m", name], tmp_path / "run", what="probe")
+    assert qh.wait_until(lambda: "probe imported" in dialog.log_view.toPlainText(), 60), \
+        dialog.log_view.toPlainText()
+    asked = []
+    monkeypatch.setattr(dialog, "confirm_stop", lambda: asked.append(1) or False)  # "No, keep it running"
+    dialog.close()
+    qh.wait_until(lambda: False, 0.3)
+    assert asked and dialog.isVisible() and dialog.is_running()
+    monkeypatch.setattr(dialog, "confirm_stop", lambda: asked.append(2) or True)  # "Yes, stop it"
+    dialog.close()
+    assert qh.wait_until(lambda: not dialog.isVisible(), 10)
+    assert asked == [1, 2] and not dialog.is_running()
+
+
+def test_children_see_the_installer_package_folder(dialog, qh, installer_folder, tmp_path):
+    """The trainer's launch (Start, Resume, the area tab) and "Make synthetic data…" go through it."""
+    folder, name = installer_folder
+    assert dialog.launch(["-m", name], tmp_path / "run", what="probe")
+    assert qh.wait_until(lambda: not dialog.is_running(), 60)
+    text = dialog.log_view.toPlainText()
+    assert f"probe imported from {folder / name}.py" in text, text
+    assert "ModuleNotFoundError" not in text
+
+    proc = dialog.make_synthetic(str(tmp_path / "synthetic"), scenes=1, size=48, frames=2)
+    try:
+        assert str(folder) in proc.arguments(), proc.arguments()  # the same bootstrap as the trainer
+    finally:
+        proc.kill()
+        proc.waitForFinished(10000)

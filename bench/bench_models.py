@@ -47,7 +47,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from core.models import zoo  # noqa: E402
-from core.models.rams import PAPER_PARAMS, count_parameters  # noqa: E402
+from core.models.archs.rams import PAPER_PARAMS, count_parameters  # noqa: E402
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from core.models.hat import (
+from core.models.archs.hat import (
     HAT,
     HAT_PRESETS,
     relative_position_index_oca,

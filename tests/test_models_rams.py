@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from core.models.rams import PAPER_PARAMS, PAPER_PARAMS_WITH_GAIN, RAMS, count_parameters
+from core.models.archs.rams import PAPER_PARAMS, PAPER_PARAMS_WITH_GAIN, RAMS, count_parameters
 
 
 def tiny(**kw) -> RAMS:

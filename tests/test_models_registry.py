@@ -6,9 +6,9 @@ import pytest
 import torch.nn as nn
 
 from core.models import registry, zoo
-from core.models.hat import HAT
-from core.models.rams import RAMS
-from core.models.segmentation import SegmentationNet
+from core.models.archs.hat import HAT
+from core.models.archs.rams import RAMS
+from core.models.archs.segmentation import SegmentationNet
 
 
 def test_families_declare_themselves():

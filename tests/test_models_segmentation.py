@@ -7,7 +7,7 @@ import socket
 import pytest
 import torch
 
-from core.models.segmentation import EncoderWeightsError, SegmentationNet
+from core.models.archs.segmentation import EncoderWeightsError, SegmentationNet
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 from core.cli import cmd_models as models_cli
 from core.models import zoo
+from core.models.archs.hat import official
 from core.models.zoo import CheckpointError, ModelCard
 
 
@@ -222,10 +223,10 @@ def test_import_official_hat(tmp_path):
     noise = {k: (v if v.dtype == torch.int64 else torch.randn_like(v)) for k, v in model.state_dict().items()}
     pth = tmp_path / "HAT_tiny_SRx3.pth"
     torch.save({"params": noise, "params_ema": model.state_dict()}, pth)  # params_ema wins
-    state = zoo.load_official_hat_state(pth)
+    state = official.load_official_hat_state(pth)
     assert torch.equal(state["conv_last.weight"], model.conv_last.weight)
     out = tmp_path / "hat.safetensors"
-    card = zoo.import_official_hat(pth, out, preset="hat-tiny", in_chans=1, scale=3)
+    card = official.import_official_hat(pth, out, preset="hat-tiny", in_chans=1, scale=3)
     assert card.arch == "hat" and card.recipe["sha256"] == zoo.file_sha256(pth)
     assert card.hparams["upsampler"] == "pixelshuffle"  # the official network, not this project's default
     loaded, _ = zoo.load_checkpoint(out)
@@ -242,18 +243,18 @@ def test_import_infers_the_architecture_and_checks_expectations(tmp_path):
     sd.pop("relative_position_index_OCA")
     pth = tmp_path / "old.pth"
     torch.save({"params_ema": {f"module.{k}": v for k, v in sd.items()}}, pth)
-    inferred = zoo.infer_hat_hparams(zoo.load_official_hat_state(pth))
+    inferred = official.infer_hat_hparams(official.load_official_hat_state(pth))
     for key in ("embed_dim", "depths", "num_heads", "window_size", "compress_ratio", "squeeze_factor",
                 "overlap_ratio", "mlp_ratio", "num_feat", "in_chans", "scale"):
         assert inferred[key] == model.hparams[key], key
-    card = zoo.import_official_hat(pth, tmp_path / "ok.safetensors")
+    card = official.import_official_hat(pth, tmp_path / "ok.safetensors")
     assert card.scale == 2 and card.hparams["in_chans"] == 3
     with pytest.raises(CheckpointError, match="not a 'hat-s' network"):
-        zoo.import_official_hat(pth, tmp_path / "x.safetensors", preset="hat-s")
+        official.import_official_hat(pth, tmp_path / "x.safetensors", preset="hat-s")
     with pytest.raises(CheckpointError, match="3 band"):
-        zoo.import_official_hat(pth, tmp_path / "x.safetensors", in_chans=1)
+        official.import_official_hat(pth, tmp_path / "x.safetensors", in_chans=1)
     with pytest.raises(CheckpointError, match="x2 network, not x4"):
-        zoo.import_official_hat(pth, tmp_path / "x.safetensors", scale=4)
+        official.import_official_hat(pth, tmp_path / "x.safetensors", scale=4)
     assert not (tmp_path / "x.safetensors").exists()
 
 
@@ -266,21 +267,21 @@ def test_official_loader_refusals(tmp_path):
     other = tmp_path / "other.pth"
     torch.save({"model": {"w": torch.zeros(1)}}, other)
     with pytest.raises(CheckpointError, match="not an official HAT checkpoint"):
-        zoo.load_official_hat_state(other)
+        official.load_official_hat_state(other)
     evil = tmp_path / "evil.pth"
     torch.save({"params_ema": _Evil()}, evil)
     with pytest.raises(CheckpointError, match="refusing to unpickle"):
-        zoo.load_official_hat_state(evil)
+        official.load_official_hat_state(evil)
     broken = tmp_path / "broken.pth"
     broken.write_bytes(other.read_bytes()[:50])
     with pytest.raises(CheckpointError, match="corrupted or truncated"):
-        zoo.load_official_hat_state(broken)
+        official.load_official_hat_state(broken)
     with pytest.raises(CheckpointError, match="not found"):
-        zoo.load_official_hat_state(tmp_path / "none.pth")
+        official.load_official_hat_state(tmp_path / "none.pth")
     not_hat = tmp_path / "rams.pth"
     torch.save({"params_ema": _tiny("rams").state_dict()}, not_hat)
     with pytest.raises(CheckpointError, match="do not look like HAT"):
-        zoo.load_official_hat_state(not_hat)
+        official.load_official_hat_state(not_hat)
 
 
 # --------------------------------------------------------------------------- CLI

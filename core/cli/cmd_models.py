@@ -108,7 +108,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _import_hat(args: argparse.Namespace) -> int:
-    from ..models.zoo import import_official_hat
+    from ..models.archs.hat.official import import_official_hat
 
     card = import_official_hat(
         args.pth, args.out, preset=args.preset, in_chans=args.in_chans, scale=args.scale,

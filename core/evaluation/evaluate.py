@@ -125,10 +125,10 @@ def evaluate_sr(
     """
     from .metrics import SegCounts, cpsnr, cssim
 
-    plan = plan or plan_tiles(loaded.card, loaded.device, "sr")
+    plan = plan or plan_tiles(loaded.card, loaded.device)
     seg_models = dict(seg_models or {})
     if seg_models and seg_plan is None:
-        seg_plan = plan_tiles(next(iter(seg_models.values())).card, loaded.device, "segmentation")
+        seg_plan = plan_tiles(next(iter(seg_models.values())).card, loaded.device)
     was_training = loaded.model.training
     loaded.model.eval()
     counts = {t: SegCounts() for t in seg_models}
@@ -231,7 +231,7 @@ def evaluate_segmentation(
     from .metrics import SegCounts
 
     target = str(loaded.card.target)
-    plan = plan or plan_tiles(loaded.card, loaded.device, "segmentation")
+    plan = plan or plan_tiles(loaded.card, loaded.device)
     was_training = loaded.model.training
     loaded.model.eval()
     counts = SegCounts()
@@ -265,7 +265,7 @@ def evaluate_hr_reference(scenes: Sequence, seg_models: Mapping[str, LoadedModel
         valid = valid_hr(scene)
         for target, m in seg_models.items():
             if target in scene.masks:
-                p = plan or plan_tiles(m.card, m.device, "segmentation")
+                p = plan or plan_tiles(m.card, m.device)
                 prob = predict_seg_image([m], np.asarray(scene.hr[list(bands)]), valid, p)[0]
                 counts[target].update(prob, np.asarray(scene.masks[target], dtype=bool), valid)
     result: Dict[str, object] = {}
@@ -334,7 +334,7 @@ def evaluate_checkpoint(
     bands = band_indices(scenes[0].bands, loaded.card.bands, checkpoint)
     if loaded.card.task == "segmentation":
         result = evaluate_segmentation(loaded, scenes, bands, plan_tiles(
-            loaded.card, device, "segmentation", options.tile and options.tile * 3,
+            loaded.card, device, options.tile and options.tile * 3,
             options.overlap and options.overlap * 3), progress=progress)
         result.update({"task": "segmentation", "target": loaded.card.target})
     else:
@@ -345,7 +345,7 @@ def evaluate_checkpoint(
                 if m.card.target != target:
                     raise InputError(f"{path}: segments {m.card.target!r}, expected {target!r}")
                 seg_models[target] = m
-        plan = plan_tiles(loaded.card, device, "sr", options.tile, options.overlap)
+        plan = plan_tiles(loaded.card, device, options.tile, options.overlap)
         result = evaluate_sr(loaded, scenes, bands, seg_models, plan, border=3, lpips=LPIPSMetric(device=device),
                              progress=progress, anchored=options.anchor)
         result["task"] = "sr"

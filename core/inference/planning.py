@@ -12,11 +12,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
 from ..jobs import InputError, OutputError
+from ..models.card import ModelCard
+from ..models.registry import spec
 
 __all__ = ["TilePlan", "plan_tiles", "available_memory", "JobFootprint", "estimate_footprint",
            "check_footprint"]
@@ -62,10 +64,11 @@ class TilePlan:
     per_px: int = 0  # rough activation bytes per input pixel of a tile (memory estimates)
 
 
-def plan_tiles(card: Any, device: torch.device, task: str = "sr", tile: Optional[int] = None,
+def plan_tiles(card: ModelCard, device: torch.device, tile: Optional[int] = None,
                overlap: Optional[int] = None, batch: Optional[int] = None) -> TilePlan:
-    """Tile size, overlap and batch for a model: per-architecture defaults, shrunk to fit memory.
+    """Tile size, overlap and batch for a model: its family's defaults, shrunk to fit memory.
 
+    Each family states its defaults (``tile_defaults`` in :mod:`core.models.archs`):
     RAMS works on 256-px LR tiles with 8 px of overlap (about 7 % recomputed);
     HAT's attention is heavier, 64 px for HAT/HAT-L and 96 for the small
     presets (multiples of its window) with 1/16 of the tile as overlap (about
@@ -77,31 +80,14 @@ def plan_tiles(card: Any, device: torch.device, task: str = "sr", tile: Optional
     fast oneDNN path. The memory estimate is a rough per-pixel activation count
     so a small GPU or a busy machine gets smaller tiles. Explicit values win.
     """
-    arch = card.arch
-    hp = dict(card.hparams)
+    facts = spec(card.arch)
     cuda = device.type == "cuda"
-    filters, frames = 0, 1
-    if task == "segmentation":
-        d_tile, per_px = (512 if cuda else 256), 4 * 64 * 12
-    elif arch == "hat":
-        preset = str(hp.get("preset", "hat")).lower()
-        embed = int(hp.get("embed_dim", 96 if preset in ("hat-s", "hat-tiny", "hat-small") else 180))
-        d_tile = 96 if embed <= 144 else 64
-        if cuda:
-            d_tile *= 2
-        per_px = 4 * embed * 24
-    elif arch == "rams":
-        filters = int(hp.get("filters", 32))
-        frames = card.input_frames
-        d_tile, per_px = 256, 4 * filters * frames * 8
-        if card.upsampler == "resize_conv":  # its convolutions run at the output resolution: F x 3 x 9 more
-            per_px += 4 * filters * 3 * 9
-    else:
-        d_tile, per_px = 128, 4 * 64 * 8
+    defaults = facts.tile_defaults(dict(card.hparams), card.input_frames, cuda)
+    d_tile, per_px = defaults.tile, defaults.per_px
     t = int(tile or d_tile)
     min_batch = 1
-    if filters and not cuda:
-        needed = -(-(_ONEDNN_MIN_BCDH + 1) // (filters * frames * t))
+    if defaults.conv3d_width and not cuda:
+        needed = -(-(_ONEDNN_MIN_BCDH + 1) // (defaults.conv3d_width * t))
         min_batch = needed if needed <= 4 else 1  # tiny tiles/models: padding would cost more than it saves
     if batch is None:
         batch = 4 if cuda else min_batch
@@ -111,13 +97,9 @@ def plan_tiles(card: Any, device: torch.device, task: str = "sr", tile: Optional
         budget = available_memory(device) // 4
         while t > 32 and per_px * t * t * batch > budget:
             t = (t * 3) // 4
+            t = max(facts.tile_multiple, t - t % facts.tile_multiple)
     if overlap is None:
-        if task == "segmentation":
-            overlap = max(4, t // 8)
-        elif filters:  # RAMS: 8 px of context already hide the seams; more is recomputation
-            overlap = max(4, t // 32)
-        else:
-            overlap = max(4, t // 16)
+        overlap = max(4, t // defaults.overlap_divisor)
     _check_tiling(t, int(overlap))
     return TilePlan(t, int(overlap), batch, min_batch, per_px)
 

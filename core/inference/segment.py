@@ -196,7 +196,7 @@ def segment(
     checks = check_inputs([src], "all" if models[0].channels > 1 else options.band, task="segment")
     messages.extend(str(c) for c in checks if c.level != "ok")
     enforce(checks)
-    plan = plan_tiles(models[0].card, dev, "segmentation", options.tile, options.overlap, options.batch)
+    plan = plan_tiles(models[0].card, dev, options.tile, options.overlap, options.batch)
     say(0.0, "reading input")
 
     with gdal_env(), FrameSet([src], "all", messages) as fs:

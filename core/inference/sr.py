@@ -218,7 +218,7 @@ def super_resolve(
     messages.extend(str(c) for c in checks if c.level != "ok")
     enforce(checks, options.force)
     scale = loaded.scale
-    plan = plan_tiles(loaded.card, dev, "sr", options.tile, options.overlap, options.batch)
+    plan = plan_tiles(loaded.card, dev, options.tile, options.overlap, options.batch)
     say(0.0, "reading inputs")
 
     with gdal_env(), FrameSet(paths, "all" if options.all_bands else options.band, messages) as fs:

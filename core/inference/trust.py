@@ -368,7 +368,7 @@ def _prepare_tta(options: TrustOptions, checkpoint: Any, tags: Dict[str, str], s
     recorded = tags.get("SR_TILE", "")
     if "/" in recorded and all(p.strip().isdigit() for p in recorded.split("/")):
         tile, overlap = (int(p) for p in recorded.split("/"))
-    plan = plan_tiles(loaded.card, dev, "sr", tile, overlap, None)
+    plan = plan_tiles(loaded.card, dev, tile, overlap, None)
     return _Instability(loaded, [groups.dates[i] for i in chosen], groups.fallback(fractions), channel, plan)
 
 

@@ -22,12 +22,30 @@ What each network class may declare (class attributes the registry honours):
 * ``state_shapes(**hparams)`` (class method): the state-dict shapes without
   building, for families whose ``meta``-device build is slow; the others are
   built on ``meta`` to compare a checkpoint's shapes before allocating.
+* ``MULTI_IMAGE``: the network takes a stack of revisits (``frames`` of them);
+  ``FRAMES_HPARAM`` names the hyper-parameter that receives their number.
+* ``CHANNELS_HPARAM``: the hyper-parameter that receives the number of bands
+  the network takes jointly (``in_chans`` unless said otherwise).
+* ``TILE_MULTIPLE``: tile sides the network runs best at are multiples of it
+  (HAT's attention window); the tiler keeps shrunk tiles on it.
+* ``tile_defaults(hparams, frames, cuda)`` (class method): a
+  :class:`TileDefaults` with the tile, overlap and memory the tiler starts
+  from. Like timm's pretrained configs, consumers read these facts
+  generically from the :class:`ArchSpec`, so no code outside the family's own
+  file branches on its name.
+
+Families are the modules (or packages) of :mod:`core.models.archs`: each is
+imported on first lookup, so a new architecture is one file there with one
+``@register``. A family defined elsewhere (a test's toy network) registers
+when its module is imported.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
+import pkgutil
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 
@@ -54,11 +72,13 @@ __all__ = [
     "config_from_preset",
     "unwrap",
     "TASKS",
+    "TileDefaults",
+    "archs_for",
 ]
 
 TASKS = ("sr", "segmentation")
-#: The modules whose import fills the registry (relative to this package).
-_FAMILIES = (".rams", ".hat", ".segmentation")
+#: The package whose modules fill the registry (each family registers itself on import).
+_FAMILIES_PACKAGE = __package__ + ".archs"
 
 N = TypeVar("N", bound=Type[nn.Module])
 C = TypeVar("C")
@@ -141,8 +161,33 @@ def int_list_rule(lo: int, hi: int, max_len: int = 64) -> Rule:
 
 
 @dataclass(frozen=True)
+class TileDefaults:
+    """Where the tiler starts for one network, before the device's memory is considered.
+
+    ``tile``: input pixels per tile side; ``per_px``: rough activation bytes per
+    input pixel (memory estimates); overlap is ``max(4, tile // overlap_divisor)``;
+    ``conv3d_width``: channels x frames of the network's 3-D convolutions (0: none),
+    which decides how many tiles the CPU must batch to stay on oneDNN's fast path.
+    """
+
+    tile: int
+    per_px: int
+    overlap_divisor: int = 16
+    conv3d_width: int = 0
+
+
+def _generic_tile_defaults(hparams: Mapping[str, Any], frames: int, cuda: bool) -> TileDefaults:
+    """For a family that states nothing: a mid-sized tile and a generic activation count."""
+    return TileDefaults(tile=128, per_px=4 * 64 * 8)
+
+
+@dataclass(frozen=True)
 class ArchSpec:
-    """What the registry knows about one architecture."""
+    """What the registry knows about one architecture: everything its consumers need to know.
+
+    Read generically (by the tiler, the trainer, the config checks, the area
+    workflows), never by branching on ``name``.
+    """
 
     name: str
     cls: Type[nn.Module]
@@ -153,6 +198,18 @@ class ArchSpec:
     legacy_hparams: Mapping[str, Any] = field(default_factory=dict)
     rules: Mapping[str, Rule] = field(default_factory=dict)
     state_shapes: Optional[Callable[..., Dict[str, Tuple[int, ...]]]] = None
+    multi_image: bool = False
+    frames_hparam: Optional[str] = None
+    channels_hparam: str = "in_chans"
+    tile_multiple: int = 1
+    tile_defaults: Callable[[Mapping[str, Any], int, bool], TileDefaults] = _generic_tile_defaults
+
+    def build_kwargs(self, channels: int, frames: int) -> Dict[str, Any]:
+        """The hyper-parameters that give this network ``channels`` bands and ``frames`` revisits."""
+        kwargs: Dict[str, Any] = {self.channels_hparam: int(channels)}
+        if self.frames_hparam:
+            kwargs[self.frames_hparam] = int(frames)
+        return kwargs
 
 
 _REGISTRY: Dict[str, ArchSpec] = {}
@@ -184,22 +241,35 @@ def register(name: str, task: str, presets: Mapping[str, Mapping[str, Any]],
             legacy_hparams=dict(getattr(cls, "LEGACY_HPARAMS", {}) or {}),
             rules=dict(getattr(cls, "HPARAM_RULES", {}) or {}),
             state_shapes=getattr(cls, "state_shapes", None),
+            multi_image=bool(getattr(cls, "MULTI_IMAGE", False)),
+            frames_hparam=getattr(cls, "FRAMES_HPARAM", None),
+            channels_hparam=str(getattr(cls, "CHANNELS_HPARAM", "in_chans")),
+            tile_multiple=int(getattr(cls, "TILE_MULTIPLE", 1)),
+            tile_defaults=getattr(cls, "tile_defaults", _generic_tile_defaults),
         )
         return cls
 
     return decorate
 
 
+@functools.lru_cache(maxsize=1)
 def _load_families() -> None:
-    """Import the family modules (their decorators fill the table); cheap after the first call."""
-    for module in _FAMILIES:
-        importlib.import_module(module, __package__)
+    """Import every family of :mod:`core.models.archs` (their decorators fill the table); cheap after the first."""
+    package = importlib.import_module(_FAMILIES_PACKAGE)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{_FAMILIES_PACKAGE}.{info.name}")
 
 
 def registered() -> List[str]:
     """Names of every registered architecture, sorted (registration order depends on imports)."""
     _load_families()
     return sorted(_REGISTRY)
+
+
+def archs_for(task: str) -> List[str]:
+    """Names of the registered architectures that do ``task`` (``"sr"`` or ``"segmentation"``), sorted."""
+    _load_families()
+    return sorted(name for name, s in _REGISTRY.items() if s.task == task)
 
 
 def spec(arch: str) -> ArchSpec:

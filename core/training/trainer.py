@@ -393,7 +393,7 @@ class Trainer:
                    for t, n in self.seg_nets.items()}
             # the recipe's tile and overlap, batched as inference batches them (RAMS needs a few tiles per
             # call on the CPU to stay on oneDNN's fast 3-D convolutions)
-            plan = plan_tiles(loaded.card, self.device, "sr", cfg.val_tile, cfg.val_overlap)
+            plan = plan_tiles(loaded.card, self.device, cfg.val_tile, cfg.val_overlap)
             res = evaluate_sr(loaded, self.val_scenes, bands, seg, plan, seg_plan, cfg.loss.border, anchored=False)
         res.pop("scenes", None)
         if res.get("lpips") is None:  # not computed during validation (kept cheap)

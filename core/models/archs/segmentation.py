@@ -14,13 +14,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from .padding import pad_to_multiple
-from .registry import Rule, choice_rule, config_from_preset, int_list_rule, int_rule, register
+from ..padding import pad_to_multiple
+from ..registry import Rule, TileDefaults, choice_rule, config_from_preset, int_list_rule, int_rule, register
 
 __all__ = ["SegmentationConfig", "SegmentationNet", "UNETPP_PRESETS", "EncoderWeightsError"]
 
@@ -93,6 +93,13 @@ class SegmentationNet(nn.Module):
         "decoder_channels": int_list_rule(1, 4096, max_len=5), "in_channels": int_rule(1, 64),
         "classes": int_rule(1, 64), "decoder_attention_type": choice_rule(None, "scse"),
     }
+    CHANNELS_HPARAM = "in_channels"
+    TILE_MULTIPLE = 32  # the encoder's stride at depth 5
+
+    @classmethod
+    def tile_defaults(cls, hparams: Mapping[str, Any], frames: int, cuda: bool) -> TileDefaults:
+        """256-px HR tiles (512 on CUDA) with 1/8 overlap: the receptive field is wide (about 30 % recomputed)."""
+        return TileDefaults(tile=512 if cuda else 256, per_px=4 * 64 * 12, overlap_divisor=8)
 
     def __init__(self, preset: Optional[str] = None, encoder_weights: Optional[str] = None,
                  **hparams: Any) -> None:

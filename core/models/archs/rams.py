@@ -37,16 +37,16 @@ leaves no 3-pixel checkerboard.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-from .padding import safe_reflect_pad
-from .registry import choice_rule, float_rule, int_rule, register
-from .upsampling import (
+from ..padding import safe_reflect_pad
+from ..registry import TileDefaults, choice_rule, float_rule, int_rule, register
+from ..upsampling import (
     DEFAULT_UPSAMPLER,
     LEGACY_UPSAMPLER,
     UPSAMPLERS,
@@ -226,6 +226,22 @@ class RAMS(nn.Module):
         "mean": float_rule(), "std": float_rule(0.0, open_lo=True), "in_chans": int_rule(1, 64),
         "upsampler": choice_rule(*UPSAMPLERS),
     }
+    MULTI_IMAGE = True
+    FRAMES_HPARAM = "frames"
+
+    @classmethod
+    def tile_defaults(cls, hparams: Mapping[str, Any], frames: int, cuda: bool) -> TileDefaults:
+        """256-px LR tiles with 1/32 overlap (8 px of context already hide the seams; more is recomputation).
+
+        Activations grow with filters x frames; a resize-conv upsampler runs its
+        convolutions at the output resolution (F x 3 x 9 more per pixel). Its
+        3-D convolutions are F x T wide (the CPU batches tiles to stay on oneDNN).
+        """
+        filters = int(hparams.get("filters", 32))
+        per_px = 4 * filters * frames * 8
+        if hparams.get("upsampler") == "resize_conv":
+            per_px += 4 * filters * 3 * 9
+        return TileDefaults(tile=256, per_px=per_px, overlap_divisor=32, conv3d_width=filters * frames)
 
     def __init__(self, scale: int = 3, frames: int = 9, filters: int = 32, kernel_size: int = 3,
                  r: int = 8, N: int = 12, mean: float = 0.0, std: float = 1.0, in_chans: int = 1,

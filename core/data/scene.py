@@ -39,7 +39,7 @@ from affine import Affine
 
 from ..io.atomic import remove_orphans, replace_folder, temp_path_for, write_text_atomic
 from ..io.geo import compose
-from ..io.paths import inside, safe_name
+from ..io.paths import contained, inside, safe_name
 from ..jobs import OutputError, PathLike
 from .geotiff import (
     RasterData,
@@ -288,7 +288,8 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
     lr_files = [inside(path, f, what=f"{meta_path}: lr_files[{i}]", error=SceneError)
                 for i, f in enumerate(meta.get("lr_files", []))]
     if not lr_files and lr_dir.is_dir():
-        lr_files = sorted(p for p in lr_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        lr_files = sorted(contained(p, path, what=f"{lr_dir}: revisit", error=SceneError)
+                          for p in lr_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
     if not lr_files:
         raise SceneError(f"{lr_dir}: no LR revisits found (expected one GeoTIFF per revisit in lr/)")
     dates = list(meta.get("dates", []))
@@ -331,6 +332,7 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
     hr = hr_valid = None
     hr_path = path / "hr.tif"
     if hr_path.exists():
+        contained(hr_path, path, what="HR image", error=SceneError)
         r = read_raster(hr_path)
         if r.data.shape != (c, h * scale, w * scale):
             raise SceneError(
@@ -352,7 +354,7 @@ def read_scene(path: PathLike, with_masks: bool = True) -> Scene:
                 if "masks" in meta:
                     raise SceneError(f"{mpath}: missing, but {SCENE_JSON} lists mask {key!r}")
                 continue
-            r = read_raster(mpath)
+            r = read_raster(contained(mpath, path, what=f"mask {key!r}", error=SceneError))
             if r.data.shape[1:] != (h * scale, w * scale):
                 raise SceneError(
                     f"{mpath}: mask is {r.data.shape[2]}x{r.data.shape[1]} px; the HR grid is "

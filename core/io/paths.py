@@ -7,9 +7,12 @@ opens a file outside the dataset, and ``"name": "../victim"`` makes a command
 that rewrites scenes replace a folder outside its output. Every such name goes
 through one of the two checks below before it is joined to a folder.
 
-The checks are lexical: an absolute path, a drive, or a ``..`` component is
-refused whatever the disk holds. Symbolic links an analyst placed inside a
-dataset are followed as usual; they are the analyst's choice, not the file's.
+The checks are first lexical: an absolute path, a drive, or a ``..`` component
+is refused whatever the disk holds. Then the path is resolved (symbolic links
+followed) and must still lie inside the dataset's resolved root: a downloaded
+dataset may carry ``lr/t00.tif`` as a link to any file on the machine, and a
+text check cannot see that. Links that stay inside the dataset work as usual,
+and the root itself may be a link.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Type, Union
 
 from ..jobs import InputError, JobError
 
-__all__ = ["inside", "safe_name", "is_inside"]
+__all__ = ["inside", "contained", "safe_name", "is_inside"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -52,7 +55,22 @@ def inside(root: PathLike, relative: object, what: str = "path", error: Type[Job
     parts = _parts(relative, what, error)
     if not parts:
         raise error(f"{what}: {relative!r} names the folder itself, not something inside it")
-    return Path(root).joinpath(*parts)
+    return contained(Path(root).joinpath(*parts), root, what, error)
+
+
+def contained(path: PathLike, root: PathLike, what: str = "path", error: Type[JobError] = InputError) -> Path:
+    """``path`` when, links resolved, it lies inside ``root`` (resolved too); ``error`` naming where it leads otherwise.
+
+    For files found by listing a dataset folder (``lr/*.tif``), which passed no
+    text check, and after the text check of :func:`inside`. A path that does not
+    exist yet resolves as far as it exists, so this also guards writes.
+    """
+    path = Path(path)
+    target = path.resolve()
+    if not target.is_relative_to(Path(root).resolve()):
+        raise error(f"{what}: {path} leads outside {Path(root)} (to {target}, through a link); "
+                    "only files inside the folder are read")
+    return path
 
 
 def safe_name(name: object, what: str = "name", error: Type[JobError] = InputError) -> str:

@@ -31,7 +31,7 @@ from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
 from ..jobs import InputError
-from .radiometry import Radiometry, detect_radiometry
+from .radiometry import Radiometry, check_plausible, detect_radiometry
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +338,8 @@ class FrameSet:
             for b in bands:
                 scale = float(ds.scales[b - 1]) if ds.scales else 1.0
                 offset = float(ds.offsets[b - 1]) if ds.offsets else 0.0
+                if (scale, offset) != (1.0, 0.0):  # refused before any pixel is read, not 0 valid pixels later
+                    check_plausible(scale, offset, f"{path.name} band {b}")
                 self.frames.append(
                     Frame(path, b, reader, self.grid, ds.dtypes[b - 1], ds.nodatavals[b - 1],
                           ds.descriptions[b - 1] or "", scales=(scale, offset))

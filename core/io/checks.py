@@ -41,6 +41,7 @@ __all__ = [
     "check_clouds",
     "frame_correlation",
     "check_inputs",
+    "check_every_input",
     "enforce",
 ]
 
@@ -257,15 +258,15 @@ def check_segmentation_input(pixel_size_m: Optional[float], label: str, is_sr_ou
                  "images, so objects will not have the sizes they learned.")
 
 
-def check_clouds(valid_fractions: Sequence[float], labels: Sequence[str]) -> Check:
-    """Say how many of the chosen frames are mostly cloud (more than half nodata)."""
+def check_clouds(valid_fractions: Sequence[float], labels: Sequence[str], unit: str = "frame") -> Check:
+    """Say how many of the chosen frames (or revisits: ``unit``) are mostly cloud (more than half nodata)."""
     n = len(valid_fractions)
     cloudy = [(label, v) for label, v in zip(labels, valid_fractions) if v < 1.0 - MOSTLY_CLOUD]
     if not cloudy:
-        return Check("ok", "clouds", f"None of the {n} frame(s) is mostly cloud or nodata.")
+        return Check("ok", "clouds", f"None of the {n} {unit}(s) is mostly cloud or nodata.")
     listed = ", ".join(f"{label} ({100 * v:.0f} % clear)" for label, v in cloudy)
     return Check("warning", "clouds",
-                 f"{len(cloudy)} of the {n} frame(s) are mostly cloud or nodata (more than half their pixels): "
+                 f"{len(cloudy)} of the {n} {unit}(s) are mostly cloud or nodata (more than half their pixels): "
                  f"{listed}; leave them out, or build a stack of the clearest dates.")
 
 
@@ -303,7 +304,7 @@ def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] =
     if task == "segment":
         checks.append(check_segmentation_input(first.pixel_size_m, paths[0].name, first.is_sr_output))
     else:
-        checks.append(check_pixel_size(first.pixel_size_m, paths[0].name, first.is_sr_output))
+        checks.extend(check_every_input(paths, sources, infos))
         if len(card_bands) > 1:
             date_infos, date_labels = _one_date(infos, labels, card_bands)
             checks.append(check_band_match(date_infos, card_bands, multi_image, date_labels))
@@ -311,8 +312,57 @@ def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] =
             checks.append(check_band_match(infos, card_bands, multi_image, labels))
         if len(infos) > 1 and len(card_bands) <= 1:
             checks.append(check_revisits(infos, labels, sources, samples))
-    checks.append(check_clouds([float(v.mean()) if v.size else 0.0 for _, v in samples], labels))
+    fractions = [float(v.mean()) if v.size else 0.0 for _, v in samples]
+    unit = "frame"
+    if len(card_bands) > 1 and task != "segment":  # a multi-band model: the clouds of each revisit, not of each band
+        fractions, labels = _per_revisit(fractions, infos, labels, sources)
+        unit = "revisit"
+    checks.append(check_clouds(fractions, labels, unit))
     return checks
+
+
+def _per_revisit(fractions: Sequence[float], infos: Sequence[FrameInfo], labels: Sequence[str],
+                 sources: Sequence[str]) -> Tuple[List[float], List[str]]:
+    """One clear share per revisit (file and date): a 4-band model reads the four bands of a date as one frame.
+
+    Why: the check line said "36 frame(s)" for nine revisits of four bands (issue 21).
+    The least clear band of a date stands for the date.
+    """
+    groups: dict = {}
+    names: dict = {}
+    for frac, info, src in zip(fractions, infos, sources):
+        key = (src, info.date)
+        groups.setdefault(key, []).append(frac)
+        names.setdefault(key, Path(src).name + (f" ({info.date})" if info.date else ""))
+    if len(groups) == len(fractions):
+        return list(fractions), list(labels)
+    return [min(v) for v in groups.values()], list(names.values())
+
+
+def check_every_input(paths: Sequence[Path], sources: Sequence[str], infos: Sequence[FrameInfo]) -> List[Check]:
+    """The pixel size of *every* input file (one check per file that is not a 10 m raster, else one ``ok``).
+
+    Why every one: only the first used to be checked, so a super-resolved
+    output ticked among the revisits ("t00 SR x3") passed and was fused as a
+    revisit (issue 21). An SR output among several inputs is refused with a
+    sentence that says to untick it.
+    """
+    first_info = {}
+    for src, info in zip(sources, infos):
+        first_info.setdefault(str(src), info)
+    found: List[Check] = []
+    for p in paths:
+        info = first_info.get(str(p))
+        if info is None:
+            continue
+        check = check_pixel_size(info.pixel_size_m, p.name, info.is_sr_output)
+        if check.code == "sr_output" and len(paths) > 1:
+            check = Check("refusal", "sr_output",
+                          f"{p.name} is a super-resolved output (3.33 m pixels or this tool's scale metadata), not a "
+                          "Sentinel-2 revisit: untick it; only 10 m revisits can be fused.")
+        found.append(check)
+    bad = [c for c in found if c.level != "ok"]
+    return bad or found[:1]
 
 
 def _one_date(infos: Sequence[FrameInfo], labels: Sequence[str],

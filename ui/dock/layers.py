@@ -43,6 +43,7 @@ from ..styles import (
 
 __all__ = [
     "InputSpec",
+    "is_sr_output_layer",
     "group_for",
     "add_to_group",
     "describe_grid",
@@ -102,6 +103,31 @@ def _close(a: QgsRectangle, b: QgsRectangle, px: float) -> bool:
 
 def _close_px(a: Tuple[float, float], b: Tuple[float, float]) -> bool:
     return abs(a[0] - b[0]) <= abs(b[0]) * 1e-6 and abs(a[1] - b[1]) <= abs(b[1]) * 1e-6
+
+
+#: Ground pixel of this tool's x3 outputs (m), and the tolerance of core.io.checks.
+_SR_PIXEL_M, _PIXEL_TOLERANCE = 10.0 / 3.0, 0.15
+
+
+def is_sr_output_layer(layer: QgsRasterLayer) -> bool:
+    """Whether a layer is a super-resolved output (this tool's scale metadata, or ~3.33 m pixels in metres).
+
+    Such a layer is no Sentinel-2 revisit: the Super-resolve tab does not offer
+    it among the revisits (issue 21). Reads the file's metadata only (GDAL), on
+    the main thread.
+    """
+    metres = layer.crs().isValid() and not layer.crs().isGeographic()  # projected: metres in practice
+    if metres and abs(abs(layer.rasterUnitsPerPixelX()) / _SR_PIXEL_M - 1.0) <= _PIXEL_TOLERANCE:
+        return True
+    path = layer.source().split("|")[0]
+    try:
+        from osgeo import gdal
+
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
+        tags = (ds.GetMetadata() or {}) if ds is not None else {}
+    except Exception:  # not a file GDAL opens (a WMS...): not ours
+        return False
+    return "SR_SCALE" in tags or "SR_MODEL" in tags
 
 
 def describe_grid(layers: Sequence[QgsRasterLayer]) -> Tuple[List[str], List[str]]:

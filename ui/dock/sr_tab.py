@@ -50,6 +50,7 @@ from .layers import (
     add_trust_layer,
     describe_grid,
     group_for,
+    is_sr_output_layer,
     map_extent_in_grid,
     trust_note,
 )
@@ -273,13 +274,13 @@ class SuperResolveTab(QWidget):
         self._input_changed()
 
     def refresh_revisits(self) -> None:
-        """List the project's raster layers as revisits to tick; keep what was ticked."""
+        """List the project's raster layers as revisits to tick (not SR outputs: issue 21); keep what was ticked."""
         checked = {it.data(Qt.ItemDataRole.UserRole) for it in self._revisit_items()
                    if it.checkState() == Qt.CheckState.Checked}
         self.revisit_list.blockSignals(True)
         self.revisit_list.clear()
         for layer in QgsProject.instance().mapLayers().values():
-            if isinstance(layer, QgsRasterLayer):
+            if isinstance(layer, QgsRasterLayer) and not is_sr_output_layer(layer):
                 item = QListWidgetItem(layer.name())
                 item.setData(Qt.ItemDataRole.UserRole, layer.id())
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)

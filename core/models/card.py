@@ -112,7 +112,7 @@ class ModelCard:
     def in_chans(self) -> int:
         """Bands per frame the network takes (and, for SR, returns)."""
         hp = self.hparams
-        return int(hp.get("in_chans", hp.get("in_channels", 1)))
+        return int(hp.get(registry.spec(self.arch).channels_hparam, 1))
 
     @property
     def upsampler(self) -> Optional[str]:

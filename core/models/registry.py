@@ -204,13 +204,6 @@ class ArchSpec:
     tile_multiple: int = 1
     tile_defaults: Callable[[Mapping[str, Any], int, bool], TileDefaults] = _generic_tile_defaults
 
-    def build_kwargs(self, channels: int, frames: int) -> Dict[str, Any]:
-        """The hyper-parameters that give this network ``channels`` bands and ``frames`` revisits."""
-        kwargs: Dict[str, Any] = {self.channels_hparam: int(channels)}
-        if self.frames_hparam:
-            kwargs[self.frames_hparam] = int(frames)
-        return kwargs
-
 
 _REGISTRY: Dict[str, ArchSpec] = {}
 

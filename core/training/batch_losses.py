@@ -18,6 +18,7 @@ from torch import nn
 
 from ..evaluation.segnets import FrozenSegNet, Normalization
 from ..inference.sr import model_input
+from ..models.registry import spec
 from .config import TrainConfig
 from .loss_terms import LOSS_TERMS, Batch
 
@@ -42,7 +43,7 @@ class LossComputer:
         self.norm = norm
         self.seg_nets = seg_nets
         # frames the SR network takes at once (1: single-image), from the recipe, not the (DDP-wrapped) module
-        self.frames = 1 if config.model.arch == "hat" else int(config.data.frames)
+        self.frames = int(config.data.frames) if spec(config.model.arch).multi_image else 1
         self.device = device
         self.amp_dtype = amp_dtype
         self.names = config.loss_names

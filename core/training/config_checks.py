@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ..models.registry import archs_for, spec
 from .config_schema import (
     AMP_MODES,
     DATA_VERSIONS,
@@ -25,10 +26,8 @@ from .config_schema import (
     PATCH_LIMITS,
     RUN_OUTPUTS,
     SCHEDULERS,
-    SEG_ARCHS,
     SEG_LOSSES,
     SEG_METRICS,
-    SR_ARCHS,
     SR_LOSSES,
     SR_METRICS,
     TARGETS,
@@ -118,20 +117,20 @@ def validate_config(config: TrainConfig, check_files: bool = True) -> None:
         )
     if config.task == "segmentation":
         _choice(config.target, TARGETS, "target")
-        _choice(m.arch, SEG_ARCHS, "model.arch")
+        _choice(m.arch, archs_for("segmentation"), "model.arch")
         allowed_losses = SEG_LOSSES
         if not config.loss.terms:
             config.loss.terms = [LossTermConfig(name="dice", weight=1.0)]
     else:
         if config.target is not None:
             raise ConfigError("target: only segmentation runs have a target; remove it for task 'sr'")
-        _choice(m.arch, SR_ARCHS, "model.arch")
+        _choice(m.arch, archs_for("sr"), "model.arch")
         allowed_losses = SR_LOSSES
         if not config.loss.terms:
             config.loss.terms = [LossTermConfig(name="cl1", weight=1.0)]
-        if m.arch == "hat" and d.frames != 1:
-            raise ConfigError("data.frames: HAT is single-image; set data.frames to 1 (its bands are in_chans, "
-                              "set from data.bands)")
+        if not spec(m.arch).multi_image and d.frames != 1:
+            raise ConfigError(f"data.frames: {m.arch.upper()} is single-image; set data.frames to 1 (its bands "
+                              "are in_chans, set from data.bands)")
 
     _validate_losses(config, allowed_losses)
     metric, _ = config.resolved_best_metric()

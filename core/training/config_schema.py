@@ -29,8 +29,6 @@ __all__ = [
     "SEG_LOSSES",
     "TASK_LOSS_TARGETS",
     "HR_LOSSES",
-    "SR_ARCHS",
-    "SEG_ARCHS",
     "TARGETS",
     "OPTIMIZERS",
     "SCHEDULERS",
@@ -51,8 +49,6 @@ SR_LOSSES = tuple(terms_for("sr"))
 SEG_LOSSES = tuple(terms_for("segmentation"))
 TASK_LOSS_TARGETS = {n: t.target for n, t in LOSS_TERMS.items() if t.target}
 HR_LOSSES = tuple(n for n, t in LOSS_TERMS.items() if t.needs_hr)  # losses that need the HR image
-SR_ARCHS = ("rams", "hat")
-SEG_ARCHS = ("unetpp",)
 TARGETS = ("buildings", "roads")
 OPTIMIZERS = ("adam", "nadam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ..models.registry import registered
 from .config import (
     REFERENCE_PREFIX,
     ConfigError,
@@ -158,8 +159,9 @@ def load_profile(path) -> Dict[str, List[str]]:
         raise ConfigError(f"{path}: a profile maps rams / hat / unetpp / finetune to lists of KEY=VALUE")
     profile: Dict[str, List[str]] = {}
     for key, items in data.items():
-        if key not in ("rams", "hat", "unetpp", "finetune"):
-            raise ConfigError(f"{path}: unknown profile section {key!r} (rams, hat, unetpp, finetune)")
+        sections = registered() + ["finetune"]
+        if key not in sections:
+            raise ConfigError(f"{path}: unknown profile section {key!r} ({', '.join(sections)})")
         if not isinstance(items, list) or not all(isinstance(i, str) and "=" in i for i in items):
             raise ConfigError(f"{path}: {key}: expected a list of KEY=VALUE strings")
         profile[key] = list(items)

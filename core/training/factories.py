@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..evaluation.segnets import Normalization
+from ..models.registry import spec
 from .config import ConfigError, TrainConfig
 
 __all__ = [
@@ -148,15 +149,14 @@ def build_model(config: TrainConfig, device: torch.device) -> Tuple[torch.nn.Mod
         kwargs = dict(config.model.hparams)
         if config.model.preset:
             kwargs["preset"] = config.model.preset
+        family = spec(config.model.arch)
         channels = len(config.data.bands) if config.data.bands else 1
         if config.task == "sr":
             kwargs.setdefault("scale", config.model.scale)
-            if config.model.arch == "rams":
-                kwargs.setdefault("frames", config.data.frames)
-            if channels > 1:  # data.bands decides how many bands the network takes jointly
-                kwargs["in_chans"] = channels
-        elif channels > 1:
-            kwargs["in_channels"] = channels
+        if family.frames_hparam:
+            kwargs.setdefault(family.frames_hparam, config.data.frames)
+        if channels > 1:  # data.bands decides how many bands the network takes jointly
+            kwargs[family.channels_hparam] = channels
         model = build(config.model.arch, **kwargs)
     return model.to(device), init_card
 

@@ -52,6 +52,7 @@ __all__ = [
     "list_models",
     "model_card",
     "shipped_models_dir",
+    "shipped_checkpoint",
     "adapt_area",
 ]
 
@@ -242,6 +243,26 @@ def list_models(dirs: Optional[Iterable[PathLike]] = None, include_shipped: bool
                 continue
             found.append((path, card))
     return found
+
+
+def shipped_checkpoint(task: str, target: Optional[str] = None, one_band: bool = False) -> Optional[Path]:
+    """The first shipped checkpoint for ``task`` ("sr" or "segmentation") and ``target``, or None.
+
+    Reads the cards as plain JSON (:mod:`core.models.card_peek`), without
+    PyTorch: the Processing provider calls it while QGIS starts (issue 21).
+    ``one_band``: only a network taking one band.
+    """
+    from .models.card_peek import card_bands, card_target, card_task, peek_card
+
+    folder = shipped_models_dir()
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        card = peek_card(path)
+        if card is None or card_task(card) != task or (target is not None and card_target(card) != target):
+            continue
+        if one_band and len(card_bands(card)) > 1:
+            continue
+        return path
+    return None
 
 
 def build_stack(inputs, out_path, options=None, progress: Optional[Progress] = None,

@@ -98,16 +98,13 @@ def shipped_default(task: str, target: Optional[str] = None, one_band: bool = Fa
     ``one_band``: only a network taking one band (the area workflows prepare one band; the shipped SR
     networks take four, so such a parameter starts empty rather than with a file that would be refused).
     """
-    try:
+    try:  # the cards as plain JSON: no PyTorch while QGIS starts (issue 21)
         from ...core import api
 
-        for path, card in api.list_models():
-            if card.task == task and (target is None or card.target == target) and (
-                    not one_band or len(card.bands) <= 1):
-                return str(path)
+        found = api.shipped_checkpoint(task, target, one_band=one_band)
+        return str(found) if found is not None else None
     except Exception:  # a broken shipped file must not break the toolbox
-        pass
-    return None
+        return None
 
 
 # --------------------------------------------------------------------------- options -> parameters

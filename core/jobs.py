@@ -29,6 +29,7 @@ __all__ = [
     "check_cancel",
     "trust_path_for",
     "unique_path",
+    "error_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,36 @@ class InputError(JobError, ValueError):
 
 class OutputError(JobError, OSError):
     """An output that cannot be written (folder missing, not writable, disk full, same as an input)."""
+
+
+#: What a library says when the real reason is the exception it chained (rasterio >= 1.4 on GDAL errors).
+_SEE_CAUSE = re.compile(r"see (the )?previous exception", re.IGNORECASE)
+
+
+def error_text(exc: BaseException) -> str:
+    """The exception's message on one line, followed by those of the exceptions it was raised from.
+
+    Why: with rasterio 1.4 (Debian 13 and later) a damaged GeoTIFF fails with
+    "Read failed. See previous exception for details.", and GDAL's own messages
+    (which file and band, which tile, how many bytes were missing) are only in
+    ``__cause__``. They are collected here, each once, in the order raised;
+    a message that only points to "the previous exception" is left out and its
+    implicit context (``__context__``) followed as well.
+    """
+    parts = []
+    node: Optional[BaseException] = exc
+    for _ in range(16):  # chains are short; a cycle must not hang an error message
+        if node is None:
+            break
+        text = " ".join(str(node).split())
+        generic = not text or bool(_SEE_CAUSE.search(text))
+        if not generic and not any(text in p for p in parts):
+            parts.append(text)
+        following = node.__cause__
+        if following is None and generic and not node.__suppress_context__:
+            following = node.__context__
+        node = following
+    return "; ".join(parts) or type(exc).__name__
 
 
 class CancelToken:

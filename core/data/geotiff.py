@@ -22,7 +22,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 
 from ..io.writer import CPLError, verify_geotiff
-from ..jobs import InputError, OutputError, PathLike
+from ..jobs import InputError, OutputError, PathLike, error_text
 
 __all__ = ["SceneError", "RasterData", "to_dn", "from_dn", "read_raster", "write_geotiff", "same_transform",
            "same_crs", "GRID_TOLERANCE"]
@@ -102,7 +102,7 @@ def read_raster(path: PathLike) -> RasterData:
                 has_georef = bool(ds.crs) or transform != Affine.identity()
                 return RasterData(data, ds.nodata, crs, transform, list(ds.descriptions), has_georef)
     except (RasterioIOError, RasterioError, CPLError) as exc:
-        raise SceneError(f"{path}: not a raster GDAL can read, or damaged ({' '.join(str(exc).split())})") from None
+        raise SceneError(f"{path}: not a raster GDAL can read, or damaged ({error_text(exc)})") from None
 
 
 def write_geotiff(

@@ -25,13 +25,20 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
-from ..jobs import InputError
+from ..jobs import InputError, error_text
 from .radiometry import Radiometry, check_plausible, detect_radiometry
+
+try:  # GDAL errors rasterio raises as exceptions of their own (block reads), not OSError subclasses
+    from rasterio._err import CPLE_BaseError as _CPLError
+except ImportError:  # pragma: no cover - rasterio moved it
+    _CPLError = RasterioError
+#: What a failing GDAL read may raise through rasterio.
+GDAL_READ_ERRORS = (OSError, RasterioError, _CPLError)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ def open_raster(path: PathLike):
     try:
         ds = rasterio.open(p)
     except RasterioIOError as exc:
-        raise InputError(f"{p}: not a raster GDAL can read ({exc})") from exc
+        raise InputError(f"{p}: not a raster GDAL can read ({error_text(exc)})") from exc
     if ds.count < 1:
         ds.close()
         raise InputError(f"{p}: holds no raster bands")
@@ -220,14 +227,26 @@ class Frame:
         return f"{name} ({self.description})" if self.description else name
 
     def _read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
+        """Values and valid mask of ``window``; a GDAL failure becomes an :class:`InputError` naming the file.
+
+        GDAL reads blocks lazily, so a truncated or damaged file opens fine and
+        fails here, mid-job. rasterio >= 1.4 then says only "Read failed. See
+        previous exception for details."; the file, band, rows and GDAL's
+        reason (from the exception's causes) are what the analyst needs.
+        """
         kw = {"window": window}
-        data = self.reader.read(self.bidx, out_dtype="float32", **kw)
-        valid = np.isfinite(data)
-        mode, nodata = self._mask_mode()
-        if mode == "nodata" and nodata is not None and not np.isnan(nodata):
-            valid &= data != np.float32(nodata)
-        elif mode == "read":  # an internal mask or alpha band: ask GDAL (a second read)
-            valid &= self.reader.read_masks(self.bidx, **kw) > 0
+        try:
+            data = self.reader.read(self.bidx, out_dtype="float32", **kw)
+            valid = np.isfinite(data)
+            mode, nodata = self._mask_mode()
+            if mode == "nodata" and nodata is not None and not np.isnan(nodata):
+                valid &= data != np.float32(nodata)
+            elif mode == "read":  # an internal mask or alpha band: ask GDAL (a second read)
+                valid &= self.reader.read_masks(self.bidx, **kw) > 0
+        except GDAL_READ_ERRORS as exc:
+            rows = f"rows {int(window.row_off)}-{int(window.row_off + window.height) - 1}"
+            raise InputError(f"{self.path}: band {self.bidx} cannot be read ({rows}): {error_text(exc)}; "
+                             "the file is damaged or incomplete (an interrupted copy or download?)") from exc
         data[~valid] = 0.0
         return data, valid
 

@@ -98,10 +98,10 @@ def meta_device() -> Iterator[Any]:
     which modules the process imported before.
     """
     hook = _ImportsOnDevice(_default_device())
-    sys.meta_path.insert(0, hook)
-    try:
-        with torch.device("meta"):
+    with torch.device("meta"):  # entered first: torch imports what device contexts need (torch.utils._device)
+        sys.meta_path.insert(0, hook)
+        try:
             yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(hook)
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(hook)

@@ -58,10 +58,21 @@ from .model_store import ModelEntry, card_html
 from .option_widgets import OptionWidgets, tick_box
 from .product_dialog import EXPORT, STACK, ProductDialog
 
-__all__ = ["SuperResolveTab", "SINGLE", "REVISITS", "DATES", "ARCH_FILTERS", "DEVICES"]
+__all__ = ["SuperResolveTab", "SINGLE", "REVISITS", "DATES", "ANY_ARCH", "arch_filters", "DEVICES"]
 
 SINGLE, REVISITS, DATES = 0, 1, 2
-ARCH_FILTERS = (("Any architecture", None), ("RAMS (multi-image)", "rams"), ("HAT (single image)", "hat"))
+ANY_ARCH = ("Any architecture", None)
+
+
+def arch_filters(entries: Sequence[ModelEntry]) -> List[Tuple[str, Optional[str]]]:
+    """The architecture filter's choices: one per SR architecture among the listed checkpoints, from their cards.
+
+    Why from the cards: the UI must not import the networks' code (torch) to
+    learn their names, and a checkpoint of a new architecture shows up here
+    without a list to keep in step.
+    """
+    kinds = {e.arch: "multi-image" if e.card.is_multi_image else "single image" for e in entries if e.task == "sr"}
+    return [ANY_ARCH] + [(f"{arch.upper()} ({kind})", arch) for arch, kind in sorted(kinds.items())]
 DEVICES = (("CPU", "cpu"), ("GPU (CUDA)", "cuda"))
 #: ``SuperResolveOptions`` fields shown as generated widgets (the others have hand-made ones above them)
 MORE_OPTIONS = ("all_bands",)
@@ -164,8 +175,7 @@ class SuperResolveTab(QWidget):
         form = narrow_form(QFormLayout(box))
         self.arch_combo = QComboBox()
         self.arch_combo.setObjectName("archCombo")
-        for text, key in ARCH_FILTERS:
-            self.arch_combo.addItem(text, key)
+        self.arch_combo.addItem(*ANY_ARCH)
         form.addRow("Architecture", self.arch_combo)
         row = QHBoxLayout()
         self.checkpoint_combo = QComboBox()
@@ -221,6 +231,7 @@ class SuperResolveTab(QWidget):
     # ------------------------------------------------------------------ models
     def fill_checkpoints(self) -> None:
         """List the SR checkpoints of the chosen architecture; the remembered choice wins."""
+        self._fill_arch_filters()
         arch = self.arch_combo.currentData()
         # The remembered choice first: add_checkpoint() sets it to the file just added, which must win
         # over what the combo showed before; otherwise it is the combo's own selection anyway.
@@ -236,6 +247,16 @@ class SuperResolveTab(QWidget):
         self.checkpoint_combo.setCurrentIndex(idx if idx >= 0 else (0 if self.checkpoint_combo.count() else -1))
         self.checkpoint_combo.blockSignals(False)
         self._checkpoint_changed()
+
+    def _fill_arch_filters(self) -> None:
+        """Offer the architectures of the listed checkpoints, keeping the current choice when it is still there."""
+        current = self.arch_combo.currentData()
+        self.arch_combo.blockSignals(True)
+        self.arch_combo.clear()
+        for text, key in arch_filters(self.dock.models):
+            self.arch_combo.addItem(text, key)
+        self.arch_combo.setCurrentIndex(max(0, self.arch_combo.findData(current)))
+        self.arch_combo.blockSignals(False)
 
     def current_entry(self) -> Optional[ModelEntry]:
         return self.dock.entry_for(self.checkpoint_combo.currentData())

@@ -42,7 +42,7 @@ from .area_panel import AreaPanel
 from .form import FORM_WIDGETS, RecipeForm
 from .history import TrainHistory, format_eta
 from .plot import CurvePlot
-from .presets import PLUGIN_ROOT, TASKS, Preset, load_presets
+from .presets import PLUGIN_ROOT, Preset, load_presets, task_choices
 from .process import STOP_GRACE_MS, JsonlProcess, module_command, split_module_args
 from .recipe import check_config, default_out_dir, recipe_notes, resolve
 
@@ -153,10 +153,7 @@ class TrainDialog(QDialog):
         row.addWidget(self.data_dir, 1)
         row.addWidget(self.synth_button)
         form.addRow("Dataset folder", row)
-        self.task_combo = QComboBox()
-        for text, key in TASKS:
-            self.task_combo.addItem(text, key)
-        self.task_combo.setCurrentIndex(2)
+        self.task_combo = QComboBox()  # filled from the recipes (see _load_presets)
         form.addRow("Task", self.task_combo)
         self.preset_combo = QComboBox()
         form.addRow("Recipe", self.preset_combo)
@@ -211,6 +208,13 @@ class TrainDialog(QDialog):
         except Exception as exc:
             self.presets = []
             self.append_log(f"could not read the recipes: {exc}")
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        for text, key in task_choices(self.presets):
+            self.task_combo.addItem(text, key)
+        sr = [i for i in range(self.task_combo.count()) if not str(self.task_combo.itemData(i)).startswith("seg_")]
+        self.task_combo.setCurrentIndex(sr[0] if sr else 0)  # super-resolution first: the study's subject
+        self.task_combo.blockSignals(False)
         self._task_changed()
 
     def _task_changed(self, *_args: Any) -> None:

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from qgis.core import Qgis
 
 from ..log import log
 
-__all__ = ["PLUGIN_ROOT", "CONFIG_DIRS", "TASKS", "Preset", "kind_of", "load_presets"]
+__all__ = ["PLUGIN_ROOT", "CONFIG_DIRS", "Preset", "kind_of", "task_choices", "load_presets"]
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIRS = (PLUGIN_ROOT / "resources" / "configs", PLUGIN_ROOT / "resources" / "configs" / "experiments")
-TASKS = (
-    ("Segmentation: buildings (UNet++ on HR)", "seg_buildings"),
-    ("Segmentation: roads (UNet++ on HR)", "seg_roads"),
-    ("Super-resolution: RAMS (multi-image)", "rams"),
-    ("Super-resolution: HAT (single image)", "hat"),
-)
 
 
 @dataclass
@@ -32,7 +26,7 @@ class Preset:
 
     path: Path
     title: str
-    kind: str  # one of the TASKS keys
+    kind: str  # "seg_<target>" or the SR architecture's name (see kind_of)
     data: Dict[str, Any]
 
 
@@ -49,9 +43,33 @@ def _first_comment(path: Path) -> str:
 
 
 def kind_of(data: Dict[str, Any]) -> str:
+    """The dialog's task key of a resolved recipe: ``seg_<target>`` or the SR architecture's name."""
     if data.get("task") == "segmentation":
         return f"seg_{data.get('target') or 'buildings'}"
-    return str((data.get("model") or {}).get("arch") or "rams")
+    return str((data.get("model") or {}).get("arch") or "rams").lower()
+
+
+def _task_title(data: Dict[str, Any]) -> str:
+    arch = str((data.get("model") or {}).get("arch") or "").upper()
+    if data.get("task") == "segmentation":
+        return f"Segmentation: {data.get('target') or 'buildings'} ({arch} on HR)"
+    frames = int((data.get("data") or {}).get("frames") or 1)
+    return f"Super-resolution: {arch} ({'multi-image' if frames > 1 else 'single image'})"
+
+
+def task_choices(presets: List[Preset]) -> List[Tuple[str, str]]:
+    """``(title, kind)`` of every task the recipes cover: segmentation, then multi-image SR, then single-image SR.
+
+    Why from the recipes: a recipe for a new architecture brings its task to
+    the dialog; nothing here lists architectures by name.
+    """
+    order: Dict[str, Tuple[int, str]] = {}
+    for p in presets:
+        if p.kind not in order:
+            frames = int((p.data.get("data") or {}).get("frames") or 1)
+            group = 0 if p.kind.startswith("seg_") else (1 if frames > 1 else 2)
+            order[p.kind] = (group, _task_title(p.data))
+    return [(title, kind) for kind, (_, title) in sorted(order.items(), key=lambda kv: (kv[1][0], kv[0]))]
 
 
 def load_presets(dirs=CONFIG_DIRS) -> List[Preset]:

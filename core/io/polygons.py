@@ -28,6 +28,7 @@ from rasterio.windows import transform as window_transform
 
 from ..jobs import OutputError
 from .atomic import atomic_write
+from .geo import apply
 
 __all__ = ["RasterStat", "write_mask_vectors", "polygon_stats"]
 
@@ -72,8 +73,7 @@ def polygon_stats(geom: Dict[str, Any], datasets: Sequence[Tuple[RasterStat, Any
     from rasterio import features
 
     coords = np.concatenate([np.asarray(ring, dtype=np.float64) for ring in geom["coordinates"]])
-    inv = ~transform
-    cols, rows = inv * (coords[:, 0], coords[:, 1])
+    cols, rows = apply(~transform, coords[:, 0], coords[:, 1])  # not ``*``: affine 3 warns at every call
     r0, r1 = max(0, int(math.floor(np.min(rows)))), min(shape[0], int(math.ceil(np.max(rows))))
     c0, c1 = max(0, int(math.floor(np.min(cols)))), min(shape[1], int(math.ceil(np.max(cols))))
     sums = [0.0] * len(datasets)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Optional, Sequence, Tuple
 
 from .. import __version__
 from ..jobs import Cancelled, JobError
 from . import cmd_area, cmd_data, cmd_demo, cmd_models, cmd_predict, cmd_stack, cmd_train, cmd_trust
+from .progress import fresh_line
 
 #: Command modules, in the order their commands appear in ``--help``.
 COMMAND_MODULES = (cmd_data, cmd_stack, cmd_models, cmd_predict, cmd_trust, cmd_train, cmd_demo, cmd_area)
@@ -50,19 +52,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _terminate_like_interrupt()
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        fresh_line()
+        print("terminated (SIGTERM); stopped cleanly, no partial output left", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
+        fresh_line()
         print("interrupted", file=sys.stderr)
         return 130
     except Cancelled as exc:
+        fresh_line()
         print(f"cancelled: {one_line(exc)}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - every error ends as one line (the traceback with -v)
         if args.verbose:
             raise
+        fresh_line()
         print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 1 if isinstance(exc, user_error_types()) else EXIT_INTERNAL
+    finally:
+        _restore_sigterm(previous)
+
+
+#: Exit status after SIGTERM: 128 + 15, what a shell reports for a process the signal ended.
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so every job cleans up (temporary files) as it does for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _terminate_like_interrupt() -> object:
+    """Make SIGTERM (a batch scheduler's or ``kill``'s stop) unwind like Ctrl-C; returns the handler it replaced.
+
+    Python's default for SIGTERM is to die on the spot: no ``finally``, so the
+    hidden ``.partial-*`` output stays and nothing is printed. Only the main
+    thread may set handlers; elsewhere (e.g. a test runner's thread) nothing changes.
+    """
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _restore_sigterm(previous: object) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: Exit status of an error the code did not foresee (a bug to report), as BSD's EX_SOFTWARE.

@@ -8,7 +8,19 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ..io.jsonsafe import json_safe
 
-__all__ = ["progress_bar", "run_job", "run_with_bar", "print_messages", "event_printer"]
+__all__ = ["progress_bar", "fresh_line", "run_job", "run_with_bar", "print_messages", "event_printer"]
+
+#: Whether a progress bar has drawn on stderr since the last line ended there. A bar redraws one line with
+#: carriage returns; whatever is printed next must start a line of its own, or a log shows it glued to the bar.
+_BAR_DREW = [False]
+
+
+def fresh_line() -> None:
+    """End the progress bar's line on stderr when a bar drew on it, so the next line (``error: ...``) starts clean."""
+    if _BAR_DREW[0]:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+        _BAR_DREW[0] = False
 
 
 def progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -21,39 +33,51 @@ def progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], 
         bar.n = round(fraction * 100, 1)
         bar.set_postfix_str(message, refresh=False)
         bar.refresh()
+        _BAR_DREW[0] = True
 
     return update, bar.close
+
+
+def _attempt(fn: Callable[..., Any], kwargs: Dict[str, Any]) -> Tuple[Any, int, Optional[str]]:
+    """Run a job: (result, exit code, the one line to print when it ended early, or None)."""
+    from ..jobs import Cancelled, OutputError
+
+    try:
+        return fn(**kwargs), 0, None
+    except Cancelled as exc:
+        return None, 130, f"cancelled: {exc}"
+    except OutputError as exc:
+        return None, 1, f"error: {exc}"
 
 
 def run_job(fn, **kwargs):
     """Run an inference job; returns (result, exit code).
 
-    Ctrl-C arrives as KeyboardInterrupt inside the job, whose cleanup removes
-    the temporary files; output problems (an ``OSError`` the CLI's generic
-    handler would not word) are printed as one line.
+    Ctrl-C (and SIGTERM, see ``core.cli.main``) arrives as KeyboardInterrupt
+    inside the job, whose cleanup removes the temporary files; output problems
+    (an ``OSError`` the CLI's generic handler would not word) are printed as one line.
     """
-    from ..jobs import Cancelled, OutputError
-
-    try:
-        return fn(**kwargs), 0
-    except Cancelled as exc:
-        print(f"cancelled: {exc}", file=sys.stderr)
-        return None, 130
-    except OutputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None, 1
+    result, code, line = _attempt(fn, kwargs)
+    if line:
+        print(line, file=sys.stderr)
+    return result, code
 
 
 def run_with_bar(desc: str, fn: Callable[..., Any], **kwargs: Any) -> Tuple[Any, int]:
     """:func:`run_job` with a progress bar called ``desc`` passed as ``progress`` and closed however it ends.
 
-    Every inference command runs its job this way; one place keeps the bar from outliving the job.
+    Every inference command runs its job this way; one place keeps the bar from
+    outliving the job, and the job's last line is printed after the bar, on a line of its own.
     """
     update, close = progress_bar(desc)
     try:
-        return run_job(fn, progress=update, **kwargs)
+        result, code, line = _attempt(fn, {**kwargs, "progress": update})
     finally:
         close()
+    if line:
+        fresh_line()
+        print(line, file=sys.stderr)
+    return result, code
 
 
 def print_messages(messages: Iterable[str]) -> None:

@@ -131,6 +131,9 @@ class GeoTiffSink:
         except GDAL_ERRORS as exc:
             self._remove_tmp()
             raise OutputError(f"{self.path}: cannot create the output ({exc})") from exc
+        except BaseException:  # Ctrl-C or SIGTERM as the file was being created: it must not stay behind
+            self._remove_tmp()
+            raise
         try:
             if tags:
                 self._ds.update_tags(**tags)

@@ -1,0 +1,77 @@
+"""Signals and the CLI's last line (issue 23, cases 11 and 12): SIGTERM unwinds like Ctrl-C; errors start a line.
+
+Real commands in a fresh interpreter (``python -m core.cli``) on real rasters
+and products; the signal is a real SIGTERM sent while the output is being written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.robustness_support import ROOT
+from tests.s2_fixtures import make_safe, textured_scene, write_geotiff
+
+#: Side of the test rasters: large enough that writing the stack takes a few seconds on a loaded 2-core machine.
+SIDE = 1024
+
+
+def dated_rasters(folder: Path) -> list:
+    """Three dated single-band GeoTIFFs of B08 (L2A DN) of one area."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dn = (textured_scene(SIDE, seed=3) * 10000).astype(np.uint16)
+    paths = []
+    for day in ("20230512", "20230601", "20230703"):
+        paths.append(write_geotiff(folder / f"T34UDA_{day}_B08.tif", dn, tags={"S2_LEVEL": "L2A"}))
+    return paths
+
+
+def test_sigterm_while_writing_cleans_up_and_says_so(tmp_path):
+    inputs = dated_rasters(tmp_path / "in")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "stack", *map(str, inputs), "--bands", "B08",
+                             "--out", str(out_dir / "stack.tif")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if any(".partial-" in p.name for p in out_dir.iterdir()):
+                time.sleep(0.2)  # well into writing rows
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the command ended before its output was being written: make SIDE larger"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    lines = [line for line in err.split("\n") if line.strip()]
+    assert lines[-1].startswith("terminated (SIGTERM)"), err
+    assert "Traceback" not in err
+    assert list(out_dir.iterdir()) == []  # neither the output nor its hidden .partial-* file
+
+
+def test_error_after_the_progress_bar_starts_a_line_of_its_own(tmp_path):
+    good = make_safe(tmp_path / "dl", date="2023-05-12", size=60)
+    bad = make_safe(tmp_path / "dl", date="2023-06-01", size=60)
+    mtd = bad / "MTD_MSIL2A.xml"
+    mtd.write_text(re.sub(r"(<BOA_QUANTIFICATION_VALUE[^>]*>)[^<]*", r"\g<1>ten thousand", mtd.read_text()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "stack", str(good), str(bad), "--out",
+                           str(tmp_path / "stack.tif")], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    err = proc.stderr.decode()  # bytes as written: text mode would turn the bar's carriage returns into newlines
+    assert proc.returncode == 1, err
+    assert "stacking" in err  # the bar drew before the error
+    errors = [line for line in err.split("\n") if line.startswith("error:")]  # "\n" only, as a log splits
+    assert len(errors) == 1 and "'ten thousand'" in errors[0], repr(err)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import RESOURCES
 from .evaluation.compare import CompareResult, MaskSource  # plain dataclasses: cheap to import
@@ -29,7 +29,7 @@ from .jobs import (  # the job primitives the UI needs
     sub_progress,
     trust_path_for,
 )
-from .options import AreaOptions, EvaluateOptions, SegmentOptions, SuperResolveOptions, TrustOptions
+from .options import AreaOptions, CompareOptions, EvaluateOptions, SegmentOptions, SuperResolveOptions, TrustOptions, WaldOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ __all__ = [
     "model_card",
     "shipped_models_dir",
     "shipped_checkpoint",
+    "finetune_area",
     "adapt_area",
 ]
 
@@ -141,18 +142,22 @@ def evaluate(checkpoint: PathLike, data_root: PathLike, seg_buildings: Optional[
                                options=options or EvaluateOptions(), progress=progress)
 
 
-def compare_outputs(outputs, reference=None, reference_band: int = 1, masks=None, seg_checkpoints=None,
-                    device: str = "cpu", border: int = 3, progress: Optional[Progress] = None,
-                    cancel: Optional[CancelToken] = None, trust_inputs=None, trust: Optional[TrustOptions] = None):
+def compare_outputs(outputs, reference=None, masks=None, seg_checkpoints=None,
+                    options: Optional[CompareOptions] = None, progress: Optional[Progress] = None,
+                    cancel: Optional[CancelToken] = None, trust_inputs=None):
     """Baseline vs task-driven on one area: cPSNR/cSSIM, building/road Dice and trust rows per SR output.
 
-    ``outputs``: label -> SR GeoTIFF; ``masks``: target -> :class:`MaskSource`;
-    see :func:`core.evaluation.compare.compare_outputs`. Returns a :class:`CompareResult`.
+    ``outputs``: label -> SR GeoTIFF; ``reference``: HR raster or None; ``masks``:
+    target -> :class:`MaskSource`; ``seg_checkpoints``: target -> segmentation
+    checkpoint; ``options``: :class:`core.options.CompareOptions` (trust maps or
+    not, reference band, border, device); ``trust_inputs``: label -> (LR inputs,
+    band) of outputs just made. See :func:`core.evaluation.compare.compare_outputs`.
+    Returns a :class:`CompareResult`.
     """
     from .evaluation.compare import compare_outputs as run
 
-    return run(outputs, reference, reference_band, masks, seg_checkpoints, device, border, progress=progress,
-               cancel=cancel, trust_inputs=trust_inputs, trust=trust)
+    return run(outputs, reference, masks, seg_checkpoints, options or CompareOptions(), progress=progress,
+               cancel=cancel, trust_inputs=trust_inputs)
 
 
 def train(config, progress=None, resume: bool = True, cancel=None, overrides=None) -> Path:
@@ -165,45 +170,49 @@ def train(config, progress=None, resume: bool = True, cancel=None, overrides=Non
     return run(config, progress=progress, resume=resume, cancel=cancel)
 
 
-def finetune_area(revisits, band, buildings, roads, sr_checkpoint: PathLike, seg_buildings: PathLike,
-                  seg_roads: PathLike, out_dir: PathLike, options: Optional[AreaOptions] = None, tile_lr: int = 64,
-                  val_fraction: float = 0.2, progress=None, cancel: Optional[CancelToken] = None,
-                  command: Optional[str] = None):
+def finetune_area(revisits: Sequence[PathLike], buildings: PathLike, roads: PathLike, sr_checkpoint: PathLike,
+                  seg_buildings: PathLike, seg_roads: PathLike, out_dir: PathLike,
+                  options: Optional[AreaOptions] = None, progress: Optional[Callable[[dict], None]] = None,
+                  cancel: Optional[CancelToken] = None, command: Optional[str] = None):
     """Fine-tune an SR network on the analyst's area from S-2 revisits and OSM vectors; returns an ``AreaResult``.
 
-    ``options``: :class:`core.options.AreaOptions` (epochs, learning rate, patches,
-    device; ``recipe=None`` is the shipped area recipe). With ``options.wald`` the
-    self-supervised Wald adaptation runs instead (:func:`adapt_area`). ``progress``
-    receives event dicts. See :func:`core.area.finetune.run_area`.
+    ``options``: :class:`core.options.AreaOptions` (band, tile size, held-out
+    share, epochs, learning rate, patches, device; ``recipe=None`` is the
+    shipped area recipe). A multi-band network (the shipped ones) reads its
+    card's bands by name from the revisits. With ``options.wald`` the
+    self-supervised Wald adaptation runs instead (:func:`adapt_area`, with
+    ``options.to_wald()``). ``progress`` receives event dicts. See
+    :func:`core.area.finetune.run_area`.
     """
     options = options or AreaOptions()
     if options.wald:
-        return adapt_area(revisits, band, sr_checkpoint, out_dir, buildings, roads, seg_buildings, seg_roads,
-                          options, progress=progress, cancel=cancel, command=command)
+        return adapt_area(revisits, sr_checkpoint, out_dir, buildings, roads, seg_buildings, seg_roads,
+                          options.to_wald(), progress=progress, cancel=cancel, command=command)
     from .area.finetune import run_area
 
-    return run_area(revisits, band, buildings, roads, sr_checkpoint, seg_buildings, seg_roads, out_dir,
-                    epochs=options.epochs, tile_lr=tile_lr, val_fraction=val_fraction, options=options,
+    return run_area(revisits, buildings, roads, sr_checkpoint, seg_buildings, seg_roads, out_dir, options=options,
                     progress=progress, cancel=cancel, command=command)
 
 
-def adapt_area(revisits, band, sr_checkpoint: PathLike, out_dir: PathLike, buildings=None, roads=None,
-               seg_buildings=None, seg_roads=None, options=None, tile_lr: int = 96, val_fraction: float = 0.2,
-               gap_tiles: int = 1, progress=None, cancel: Optional[CancelToken] = None,
-               command: Optional[str] = None):
+def adapt_area(revisits: Sequence[PathLike], sr_checkpoint: PathLike, out_dir: PathLike,
+               buildings: Optional[PathLike] = None, roads: Optional[PathLike] = None,
+               seg_buildings: Optional[PathLike] = None, seg_roads: Optional[PathLike] = None,
+               options: Optional[WaldOptions] = None, progress: Optional[Callable[[dict], None]] = None,
+               cancel: Optional[CancelToken] = None, command: Optional[str] = None):
     """Adapt an SR network to the analyst's own revisits by Wald's protocol (no HR image); returns a ``WaldResult``.
 
-    ``options``: :class:`core.options.AreaOptions` (``wald`` is implied). Vectors
-    and segmentation networks are optional: with them the report adds the
+    ``options``: :class:`core.options.WaldOptions` (band, tile size in 10 m
+    pixels, held-out share, gap, noise, training knobs). Vectors and
+    segmentation networks are optional: with them the report adds the
     object-free false-positive share vs bicubic and Dice of the 10 m -> 3.33 m
     output. ``progress`` receives event dicts (the trainer's, stage logs, ``done``).
     See :func:`core.area.wald.adapt_area`.
     """
     from .area.wald import adapt_area as run
 
-    return run(revisits, band, sr_checkpoint, out_dir, buildings_vector=buildings, roads_vector=roads,
-               seg_buildings=seg_buildings, seg_roads=seg_roads, options=options, tile_lr=tile_lr,
-               val_fraction=val_fraction, gap_tiles=gap_tiles, progress=progress, cancel=cancel, command=command)
+    return run(revisits, sr_checkpoint, out_dir, buildings_vector=buildings, roads_vector=roads,
+               seg_buildings=seg_buildings, seg_roads=seg_roads, options=options, progress=progress, cancel=cancel,
+               command=command)
 
 
 def model_card(path: PathLike):

@@ -33,6 +33,7 @@ __all__ = [
     "SuperResolveOptions",
     "SegmentOptions",
     "TrustOptions",
+    "CompareOptions",
     "StackOptions",
     "EvaluateOptions",
     "AreaOptions",
@@ -349,6 +350,22 @@ class StackOptions(_Options):
                            choices=("auto", "pre-04.00", "04.00+"), label="Processing baseline")
     mix_levels: bool = option(False, "allow L1C (top of atmosphere) and L2A (surface reflectance) dates in one "
                                      "stack; their reflectances differ, most in B02", label="Allow L1C and L2A dates together")
+
+
+@dataclass(frozen=True)
+class CompareOptions(_Options):
+    """How to compare two SR outputs of one area (baseline vs task-driven): what to compute and where."""
+
+    trust: bool = option(False, "also make a trust map of each output for the trust rows (the slowest part: "
+                                "several times a super-resolution); without it a trust map already beside an "
+                                "output is still read", label="Trust maps (slower)")
+    reference_band: int = option(1, "band of the HR reference scored against a one-band output (multi-band "
+                                    "outputs are scored on the bands the reference names)", minimum=1, maximum=64,
+                                 label="Reference band", advanced=True)
+    border: int = option(3, "pixels left out at each edge for cPSNR and cSSIM", minimum=0, maximum=64,
+                         label="Border (pixels)", advanced=True)
+    device: str = option("cpu", "cpu or cuda, for segmentation and trust maps (falls back to cpu with a message "
+                                "if absent)", choices=DEVICES, label="Run on")
 
 
 @dataclass(frozen=True)

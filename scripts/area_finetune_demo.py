@@ -144,10 +144,9 @@ def main() -> int:
         log(f"area fine-tune, seed {seed}")
         t1 = time.perf_counter()
         opts = AreaOptions(samples_per_epoch=16 if args.quick else 64, batch_size=8, device="cpu",
-                                  seed=seed, lr=args.lr)
-        res = run_area(files.revisits, 1, files.buildings, files.roads, nets["sr"], nets["buildings"],
-                       nets["roads"], work / f"finetune_seed{seed}", epochs=2 if args.quick else args.epochs,
-                       tile_lr=32, options=opts, resume=False,
+                           seed=seed, lr=args.lr, band=1, tile_lr=32, epochs=2 if args.quick else args.epochs)
+        res = run_area(files.revisits, files.buildings, files.roads, nets["sr"], nets["buildings"],
+                       nets["roads"], work / f"finetune_seed{seed}", options=opts, resume=False,
                        progress=lambda e: log(e["message"]) if e.get("event") == "log" and not e.get("fraction")
                        else None)
         rows.append({"seed": seed, "before": res.before, "after": res.after, "checkpoint": str(res.checkpoint),

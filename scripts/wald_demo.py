@@ -265,7 +265,7 @@ def main() -> int:
 
     from core.area.wald import adapt_area
     from core.area.wald_report import plot_wald
-    from core.options import AreaOptions
+    from core.options import WaldOptions
 
     def progress(event: Dict[str, Any]) -> None:
         if event.get("event") == "log" and not event.get("fraction"):
@@ -286,11 +286,11 @@ def main() -> int:
                 shutil.copytree(first / name, run_dir / name)
             shutil.copy2(first / "before.json", run_dir / "before.json")
         log(f"Wald adaptation, lr {label}")
-        opts = AreaOptions(epochs=args.epochs, samples_per_epoch=args.samples, batch_size=args.batch, lr=lr,
-                           device="cpu", seed=args.seed, wald=True)
-        res = adapt_area(files.revisits, 1, nets["sr"], run_dir, buildings_vector=files.buildings,
+        opts = WaldOptions(epochs=args.epochs, samples_per_epoch=args.samples, batch_size=args.batch, lr=lr,
+                           device="cpu", seed=args.seed, band=1, tile_lr=args.tile)
+        res = adapt_area(files.revisits, nets["sr"], run_dir, buildings_vector=files.buildings,
                          roads_vector=files.roads, seg_buildings=nets["buildings"], seg_roads=nets["roads"],
-                         options=opts, tile_lr=args.tile, progress=progress, resume=False,
+                         options=opts, progress=progress, resume=False,
                          command="scripts/wald_demo.py")
         first = first or run_dir
         log("scoring the held-out 10 m -> 3.33 m output against the synthetic area's true 3.33 m image")

@@ -161,9 +161,9 @@ def test_run_area_end_to_end_registers_and_reports(files, nets, tmp_path):
     from core.options import AreaOptions
 
     events = []
-    opts = AreaOptions(samples_per_epoch=8, batch_size=4, device="cpu", lr=1e-3)
-    res = run_area(files.revisits, 1, files.buildings, files.roads, nets["sr"], nets["buildings"], nets["roads"],
-                   tmp_path / "run", epochs=2, tile_lr=32, options=opts, progress=events.append)
+    opts = AreaOptions(samples_per_epoch=8, batch_size=4, device="cpu", lr=1e-3, epochs=2, tile_lr=32)
+    res = run_area(files.revisits, files.buildings, files.roads, nets["sr"], nets["buildings"], nets["roads"],
+                   tmp_path / "run", options=opts, progress=events.append)
     # before/after numbers on the held-out tiles
     for r in (res.before, res.after):
         assert r["tiles"] == 3
@@ -199,8 +199,8 @@ def test_run_area_end_to_end_registers_and_reports(files, nets, tmp_path):
 
     # started again with the same inputs: the area is reused and training resumes (already complete)
     again = []
-    res2 = run_area(files.revisits, 1, files.buildings, files.roads, nets["sr"], nets["buildings"], nets["roads"],
-                    tmp_path / "run", epochs=2, tile_lr=32, options=opts, progress=again.append)
+    res2 = run_area(files.revisits, files.buildings, files.roads, nets["sr"], nets["buildings"], nets["roads"],
+                    tmp_path / "run", options=opts, progress=again.append)
     messages = [e.get("message", "") for e in again]
     assert any("using the area already prepared" in m for m in messages)
     assert any("run already complete" in m for m in messages)
@@ -209,28 +209,14 @@ def test_run_area_end_to_end_registers_and_reports(files, nets, tmp_path):
 
 def test_finetune_refuses_a_band_the_checkpoint_was_not_trained_on(files, nets, tmp_path):
     from core.area.finetune import finetune_area
+    from core.options import AreaOptions
 
+    one = AreaOptions(epochs=1)
     prepare_area(files.revisits, 1, files.buildings, files.roads, tmp_path / "area", tile_lr=32, band_name="B4")
     with pytest.raises(ValueError, match="trained on band B8 but the area was prepared as B4"):
-        finetune_area(tmp_path / "area", nets["sr"], nets["buildings"], nets["roads"], tmp_path / "out", epochs=1)
+        finetune_area(tmp_path / "area", nets["sr"], nets["buildings"], nets["roads"], tmp_path / "out", one)
     with pytest.raises(AreaError, match="not a prepared area"):
-        finetune_area(tmp_path, nets["sr"], nets["buildings"], nets["roads"], tmp_path / "out", epochs=1)
-
-
-def test_area_workflows_refuse_a_four_band_network_before_any_work(files, nets, tmp_path):
-    """The shipped networks take B02, B03, B04, B08 jointly; the area tiles hold one band."""
-    from core import api
-    from core.area.finetune import run_area
-    from core.jobs import InputError
-
-    four = api.shipped_models_dir() / "rams_taskdriven.safetensors"
-    for job in (lambda out: run_area(files.revisits, 1, files.buildings, files.roads, four, nets["buildings"],
-                                     nets["roads"], out),
-                lambda out: api.adapt_area(files.revisits, 1, four, out)):
-        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
-        with pytest.raises(InputError, match="takes 4 bands jointly .*choose a single-band SR checkpoint"):
-            job(out)
-        assert not out.exists() or not any(out.iterdir())  # nothing cut, nothing trained
+        finetune_area(tmp_path, nets["sr"], nets["buildings"], nets["roads"], tmp_path / "out", one)
 
 
 def test_cli_prepare_jsonl_and_clear_errors(files, tmp_path):

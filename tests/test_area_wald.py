@@ -107,9 +107,10 @@ def test_wald_pair_degrades_every_revisit_and_keeps_the_clearest_as_target(files
 def test_tile_size_that_gives_no_30m_grid_is_refused(files, tmp_path, nets):
     from core.area.wald import adapt_area
     from core.jobs import InputError
+    from core.options import WaldOptions
 
-    with pytest.raises(InputError, match="at least 24 px"):
-        adapt_area(files.revisits, 1, nets["sr"], tmp_path / "out", tile_lr=21)
+    with pytest.raises(InputError, match="at least 24"):  # refused by the options (and by the job)
+        adapt_area(files.revisits, nets["sr"], tmp_path / "out", options=WaldOptions(tile_lr=21))
     assert not (tmp_path / "out").exists()
 
 
@@ -169,11 +170,11 @@ def test_cli_wald_end_to_end(files, nets, tmp_path):
     from core import api
     from core.options import AreaOptions
 
-    events = []
-    opts = AreaOptions(epochs=1, samples_per_epoch=4, batch_size=2, device="cpu", wald=True)
-    again = api.adapt_area(files.revisits, 1, nets["sr"], out, buildings=files.buildings, roads=files.roads,
-                           seg_buildings=nets["buildings"], seg_roads=nets["roads"], options=opts, tile_lr=48,
-                           gap_tiles=0, progress=events.append)
+    events = []  # through finetune_area's Wald switch: the fine-tune's options become the Wald job's
+    opts = AreaOptions(epochs=1, samples_per_epoch=4, batch_size=2, device="cpu", wald=True, tile_lr=48,
+                       gap_tiles=0)
+    again = api.finetune_area(files.revisits, files.buildings, files.roads, nets["sr"], nets["buildings"],
+                              nets["roads"], out, options=opts, progress=events.append)
     text = " ".join(str(e.get("message", "")) for e in events)
     assert "already prepared" in text and "already made" in text
     assert not [e for e in events if e.get("event") == "step"]  # resumed after its last epoch

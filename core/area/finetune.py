@@ -35,19 +35,21 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import RESOURCES
 from ..options import AreaOptions
-from .stages import Event, RunResult, cached_result, event_sink, log_stage, one_band_sr_card
+from .bands import area_sr_card, band_positions, network_bands
+from .stages import Event, RunResult, cached_result, event_sink, log_stage
 
 __all__ = [
     "AreaResult",
     "RECIPE",
     "evaluate_area",
     "finetune_area",
+    "metrics_for",
     "run_area",
 ]
 
@@ -60,6 +62,13 @@ METRICS = (("buildings_dice", "Dice buildings", True), ("roads_dice", "Dice road
            ("buildings_dice_anchored", "anchored Dice buildings", True),
            ("roads_dice_anchored", "anchored Dice roads", True),
            ("consistency_cpsnr", "consistency cPSNR (dB)", True))
+
+
+def metrics_for(bands: Sequence[str]) -> Tuple[Tuple[str, str, bool], ...]:
+    """:data:`METRICS` plus, for a multi-band area, the consistency cPSNR of each band (the report per band)."""
+    if len(bands) <= 1:
+        return METRICS
+    return METRICS + tuple((f"consistency_cpsnr_{b}", f"consistency cPSNR {b} (dB)", True) for b in bands)
 
 
 @dataclass
@@ -81,10 +90,10 @@ def evaluate_area(
     area_root: PathLike,
     seg_buildings: PathLike,
     seg_roads: PathLike,
+    tile: int,
+    overlap: int,
     split: str = "test",
     device: str = "cpu",
-    tile: int = 48,
-    overlap: int = 8,
     progress: Optional[Callable[[float, str], None]] = None,
 ) -> Dict[str, Any]:
     """Held-out scores of an SR checkpoint on a prepared area (see the module docstring).
@@ -92,12 +101,14 @@ def evaluate_area(
     Keys: ``buildings_dice``/``_precision``/``_recall``, ``roads_*`` (None when
     undefined), ``<target>_dice_anchored`` (the same on the output shifted to its
     revisits' brightness, as the plugin's inference writes it: consistency cL1 is
-    blind to a constant offset too), ``consistency_cpsnr`` (dB, mean over tiles),
-    ``tiles``, ``per_tile`` rows.
+    blind to a constant offset too), ``consistency_cpsnr`` (dB, mean over tiles
+    and bands), for a multi-band network ``consistency_cpsnr_<band>`` per band,
+    ``bands``, ``tiles``, ``per_tile`` rows. ``tile``/``overlap``: the LR tile
+    plan, the training run's validation tiles (they fit in one area tile).
     """
     import torch
 
-    from ..data.degrade import Degradation
+    from ..data.degrade import Degradation, sigma_for_bands
     from ..data.patches import choose_frames
     from ..evaluation.evaluate import load_split_scenes
     from ..evaluation.metrics import SegCounts, cpsnr
@@ -111,7 +122,8 @@ def evaluate_area(
     if card.task != "sr":
         raise ValueError(f"{checkpoint}: a {card.task} checkpoint, not a super-resolution network")
     scenes = load_split_scenes(area_root, split)
-    band = _band_of(scenes[0].bands, card, checkpoint)
+    bands = band_positions(scenes[0].bands, card, checkpoint)
+    names = [scenes[0].bands[b] for b in bands]
     scale = loaded.scale
     nets = {}
     for target, path in (("buildings", seg_buildings), ("roads", seg_roads)):
@@ -122,16 +134,15 @@ def evaluate_area(
     # The same tiled passes as the plugin (core.evaluation.scene_predict): what is scored is what it writes.
     plan, seg_plan = TilePlan(tile, overlap, 1), TilePlan(tile * scale, overlap * scale, 1)
     models = list(nets.values())
-    degrade = Degradation(scale=scale).eval()
+    degrade = Degradation(scale=scale, sigma_hr=sigma_for_bands(names, scale)).eval()  # each band its own PSF
     counts = {t: SegCounts() for t in nets}
     anchored = {t: SegCounts() for t in nets}
     rows: List[Dict[str, Any]] = []
     for i, scene in enumerate(scenes):
         if progress:
             progress(i / max(1, len(scenes)), f"evaluating {scene.name}")
-        raw = predict_sr_scene(loaded, scene, plan, anchor=False, bands=[band])
-        written = predict_sr_scene(loaded, scene, plan, anchor=True, bands=[band])
-        sr = raw.image[0]
+        raw = predict_sr_scene(loaded, scene, plan, anchor=False, bands=bands)
+        written = predict_sr_scene(loaded, scene, plan, anchor=True, bands=bands)
         valid = _seen(scene)
         shift = float(np.mean(written.offsets)) if written.offsets else 0.0
         row: Dict[str, Any] = {"tile": scene.name, "anchor_offset": shift}
@@ -146,11 +157,15 @@ def evaluate_area(
             anchored[target].update(probs_anchored[k], mask, valid)
         ref = choose_frames(scene.valid_fraction(), 1)[0]
         with torch.no_grad():
-            low = degrade(torch.from_numpy(sr)[None, None])[0, 0].numpy()
+            low = degrade(torch.from_numpy(np.ascontiguousarray(raw.image))[None])[0].numpy()  # [C, h, w]
         if scene.lr_valid[ref].any():
-            row["consistency_cpsnr"] = float(cpsnr(low, scene.lr[ref, band], valid=scene.lr_valid[ref], border=1))
+            per_band = [float(cpsnr(low[c], scene.lr[ref, b], valid=scene.lr_valid[ref], border=1))
+                        for c, b in enumerate(bands)]
+            row["consistency_cpsnr"] = float(np.mean(per_band))
+            if len(bands) > 1:
+                row.update({f"consistency_cpsnr_{n}": v for n, v in zip(names, per_band)})
         rows.append(row)
-    out: Dict[str, Any] = {"tiles": len(scenes), "split": split, "checkpoint": str(checkpoint)}
+    out: Dict[str, Any] = {"tiles": len(scenes), "split": split, "checkpoint": str(checkpoint), "bands": names}
     for target, c in counts.items():
         d = c.as_dict()
         for k in ("dice", "precision", "recall"):
@@ -158,6 +173,10 @@ def evaluate_area(
         out[f"{target}_dice_anchored"] = _finite(anchored[target].dice)
     ps = [r["consistency_cpsnr"] for r in rows if r.get("consistency_cpsnr") is not None]
     out["consistency_cpsnr"] = float(np.mean(ps)) if ps else None
+    if len(bands) > 1:
+        for n in names:
+            vals = [r[f"consistency_cpsnr_{n}"] for r in rows if r.get(f"consistency_cpsnr_{n}") is not None]
+            out[f"consistency_cpsnr_{n}"] = float(np.mean(vals)) if vals else None
     out["per_tile"] = rows
     if progress:
         progress(1.0, "evaluated")
@@ -169,19 +188,6 @@ def _finite(v: Any) -> Optional[float]:
     return v if np.isfinite(v) else None
 
 
-def _band_of(scene_bands: Sequence[str], card: Any, path: PathLike) -> int:
-    wanted = list(card.bands or [])
-    if not wanted:
-        return 0
-    for b in wanted:
-        if b in scene_bands:
-            return list(scene_bands).index(b)
-    raise ValueError(
-        f"{Path(path).name} was trained on band {', '.join(wanted)} but the area was prepared as "
-        f"{', '.join(scene_bands)}; prepare it again with that band (and --band-name {wanted[0]})"
-    )
-
-
 # --------------------------------------------------------------------------- fine-tuning
 
 
@@ -189,12 +195,9 @@ def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildin
             seg_roads: PathLike, opts: AreaOptions, tile_lr: int):
     import yaml
 
-    from ..models.zoo import read_card
     from ..training.config import load_config, validate_config
 
-    card = read_card(sr_checkpoint)
-    if card.task != "sr":
-        raise ValueError(f"{sr_checkpoint}: a {card.task} checkpoint; choose a super-resolution checkpoint to start from")
+    card = area_sr_card(sr_checkpoint)
     over: Dict[str, Any] = {
         "data.root": str(area_root), "out_dir": str(run_dir), "epochs": int(opts.epochs),
         "model.arch": card.arch, "model.init_from": str(sr_checkpoint), "data.frames": card.input_frames,
@@ -202,6 +205,9 @@ def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildin
         "seed": int(opts.seed), "name": f"area fine-tune of {card.display_name}",
         "experiment.title": f"area fine-tune on {area_root.name}",
     }
+    bands = network_bands(card)
+    if bands:  # the network takes these bands jointly (channels from in_chans, revisits from frames)
+        over["data.bands"] = bands
     if card.arch == "hat":
         over["model.hparams"] = {"in_chans": card.in_chans}
     if opts.lr is not None:
@@ -232,7 +238,6 @@ def finetune_area(
     buildings_ckpt: PathLike,
     roads_ckpt: PathLike,
     out_dir: PathLike,
-    epochs: int = 10,
     options: Optional[AreaOptions] = None,
     progress: Optional[Event] = None,
     resume: bool = True,
@@ -241,6 +246,11 @@ def finetune_area(
 ) -> AreaResult:
     """Fine-tune ``sr_checkpoint`` on a prepared area; report before/after on its held-out tiles.
 
+    ``options``: :class:`core.options.AreaOptions` (epochs, learning rate,
+    patches, device, seed, recipe, overrides; the band and layout fields were
+    used when the area was prepared). A one-band or a multi-band network: the
+    tiles must hold the bands its card names (see :mod:`core.area.bands`).
+
     ``progress`` receives the trainer's events (``step``, ``epoch``, ``log``)
     plus ``log`` events for the stages, and one final ``done`` event with the
     registered ``checkpoint``, ``report`` and the ``before``/``after`` scores.
@@ -248,12 +258,12 @@ def finetune_area(
     ``out_dir/train/last.pt``.
     """
     from ..evaluation.evaluate import scalar_metrics
-    from ..models.zoo import file_sha256, load_checkpoint, read_card, save_checkpoint
+    from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
     from ..training.trainer import train
     from .tiles import read_area
 
     t0 = time.perf_counter()
-    opts = (options or AreaOptions()).replace(epochs=int(epochs))  # the caller's object stays as it was
+    opts = options or AreaOptions()
     emit = event_sink(progress)
     area_root, out_dir = Path(area_root), Path(out_dir)
     area = read_area(area_root)
@@ -275,8 +285,8 @@ def finetune_area(
            "held_out": area["held_out"]}
     before = cached_result(out_dir / "before.json", key)
     if before is None:
-        before = evaluate_area(sr_checkpoint, area_root, buildings_ckpt, roads_ckpt, device=dev,
-                               tile=config.val_tile, overlap=config.val_overlap, progress=eval_progress("before"))
+        before = evaluate_area(sr_checkpoint, area_root, buildings_ckpt, roads_ckpt, config.val_tile,
+                               config.val_overlap, device=dev, progress=eval_progress("before"))
         from ..data.scene import write_json_atomic
 
         write_json_atomic(out_dir / "before.json", {"key": key, "result": before})
@@ -293,12 +303,13 @@ def finetune_area(
     last = run_dir / "last.safetensors"
 
     log_stage(emit, "measuring the fine-tuned network on the held-out tiles", "after")
-    after = evaluate_area(last, area_root, buildings_ckpt, roads_ckpt, device=dev, tile=config.val_tile,
-                          overlap=config.val_overlap, progress=eval_progress("after"))
+    after = evaluate_area(last, area_root, buildings_ckpt, roads_ckpt, config.val_tile, config.val_overlap,
+                          device=dev, progress=eval_progress("after"))
 
     model, card = load_checkpoint(last)
-    start_card = read_card(sr_checkpoint)
-    summary = {k: {"before": before.get(k), "after": after.get(k)} for k, _label, _hb in METRICS}
+    start_card = area_sr_card(sr_checkpoint)
+    metrics = metrics_for(before.get("bands") or [])
+    summary = {k: {"before": before.get(k), "after": after.get(k)} for k, _label, _hb in metrics}
     card.name = f"{start_card.display_name} (area fine-tune: {area_root.name})"
     card.description = (f"{start_card.display_name} fine-tuned on the analyst's area {area_root.name} "
                         "without HR: consistency cL1 + building/road Dice (dynamic weighting, patch selection)")
@@ -307,7 +318,8 @@ def finetune_area(
     card.recipe["area_finetune"] = {
         "area": str(area_root), "started_from": str(sr_checkpoint), "started_from_sha256": key["checkpoint"],
         "train_tiles": len(area["train"]), "held_out_tiles": len(area["held_out"]),
-        "held_out_side": area["side"], "tile_lr": area["tile_lr"], "weights": "last epoch (no selection on held-out)",
+        "held_out_side": area["side"], "tile_lr": area["tile_lr"], "bands": area.get("bands") or [area.get("band_name")],
+        "weights": "last epoch (no selection on held-out)",
     }
     card.metrics = {"area_held_out": {"before": scalar_metrics(before), "after": scalar_metrics(after)},
                     "val": (card.metrics or {}).get("val")}
@@ -319,7 +331,7 @@ def finetune_area(
     seconds = time.perf_counter() - t0
     paths = write_area_report(out_dir / REPORT_STEM, area=area, before=before, after=after,
                               checkpoint=registered, start=sr_checkpoint, config=config, seconds=seconds,
-                              command=command, metrics=METRICS)
+                              command=command, metrics=metrics)
     emit({"event": "done", "checkpoint": str(registered), "run_dir": str(out_dir), "report": str(paths["md"]),
           "before": scalar_metrics(before), "after": scalar_metrics(after), "summary": summary})
     return AreaResult(registered, paths["json"], paths["md"], paths.get("png"), before, after, run_dir, seconds)
@@ -333,17 +345,12 @@ def _device(device: str) -> str:
 
 def run_area(
     revisits: Sequence[PathLike],
-    band: Any,
     buildings_vector: PathLike,
     roads_vector: PathLike,
     sr_checkpoint: PathLike,
     buildings_ckpt: PathLike,
     roads_ckpt: PathLike,
     out_dir: PathLike,
-    epochs: int = 10,
-    tile_lr: int = 64,
-    val_fraction: float = 0.2,
-    band_name: Optional[str] = None,
     options: Optional[AreaOptions] = None,
     progress: Optional[Event] = None,
     resume: bool = True,
@@ -352,21 +359,29 @@ def run_area(
 ) -> AreaResult:
     """Prepare the area into ``out_dir/area`` (once) and fine-tune into ``out_dir``.
 
-    The band name written into the tiles defaults to the SR checkpoint's band,
-    so a raster without band descriptions still matches the network. An area
-    already prepared in ``out_dir/area`` is reused when it came from the same
-    inputs (so a resumed run does not cut the tiles again).
+    The tiles hold the bands the SR checkpoint takes: a multi-band network's
+    (the shipped ones: B02, B03, B04, B08) read by name from the revisits in
+    its card's order, else ``options.band`` named after the checkpoint's band
+    (``options.band_name``), so a raster without band descriptions still
+    matches a one-band network. The vectors are rasterized once, whatever the
+    number of bands. An area already prepared in ``out_dir/area`` is reused
+    when it came from the same inputs (so a resumed run does not cut the
+    tiles again).
     """
     from .tiles import AREA_JSON, prepare_area
 
+    opts = options or AreaOptions()
     emit = event_sink(progress)
     out_dir = Path(out_dir)
     area_root = out_dir / "area"
-    card = one_band_sr_card(sr_checkpoint)  # before anything is cut or trained
-    if band_name is None:
+    card = area_sr_card(sr_checkpoint)  # before anything is cut or trained
+    bands = network_bands(card)
+    band_name = opts.band_name
+    if band_name is None and not bands:
         band_name = card.bands[0] if card.bands else None
-    wanted = {"revisits": [str(p) for p in revisits], "band": band, "tile_lr": tile_lr,
-              "val_fraction": val_fraction, "band_name": band_name,
+    wanted = {"revisits": [str(p) for p in revisits], "band": None if bands else opts.band,
+              "tile_lr": opts.tile_lr, "val_fraction": opts.val_fraction, "gap_tiles": opts.gap_tiles,
+              "band_name": band_name if not bands else "+".join(bands), "bands": bands or [band_name],
               "vectors": {"buildings": str(buildings_vector), "roads": str(roads_vector)}}
     reuse = False
     if (area_root / AREA_JSON).is_file():
@@ -375,15 +390,17 @@ def run_area(
     if reuse:
         log_stage(emit, f"using the area already prepared in {area_root}", "prepare")
     else:
-        log_stage(emit, "cutting the area into tiles and rasterizing the vectors", "prepare")
-        done = prepare_area(revisits, band, buildings_vector, roads_vector, area_root, tile_lr=tile_lr,
-                            val_fraction=val_fraction, band_name=band_name, overwrite=True,
+        what = f"bands {', '.join(bands)} by name" if bands else f"band {opts.band}"
+        log_stage(emit, f"cutting the area into tiles ({what}) and rasterizing the vectors", "prepare")
+        done = prepare_area(revisits, None if bands else opts.band, buildings_vector, roads_vector, area_root,
+                            tile_lr=opts.tile_lr, val_fraction=opts.val_fraction, gap_tiles=opts.gap_tiles,
+                            band_name=band_name, overwrite=True, bands=bands,
                             progress=lambda f, m: emit({"event": "log", "message": f"prepare: {m}",
                                                         "stage": "prepare", "fraction": f}))
         for m in done.messages:
             emit({"event": "log", "message": m, "stage": "prepare"})
-    return finetune_area(area_root, sr_checkpoint, buildings_ckpt, roads_ckpt, out_dir, epochs=epochs,
-                         options=options, progress=progress, resume=resume, cancel=cancel, command=command)
+    return finetune_area(area_root, sr_checkpoint, buildings_ckpt, roads_ckpt, out_dir, options=opts,
+                         progress=progress, resume=resume, cancel=cancel, command=command)
 
 
 def result_dict(result: AreaResult) -> Dict[str, Any]:

@@ -162,7 +162,7 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "area": {k: area.get(k) for k in ("root", "train", "held_out", "skipped", "side", "tile_lr", "band_name",
-                                           "crs", "frames", "size_lr", "messages")},
+                                           "bands", "crs", "frames", "size_lr", "messages")},
         "start_checkpoint": str(start),
         "checkpoint": str(checkpoint),
         "recipe": recipe_record(config),
@@ -185,8 +185,10 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
         "",
         "Dice: frozen segmentation networks on the SR output against the rasterized vectors, counts summed over "
         "the held-out tiles. Consistency cPSNR: the SR output degraded back to 10 m vs the clearest revisit "
-        "(1 LR px border), mean over tiles.",
+        "(1 LR px border), mean over tiles" + (" and bands; per band below it" if len(area.get("bands") or []) > 1
+                                              else "") + ".",
         "",
+        f"- bands: {', '.join(area.get('bands') or [str(area.get('band_name'))])} (read by name from the revisits)",
         f"- started from: `{start}`",
         f"- fine-tuned checkpoint: `{checkpoint}`",
         f"- recipe: {', '.join(r['losses'])} ({r['weighting']} weighting, reference {r['reference']}, "

@@ -57,23 +57,3 @@ class RunResult:
     run_dir: Path
     seconds: float
 
-
-def one_band_sr_card(path: Any) -> Any:
-    """The model card of the SR checkpoint an area workflow starts from, refused unless it takes one band.
-
-    Why: the area tiles hold one band (``--band``), and a 4-band network fed one
-    channel would fail deep inside torch, or worse, learn from a band under
-    another band's name (the tiles take the card's first band name). Said
-    before anything is cut or trained.
-    """
-    from ..jobs import InputError
-    from ..models.zoo import read_card
-
-    card = read_card(path)
-    if card.task != "sr":
-        raise InputError(f"{path}: a {card.task} checkpoint; choose a super-resolution checkpoint")
-    if card.bands and len(card.bands) > 1:
-        raise InputError(f"{path}: the network takes {len(card.bands)} bands jointly ({', '.join(card.bands)}); "
-                         "the area workflows prepare one band: choose a single-band SR checkpoint (e.g. one "
-                         "trained with resources/configs/rams_baseline.yaml)")
-    return card

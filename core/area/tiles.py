@@ -49,6 +49,7 @@ from ..io.geo import apply, compose
 from ..io.radiometry import S2_DN_SCALE
 from ..io.rasters import Frame, FrameSet, Grid
 from ..jobs import PathLike, Progress
+from .bands import AreaBands, arrange_frames
 
 __all__ = ["AREA_JSON", "AreaError", "AreaLayout", "AreaPrepared", "plan_layout", "prepare_area", "read_area"]
 
@@ -148,6 +149,7 @@ class AreaPrepared:
     band_name: str
     tile_lr: int
     messages: List[str] = field(default_factory=list)
+    bands: List[str] = field(default_factory=list)  # the tiles' band names, in order (one, or the network's)
 
     def as_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -171,6 +173,7 @@ def prepare_area(
     band_name: Optional[str] = None,
     overwrite: bool = False,
     progress: Optional[Progress] = None,
+    bands: Optional[Sequence[str]] = None,
 ) -> AreaPrepared:
     """Write the area as scene tiles without HR into ``out`` (see the module docstring).
 
@@ -182,6 +185,12 @@ def prepare_area(
     unless ``overwrite`` replaces an area prepared there. A vector given as
     ``None`` makes no mask of its kind (the Wald adaptation of
     :mod:`core.area.wald` trains without any).
+
+    ``bands``: for a multi-band network, its band names in input order (its
+    card's, e.g. B02, B03, B04, B08); they are then read by *name* from every
+    revisit's band descriptions (one file per date holding the bands, one file
+    per band and date, or a stack of ``B02_2023-05-01``... bands), ``band`` and
+    ``band_name`` are not used, and every tile holds those bands in that order.
     """
     out = Path(out)
     tile_lr = _check_settings(tile_lr, min_valid)
@@ -189,13 +198,19 @@ def prepare_area(
     report = progress or (lambda _f, _m: None)
     messages: List[str] = []
     report(0.0, f"reading {len(revisits)} revisit file(s)")
-    with FrameSet(revisits, band, messages) as fs:
+    multi = bands is not None and len(bands) > 1
+    with FrameSet(revisits, "all" if multi else band, messages) as fs:
         grid = fs.grid
         assert grid is not None
         layout = _tile_layout(grid, tile_lr, val_fraction, gap_tiles, messages)
-        fs.inspect(Window(0, 0, grid.width, grid.height))
-        rscale = _radiometric_scale(fs.frames, messages)
-        name = _band_label(fs.frames, band, band_name)
+        if multi:
+            arranged = arrange_frames(fs.frames, list(bands or ()))
+            messages.append(f"bands {', '.join(arranged.names)} read by name from {len(arranged.dates)} revisit(s)")
+        else:
+            arranged = AreaBands([_band_label(fs.frames, band, band_name)], [[f] for f in fs.frames])
+        fs.inspect(Window(0, 0, grid.width, grid.height), arranged.frames)
+        rscale = _radiometric_scale(arranged.frames, messages)
+        name = "+".join(arranged.names)
         crs = grid.crs.to_string()
         tiled = _tiled_bounds(grid, layout, tile_lr, VECTOR_MARGIN_LR)
         given = (("buildings", buildings_vector), ("roads", roads_vector))
@@ -206,7 +221,7 @@ def prepare_area(
         tmp = temp_path_for(out)
         tmp.mkdir()
         try:
-            tiles, skipped = _write_tiles(fs.frames, grid, crs, layout, tile_lr, rscale, name, vectors,
+            tiles, skipped = _write_tiles(arranged, grid, crs, layout, tile_lr, rscale, vectors,
                                           min_valid, tmp, report)
             parts = {p: [t["name"] for t in tiles if t["part"] == p] for p in ("train", "held_out")}
             if skipped:
@@ -225,13 +240,14 @@ def prepare_area(
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 # the inputs, as given (core.area.run_area compares them to reuse an area)
                 "revisits": [str(p) for p in revisits], "band": _jsonable(band), "band_name": name,
+                "bands": list(arranged.names),
                 "vectors": {k: str(v) for k, v in given if v is not None},
                 "tile_lr": tile_lr, "val_fraction": float(val_fraction), "gap_tiles": int(gap_tiles),
                 "min_valid": float(min_valid),
                 # the grid and the layout
                 "crs": crs, "lr_transform": list(grid.transform)[:6], "size_lr": [grid.width, grid.height],
                 "scale": SCALE, "grid_tiles": [layout.rows, layout.cols], "side": layout.side,
-                "frames": [f.label for f in fs.frames], "radiometric_scale": rscale, "features": counts,
+                "frames": arranged.labels(), "radiometric_scale": rscale, "features": counts,
                 "train": parts["train"], "held_out": parts["held_out"],
                 "gap": [_tile_name(r, c) for r, c in layout.tiles("gap")], "skipped": skipped,
                 "tiles": tiles, "messages": messages,
@@ -242,7 +258,8 @@ def prepare_area(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     report(1.0, f"{len(parts['train'])} training and {len(parts['held_out'])} held-out tile(s) in {out}")
-    return AreaPrepared(out, parts["train"], parts["held_out"], skipped, layout.side, name, tile_lr, messages)
+    return AreaPrepared(out, parts["train"], parts["held_out"], skipped, layout.side, name, tile_lr, messages,
+                        list(arranged.names))
 
 
 def _check_settings(tile_lr: Any, min_valid: Any) -> int:
@@ -404,15 +421,16 @@ def _tile_name(row: int, col: int) -> str:
 
 
 def _write_tiles(
-    frames: Sequence[Frame], grid: Grid, crs: str, layout: AreaLayout, tile_lr: int, rscale: float,
-    band_name: str, vectors: Dict[str, Path], min_valid: float, folder: Path, report: Progress,
+    arranged: AreaBands, grid: Grid, crs: str, layout: AreaLayout, tile_lr: int, rscale: float,
+    vectors: Dict[str, Path], min_valid: float, folder: Path, report: Progress,
 ) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Write every training and held-out tile with enough valid data; return (tile records, skipped names).
 
     Works through strips of tile rows: the LR frames are read per tile, the
     vectors are rasterized once per strip (not per tile: each call reads and
-    reprojects the whole layer).
+    reprojects the whole layer), whatever the number of bands.
     """
+    labels = arranged.labels()
     wanted = {(r, c): layout.part(r, c) for r in range(layout.rows) for c in range(layout.cols)
               if layout.part(r, c) != "gap"}
     total = max(1, len(wanted))
@@ -427,7 +445,7 @@ def _write_tiles(
         for (r, c), part in wanted.items():
             if not r0 <= r < r1:
                 continue
-            lr, valid = _read_tile(frames, r, c, tile_lr)
+            lr, valid = _read_tile(arranged.dates, r, c, tile_lr)
             seen = float(valid.any(axis=0).mean())
             if seen < min_valid:
                 skipped.append(_tile_name(r, c))
@@ -452,9 +470,9 @@ def _write_tiles(
                 name=name, lr=lr, lr_valid=valid, hr=None, hr_valid=None,
                 masks={kind: m[ys, xs].copy() for kind, m in masks.items()}, crs=crs,
                 lr_transform=lr_transform, hr_transform=compose(lr_transform, Affine.scale(1.0 / SCALE)),
-                bands=[band_name], scale=SCALE, radiometric_scale=rscale,
+                bands=list(arranged.names), scale=SCALE, radiometric_scale=rscale,
                 split="train" if part == "train" else "val",
-                extra={"area": {"row": r, "col": c, "part": part, "revisits": [f.label for f in frames]}},
+                extra={"area": {"row": r, "col": c, "part": part, "revisits": labels}},
             )
             write_scene(scene, folder / name, overwrite=False, root=folder)
             left, top = apply(lr_transform, 0, 0)
@@ -466,14 +484,18 @@ def _write_tiles(
     return tiles, skipped
 
 
-def _read_tile(frames: Sequence[Frame], row: int, col: int, tile_lr: int) -> Tuple[np.ndarray, np.ndarray]:
-    """LR reflectance [T, 1, t, t] and valid [T, t, t] of one tile, every revisit on the reference grid."""
+def _read_tile(dates: Sequence[Sequence[Frame]], row: int, col: int,
+               tile_lr: int) -> Tuple[np.ndarray, np.ndarray]:
+    """LR reflectance [T, C, t, t] and valid [T, t, t] of one tile, every revisit on the reference grid.
+
+    A revisit's pixel is valid only where all its bands are (a date's bands share its clouds).
+    """
     r0, c0 = row * tile_lr, col * tile_lr
     data, valid = [], []
-    for f in frames:
-        d, v = f.read_padded(r0, r0 + tile_lr, c0, c0 + tile_lr)
-        data.append(d[None])
-        valid.append(v)
+    for group in dates:
+        reads = [f.read_padded(r0, r0 + tile_lr, c0, c0 + tile_lr) for f in group]
+        data.append(np.stack([d for d, _ in reads]))
+        valid.append(np.logical_and.reduce([v for _, v in reads]))
     return np.stack(data).astype(np.float32, copy=False), np.stack(valid)
 
 

@@ -77,7 +77,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from .. import RESOURCES
 from ..jobs import InputError, check_cancel
-from .stages import Event, RunResult, cached_result, event_sink, log_stage, one_band_sr_card
+from ..options import AreaOptions, WaldOptions
+from .bands import area_sr_card, network_bands
+from .stages import Event, RunResult, cached_result, event_sink, log_stage
 from .wald_eval import evaluate_upscaled, evaluate_wald
 from .wald_pairs import MIN_WALD_TILE, SCALE, WALD_JSON, WaldPrepared, prepare_wald, read_wald, wald_scene
 from .wald_report import UPSCALED_METRICS, WALD_METRICS  # what is reported, in report order
@@ -107,7 +109,6 @@ WALD_RECIPE = RESOURCES / "configs" / "area" / "wald.yaml"
 CHECKPOINT_NAME = "wald_adapted.safetensors"
 REPORT_STEM = "wald_report"
 AREA_DIR, WALD_DIR, TRAIN_DIR = "area", "wald", "train"
-DEFAULT_TILE_10M = 96
 
 
 def _measure(checkpoint: PathLike, wald_root: Path, area_root: Path, seg_paths: Mapping[str, PathLike],
@@ -159,25 +160,27 @@ def _preview(checkpoint: PathLike, area_root: Path, device: str) -> Optional[Dic
 # --------------------------------------------------------------------------- training
 
 
-def _config(wald_root: Path, run_dir: Path, sr_checkpoint: PathLike, opts: Any, tile_30m: int, sigma: float,
-            area_name: str):
+def _config(wald_root: Path, run_dir: Path, sr_checkpoint: PathLike, opts: WaldOptions, tile_30m: int,
+            sigma: Union[float, Sequence[float]], area_name: str):
     import yaml
 
-    from ..models.zoo import read_card
     from ..training.config import load_config, validate_config
 
-    card = read_card(sr_checkpoint)
-    if card.task != "sr":
-        raise InputError(f"{sr_checkpoint}: a {card.task} checkpoint; choose a super-resolution checkpoint to adapt")
+    card = area_sr_card(sr_checkpoint)
     over: Dict[str, Any] = {
         "data.root": str(wald_root), "out_dir": str(run_dir), "epochs": int(opts.epochs),
-        "model.arch": card.arch, "model.init_from": str(sr_checkpoint), "data.frames": int(card.frames or 1),
-        "loss.psf_sigma": float(sigma), "device": opts.device, "seed": int(opts.seed),
+        "model.arch": card.arch, "model.init_from": str(sr_checkpoint), "data.frames": card.input_frames,
+        "device": opts.device, "seed": int(opts.seed),
         "name": f"Wald adaptation of {card.name or card.arch}",
         "experiment.title": f"Wald self-supervised adaptation on {area_name}",
     }
+    bands = network_bands(card)
+    if bands:  # channels from in_chans, revisits from frames; each band's consistency PSF from its MTF (the
+        over["data.bands"] = bands  # same per-band sigma the 30 m frames were made with)
+    else:
+        over["loss.psf_sigma"] = float(sigma if isinstance(sigma, (int, float)) else sigma[0])
     if card.arch == "hat":
-        over["model.hparams"] = {"in_chans": int(card.frames or 1)}
+        over["model.hparams"] = {"in_chans": card.in_chans}
     for key, value in (("lr", opts.lr), ("data.samples_per_epoch", opts.samples_per_epoch),
                        ("data.batch_size", opts.batch_size), ("data.lr_patch", opts.lr_patch)):
         if value is not None:
@@ -226,19 +229,13 @@ def _public(d: Mapping[str, Any]) -> Dict[str, Any]:
 
 def adapt_area(
     revisits: Sequence[PathLike],
-    band: Any,
     sr_checkpoint: PathLike,
     out_dir: PathLike,
     buildings_vector: Optional[PathLike] = None,
     roads_vector: Optional[PathLike] = None,
     seg_buildings: Optional[PathLike] = None,
     seg_roads: Optional[PathLike] = None,
-    options: Any = None,
-    tile_lr: int = DEFAULT_TILE_10M,
-    val_fraction: float = 0.2,
-    gap_tiles: int = 1,
-    band_name: Optional[str] = None,
-    noise: bool = True,
+    options: Union[WaldOptions, AreaOptions, None] = None,
     progress: Optional[Event] = None,
     resume: bool = True,
     cancel: Any = None,
@@ -246,25 +243,27 @@ def adapt_area(
 ) -> WaldResult:
     """Adapt ``sr_checkpoint`` to the revisits by Wald's protocol; measure before/after; register it.
 
-    ``options``: :class:`core.options.AreaOptions` (epochs, lr, patches, device,
-    seed, recipe, overrides; ``wald`` is implied). ``tile_lr``: tile side in
-    10 m pixels (a multiple of 3; 96 = 32 px at 30 m). Vectors and segmentation
-    networks are optional; with both, the object-free false-positive share and
-    Dice of the 10 m -> 3.33 m output are measured too. ``progress`` receives the
-    trainer's events plus stage ``log`` events and a final ``done``. Started
-    again with the same arguments, it reuses the prepared tiles and the
-    "before" measurement and resumes training from ``OUT/train/last.pt``.
-    Everything is written inside ``out_dir``.
+    ``options``: :class:`core.options.WaldOptions` (band, tile size in 10 m
+    pixels, held-out share, gap, noise, epochs, lr, patches, device, seed,
+    recipe, overrides); an :class:`~core.options.AreaOptions` is converted
+    (:meth:`~core.options.AreaOptions.to_wald`). A multi-band network (the
+    shipped ones) gets its card's bands, read by name from the revisits; a
+    one-band network ``options.band``. Vectors and segmentation networks are
+    optional; with both, the object-free false-positive share and Dice of the
+    10 m -> 3.33 m output are measured too (the vectors rasterized once).
+    ``progress`` receives the trainer's events plus stage ``log`` events and a
+    final ``done``. Started again with the same arguments, it reuses the
+    prepared tiles and the "before" measurement and resumes training from
+    ``OUT/train/last.pt``. Everything is written inside ``out_dir``.
     """
     from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
-    from ..options import AreaOptions
     from ..training.distributed import resolve_device
     from ..training.trainer import train
     from .tiles import AREA_JSON, prepare_area, read_area
     from .wald_report import write_wald_report
 
     t0 = time.perf_counter()
-    opts = options if options is not None else AreaOptions()
+    opts = options.to_wald() if isinstance(options, AreaOptions) else (options or WaldOptions())
     emit = event_sink(progress)
     out_dir = Path(out_dir)
     area_name = out_dir.resolve().name
@@ -272,19 +271,23 @@ def adapt_area(
                        ("roads network", seg_roads)):
         if path is not None and not Path(path).is_file():
             raise InputError(f"the {what} {path} does not exist")
-    start_card = one_band_sr_card(sr_checkpoint)
-    if band_name is None and start_card.bands:
+    start_card = area_sr_card(sr_checkpoint)
+    bands = network_bands(start_card)
+    band_name = opts.band_name
+    if band_name is None and start_card.bands and not bands:
         band_name = start_card.bands[0]
+    band = None if bands else opts.band
     messages: List[str] = []
-    tile = _tile_10m(tile_lr, messages)
+    tile = _tile_10m(opts.tile_lr, messages)
     for m in messages:
         log_stage(emit, m, "prepare")
 
     # 1. the 10 m area tiles (reused when made from the same inputs)
     area_root, wald_root, run_dir = out_dir / AREA_DIR, out_dir / WALD_DIR, out_dir / TRAIN_DIR
     vectors = {k: str(v) for k, v in (("buildings", buildings_vector), ("roads", roads_vector)) if v is not None}
-    wanted = {"revisits": [str(p) for p in revisits], "band": band, "tile_lr": tile, "val_fraction": val_fraction,
-              "gap_tiles": int(gap_tiles), "band_name": band_name, "vectors": vectors}
+    wanted = {"revisits": [str(p) for p in revisits], "band": band, "tile_lr": tile,
+              "val_fraction": opts.val_fraction, "gap_tiles": int(opts.gap_tiles),
+              "band_name": "+".join(bands) if bands else band_name, "bands": bands or [band_name], "vectors": vectors}
     saved = json.loads((area_root / AREA_JSON).read_text(encoding="utf-8")) if (area_root / AREA_JSON).is_file() \
         else None
     if saved is not None and _same(saved, wanted):
@@ -294,7 +297,8 @@ def adapt_area(
         log_stage(emit, "cutting the area into 10 m tiles" + (" and rasterizing the vectors" if vectors else ""),
                "prepare")
         done = prepare_area(revisits, band, buildings_vector, roads_vector, area_root, tile_lr=tile,
-                            val_fraction=val_fraction, gap_tiles=gap_tiles, band_name=band_name, overwrite=True,
+                            val_fraction=opts.val_fraction, gap_tiles=opts.gap_tiles, band_name=band_name,
+                            overwrite=True, bands=bands,
                             progress=lambda f, m: emit({"event": "log", "message": f"prepare: {m}",
                                                         "stage": "prepare", "fraction": f}))
         for m in done.messages:
@@ -304,7 +308,8 @@ def adapt_area(
     check_cancel(cancel)
 
     # 2. the 30 m -> 10 m pairs
-    wald_key = {"area_created": area.get("created"), "noise": bool(noise), "seed": int(opts.seed)}
+    noise = bool(opts.noise)
+    wald_key = {"area_created": area.get("created"), "noise": noise, "seed": int(opts.seed)}
     record = read_wald(wald_root) if (wald_root / WALD_JSON).is_file() else None
     if record is not None and _same(record, wald_key):
         log_stage(emit, f"using the 30 m -> 10 m pairs already made in {wald_root}", "prepare")
@@ -317,7 +322,7 @@ def adapt_area(
             log_stage(emit, m, "prepare")
         record = read_wald(wald_root)
         remade = True
-    sigma = float(record["psf_sigma_10m_px"])
+    sigma = record["psf_sigma_10m_px"]  # one value, or one per band
     config = _config(wald_root, run_dir, sr_checkpoint, opts, int(record["tile_30m"]), sigma, area_name)
     device = str(resolve_device(config.device))
     seg_paths = {t: p for t, p in (("buildings", seg_buildings), ("roads", seg_roads))

@@ -15,7 +15,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -36,6 +36,11 @@ INVALID_WEIGHT = 0.01
 #: The 10 m masks: a 10 m pixel is an object when most of its 3 x 3 block of 3.33 m mask pixels is.
 MASK_MAJORITY = 0.5
 
+def _rounded(sigma: Union[float, Sequence[float]]) -> Union[float, List[float]]:
+    """A PSF width, or one per band, rounded for the record."""
+    return round(float(sigma), 4) if isinstance(sigma, (int, float)) else [round(float(s), 4) for s in sigma]
+
+
 def _tile_seed(seed: int, name: str) -> int:
     """A noise seed per tile that does not depend on the order tiles are written in."""
     return (int(seed) * 1_000_003 + zlib.crc32(name.encode("utf-8"))) & 0x7FFFFFFF
@@ -47,11 +52,12 @@ def _majority(mask: np.ndarray, k: int) -> np.ndarray:
     return block.mean(axis=(1, 3)) >= MASK_MAJORITY
 
 
-def wald_scene(scene, sigma_hr: float, noise: bool = True, seed: int = 0):
+def wald_scene(scene, sigma_hr: Union[float, Sequence[float]], noise: bool = True, seed: int = 0):
     """The 30 m -> 10 m training pair made from one 10 m area tile (see the module docstring).
 
     ``scene``: a :class:`core.data.scene.Scene` whose LR frames are the 10 m
-    revisits (one band). Returns a new Scene: ``hr`` = the clearest revisit
+    revisits (one band or several: ``sigma_hr`` is then one PSF width per
+    band, each band degraded with its own). Returns a new Scene: ``hr`` = the clearest revisit
     (ties: the first), ``lr`` = every revisit degraded to 30 m, the reference
     first, the others in their order; masks majority-pooled onto the 10 m grid.
     Tiles whose sides are not multiples of 3 lose their last rows/columns.
@@ -78,20 +84,20 @@ def wald_scene(scene, sigma_hr: float, noise: bool = True, seed: int = 0):
     for j, i in enumerate(order):  # invalid pixels take the frame's mean: no dark halo around clouds
         v = valid10[i]
         filled[j][:, ~v] = filled[j][:, v].mean(axis=-1, keepdims=True) if v.any() else 0.0
-    op = Degradation(scale=k, sigma_hr=float(sigma_hr))
+    op = Degradation(scale=k, sigma_hr=sigma_hr)
     with torch.no_grad():
         low = op(torch.from_numpy(filled))  # [T, C, h/3, w/3]; zero extra shift: the revisits keep theirs
         if noise:
             gen = torch.Generator().manual_seed(_tile_seed(seed, scene.name))
             low = add_noise(low, generator=gen).clamp_min_(0.0)
-        bad = torch.from_numpy((~valid10[order]).astype(np.float32))[:, None]
-        lr_valid = (op(bad)[:, 0] < INVALID_WEIGHT).numpy()
+        bad = torch.from_numpy((~valid10[order]).astype(np.float32))[:, None].expand(-1, c, -1, -1)
+        lr_valid = (op(bad.contiguous()).amax(dim=1) < INVALID_WEIGHT).numpy()  # the widest band's PSF decides
     lr = low.numpy().astype(np.float32)
     lr[np.broadcast_to(~lr_valid[:, None], lr.shape)] = 0.0
     masks = {name: _majority(m[: h * k, : w * k], k) for name, m in scene.masks.items()}
     extra = {key: v for key, v in (scene.extra or {}).items() if not str(key).startswith("_")}
     extra["wald"] = {"reference_frame": int(ref), "frame_order": [int(i) for i in order],
-                     "psf_sigma_10m_px": round(float(sigma_hr), 4), "noise": bool(noise), "seed": int(seed),
+                     "psf_sigma_10m_px": _rounded(sigma_hr), "noise": bool(noise), "seed": int(seed),
                      "cropped_to": [int(w), int(h)]}
     return Scene(
         name=scene.name, lr=lr, lr_valid=lr_valid, hr=lr10[ref].copy(), hr_valid=valid10[ref].copy(),
@@ -111,7 +117,7 @@ class WaldPrepared:
     train: List[str]
     held_out: List[str]
     band_name: str
-    psf_sigma: float
+    psf_sigma: Union[float, List[float]]  # one per band for a multi-band area
     noise: bool
     seed: int
     messages: List[str] = field(default_factory=list)
@@ -127,8 +133,9 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
                  cancel: Any = None) -> WaldPrepared:
     """Write the 30 m -> 10 m pair of every tile of a prepared area into ``out`` (replaced as a whole).
 
-    ``psf_sigma``: the PSF in 10 m pixels (default: from the band's MTF,
-    :func:`core.data.degrade.sigma_for_bands`). Written into a hidden sibling
+    ``psf_sigma``: the PSF in 10 m pixels (default: from each band's MTF,
+    :func:`core.data.degrade.sigma_for_bands`; one value for a one-band area,
+    one per band, in the tiles' order, for a multi-band one). Written into a hidden sibling
     folder and renamed into place at the end, like the area itself.
     """
     from ..data.degrade import sigma_for_bands
@@ -139,9 +146,12 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
     report = progress or (lambda _f, _m: None)
     area_root, out = Path(area_root), Path(out)
     area = read_area(area_root)
-    band = str(area.get("band_name") or "")
-    sigma = float(psf_sigma) if psf_sigma is not None else sigma_for_bands([band], SCALE)[0]
-    names = [(n, "train") for n in area["train"]] + [(n, "held_out") for n in area["held_out"]]
+    names = [str(b) for b in (area.get("bands") or [area.get("band_name") or ""])]
+    band = "+".join(names)
+    sigmas = sigma_for_bands(names, SCALE)
+    sigma: Union[float, List[float]] = (float(psf_sigma) if psf_sigma is not None
+                                        else sigmas[0] if len(names) == 1 else sigmas)
+    tiles = [(n, "train") for n in area["train"]] + [(n, "held_out") for n in area["held_out"]]
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is a file; choose a folder for the 30 m -> 10 m tiles")
     if out.is_dir() and any(out.iterdir()) and not (out / WALD_JSON).is_file():
@@ -154,9 +164,9 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
     tmp.mkdir()
     try:
         refs: Dict[str, int] = {}
-        for i, (name, _part) in enumerate(names):
+        for i, (name, _part) in enumerate(tiles):
             check_cancel(cancel)
-            report(i / max(1, len(names)), f"degrading {name} to 30 m")
+            report(i / max(1, len(tiles)), f"degrading {name} to 30 m")
             scene = wald_scene(read_scene(area_root / name), sigma, noise=noise, seed=seed)
             write_scene(scene, tmp / name, overwrite=False, root=tmp)
             refs[name] = int(scene.extra["wald"]["reference_frame"])
@@ -164,15 +174,16 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
         if tile % SCALE:
             messages.append(f"the area's {tile}-px tiles are not a multiple of 3: their last "
                             f"{tile % SCALE} row(s) and column(s) are left out of the 30 m -> 10 m pairs")
-        messages.append(f"{len(names)} tile(s) degraded to 30 m with the {band or 'band'} PSF (sigma "
-                        f"{sigma:.2f} px at 10 m){', instrument noise added' if noise else ''}; HR = each tile's "
+        widths = ", ".join(f"{s:.2f}" for s in ([sigma] if isinstance(sigma, float) else sigma))
+        messages.append(f"{len(tiles)} tile(s) degraded to 30 m with the {band or 'band'} PSF (sigma "
+                        f"{widths} px at 10 m){', instrument noise added' if noise else ''}; HR = each tile's "
                         "clearest revisit")
         write_json_atomic(tmp / SPLIT_JSON, {"train": list(area["train"]), "val": list(area["held_out"]),
                                              "test": list(area["held_out"]), "held_out_side": area.get("side")})
         record = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "root": str(out),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "area": str(area_root), "area_created": area.get("created"), "band_name": band, "scale": SCALE,
+            "area": str(area_root), "area_created": area.get("created"), "band_name": band, "bands": names, "scale": SCALE,
             "psf_sigma_10m_px": sigma, "noise": bool(noise), "seed": int(seed),
             "tile_30m": tile // SCALE, "train": list(area["train"]), "held_out": list(area["held_out"]),
             "reference_frame": refs, "frames": area.get("frames"), "messages": messages,

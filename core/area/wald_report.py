@@ -66,9 +66,15 @@ def _table(title: str, before: Mapping[str, Any], after: Mapping[str, Any], metr
 
 def wald_tables(before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mapping[str, Any]]) -> str:
     """The two Markdown tables: 30 m -> 10 m against the reference, and the 10 m -> 3.33 m output."""
-    lines = _table("held-out, 30 m -> 10 m", before["wald"], after["wald"], WALD_METRICS)
+    bands = list(before["wald"].get("bands") or [])
+    per_band = len(bands) > 1  # a multi-band network: each band's cPSNR and consistency too
+    wald = WALD_METRICS + (tuple((f"cpsnr_{b}", f"cPSNR 30 m -> 10 m {b} (dB)", True) for b in bands)
+                           if per_band else ())
+    upscaled = UPSCALED_METRICS + (tuple((f"consistency_cpsnr_{b}", f"consistency cPSNR {b} (dB)", True)
+                                         for b in bands) if per_band else ())
+    lines = _table("held-out, 30 m -> 10 m", before["wald"], after["wald"], wald)
     lines += [""]
-    lines += _table("held-out, 10 m -> 3.33 m", before["upscaled"], after["upscaled"], UPSCALED_METRICS)
+    lines += _table("held-out, 10 m -> 3.33 m", before["upscaled"], after["upscaled"], upscaled)
     return "\n".join(lines)
 
 
@@ -137,6 +143,11 @@ def plot_wald(before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mappi
     return out_png
 
 
+def _sigmas(value: Any) -> str:
+    """The PSF width, or one per band, as the report prints it."""
+    return ", ".join(_fmt(v, "x") for v in value) if isinstance(value, (list, tuple)) else _fmt(value, "x")
+
+
 def _strip(part: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in part.items() if not k.startswith("_") and k != "per_tile"}
 
@@ -154,7 +165,7 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         "protocol": "Wald: the 10 m revisits degraded to 30 m with the S-2 PSF; target = each tile's clearest 10 m "
                     "revisit; applied at 10 m -> 3.33 m",
         "area": {k: area.get(k) for k in ("root", "train", "held_out", "skipped", "side", "tile_lr", "band_name",
-                                           "crs", "frames", "size_lr", "vectors", "messages")},
+                                           "bands", "crs", "frames", "size_lr", "vectors", "messages")},
         "wald": {k: wald.get(k) for k in ("root", "psf_sigma_10m_px", "noise", "seed", "tile_30m", "messages")},
         "start_checkpoint": str(start),
         "checkpoint": str(checkpoint),
@@ -173,7 +184,7 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         f"# Wald self-supervised adaptation: {name}",
         "",
         "No HR image: the area's 10 m revisits were degraded to 30 m with the Sentinel-2 PSF (sigma "
-        f"{_fmt(wald.get('psf_sigma_10m_px'), 'x')} px at 10 m{', noise added' if wald.get('noise') else ''}) and the "
+        f"{_sigmas(wald.get('psf_sigma_10m_px'))} px at 10 m{', noise added' if wald.get('noise') else ''}) and the "
         "network was trained to give back each tile's clearest 10 m revisit, then applied at 10 m -> 3.33 m. "
         f"Held-out block: the {area.get('side')}ern strip, {len(area.get('held_out') or [])} tile(s) of "
         f"{area.get('tile_lr')} px at 10 m, separated from the {len(area.get('train') or [])} training tile(s) by a "

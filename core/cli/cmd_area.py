@@ -15,9 +15,19 @@ Examples::
     # self-supervised on the revisits alone (Wald's protocol: 30 m -> 10 m, then applied at 10 m -> 3.33 m);
     # vectors and segmentation networks are optional (they add false-positive and Dice measurements)
     python -m core.cli area wald --revisits s2/*.tif --band B8 --checkpoint sr.safetensors --out myarea_wald
+    # the shipped 4-band networks: the bands B02, B03, B04, B08 are read by name (--band is not needed)
+    python -m core.cli area run --revisits s2/*.tif --buildings b.gpkg --roads r.gpkg \\
+        --checkpoint resources/models/rams_taskdriven.safetensors \\
+        --seg-buildings resources/models/unetpp_buildings.safetensors \\
+        --seg-roads resources/models/unetpp_roads.safetensors --out myarea
+    # a synthetic world-v2 stand-in area (revisit GeoTIFFs + OSM-like GeoPackages) to try it on
+    python -m core.cli area synth --out standin --size 288 --frames 9
 
 ``--progress jsonl`` prints one JSON event per line (the trainer's events, stage
 messages, and a final ``done`` with the registered checkpoint and the report).
+The knobs of ``run``/``finetune`` are :class:`core.options.AreaOptions` and those
+of ``wald`` :class:`core.options.WaldOptions`: flags, defaults and limits come
+from there (the QGIS dialog and Processing read the same fields).
 """
 
 from __future__ import annotations
@@ -25,22 +35,21 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 from ..io.jsonsafe import json_safe
-from ..options import AreaOptions
+from ..options import AREA_TILE_LR, AreaOptions, WaldOptions, add_cli_arguments, from_cli, parse_band
 from .progress import event_printer, print_messages
 
 __all__ = ["register"]
 
+#: AreaOptions fields that only the preparation uses (``area finetune`` takes an area already prepared).
+PREPARE_FIELDS = ("band", "band_name", "val_fraction", "gap_tiles", "tile_lr")
 
-def _band(text: str) -> Any:
-    return int(text) if text.strip().isdigit() else text
 
-
-def _options(args: argparse.Namespace) -> AreaOptions:
-    return AreaOptions(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples, batch_size=args.batch_size,
-                       lr_patch=args.patch, device=args.device, seed=args.seed, overrides=tuple(args.set or ()))
+def _overrides(args: argparse.Namespace) -> tuple:
+    """``--set`` given several times, each with one or more KEY=VALUE settings."""
+    return tuple(v for group in (getattr(args, "set", None) or ()) for v in group)
 
 
 def _command_line() -> str:
@@ -52,13 +61,13 @@ def _fmt(value: Any) -> str:
 
 
 def _print_result(args: argparse.Namespace, result) -> None:
-    from ..area.finetune import METRICS
+    from ..area.finetune import metrics_for
 
     if args.progress == "jsonl":
         return
-    for key, label, _ in METRICS:
+    for key, label, _ in metrics_for(result.before.get("bands") or []):
         b, a = (result.before.get(key), result.after.get(key))
-        print(f"{label:<24} before {_fmt(b):>7}  after {_fmt(a):>7}")
+        print(f"{label:<32} before {_fmt(b):>7}  after {_fmt(a):>7}")
     print(f"checkpoint: {result.checkpoint}")
     print(f"report: {result.report_md}")
 
@@ -73,25 +82,32 @@ def _prepare(args: argparse.Namespace) -> int:
             printer(event)
 
     printer = event_printer(args.progress)
-    result = prepare_area(args.revisits, _band(args.band), args.buildings, args.roads, args.out,
-                          tile_lr=args.tile, val_fraction=args.val_fraction, gap_tiles=args.gap,
+    bands = None
+    if args.checkpoint:  # the bands a multi-band network takes, read by name
+        from ..area.bands import area_sr_card, network_bands
+
+        bands = network_bands(area_sr_card(args.checkpoint))
+    result = prepare_area(args.revisits, parse_band(args.band), args.buildings, args.roads, args.out,
+                          tile_lr=args.tile_lr, val_fraction=args.val_fraction, gap_tiles=args.gap_tiles,
                           min_valid=args.min_valid, band_name=args.band_name, overwrite=args.overwrite,
-                          progress=progress)
+                          progress=progress, bands=bands)
     if args.progress == "jsonl":
         printer({"event": "done", **json_safe(result.as_dict())})
     else:
         print_messages(result.messages)
         print(f"{len(result.train)} training tile(s), {len(result.held_out)} held-out tile(s) "
-              f"({result.side}ern strip), {len(result.skipped)} skipped: {result.root}")
+              f"({result.side}ern strip), {len(result.skipped)} skipped, band(s) {', '.join(result.bands)}: "
+              f"{result.root}")
     return 0
 
 
 def _finetune(args: argparse.Namespace) -> int:
     from ..area.finetune import finetune_area
 
+    options = from_cli(AreaOptions, args, overrides=_overrides(args))
     result = finetune_area(args.area, args.checkpoint, args.seg_buildings, args.seg_roads, args.out,
-                           epochs=args.epochs, options=_options(args), progress=event_printer(args.progress),
-                           resume=not args.no_resume, command=_command_line())
+                           options=options, progress=event_printer(args.progress), resume=not args.no_resume,
+                           command=_command_line())
     _print_result(args, result)
     return 0
 
@@ -99,30 +115,29 @@ def _finetune(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..area.finetune import run_area
 
-    result = run_area(args.revisits, _band(args.band), args.buildings, args.roads, args.checkpoint,
-                      args.seg_buildings, args.seg_roads, args.out, epochs=args.epochs, tile_lr=args.tile,
-                      val_fraction=args.val_fraction, band_name=args.band_name, options=_options(args),
-                      progress=event_printer(args.progress), resume=not args.no_resume, command=_command_line())
+    options = from_cli(AreaOptions, args, overrides=_overrides(args))
+    result = run_area(args.revisits, args.buildings, args.roads, args.checkpoint, args.seg_buildings,
+                      args.seg_roads, args.out, options=options, progress=event_printer(args.progress),
+                      resume=not args.no_resume, command=_command_line())
     _print_result(args, result)
     return 0
 
 
 def _wald(args: argparse.Namespace) -> int:
     from ..area.wald import UPSCALED_METRICS, WALD_METRICS, adapt_area
-    from ..options import AreaOptions
 
-    options = AreaOptions(epochs=args.epochs, lr=args.lr, samples_per_epoch=args.samples,
-                          batch_size=args.batch_size, lr_patch=args.patch, device=args.device, seed=args.seed,
-                          wald=True, recipe=args.recipe, overrides=tuple(args.set or ()))
-    result = adapt_area(args.revisits, _band(args.band), args.checkpoint, args.out, buildings_vector=args.buildings,
+    options = from_cli(WaldOptions, args, overrides=_overrides(args))
+    result = adapt_area(args.revisits, args.checkpoint, args.out, buildings_vector=args.buildings,
                         roads_vector=args.roads, seg_buildings=args.seg_buildings, seg_roads=args.seg_roads,
-                        options=options, tile_lr=args.tile, val_fraction=args.val_fraction, gap_tiles=args.gap,
-                        band_name=args.band_name, noise=not args.no_noise, progress=event_printer(args.progress),
-                        resume=not args.no_resume, command=_command_line())
+                        options=options, progress=event_printer(args.progress), resume=not args.no_resume,
+                        command=_command_line())
     if args.progress == "jsonl":
         return 0
+    bands = result.before["wald"].get("bands") or []
+    per_band = {"wald": [(f"cpsnr_{b}", f"cPSNR 30 m -> 10 m {b} (dB)", True) for b in bands],
+                "upscaled": [(f"consistency_cpsnr_{b}", f"consistency cPSNR {b} (dB)", True) for b in bands]}
     for part, metrics in (("wald", WALD_METRICS), ("upscaled", UPSCALED_METRICS)):
-        for key, label, _ in metrics:
+        for key, label, _ in list(metrics) + (per_band[part] if len(bands) > 1 else []):
             b, a = result.before[part].get(key), result.after[part].get(key)
             if key in result.before[part]:
                 print(f"{label:<42} before {_fmt(b):>7}  after {_fmt(a):>7}")
@@ -131,11 +146,25 @@ def _wald(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_step_sizes(p: argparse.ArgumentParser) -> None:
-    """--lr, --samples, --batch-size: the recipe numbers ``finetune``/``run`` and ``wald`` word the same way."""
-    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's, 5e-5)")
-    p.add_argument("--samples", type=int, help="patches per epoch (default: the recipe's, 256)")
-    p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 8)")
+def _synth(args: argparse.Namespace) -> int:
+    """A synthetic stand-in area: world v2 revisit GeoTIFFs (4 named bands) and OSM-like GeoPackages."""
+    from ..data.synthetic.area import write_area_files
+    from ..data.synthetic.world_v2 import make_world_scene
+
+    scene = make_world_scene(size_hr=args.size, frames=args.frames, seed=args.seed, real_world=args.real_world,
+                             object_free=False)
+    files = write_area_files(scene, args.out, vector_crs=args.vector_crs)
+    print(f"{len(files.revisits)} revisit(s) with bands {', '.join(scene.bands)}: {files.revisits[0].parent}")
+    print(f"buildings: {files.buildings}")
+    print(f"roads: {files.roads}")
+    return 0
+
+
+def _add_options(p: argparse.ArgumentParser, cls: type, exclude: Sequence[str] = ()) -> None:
+    """The options' own flags (help, defaults, limits from core/options.py), ``--set`` repeatable."""
+    add_cli_arguments(p, cls, exclude=tuple(exclude) + ("overrides",))
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
+                   help="override any setting of the recipe (repeatable)")
 
 
 def _add_progress_and_resume(p: argparse.ArgumentParser) -> None:
@@ -145,67 +174,24 @@ def _add_progress_and_resume(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="start the training afresh even if OUT/train/last.pt exists")
 
 
-def _add_wald(p: argparse.ArgumentParser) -> None:
+def _add_revisits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revisits", nargs="+", required=True, metavar="RASTER",
                    help="Sentinel-2 rasters of the area (revisits); the first sets the grid, others are warped onto it")
-    p.add_argument("--band", default="1", help="1-based band number or band name (e.g. B8) in every revisit; "
-                                               "'all' when one raster's bands are the dates (default 1)")
-    p.add_argument("--band-name", help="band name written into the tiles (default: the checkpoint's band)")
-    p.add_argument("--checkpoint", required=True, help="SR checkpoint to adapt (.safetensors, one band)")
-    p.add_argument("--out", required=True, help="output folder: area/ (10 m tiles), wald/ (30 m -> 10 m pairs), "
-                                                "train/ (the run), wald_adapted.safetensors, wald_report.json/.md/.png")
-    p.add_argument("--buildings", help="optional buildings polygon layer: masks for the object-free "
-                                       "false-positive share and Dice of the 10 m -> 3.33 m output")
-    p.add_argument("--roads", help="optional roads line layer (OSM 'highway' class), as --buildings")
-    p.add_argument("--seg-buildings", help="optional building segmentation checkpoint (frozen; measuring only)")
-    p.add_argument("--seg-roads", help="optional road segmentation checkpoint (frozen; measuring only)")
-    p.add_argument("--tile", type=int, default=96, help="tile size in 10 m pixels, a multiple of 3 (default 96 = "
-                                                       "32 px at 30 m)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of tile columns (or rows) held out on the east (south) side (default 0.2)")
-    p.add_argument("--gap", type=int, default=1, help="tile columns (rows) left out between training and held-out "
-                                                      "tiles (default 1)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
-    _add_step_sizes(p)
-    p.add_argument("--patch", type=int, help="patch size in 30 m pixels (default 24, at most the 30 m tile)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="cpu, cuda or auto (default)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (and the seed of the 30 m frames' noise)")
-    p.add_argument("--no-noise", action="store_true", help="do not add instrument noise back to the 30 m frames")
-    p.add_argument("--recipe", help="training recipe (default resources/configs/area/wald.yaml)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any setting of the recipe")
-    _add_progress_and_resume(p)
 
 
-def _add_inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--revisits", nargs="+", required=True, metavar="RASTER",
-                   help="Sentinel-2 rasters of the area (revisits); the first sets the grid, others are warped onto it")
-    p.add_argument("--band", default="1",
-                   help="1-based band number or band name (e.g. B8) in every revisit; 'all' when one raster's "
-                        "bands are the dates (default 1)")
-    p.add_argument("--band-name", help="band name written into the tiles; must match the SR checkpoint's band "
-                                       "(default: the checkpoint's band for `run`, else the band's description)")
-    p.add_argument("--buildings", required=True, help="buildings polygon layer (GeoPackage, GeoJSON, Shapefile)")
-    p.add_argument("--roads", required=True, help="roads line layer with the OSM 'highway' class (and optional "
-                                                  "'width' in metres)")
-    p.add_argument("--tile", type=int, default=64, help="tile size in LR pixels (default 64)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of tile columns (or rows) held out on the east (south) side (default 0.2)")
+def _add_vectors(p: argparse.ArgumentParser, required: bool) -> None:
+    extra = "" if required else "optional; "
+    p.add_argument("--buildings", required=required,
+                   help=f"{extra}buildings polygon layer (GeoPackage, GeoJSON, Shapefile)")
+    p.add_argument("--roads", required=required,
+                   help=f"{extra}roads line layer with the OSM 'highway' class (and optional 'width' in metres)")
 
 
-def _add_training(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="SR checkpoint to start from (.safetensors)")
-    p.add_argument("--seg-buildings", required=True, help="building segmentation checkpoint (frozen)")
-    p.add_argument("--seg-roads", required=True, help="road segmentation checkpoint (frozen)")
-    p.add_argument("--out", required=True, help="output folder: train/ (the run), area_finetuned.safetensors, "
-                                                "area_report.json/.md/.png")
-    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
-    _add_step_sizes(p)
-    p.add_argument("--patch", type=int, help="LR patch size (default 32, at most the tile size)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any setting of resources/configs/area/finetune.yaml (repeatable)")
-    _add_progress_and_resume(p)
+def _add_networks(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--checkpoint", required=True, help="SR checkpoint to start from (.safetensors; one band, or "
+                                                       "several jointly, e.g. the shipped B02/B03/B04/B08 networks)")
+    p.add_argument("--seg-buildings", required=required, help="building segmentation checkpoint (frozen)")
+    p.add_argument("--seg-roads", required=required, help="road segmentation checkpoint (frozen)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -214,15 +200,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Task-driven fine-tuning without HR: cut the area into tiles, rasterize the buildings and "
                     "roads onto the 3x grid, hold out a spatially separate strip, fine-tune with consistency cL1 "
                     "+ building/road Dice (dynamic weighting, patch selection), and report Dice and consistency "
-                    "cPSNR on the held-out strip before and after.",
+                    "cPSNR on the held-out strip before and after. A multi-band network (the shipped ones take "
+                    "B02, B03, B04, B08) reads its bands by name from the revisits.",
     )
     sub = p.add_subparsers(dest="area_command", metavar="ACTION")
     prep = sub.add_parser("prepare", help="cut the area into scene tiles with masks and a held-out strip",
                           description="Writes scene folders (no HR), split.json (train / held-out) and area.json.")
-    _add_inputs(prep)
+    _add_revisits(prep)
+    _add_vectors(prep, required=True)
+    add_cli_arguments(prep, AreaOptions, exclude=[f for f in ("epochs", "lr", "samples_per_epoch", "batch_size",
+                                                              "lr_patch", "device", "seed", "recipe", "overrides",
+                                                              "wald")])
+    prep.add_argument("--checkpoint", help="an SR checkpoint taking several bands: cut tiles holding its bands, "
+                                           "read by name (default: --band alone)")
     prep.add_argument("--out", required=True, help="folder for the prepared area (new or empty)")
-    prep.add_argument("--gap", type=int, default=1, help="tile columns (rows) left out between training and "
-                                                         "held-out tiles (default 1)")
     prep.add_argument("--min-valid", type=float, default=0.5,
                       help="skip tiles with a smaller share of pixels seen by any revisit (default 0.5)")
     prep.add_argument("--overwrite", action="store_true", help="replace an area already prepared in --out")
@@ -233,14 +224,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         description="Resumes from OUT/train/last.pt when present. The registered checkpoint is "
                                     "the last epoch's weights (the held-out tiles never choose them).")
     ft.add_argument("--area", required=True, help="a folder made by `area prepare`")
-    _add_training(ft)
+    _add_networks(ft, required=True)
+    ft.add_argument("--out", required=True, help="output folder: train/ (the run), area_finetuned.safetensors, "
+                                                 "area_report.json/.md/.png")
+    _add_options(ft, AreaOptions, exclude=PREPARE_FIELDS + ("wald",))
+    _add_progress_and_resume(ft)
     ft.set_defaults(func=_finetune)
 
     run = sub.add_parser("run", help="prepare (into OUT/area) and fine-tune in one go",
                          description="`area prepare` into OUT/area (reused when the inputs are the same), then "
                                      "`area finetune`. This is what the QGIS dialog and Processing run.")
-    _add_inputs(run)
-    _add_training(run)
+    _add_revisits(run)
+    _add_vectors(run, required=True)
+    _add_networks(run, required=True)
+    run.add_argument("--out", required=True, help="output folder: area/ (the tiles), train/ (the run), "
+                                                  "area_finetuned.safetensors, area_report.json/.md/.png")
+    _add_options(run, AreaOptions, exclude=("wald",))
+    _add_progress_and_resume(run)
     run.set_defaults(func=_run)
 
     wald = sub.add_parser("wald", help="self-supervised adaptation to your revisits alone (Wald's protocol)",
@@ -250,6 +250,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "and, on the 10 m -> 3.33 m output, the 3-px grid score, consistency and (with "
                                       "vectors and segmentation networks) the object-free false-positive share vs "
                                       "bicubic. Needs no HR image and no vectors. Resumes from OUT/train/last.pt.")
-    _add_wald(wald)
+    _add_revisits(wald)
+    _add_vectors(wald, required=False)
+    _add_networks(wald, required=False)
+    wald.add_argument("--out", required=True, help="output folder: area/ (10 m tiles), wald/ (30 m -> 10 m pairs), "
+                                                   "train/ (the run), wald_adapted.safetensors, wald_report.*")
+    _add_options(wald, WaldOptions)
+    _add_progress_and_resume(wald)
     wald.set_defaults(func=_wald)
+
+    syn = sub.add_parser("synth", help="write a synthetic world-v2 stand-in area (revisits + OSM-like vectors)",
+                         description="One world v2 scene with objects, written as an analyst has an area: one "
+                                     "GeoTIFF per revisit (B02, B03, B04, B08 named in the band descriptions) and "
+                                     "buildings/roads GeoPackages. For trying `area run` and `area wald`.")
+    syn.add_argument("--out", required=True, help="folder for the files")
+    syn.add_argument("--size", type=int, default=3 * 3 * AREA_TILE_LR,
+                     help="HR size in pixels, a multiple of 3 (the LR area is a third of it)")
+    syn.add_argument("--frames", type=int, default=9, help="revisits")
+    syn.add_argument("--seed", type=int, default=0, help="random seed")
+    syn.add_argument("--real-world", action="store_true", help="revisits that disagree (gain, haze, clouds)")
+    syn.add_argument("--vector-crs", default="EPSG:4326", help="CRS of the GeoPackages (default EPSG:4326, as "
+                                                              "QuickOSM exports)")
+    syn.set_defaults(func=_synth)
     p.set_defaults(func=lambda a, parser=p: (parser.print_help(), 2)[1])

@@ -335,8 +335,9 @@ class StackOptions(_Options):
     """How to build a revisit stack from several Sentinel-2 products or rasters."""
 
     frames: int = option(9, "keep the clearest this many dates", minimum=1, maximum=64, label="Dates to keep")
-    bands: Tuple[str, ...] = option(("B02", "B03", "B04", "B08"), "bands to stack", kind="strs",
-                                    label="Bands")
+    # Empty means the sensor description's 10 m bands (core.io.sentinel2.BANDS_10M): options sit below io.
+    bands: Tuple[str, ...] = option((), "bands to stack (default: all four 10 m bands)", kind="strs",
+                                    label="Bands (empty: all 10 m)")
     scl_nodata: Tuple[int, ...] = option(SCL_NODATA_DEFAULT, "L2A scene classes (SCL) that become nodata: 0 no "
                                                              "data, 1 saturated, 3 cloud shadow, 8/9 cloud, 10 "
                                                              "cirrus, 11 snow", kind="ints", minimum=0, maximum=11,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..io.sentinel2 import BANDS_10M
 from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
@@ -82,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("product", help="Sentinel-2 product: .SAFE folder, .zip or MTD_MSI*.xml")
     p.add_argument("--out", required=True, help="output GeoTIFF")
-    p.add_argument("--bands", nargs="+", default=["B02", "B03", "B04", "B08"], help="bands to export")
+    p.add_argument("--bands", nargs="+", default=list(BANDS_10M), help="bands to export (default: the 10 m bands)")
     p.add_argument("--extent", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"), default=None,
                    help="export only this window (in the product's CRS), snapped outward to whole pixels")
     p.add_argument("--scl-nodata", type=int, nargs="*", default=list(SCL_NODATA_DEFAULT),

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from ..io.geo import compose
 from ..io.paths import is_inside, safe_name
+from ..io.sentinel2 import MTF_NYQUIST, band_key
 from ..jobs import OutputError
 from .scene import (
     Scene,
@@ -57,7 +58,6 @@ from .scene import (
 )
 
 __all__ = [
-    "S2_MTF_NYQUIST",
     "S2_NIR_MTF",
     "DEFAULT_SIGMA_READ",
     "DEFAULT_GAIN",
@@ -76,8 +76,7 @@ Progress = Callable[[float, str], None]
 # MTF at Nyquist of the 10 m bands. The mission requirement is 0.15 < MTF < 0.3;
 # in-flight figures reported for S-2A/B sit near the top of that range, lowest in
 # NIR. These are round, typical values, not a calibration: pass your own `mtf`.
-S2_MTF_NYQUIST: Dict[str, float] = {"B2": 0.30, "B3": 0.28, "B4": 0.27, "B8": 0.26}
-S2_NIR_MTF = S2_MTF_NYQUIST["B8"]
+S2_NIR_MTF = MTF_NYQUIST["B08"]
 # Noise in reflectance units: read noise plus a signal-dependent (shot-like)
 # term, std = sqrt(sigma_read^2 + gain * signal): about 0.002 at reflectance 0.3,
 # i.e. an SNR near 150, the order of S-2's 10 m bands at reference radiance.
@@ -85,7 +84,6 @@ DEFAULT_SIGMA_READ = 1e-3
 DEFAULT_GAIN = 1e-5
 #: Most revisits one simulation may make: far beyond any real stack, far below what exhausts memory.
 MAX_FRAMES = 256
-_BAND_ALIASES = {"B02": "B2", "B03": "B3", "B04": "B4", "B08": "B8", "NIR": "B8"}
 
 
 def psf_sigma_from_mtf(mtf_nyquist: float, scale: int = 3) -> float:
@@ -98,10 +96,10 @@ def psf_sigma_from_mtf(mtf_nyquist: float, scale: int = 3) -> float:
 
 def sigma_for_bands(bands: Sequence[str], scale: int = 3, mtf: Optional[Dict[str, float]] = None) -> List[float]:
     """PSF sigma (HR px) per band name; unknown bands get the NIR value (logged)."""
-    table = {**S2_MTF_NYQUIST, **(mtf or {})}
+    table = {**MTF_NYQUIST, **{band_key(k) or k: v for k, v in (mtf or {}).items()}}
     out = []
     for b in bands:
-        key = _BAND_ALIASES.get(str(b).upper(), str(b).upper())
+        key = band_key(b) or str(b).upper()
         if key not in table:
             log.info("no MTF known for band %r; using the NIR value %.2f", b, S2_NIR_MTF)
         out.append(psf_sigma_from_mtf(table.get(key, S2_NIR_MTF), scale))

@@ -89,12 +89,12 @@ def read_band_reflectance(path: str, band: int = 1):
 
 def band_names(path: str) -> List[Optional[str]]:
     """The Sentinel-2 band each band of a raster names (description, else its BANDNAME tag), None where none."""
-    from ..io.qgis_style import s2_band_name
+    from ..io.sentinel2 import band_at_start
     from ..io.rasters import open_raster
 
     with open_raster(path) as ds:
-        return [s2_band_name(ds.descriptions[i] if ds.descriptions else None)
-                or s2_band_name(ds.tags(i + 1).get("BANDNAME")) for i in range(ds.count)]
+        return [band_at_start(ds.descriptions[i] if ds.descriptions else None)
+                or band_at_start(ds.tags(i + 1).get("BANDNAME")) for i in range(ds.count)]
 
 
 def band_pairs(sr_path: str, reference: str, reference_band: int = 1) -> Tuple[List[BandPair], str]:

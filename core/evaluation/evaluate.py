@@ -291,7 +291,7 @@ def load_split_scenes(root, split: Optional[str], max_scenes: Optional[int] = No
 
 def band_indices(scene_bands: Sequence[str], card_bands: Optional[Sequence[str]], path) -> List[int]:
     """Indices of the bands a network reads in a scene's band list (all of them, in the card's order)."""
-    from ..inference.bands import canonical_band
+    from ..io.sentinel2 import canonical_band
 
     if not card_bands:
         return [0]

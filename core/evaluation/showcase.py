@@ -24,6 +24,9 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from ..io.qgis_style import TRUE_COLOUR  # red, green, blue
+from ..io.sentinel2 import canonical_band
+
 log = logging.getLogger(__name__)
 
 #: Shipped starter checkpoints the demo needs, by role.
@@ -46,8 +49,6 @@ SR_TITLES: Dict[str, str] = {
 #: The no-network reference: bicubic upsampling of the mean of the revisits, segmented like the outputs.
 BICUBIC = "bicubic"
 BICUBIC_TITLE = "Bicubic (no network)"
-#: True colour: red, green, blue.
-TRUE_COLOUR = ("B04", "B03", "B02")
 
 
 class DemoNotReady(RuntimeError):
@@ -117,7 +118,6 @@ def run_demo(
     from .. import api
     from ..data.scene import read_scene, to_dn, write_geotiff, write_scene
     from ..data.synthetic.world_v2 import make_world_scene
-    from ..inference.bands import canonical_band
     from ..options import SegmentOptions, SuperResolveOptions
     from .artifacts import grid_score
     from .evaluate import FP_MARGIN_HR

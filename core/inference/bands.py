@@ -14,35 +14,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..io.sentinel2 import NOMINAL_WAVELENGTH_NM, canonical_band
 from ..jobs import InputError
 from .loading import LoadedModel
 
-__all__ = ["S2_10M_BANDS", "WAVELENGTH_NM", "canonical_band", "band_of_frame", "BandGroups", "group_frames",
+__all__ = ["canonical_band", "band_of_frame", "BandGroups", "group_frames",
            "band_description"]
 
-#: Sentinel-2's four 10 m bands, in the order every 4-band output of this plugin holds them.
-S2_10M_BANDS: Tuple[str, ...] = ("B02", "B03", "B04", "B08")
-#: Nominal central wavelengths (nm) of the S-2 MSI bands (ESA's nominal values; S-2A/B differ by a few nm).
-WAVELENGTH_NM: Dict[str, float] = {"B01": 443, "B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740,
-                                   "B07": 783, "B08": 842, "B8A": 865, "B09": 945, "B10": 1375, "B11": 1610,
-                                   "B12": 2190}
-_BAND_RE = re.compile(r"(?<![A-Za-z0-9])B(0?[1-9]|1[0-2]|8A)(?![0-9])", re.IGNORECASE)
 _DATE_RE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
-
-
-def canonical_band(name: Optional[str]) -> Optional[str]:
-    """``B8``, ``b08``, ``B08_2023-05-01``, ``SR x3 B08`` -> ``B08``; ``B8A`` stays ``B8A``; else None."""
-    if not name:
-        return None
-    m = _BAND_RE.search(str(name))
-    if not m:
-        return None
-    code = m.group(1).upper()
-    return "B8A" if code == "8A" else f"B{int(code):02d}"
 
 
 def band_of_frame(frame) -> Optional[str]:
@@ -72,8 +55,8 @@ class BandGroups:
 
     @property
     def wavelengths(self) -> List[Optional[float]]:
-        return [WAVELENGTH_NM.get(b) for b in self.band_names] if any(
-            b in WAVELENGTH_NM for b in self.band_names) else []
+        return [NOMINAL_WAVELENGTH_NM.get(b) for b in self.band_names] if any(
+            b in NOMINAL_WAVELENGTH_NM for b in self.band_names) else []
 
     def valid_fractions(self) -> List[float]:
         """Per date, the valid share of its least valid band (a date's bands share its clouds)."""

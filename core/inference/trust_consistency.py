@@ -49,8 +49,9 @@ import torch
 import torch.nn.functional as F
 from rasterio.windows import Window
 
-from ..data.degrade import S2_MTF_NYQUIST, S2_NIR_MTF, Degradation, psf_sigma_from_mtf
+from ..data.degrade import S2_NIR_MTF, Degradation, psf_sigma_from_mtf
 from ..io.rasters import Frame, Grid
+from ..io.sentinel2 import MTF_NYQUIST, band_at_start, band_key
 from ..jobs import InputError
 
 __all__ = ["sr_lr_window", "Consistency", "masked_median", "masked_std", "psf_sigma_for"]
@@ -97,11 +98,11 @@ def sr_lr_window(sr: Grid, lr: Grid, sr_name: str = "SR raster", lr_name: str = 
 
 
 def psf_sigma_for(frame: Frame, scale: int, messages: List[str]) -> float:
-    """PSF sigma (HR px) from the band name in the description (B2/B3/B4/B8), else the NIR value."""
-    token = (frame.description or "").split("_")[0].split(" ")[0].upper()
-    token = {"B02": "B2", "B03": "B3", "B04": "B4", "B08": "B8", "NIR": "B8"}.get(token, token)
-    if token in S2_MTF_NYQUIST:
-        return psf_sigma_from_mtf(S2_MTF_NYQUIST[token], scale)
+    """PSF sigma (HR px) from the band named at the start of the description (B02/B03/B04/B08), else the NIR value."""
+    description = frame.description or ""
+    band = band_at_start(description) or band_key(description.split("_")[0].split(" ")[0])
+    if band in MTF_NYQUIST:
+        return psf_sigma_from_mtf(MTF_NYQUIST[band], scale)
     messages.append(f"band of {frame.label} not recognised as B2/B3/B4/B8: using the NIR PSF (MTF {S2_NIR_MTF})")
     return psf_sigma_from_mtf(S2_NIR_MTF, scale)
 

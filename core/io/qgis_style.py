@@ -19,16 +19,16 @@ plain text: core never imports QGIS. The dock styles the layers it adds itself
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
+
+from .sentinel2 import band_at_start
 
 __all__ = [
     "TRUE_COLOUR",
     "FALSE_COLOUR",
     "CUMULATIVE_CUT",
     "MARKER",
-    "s2_band_name",
     "composite_bands",
     "style_path_for",
     "multiband_qml",
@@ -48,23 +48,6 @@ MARKER = "written by s2_taskdriven_sr"
 #: Longest side of the decimated read that measures the stretch (GDAL serves it from the overviews).
 SAMPLE_SIDE = 1024
 
-# "B8", "B08", "b02", "B08_2023-05-12", QGIS's "Band 3: B04": a band name at the start of the description.
-_NAME_RE = re.compile(r"^\s*(?:band\s+\d+\s*:\s*)?B_?(8A|08A|1[0-2]|0?[1-9])(?![0-9A-Za-z])", re.IGNORECASE)
-
-
-def s2_band_name(description: Optional[str]) -> Optional[str]:
-    """The Sentinel-2 band a band description names (``B08``, ``B8A``), or None.
-
-    Only a name at the start counts (``B08``, ``B08_2023-05-12``, ``Band 4: B08``):
-    a band merely mentioned later in a free text is not taken for the band itself.
-    """
-    m = _NAME_RE.match(description or "")
-    if not m:
-        return None
-    token = m.group(1).upper()
-    return "B8A" if token in ("8A", "08A") else f"B{int(token):02d}"
-
-
 def composite_bands(descriptions: Sequence[Optional[str]],
                     combo: Sequence[str] = TRUE_COLOUR) -> Optional[Tuple[int, int, int]]:
     """1-based band numbers drawn as red, green, blue for ``combo``, or None when a band is missing.
@@ -72,7 +55,7 @@ def composite_bands(descriptions: Sequence[Optional[str]],
     The first band of each name wins: in a revisit stack (``B02_<date>`` ...,
     clearest date first) that is the clearest date's composite.
     """
-    names = [s2_band_name(d) for d in descriptions]
+    names = [band_at_start(d) for d in descriptions]
     picked: List[int] = []
     for want in combo:
         if want not in names:

@@ -6,13 +6,12 @@ processing baseline, the date, where the 10 m bands and the SCL sit -- come
 from the product's metadata XML. It is read with the standard library
 (namespaces ignored, as they change between format versions); inside a zip the
 files are addressed through GDAL's ``/vsizip/`` (never unpacked to disk). The
-band, date and wavelength vocabulary lives here too, as every other Sentinel-2
-module speaks it.
+bands, their wavelengths and file names come from the one sensor description,
+:mod:`.sentinel2`; dates in names are read here.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -20,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import date as _date
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..jobs import InputError, PathLike
 from .radiometry import Radiometry
@@ -30,6 +29,18 @@ from .s2_untrusted import (
     parse_metadata,
     read_metadata_file,
     read_metadata_member,
+)
+from .sentinel2 import (  # the sensor's vocabulary, re-exported for the product's readers
+    BAND_IDS,
+    BAND_NAMES,
+    BANDS_10M,
+    NOMINAL_WAVELENGTH_NM,
+    SPACECRAFT_WAVELENGTH_NM,
+    band_file_suffix,
+    band_in_text,
+    band_key,
+    band_of_wavelength,
+    wavelength_of,
 )
 
 __all__ = [
@@ -56,8 +67,6 @@ __all__ = [
 ]
 
 
-#: The four 10 m bands the engine super-resolves.
-BANDS_10M: Tuple[str, ...] = ("B02", "B03", "B04", "B08")
 #: Scene classification (SCL) classes of Sen2Cor L2A products.
 SCL_CLASSES: Dict[int, str] = {
     0: "no data", 1: "saturated or defective", 2: "dark area or topographic shadow", 3: "cloud shadow",
@@ -67,24 +76,6 @@ SCL_CLASSES: Dict[int, str] = {
 #: The processing baseline that introduced the -1000 DN offset, and the day it went into production.
 OFFSET_BASELINE = "04.00"
 OFFSET_START_DATE = "2022-01-25"
-#: ``band_id`` of the metadata's offset and spectral lists: the 13 bands in this order.
-BAND_IDS: Dict[str, int] = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7,
-                            "B8A": 8, "B09": 9, "B10": 10, "B11": 11, "B12": 12}
-#: Nominal central wavelengths (nm) of the Sentinel-2 bands (GDAL's SENTINEL2 driver documentation).
-NOMINAL_WAVELENGTH_NM: Dict[str, float] = {
-    "B01": 443.0, "B02": 490.0, "B03": 560.0, "B04": 665.0, "B05": 705.0, "B06": 740.0, "B07": 783.0,
-    "B08": 842.0, "B8A": 865.0, "B09": 945.0, "B10": 1375.0, "B11": 1610.0, "B12": 2190.0,
-}
-#: Central wavelengths (nm) of the 10 m bands as the products themselves list them
-#: (``Spectral_Information_List`` of baseline 05.10 products); used when a product's XML lacks the list.
-SPACECRAFT_WAVELENGTH_NM: Dict[str, Dict[str, float]] = {
-    "Sentinel-2A": {"B02": 492.7, "B03": 559.8, "B04": 664.6, "B08": 832.8},
-    "Sentinel-2B": {"B02": 492.3, "B03": 559.0, "B04": 665.0, "B08": 833.0},
-}
-BAND_NAMES: Dict[str, str] = {"B02": "blue", "B03": "green", "B04": "red", "B08": "near infrared",
-                              "B8A": "narrow near infrared", "B05": "red edge", "B06": "red edge",
-                              "B07": "red edge", "B11": "short-wave infrared", "B12": "short-wave infrared",
-                              "B01": "coastal aerosol", "B09": "water vapour", "B10": "cirrus"}
 
 _MTD_RE = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$", re.I)
 #: The metadata of old multi-tile products (format before December 2016), e.g. ``S2A_OPER_MTD_SAFL1C_PDMC_...xml``.
@@ -92,31 +83,9 @@ _OLD_MTD_RE = re.compile(r"(?:^|/)S2[A-D]_OPER_MTD_SAFL(1C|2A)_[^/]*\.xml$", re.
 PRODUCT_NAME_RE = re.compile(
     r"(S2[A-D])_MSI(L1C|L2A)_(\d{8})T(\d{6})_N(\d{2})(\d{2})_R(\d{3})_T(\w{5})_(\d{8}T\d{6})")
 _GDAL_SUBDATASET_RE = re.compile(r"^SENTINEL2_L(?:1C|2A)(?:_\w+)?:(.+?\.(?:xml|zip|SAFE))(?::[^:]+){0,2}$", re.I)
-_BAND_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])B(8A|08A|1[0-2]|0?[1-9])(?![0-9A-Za-z])", re.I)
 DATE_RE = re.compile(r"(?<!\d)(20\d{2}|19\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
-_WORD_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "near infrared": "B08",
-               "near-infrared": "B08"}
 
-# --------------------------------------------------------------------------- names, dates, wavelengths
-
-
-def band_key(name: Any) -> Optional[str]:
-    """Canonical Sentinel-2 band name: ``B8``/``b08``/``B08`` -> ``B08``; ``B8A``/``B08A`` -> ``B8A``; else None."""
-    if name is None:
-        return None
-    text = str(name).strip()
-    m = re.fullmatch(r"[Bb]_?(8A|08A|1[0-2]|0?[1-9])", text, flags=re.I)
-    if not m:
-        return _WORD_BANDS.get(text.lower())
-    token = m.group(1).upper()
-    return "B8A" if token in ("8A", "08A") else f"B{int(token):02d}"
-
-
-def band_in_text(text: str) -> Optional[str]:
-    """The one band name a text mentions (``..._B08_(Raw).tiff``), or None when none or several differ."""
-    found = {band_key("B" + m.group(1)) for m in _BAND_TOKEN_RE.finditer(text or "")}
-    found.discard(None)
-    return found.pop() if len(found) == 1 else None
+# --------------------------------------------------------------------------- dates and baselines
 
 
 def date_in_text(text: str) -> Optional[str]:
@@ -127,22 +96,6 @@ def date_in_text(text: str) -> Optional[str]:
         except ValueError:
             continue
     return None
-
-
-def wavelength_of(band: Optional[str], spacecraft: str = "") -> Optional[float]:
-    """Central wavelength (nm) of a band: the spacecraft's own when known, else the nominal one."""
-    key = band_key(band)
-    if key is None:
-        return None
-    return SPACECRAFT_WAVELENGTH_NM.get(spacecraft, {}).get(key, NOMINAL_WAVELENGTH_NM.get(key))
-
-
-def band_of_wavelength(nm: Optional[float], tolerance: float = 25.0) -> Optional[str]:
-    """The Sentinel-2 band whose nominal centre is nearest to ``nm`` (within ``tolerance``), else None."""
-    if nm is None or not math.isfinite(nm):
-        return None
-    band, centre = min(NOMINAL_WAVELENGTH_NM.items(), key=lambda kv: abs(kv[1] - nm))
-    return band if abs(centre - nm) <= tolerance else None
 
 
 def _baseline_tuple(baseline: str) -> Optional[Tuple[int, int]]:
@@ -321,7 +274,7 @@ def _locate(path: PathLike) -> Tuple[str, Optional[zipfile.ZipFile], str, List[s
 
 def _find_image(files: Sequence[str], listed: Sequence[str], level: str, band: str) -> Optional[str]:
     """Relative path of a band's JP2: the one the metadata lists when present, else by the naming rule."""
-    suffix = {"L2A": {"SCL": "_SCL_20m"}, "L1C": {}}[level].get(band, f"_{band}_10m" if level == "L2A" else f"_{band}")
+    suffix = band_file_suffix(band, level)
     present = set(files)
     for rel in listed:
         if rel.endswith(suffix) and f"{rel}.jp2" in present:

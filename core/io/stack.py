@@ -453,7 +453,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
     if not inputs:
         raise InputError("no input given; give Sentinel-2 products or rasters of several dates")
     wanted: List[str] = []
-    for b in opts.bands:
+    for b in opts.bands or BANDS_10M:
         key = band_key(b)
         if key not in BANDS_10M:
             raise InputError(f"band {b!r} is not one of the 10 m bands {', '.join(BANDS_10M)}")

@@ -196,7 +196,7 @@ def band_indices(config: TrainConfig, scenes: List) -> List[int]:
     """Indices of the bands a run takes in its scenes' band list: ``data.bands`` by name, else ``data.band``."""
     if not config.data.bands:
         return [int(config.data.band)]
-    from ..inference.bands import canonical_band
+    from ..io.sentinel2 import canonical_band
 
     have = [canonical_band(b) or b for b in (scenes[0].bands or [])]
     out = []

@@ -215,7 +215,7 @@ class Trainer:
 
     def _seg_channels(self, card, path) -> Optional[List[int]]:
         """Which of the SR output's bands a frozen network reads (None: all, in order)."""
-        from ..inference.bands import canonical_band
+        from ..io.sentinel2 import canonical_band
 
         mine = [canonical_band(b) or b for b in self.bands]
         wanted = [canonical_band(b) or b for b in (card.bands or [])]

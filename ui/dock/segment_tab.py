@@ -24,7 +24,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...core.io.qgis_style import s2_band_name
+from ...core.io.sentinel2 import band_at_start
 from ...core.jobs import unique_path
 from ...core.options import SegmentOptions
 from ..log import log, log_exception, notify
@@ -165,8 +165,8 @@ class SegmentTab(QWidget):
         """The networks' bands when ``layer`` names them all (the engine then reads them by name), else None."""
         if layer is None or layer.bandCount() < 2:
             return None
-        wanted = [s2_band_name(b) for b in self.network_bands()]
-        names = {s2_band_name(n) for n in layer_band_names(layer)}
+        wanted = [band_at_start(b) for b in self.network_bands()]
+        names = {band_at_start(n) for n in layer_band_names(layer)}
         return [str(b) for b in wanted] if wanted and all(b in names for b in wanted) else None
 
     def update_check(self) -> None:

@@ -32,7 +32,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...core.io.qgis_style import s2_band_name
+from ...core.io.sentinel2 import band_at_start
 from ...core.jobs import unique_path
 from ...core.options import SuperResolveOptions
 from ..log import log, log_exception, notify
@@ -357,16 +357,16 @@ class SuperResolveTab(QWidget):
 
     def card_band_index(self, layer: QgsRasterLayer) -> Optional[int]:
         """The band of ``layer`` named like the one band of the chosen checkpoint, or None."""
-        wanted = [s2_band_name(b) for b in self.card_bands()]
+        wanted = [band_at_start(b) for b in self.card_bands()]
         if len(wanted) != 1 or wanted[0] is None:
             return None
-        names = [s2_band_name(n) for n in layer_band_names(layer)]
+        names = [band_at_start(n) for n in layer_band_names(layer)]
         return names.index(wanted[0]) + 1 if wanted[0] in names else None
 
     def dates_count(self, layer: QgsRasterLayer, band: Any) -> int:
         """How many dates 'bands are dates' reads: every band, the bands named ``band`` in a stack, or with
         'all 10 m bands' the dates of a stack (each holds the four bands)."""
-        names = [s2_band_name(n) for n in layer_band_names(layer)]
+        names = [band_at_start(n) for n in layer_band_names(layer)]
         if band != "all":
             return sum(1 for n in names if n == band)
         named = [n for n in names if n]
@@ -383,8 +383,8 @@ class SuperResolveTab(QWidget):
         """
         if self.more.values().get("all_bands"):
             return "all"
-        named = [b for b in (s2_band_name(n) for n in layer_band_names(layer)) if b]
-        wanted = [s2_band_name(b) for b in self.card_bands()]
+        named = [b for b in (band_at_start(n) for n in layer_band_names(layer)) if b]
+        wanted = [band_at_start(b) for b in self.card_bands()]
         if not named:
             return "all"
         if len(wanted) == 1 and wanted[0] in named:

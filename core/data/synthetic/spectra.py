@@ -25,10 +25,12 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ...io.sentinel2 import BANDS_10M, NOMINAL_WAVELENGTH_NM
+
 __all__ = ["BANDS", "WAVELENGTHS_NM", "Spectrum", "SPECTRA", "AMBIENT", "sample", "spectrum"]
 
-BANDS: Tuple[str, ...] = ("B02", "B03", "B04", "B08")
-WAVELENGTHS_NM: Tuple[int, ...] = (490, 560, 665, 842)
+BANDS: Tuple[str, ...] = BANDS_10M
+WAVELENGTHS_NM: Tuple[int, ...] = tuple(int(NOMINAL_WAVELENGTH_NM[b]) for b in BANDS_10M)
 
 #: Share of the illumination that is diffuse sky light per band: what a fully
 #: shadowed surface still receives. Sky light is blue, so blue shadows are the

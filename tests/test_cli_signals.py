@@ -33,33 +33,56 @@ def dated_rasters(folder: Path) -> list:
     return paths
 
 
-def test_sigterm_while_writing_cleans_up_and_says_so(tmp_path):
-    inputs = dated_rasters(tmp_path / "in")
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
+def terminate_while_writing(args: list, out_dir: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m core.cli ARGS``, send SIGTERM once its hidden ``.partial-*`` output is being written."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "stack", *map(str, inputs), "--bands", "B08",
-                             "--out", str(out_dir / "stack.tif")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
             if any(".partial-" in p.name for p in out_dir.iterdir()):
                 time.sleep(0.2)  # well into writing rows
                 break
             time.sleep(0.005)
-        assert proc.poll() is None, "the command ended before its output was being written: make SIDE larger"
+        assert proc.poll() is None, "the command ended before its output was being written: make the input larger"
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 143, err
-    lines = [line for line in err.split("\n") if line.strip()]
-    assert lines[-1].startswith("terminated (SIGTERM)"), err
-    assert "Traceback" not in err
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def assert_terminated_cleanly(proc: subprocess.CompletedProcess, out_dir: Path) -> None:
+    assert proc.returncode == 143, proc.stderr
+    lines = [line for line in proc.stderr.split("\n") if line.strip()]
+    assert lines[-1].startswith("terminated (SIGTERM)"), proc.stderr
+    assert "Traceback" not in proc.stderr
     assert list(out_dir.iterdir()) == []  # neither the output nor its hidden .partial-* file
+
+
+def test_sigterm_while_stacking_cleans_up_and_says_so(tmp_path):
+    inputs = dated_rasters(tmp_path / "in")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = terminate_while_writing(["stack", *inputs, "--bands", "B08", "--out", out_dir / "stack.tif"], out_dir)
+    assert_terminated_cleanly(proc, out_dir)
+
+
+def test_sigterm_during_predict_cleans_up_and_says_so(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = []
+    for i, day in enumerate(("20230512", "20230601", "20230703")):
+        dn = np.stack([(textured_scene(192, seed=i + k) * 10000).astype(np.uint16) for k in range(4)])
+        inputs.append(write_geotiff(folder / f"T34UDA_{day}.tif", dn, descriptions=["B02", "B03", "B04", "B08"]))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = terminate_while_writing(["predict", "--checkpoint", ROOT / "resources/models/rams_taskdriven.safetensors",
+                                    "--inputs", *inputs, "--all-bands", "--out", out_dir / "sr.tif"], out_dir)
+    assert_terminated_cleanly(proc, out_dir)
 
 
 def test_error_after_the_progress_bar_starts_a_line_of_its_own(tmp_path):

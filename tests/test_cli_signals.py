@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.robustness_support import ROOT
+from tests.robustness_support import ROOT, assert_one_line_error, mounted_tmpfs, run_cli
 from tests.s2_fixtures import make_safe, textured_scene, write_geotiff
 
 #: Side of the test rasters: large enough that writing the stack takes a few seconds on a loaded 2-core machine.
@@ -72,12 +72,7 @@ def test_sigterm_while_stacking_cleans_up_and_says_so(tmp_path):
 
 
 def test_sigterm_during_predict_cleans_up_and_says_so(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    inputs = []
-    for i, day in enumerate(("20230512", "20230601", "20230703")):
-        dn = np.stack([(textured_scene(192, seed=i + k) * 10000).astype(np.uint16) for k in range(4)])
-        inputs.append(write_geotiff(folder / f"T34UDA_{day}.tif", dn, descriptions=["B02", "B03", "B04", "B08"]))
+    inputs = revisits(tmp_path / "in")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     proc = terminate_while_writing(["predict", "--checkpoint", ROOT / "resources/models/rams_taskdriven.safetensors",
@@ -98,3 +93,25 @@ def test_error_after_the_progress_bar_starts_a_line_of_its_own(tmp_path):
     assert "stacking" in err  # the bar drew before the error
     errors = [line for line in err.split("\n") if line.startswith("error:")]  # "\n" only, as a log splits
     assert len(errors) == 1 and "'ten thousand'" in errors[0], repr(err)
+
+
+def revisits(folder: Path, side: int = 192) -> list:
+    """Three real 4-band revisits (B02, B03, B04, B08 in DN) of one area, as the shipped RAMS takes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, day in enumerate(("20230512", "20230601", "20230703")):
+        dn = np.stack([(textured_scene(side, seed=i + k) * 10000).astype(np.uint16) for k in range(4)])
+        paths.append(write_geotiff(folder / f"T34UDA_{day}.tif", dn, descriptions=["B02", "B03", "B04", "B08"]))
+    return paths
+
+
+def test_small_disk_refusal_reads_in_units_that_show_the_sizes(tmp_path):
+    inputs = revisits(tmp_path / "in")
+    with mounted_tmpfs(tmp_path, "disk", "size=1m", "needs root and mount(8) to make a small real file system",
+                       "mount refused") as disk:
+        proc = run_cli(["predict", "--checkpoint", ROOT / "resources/models/rams_taskdriven.safetensors",
+                        "--inputs", *inputs, "--all-bands", "--out", disk / "sr.tif"], timeout=240)
+        line = assert_one_line_error(proc, "sr.tif: the output could take up to")
+        assert list(disk.iterdir()) == []
+    assert "0.0 GB" not in line
+    assert re.search(r"up to \d+\.\d MB but only \d+\.\d (KB|MB) are free", line), line

@@ -21,7 +21,7 @@ from ..models.card import ModelCard
 from ..models.registry import spec
 
 __all__ = ["TilePlan", "plan_tiles", "available_memory", "JobFootprint", "estimate_footprint",
-           "check_footprint"]
+           "check_footprint", "size_text"]
 
 
 def available_memory(device: torch.device) -> int:
@@ -139,6 +139,18 @@ def estimate_footprint(plan: TilePlan, width: int, height: int, frames: int, cha
     return JobFootprint(int(strip + blend + pending + model + (512 << 20)), int(output))
 
 
+def size_text(n_bytes: float) -> str:
+    """A size for a message in the unit that shows it: ``3.2 GB``, ``5.1 MB``, ``640 KB``, ``12 bytes``.
+
+    Sizes in GB alone read "up to 0.0 GB but only 0.0 GB free" on a small disk,
+    which tells the analyst nothing.
+    """
+    for unit, factor in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n_bytes >= factor:
+            return f"{n_bytes / factor:.1f} {unit}"
+    return f"{int(n_bytes)} bytes"
+
+
 def check_footprint(footprint: JobFootprint, device: torch.device, out_path: Path, what: str) -> None:
     """Refuse a job that cannot fit in memory or on disk, suggesting a smaller extent.
 
@@ -149,8 +161,8 @@ def check_footprint(footprint: JobFootprint, device: torch.device, out_path: Pat
     free_mem = available_memory(device)
     if footprint.memory > 0.8 * free_mem:
         raise InputError(
-            f"{what} would need about {footprint.memory / 2**30:.1f} GB of memory, more than this machine has free "
-            f"({free_mem / 2**30:.1f} GB): process a smaller area with the extent option (--extent), or use "
+            f"{what} would need about {size_text(footprint.memory)} of memory, more than this machine has free "
+            f"({size_text(free_mem)}): process a smaller area with the extent option (--extent), or use "
             "smaller tiles (--tile)")
     try:
         free_disk = shutil.disk_usage(out_path.parent if str(out_path.parent) else Path(".")).free
@@ -158,7 +170,7 @@ def check_footprint(footprint: JobFootprint, device: torch.device, out_path: Pat
         return
     if footprint.output > free_disk:
         raise OutputError(
-            f"{out_path}: the output could take up to {footprint.output / 2**30:.1f} GB but only "
-            f"{free_disk / 2**30:.1f} GB are free on its disk: process a smaller area with the extent option "
+            f"{out_path}: the output could take up to {size_text(footprint.output)} but only "
+            f"{size_text(free_disk)} are free on its disk: process a smaller area with the extent option "
             "(--extent) or write to another disk")
 

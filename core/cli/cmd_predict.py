@@ -1,14 +1,16 @@
-"""CLI: ``predict`` (super-resolve rasters) and ``segment`` (buildings / roads from a raster).
+"""CLI: ``predict`` (super-resolve rasters), ``segment`` (buildings / roads from a raster) and ``compare``
+(two SR outputs of one area: the dock's Compare tab, headless).
 
-Both print what was done to the data (warps, frames chosen, units assumed) and
+All print what was done to the data (warps, frames chosen, units assumed) and
 draw a tqdm progress bar on stderr; Ctrl-C cancels cleanly (no partial file).
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any, Optional
 
-from ..options import SegmentOptions, SuperResolveOptions, add_cli_arguments, from_cli
+from ..options import CompareOptions, SegmentOptions, SuperResolveOptions, add_cli_arguments, from_cli
 from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
@@ -35,6 +37,38 @@ def _segment(args: argparse.Namespace) -> int:
     if result is None:
         return code
     print_messages(result.messages)
+    return 0
+
+
+def _mask_source(path: Optional[str]) -> Any:
+    """A mask raster, or a vector file (``.gpkg``, ``.shp``, ``.geojson``...; ``FILE|layername=NAME``) of OSM data."""
+    from ..evaluation.compare import MaskSource
+
+    if not path:
+        return None
+    file, _, layer = path.partition("|layername=")
+    raster = file.lower().endswith((".tif", ".tiff", ".vrt", ".img"))
+    return MaskSource(path=file, kind="raster" if raster else "vector", layer=layer or None)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..evaluation.compare import METRIC_NAMES
+
+    outputs = {"Baseline": args.baseline, "Task-driven": args.taskdriven}
+    masks = {t: m for t, m in (("buildings", _mask_source(args.buildings)), ("roads", _mask_source(args.roads)))
+             if m is not None}
+    seg = {t: c for t, c in (("buildings", args.seg_buildings), ("roads", args.seg_roads)) if c}
+    result, code = run_with_bar("comparing", api.compare_outputs, outputs=outputs, reference=args.reference,
+                                masks=masks, seg_checkpoints=seg, options=from_cli(CompareOptions, args))
+    if result is None:
+        return code
+    print_messages(result.messages)
+    print(f"{'metric':<28} {'Baseline':>12} {'Task-driven':>12}")
+    for key, title in METRIC_NAMES:
+        cells = [result.metrics[label].get(key) for label in outputs]
+        text = ["n/a" if v is None else f"{v:.4f}" for v in cells]
+        print(f"{title:<28} {text[0]:>12} {text[1]:>12}" + (f"  ({result.notes[key]})" if key in result.notes else ""))
     return 0
 
 
@@ -77,3 +111,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--vectors", default=None, help="also write polygons to this GeoPackage (.gpkg), a layer per target")
     add_cli_arguments(s, SegmentOptions)
     s.set_defaults(func=_segment)
+
+    c = subparsers.add_parser(
+        "compare",
+        help="compare two SR outputs of one area (baseline vs task-driven): cPSNR, cSSIM, Dice, trust rows",
+        description=(
+            "The dock's Compare tab without QGIS. cPSNR / cSSIM against an HR reference (warped onto each "
+            "output's grid), building / road Dice of the segmentation networks against masks (rasters, or "
+            "OSM vector files rasterized on the output's grid), and with --trust the trust rows of each output "
+            "(a trust map each: the slow part; without it a trust map already beside an output is read)."
+        ),
+    )
+    c.add_argument("--baseline", required=True, help="the baseline SR raster")
+    c.add_argument("--taskdriven", required=True, help="the task-driven SR raster")
+    c.add_argument("--reference", default=None, help="HR reference raster (for cPSNR and cSSIM)")
+    c.add_argument("--buildings", default=None, help="building mask raster or vector file (FILE|layername=NAME)")
+    c.add_argument("--roads", default=None, help="road mask raster or vector file (FILE|layername=NAME)")
+    c.add_argument("--seg-buildings", default=None, metavar="SAFETENSORS", help="buildings segmentation checkpoint")
+    c.add_argument("--seg-roads", default=None, metavar="SAFETENSORS", help="roads segmentation checkpoint")
+    add_cli_arguments(c, CompareOptions)
+    c.set_defaults(func=_compare)

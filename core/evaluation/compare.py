@@ -23,15 +23,21 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..jobs import Cancelled, CancelToken, InputError, Progress, check_cancel, sub_progress, trust_path_for
-from ..options import SegmentOptions, TrustOptions
+from ..options import CompareOptions, SegmentOptions, TrustOptions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskSource", "CompareResult", "compare_outputs", "band_pairs", "TARGETS", "TRUST_CLASS_KEYS"]
+__all__ = ["MaskSource", "CompareResult", "compare_outputs", "band_pairs", "TARGETS", "TRUST_CLASS_KEYS", "NO_TRUST_NOTE",
+           "METRIC_NAMES"]
 
 TARGETS = ("buildings", "roads")
 #: The trust classes whose shares each row reports (``trust_supported`` ...; the summary's ``class_shares`` keys).
 TRUST_CLASS_KEYS = ("supported", "uncertain", "invented")
+#: (result key, title) of every metric row, in the order the dock and the CLI show them.
+METRIC_NAMES = (("cpsnr", "cPSNR (dB)"), ("cssim", "cSSIM"), ("buildings_dice", "Building Dice"),
+                ("roads_dice", "Road Dice"), ("trust_mean", "Trust: mean disagreement"),
+                ("trust_flagged", "Trust: share flagged"), ("trust_supported", "Trust: share supported"),
+                ("trust_uncertain", "Trust: share uncertain"), ("trust_invented", "Trust: share likely invented"))
 #: label -> (LR inputs, band) that made an SR output (its trust map needs them)
 TrustInputs = Dict[str, Tuple[List[str], Any]]
 
@@ -89,8 +95,8 @@ def read_band_reflectance(path: str, band: int = 1):
 
 def band_names(path: str) -> List[Optional[str]]:
     """The Sentinel-2 band each band of a raster names (description, else its BANDNAME tag), None where none."""
-    from ..io.sentinel2 import band_at_start
     from ..io.rasters import open_raster
+    from ..io.sentinel2 import band_at_start
 
     with open_raster(path) as ds:
         return [band_at_start(ds.descriptions[i] if ds.descriptions else None)
@@ -175,29 +181,43 @@ def _mask_on_grid(source: MaskSource, target: str, grid):
     return (values > 0.5) & valid, valid
 
 
-def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, index: int, options: TrustOptions,
-               progress: Progress, cancel: Optional[CancelToken]) -> Tuple[Any, bool]:
-    """The trust summary of one SR output: (summary, whether its map was written beside the output).
-
-    An up-to-date ``<sr>_trust.tif`` (e.g. from the dock's "Also write a trust
-    map") is read, not recomputed. With ``inputs`` (this comparison just made
-    the output from them) the map is written beside the output, where the dock
-    puts it; without them the inputs recorded in the output's metadata are
-    used and the map goes to a temporary folder (an existing layer's folder is
-    not written to).
-    """
-    from ..inference.trust import read_summary, trust_map
+def _trust_beside(path: str) -> Any:
+    """The summary of an up-to-date ``<sr>_trust.tif`` beside an output (the dock's "Also write a trust map"), or None."""
+    from ..inference.trust import read_summary
 
     beside = trust_path_for(path)
     if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
         summary = read_summary(beside)
         if summary is not None and Path(summary.sr_path).resolve() == Path(path).resolve():
-            return summary, False
+            return summary
+    return None
+
+
+def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, index: int, options: TrustOptions,
+               progress: Progress, cancel: Optional[CancelToken]) -> Tuple[Any, bool]:
+    """The trust summary of one SR output: (summary, whether its map was written beside the output).
+
+    An up-to-date ``<sr>_trust.tif`` is read, not recomputed. With ``inputs``
+    (this comparison just made the output from them) the map is written beside
+    the output, where the dock puts it; without them the inputs recorded in the
+    output's metadata are used and the map goes to a temporary folder (an
+    existing layer's folder is not written to).
+    """
+    from ..inference.trust import trust_map
+
+    found = _trust_beside(path)
+    if found is not None:
+        return found, False
+    beside = trust_path_for(path)
     if inputs is not None:
         opts = options.replace(band=inputs[1]) if inputs[1] is not None else options
         return trust_map(path, inputs[0], out_path=beside, options=opts, progress=progress, cancel=cancel), True
     return trust_map(path, None, out_path=work / f"trust_{index}.tif", options=options, progress=progress,
                      cancel=cancel), False
+
+
+#: Why the trust rows are empty when the comparison was asked not to make trust maps.
+NO_TRUST_NOTE = "trust maps not computed (tick 'Trust maps' to fill these rows; they take several times a run)"
 
 
 def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str, MaskSource],
@@ -262,23 +282,21 @@ def _score_reference(result: CompareResult, row: Dict[str, Optional[float]], pat
 def compare_outputs(
     outputs: Dict[str, str],
     reference: Optional[str] = None,
-    reference_band: int = 1,
     masks: Optional[Dict[str, MaskSource]] = None,
     seg_checkpoints: Optional[Dict[str, str]] = None,
-    device: str = "cpu",
-    border: int = 3,
+    options: Optional[CompareOptions] = None,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
     trust_inputs: Optional[TrustInputs] = None,
-    trust: Optional[TrustOptions] = None,
 ) -> CompareResult:
-    """Metrics of several SR rasters of the same area against a reference and masks, and their trust maps.
+    """Metrics of several SR rasters of the same area against a reference and masks, and their trust rows.
 
     ``outputs``: label -> SR GeoTIFF. ``reference``: the HR raster (warped onto
     each output's grid when the grids differ, bilinear); a multi-band output
     (B02, B03, B04, B08) is scored on the bands the reference shares, averaged,
     with the per-band values beside (``cpsnr_B08`` ...) and the bands named in
-    ``metric_bands`` (:func:`band_pairs`). ``masks``:
+    ``metric_bands`` (:func:`band_pairs`); a one-band output against
+    ``options.reference_band``. ``masks``:
     target ("buildings" / "roads") -> mask raster or vector layer.
     ``seg_checkpoints``: target -> segmentation checkpoint that segments each SR
     output; Dice compares its mask (prob > 0.5) with the given mask, counted
@@ -286,15 +304,18 @@ def compare_outputs(
     not a full Sentinel-2 tile. Values are None where they could not be
     computed, with the reason in ``notes``. The trust rows (mean disagreement
     with the LR revisits, the share of pixels above its threshold and the share
-    of each trust class) need no reference: ``trust_inputs`` (label -> (LR inputs, band)) names the
-    revisits, else those recorded in each output's metadata are used;
-    ``trust`` sets how the trust maps are made (default: ``TrustOptions`` on ``device``).
+    of each trust class) need no reference but a trust map each, the slowest
+    part: made only with ``options.trust`` (``trust_inputs``, label -> (LR inputs,
+    band), names the revisits, else those recorded in each output's metadata
+    are used); without it an up-to-date ``<sr>_trust.tif`` beside an output is
+    still read. ``options``: :class:`core.options.CompareOptions`.
     """
     from .metrics import cpsnr_cssim
 
+    options = options or CompareOptions()
     masks = dict(masks or {})
     seg_checkpoints = {k: v for k, v in (seg_checkpoints or {}).items() if v}
-    trust_options = trust or TrustOptions(device=device)
+    trust_options = TrustOptions(device=options.device)
     say: Callable[[float, str], None] = progress or (lambda f, m: None)
     result = CompareResult(outputs=dict(outputs), metrics={label: {} for label in outputs})
     for target in TARGETS:
@@ -306,41 +327,62 @@ def compare_outputs(
     if reference is None:
         result.notes["cpsnr"] = result.notes["cssim"] = "no reference HR layer given"
     dice_targets = [t for t in TARGETS if t in masks and t in seg_checkpoints]
+    # where each output's share of the bar goes: the trust map dominates when it is made
+    seg_end = 0.45 if options.trust else 0.95
     work = Path(tempfile.mkdtemp(prefix="s2sr_compare_"))
     try:
         n = max(1, len(outputs))
         for i, (label, path) in enumerate(outputs.items()):
             check_cancel(cancel)
             step = sub_progress(say, i / n, (i + 1) / n, f"{label}: ")
+            step(0.0, "reading the output")
             sr, sr_valid, grid, sr_units = read_band_reflectance(path)
             row = result.metrics[label]
             if reference is not None:
-                step(0.05, "reading the reference")
-                _score_reference(result, row, path, reference, reference_band, grid, border, cpsnr_cssim)
+                step(0.02, "scoring against the reference")
+                _score_reference(result, row, path, reference, options.reference_band, grid, options.border,
+                                 cpsnr_cssim)
             if dice_targets:
-                step(0.3, "segmenting")
-                row.update(_dice(path, i, work, dice_targets, masks, seg_checkpoints, device, grid, sr_valid, step,
-                                 cancel))
-            step(0.92, "trust map")
-            try:
-                summary, kept = _trust_row(path, (trust_inputs or {}).get(label), work, i, trust_options,
-                                           sub_progress(step, 0.92, 1.0, "trust map: "), cancel)
-            except Cancelled:
-                raise
-            except (ValueError, OSError) as exc:  # InputError / OutputError: worded for the analyst
-                for key in ("mean", "flagged", *TRUST_CLASS_KEYS):
-                    result.notes[f"trust_{key}"] = f"no trust map: {exc}"
-                    row[f"trust_{key}"] = None
-            else:
-                row["trust_mean"], row["trust_flagged"] = summary.mean_disagreement, summary.flagged_share
-                shares = getattr(summary, "class_shares", None) or {}
-                for key in TRUST_CLASS_KEYS:
-                    row[f"trust_{key}"] = shares.get(key)
-                if kept:
-                    result.trust_paths[label] = str(summary.path)
+                step(0.1, f"segmenting ({', '.join(dice_targets)})")
+                row.update(_dice(path, i, work, dice_targets, masks, seg_checkpoints, options.device, grid, sr_valid,
+                                 sub_progress(step, 0.1, seg_end), cancel))
+            _trust_cells(result, row, label, path, options, trust_inputs, work, i, trust_options,
+                         sub_progress(step, seg_end, 1.0, "trust map: "), cancel)
             step(1.0, "done")
             result.messages.append(f"{label}: {Path(path).name} ({sr_units})")
             log.info("compared %s: %s", label, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _trust_cells(result: CompareResult, row: Dict[str, Optional[float]], label: str, path: str,
+                 options: CompareOptions, trust_inputs: Optional[TrustInputs], work: Path, index: int,
+                 trust_options: TrustOptions, progress: Progress, cancel: Optional[CancelToken]) -> None:
+    """Fill one output's trust rows: from a new trust map (``options.trust``), one beside it, or a note why not."""
+    keys = ("mean", "flagged", *TRUST_CLASS_KEYS)
+    kept = False
+    try:
+        if options.trust:
+            summary, kept = _trust_row(path, (trust_inputs or {}).get(label), work, index, trust_options,
+                                       progress, cancel)
+        else:
+            summary = _trust_beside(path)
+    except Cancelled:
+        raise
+    except (ValueError, OSError) as exc:  # InputError / OutputError: worded for the analyst
+        for key in keys:
+            result.notes[f"trust_{key}"] = f"no trust map: {exc}"
+            row[f"trust_{key}"] = None
+        return
+    if summary is None:
+        for key in keys:
+            result.notes[f"trust_{key}"] = NO_TRUST_NOTE
+            row[f"trust_{key}"] = None
+        return
+    row["trust_mean"], row["trust_flagged"] = summary.mean_disagreement, summary.flagged_share
+    shares = getattr(summary, "class_shares", None) or {}
+    for key in TRUST_CLASS_KEYS:
+        row[f"trust_{key}"] = shares.get(key)
+    if kept:
+        result.trust_paths[label] = str(summary.path)

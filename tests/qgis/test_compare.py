@@ -60,6 +60,7 @@ def test_compare_runs_both_checkpoints_and_fills_the_table(dock, scene_files, ch
     panel.reference_combo.setLayer(hr)
     panel.buildings_combo.setLayer(bmask)
     panel.roads_combo.setLayer(roads)
+    panel.more["trust"].setChecked(True)  # the trust rows too (off by default: the slow part)
     done = []
     panel.compared.connect(done.append)
     panel.compare_button.click()
@@ -139,6 +140,7 @@ def test_compare_two_existing_layers_without_reference(dock, scene_files, checkp
     panel.layer_mode.setChecked(True)
     panel.layer_a.setLayer(la)
     panel.layer_b.setLayer(lb)
+    panel.more["trust"].setChecked(True)
     panel.compare_button.click()
     assert qh.wait_until(lambda: not dock.runner.busy(), 60)
     table = panel.table_values()
@@ -159,3 +161,56 @@ def test_compare_two_existing_layers_without_reference(dock, scene_files, checkp
     assert panel.start() is None  # same layer twice: refused with a message
     bar = dock.iface.messageBar()
     assert any("same layer" in m for level in range(4) for m in bar.get_messages(level))
+
+
+def test_compare_without_trust_maps_is_quick_fills_the_summary_and_keeps_the_map(dock, scene_files, checkpoints, qh,
+                                                                                tmp_path):
+    """Issue 21, defect 2 (and 1 offscreen): no trust map unless asked; the summary says what changed and why
+    the trust rows are empty; the main map keeps its place and scale."""
+    from qgis.core import QgsProject, QgsRectangle
+
+    dock_mod = qh.ui("dock")
+    compare_mod = qh.ui("dock.compare_tab")
+    layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(scene_files["revisits"])]
+    hr = qh.load_raster(scene_files["reference"], "HR reference")
+    dock.mode_combo.setCurrentIndex(dock_mod.REVISITS)
+    dock.set_revisits(layers)
+    for key in ("baseline", "taskdriven"):
+        dock.add_checkpoint(str(checkpoints[key]))
+    dock.out_dir.setFilePath(str(tmp_path / "out"))
+    main = dock.iface.mapCanvas()
+    main.setExtent(QgsRectangle(hr.extent().center().x() - 60, hr.extent().center().y() - 60,
+                                hr.extent().center().x() + 60, hr.extent().center().y() + 60))
+    scale = main.scale()
+    panel = dock.compare
+    assert panel.more["trust"].isChecked() is False  # off by default
+    assert panel.options().trust is False and panel.options().device == dock.device()
+    panel.reference_combo.setLayer(hr)
+    done = []
+    panel.compared.connect(done.append)
+    panel.compare_button.click()
+    assert qh.wait_until(lambda: not dock.runner.busy(), 120)
+    assert done, dock.log_view.toPlainText()
+    result = done[0]
+    assert result.trust_paths == {}
+    assert not any(p.name.endswith("_trust.tif") for p in (tmp_path / "out").rglob("*"))
+    table = panel.table_values()
+    assert table["Trust: mean disagreement"]["Baseline"] == "n/a"
+    assert table["cPSNR (dB)"]["Baseline"] not in ("", "n/a")
+    summary = panel.summary.text()
+    assert summary.startswith("Task-driven vs baseline: cPSNR "), summary
+    assert "trust maps not computed" in summary
+    group = QgsProject.instance().layerTreeRoot().findGroup("Compare: revisit 0")
+    assert [n.layer().name() for n in group.findLayers() if n.layer().name().startswith("Trust")] == []
+    assert main.scale() == pytest.approx(scale, rel=1e-6), f"the main map went to 1:{main.scale():,.0f}"
+    # the bar names each stage, and no trust map is among them (the job run again, its progress recorded)
+    from core.jobs import CancelToken
+
+    job, _label, _layer, _band = panel.build_job()
+    stages = []
+    job(lambda _f, text: stages.append(text), CancelToken())
+    said = " | ".join(dict.fromkeys(stages))
+    for stage in ("Baseline: super-resolving", "Task-driven: super-resolving", "scoring against the reference"):
+        assert stage in said, said
+    assert "trust map" not in said, said
+    assert compare_mod.BASELINE in result.metrics

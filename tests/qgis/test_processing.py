@@ -25,10 +25,29 @@ def dataset(tmp_path_factory):
     return root
 
 
-def test_provider_lists_eight_algorithms(provider):
+def test_provider_lists_nine_algorithms(provider):
     ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["s2sr:evaluate", "s2sr:exportproduct", "s2sr:finetunearea", "s2sr:segment", "s2sr:stack",
-                   "s2sr:superresolve", "s2sr:train", "s2sr:trustmap"]
+    assert ids == ["s2sr:compare", "s2sr:evaluate", "s2sr:exportproduct", "s2sr:finetunearea", "s2sr:segment",
+                   "s2sr:stack", "s2sr:superresolve", "s2sr:train", "s2sr:trustmap"]
+
+
+def test_compare_two_outputs_with_and_without_trust_maps(provider, scene_files, checkpoints, tmp_path):
+    """Issue 21, defect 2: the same ``CompareOptions`` as the dock and the CLI; no trust map unless asked."""
+    import math
+
+    import processing
+
+    from core.inference.sr import super_resolve
+
+    a = super_resolve(scene_files["revisits"], tmp_path / "a.tif", str(checkpoints["baseline"])).path
+    b = super_resolve(scene_files["revisits"], tmp_path / "b.tif", str(checkpoints["taskdriven"])).path
+    params = {"BASELINE": str(a), "TASKDRIVEN": str(b), "REFERENCE": str(scene_files["reference"])}
+    res = processing.run("s2sr:compare", params)
+    assert 10 < res["CPSNR_BASELINE"] < 80 and 10 < res["CPSNR_TASKDRIVEN"] < 80
+    assert math.isnan(res["TRUST_MEAN_BASELINE"]) and math.isnan(res["BUILDINGS_DICE_BASELINE"])
+    assert not list(tmp_path.glob("*trust*"))  # no trust map made (or left behind)
+    res = processing.run("s2sr:compare", {**params, "TRUST": True})
+    assert 0 <= res["TRUST_MEAN_BASELINE"] < 1 and 0 <= res["TRUST_MEAN_TASKDRIVEN"] < 1
 
 
 def test_superresolve_with_revisits(provider, scene_files, checkpoints, tmp_path):

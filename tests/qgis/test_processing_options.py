@@ -25,6 +25,8 @@ ALGORITHMS = {
     "finetunearea": ("AreaOptions", {"REVISITS", "BAND", "BUILDINGS", "ROADS", "CHECKPOINT", "SEG_BUILDINGS",
                                      "SEG_ROADS", "EPOCHS", "TILE", "SAMPLES", "DEVICE", "OUT_DIR"}),
     "stack": ("StackOptions", {"INPUTS", "LAYERS", "EXTENT", "FRAMES", "SCL_NODATA", "OUTPUT"}),
+    "compare": ("CompareOptions", {"BASELINE", "TASKDRIVEN", "REFERENCE", "BUILDINGS", "ROADS", "SEG_BUILDINGS",
+                                   "SEG_ROADS", "TRUST", "DEVICE"}),
 }
 
 

@@ -13,6 +13,7 @@ no reference. The numbers come from ``core.api.compare_outputs``.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -39,13 +40,15 @@ from qgis.PyQt.QtWidgets import (
 
 from ...core.api import CompareResult, MaskSource
 from ...core.jobs import CancelToken, Progress, sub_progress
+from ...core.options import CompareOptions
 from ..log import log, log_exception, notify
 from ..sources import Refused, layer_file, mask_source
 from ..styles import layer_stretch
 from ..tasks import CoreTask, SuperResolveJob, TaskRunner, class_path_for_trust
 from .fit import narrow_form, wrapped_label
 from .layers import add_trust_class_layer, add_trust_layer, style_output
-from .metric_table import BASELINE, TASK_DRIVEN, MetricTable
+from .metric_table import BASELINE, TASK_DRIVEN, MetricTable, summary_line
+from .option_widgets import OptionWidgets
 from .synced_view import SyncedView
 
 __all__ = ["CompareJob", "ComparePanel", "BASELINE", "TASK_DRIVEN", "THEME"]
@@ -55,33 +58,33 @@ THEME = "S2 SR: task-driven"
 
 @dataclass
 class CompareJob:
-    """Optionally super-resolve with both checkpoints, then compute the metrics (one task)."""
+    """Optionally super-resolve with both checkpoints, then compute the metrics (one task, one options object)."""
 
     runs: Dict[str, SuperResolveJob]  # label -> SR run to do first (empty: outputs exist)
     outputs: Dict[str, str]  # label -> SR raster (existing, or the runs' out_path)
     reference: Optional[str] = None
-    reference_band: int = 1
     masks: Dict[str, MaskSource] = field(default_factory=dict)
     seg_checkpoints: Dict[str, str] = field(default_factory=dict)
-    device: str = "cpu"
+    options: CompareOptions = field(default_factory=CompareOptions)
     created: List[Path] = field(default_factory=list)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> CompareResult:
         from ...core import api
 
         n_runs = len(self.runs)
-        span = 0.7 if n_runs else 0.0
+        # the bar's share of each stage follows its cost: two super-resolutions, then the metrics (segmentation,
+        # and the trust maps, which take several times a run, when asked for)
+        span = (0.3 if self.options.trust else 0.8) if n_runs else 0.0
         messages: List[str] = []
         for i, (label, run) in enumerate(self.runs.items()):
-            step = sub_progress(progress, span * i / n_runs, span * (i + 1) / n_runs, f"{label}: ")
+            step = sub_progress(progress, span * i / n_runs, span * (i + 1) / n_runs, f"{label}: super-resolving: ")
             res = run(step, cancel)
             self.created.append(Path(run.out_path))
             messages.extend(f"{label}: {m}" for m in res.messages)
-        # always: the trust rows need no reference
         trust_inputs = {label: (list(run.inputs), run.options.band) for label, run in self.runs.items()}
-        result = api.compare_outputs(self.outputs, self.reference, self.reference_band, self.masks,
-                                     self.seg_checkpoints, self.device, progress=sub_progress(progress, span, 1.0),
-                                     cancel=cancel, trust_inputs=trust_inputs)
+        result = api.compare_outputs(self.outputs, self.reference, self.masks, self.seg_checkpoints, self.options,
+                                     progress=sub_progress(progress, span, 1.0), cancel=cancel,
+                                     trust_inputs=trust_inputs)
         self.created.extend(Path(p) for p in result.trust_paths.values())
         self.created.extend(class_path_for_trust(p) for p in result.trust_paths.values())
         result.messages[:0] = messages
@@ -103,6 +106,7 @@ class ComparePanel(QWidget):
         self.view: Optional[SyncedView] = None
         self.last_result: Optional[CompareResult] = None
         self.group_name = ""
+        self._started = time.monotonic()
         self._build()
 
     # ------------------------------------------------------------------ widgets
@@ -154,6 +158,14 @@ class ComparePanel(QWidget):
         rform.addRow(wrapped_label("Buildings and roads: a mask raster or an OSM vector layer. Dice uses the "
                                    "segmentation networks chosen in the Segment tab.", gray=True))
         layout.addWidget(refs)
+
+        what = QGroupBox("What to compute")
+        wform = narrow_form(QFormLayout(what))
+        self.more = OptionWidgets(CompareOptions, ("trust",))  # the rest: the Segment tab's networks, the dock's device
+        self.more.add_rows(wform)
+        wform.addRow(wrapped_label("Without trust maps the trust rows stay empty (unless an output already has "
+                                   "one beside it); with them Compare takes several times longer.", gray=True))
+        layout.addWidget(what)
 
         self.compare_button = QPushButton("Compare baseline vs task-driven")
         self.compare_button.setObjectName("compareButton")
@@ -261,8 +273,12 @@ class ComparePanel(QWidget):
             outputs = {BASELINE: layer_file(a), TASK_DRIVEN: layer_file(b)}
             label, stretch_layer, stretch_band = f"{a.name()} vs {b.name()}", a, 1
         job = CompareJob(runs=runs, outputs=outputs, reference=layer_file(reference) if reference else None,
-                         masks=masks, seg_checkpoints=seg, device=self.context.device())
+                         masks=masks, seg_checkpoints=seg, options=self.options())
         return job, label, stretch_layer, stretch_band
+
+    def options(self) -> CompareOptions:
+        """The job's one options object, from this tab's widgets and the dock's device."""
+        return CompareOptions(**self.more.values(), device=self.context.device())
 
     def start(self) -> Optional[CoreTask]:
         try:
@@ -272,6 +288,9 @@ class ComparePanel(QWidget):
             return None
         stretch = layer_stretch(stretch_layer, stretch_band) if stretch_layer is not None else None
         task = CoreTask(f"Compare baseline vs task-driven: {label}", job)
+        self.summary.setText("comparing" + (" (with trust maps: this takes a while)" if job.options.trust else "")
+                             + "...")
+        self._started = time.monotonic()
         task.created = job.created  # SR outputs made so far go if the comparison fails or is cancelled
         task.succeeded.connect(lambda res, lbl=label, st=stretch, made=bool(job.runs): self._done(res, lbl, st, made))
         task.failed.connect(lambda exc: notify(self.iface, "Compare", log_exception(exc, "compare"),
@@ -309,7 +328,7 @@ class ComparePanel(QWidget):
             if classes.is_file():
                 add_trust_class_layer(str(classes), group, f"Trust classes ({key}): {classes.stem}", at_top=False)
         self._show_in_view(layers[TASK_DRIVEN], layers[BASELINE])
-        self.summary.setText(self.table.fill(result))
+        self.summary.setText(summary_line(result, self.table.fill(result), time.monotonic() - self._started))
         self.last_result = result
         notify(self.iface, "Compare", "baseline in the main map, task-driven in the synced view"
                + (" (both super-resolved now)" if made_outputs else ""))

@@ -24,7 +24,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["MetricTable", "METRIC_ROWS", "BASELINE", "TASK_DRIVEN", "DIFFERENCE", "format_metric"]
+__all__ = ["MetricTable", "METRIC_ROWS", "BASELINE", "TASK_DRIVEN", "DIFFERENCE", "format_metric", "summary_line"]
 
 BASELINE = "Baseline"
 TASK_DRIVEN = "Task-driven"
@@ -56,6 +56,30 @@ def format_metric(key: str, value: Optional[float]) -> str:
     if key in SHARE_KEYS:
         return f"{100 * value:.1f} %"
     return f"{value:.2f}" if key == "cpsnr" else f"{value:.3f}"
+
+
+#: The rows the summary line names when they have both values (result key, short name).
+SUMMARY_ROWS = (("cpsnr", "cPSNR"), ("cssim", "cSSIM"), ("buildings_dice", "building Dice"),
+                ("roads_dice", "road Dice"), ("trust_invented", "likely invented"))
+
+
+def summary_line(result: Any, missing: str = "", seconds: Optional[float] = None) -> str:
+    """One line under the table: task-driven minus baseline on the rows that have both values, then why the
+    others are n/a (``missing``, from :meth:`MetricTable.fill`) and how long the comparison took."""
+    parts = []
+    for key, name in SUMMARY_ROWS:
+        a = result.metrics.get(BASELINE, {}).get(key)
+        b = result.metrics.get(TASK_DRIVEN, {}).get(key)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        d = b - a
+        parts.append(f"{name} {'+' if d >= 0 else ''}{format_metric(key, d)}")
+    line = ("Task-driven vs baseline: " + ", ".join(parts)) if parts else "No metric has both values."
+    if missing:
+        line += f" {missing}."
+    if seconds is not None:
+        line += f" ({seconds:.0f} s)"
+    return line
 
 
 class MetricTable(QTableWidget):

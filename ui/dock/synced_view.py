@@ -92,6 +92,8 @@ class SyncedView(QObject):
             if dock.isFloating():
                 dock.resize(max(dock.width(), width), max(dock.height(), height))
                 return
+            if window.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
+                return  # not (yet) in the window's layout (interfaces that only record addDockWidget)
             dock.setMinimumSize(min(width, MIN_VIEW_SIZE[0]), min(height, MIN_VIEW_SIZE[1]))
             window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
             window.resizeDocks([dock], [height], Qt.Orientation.Vertical)
@@ -130,19 +132,22 @@ class SyncedView(QObject):
     @staticmethod
     def _follow(source: QgsMapCanvas, target: QgsMapCanvas) -> None:
         """Same centre and scale (not extent: the two views differ in size and shape)."""
+        if target.extent().isEmpty():  # a canvas without an extent yet has no centre to move
+            target.setExtent(source.extent())
         target.setCenter(source.center())
         target.zoomScale(source.scale())
         target.refresh()
 
     def _from_main(self) -> None:
-        if self._syncing or not self._sane(self.main):
+        if self._syncing or self.main.extent().isEmpty():
             return
         self._syncing = True
         try:
-            if self._laid_out(self.canvas):
+            if self._sane(self.main) and self._laid_out(self.canvas):
                 self._follow(self.main, self.canvas)
-            else:  # not shown yet: a first extent; its first resize comes back through _from_view
+            else:  # one of them not shown yet: the same extent; the first resize comes back through _from_view
                 self.canvas.setExtent(self.main.extent())
+                self.canvas.refresh()
         finally:
             self._syncing = False
 

@@ -21,6 +21,7 @@ _ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "icon.png"
 def all_algorithms() -> List[QgsProcessingAlgorithm]:
     """One new instance of every algorithm, in toolbox order."""
     from .area import FinetuneAreaAlgorithm
+    from .compare import CompareAlgorithm
     from .evaluate import EvaluateAlgorithm
     from .export import ExportProductAlgorithm
     from .segment import SegmentAlgorithm
@@ -30,7 +31,7 @@ def all_algorithms() -> List[QgsProcessingAlgorithm]:
     from .trust import TrustMapAlgorithm
 
     return [ExportProductAlgorithm(), StackAlgorithm(), SuperResolveAlgorithm(), SegmentAlgorithm(),
-            EvaluateAlgorithm(), TrainAlgorithm(), FinetuneAreaAlgorithm(), TrustMapAlgorithm()]
+            EvaluateAlgorithm(), TrainAlgorithm(), FinetuneAreaAlgorithm(), TrustMapAlgorithm(), CompareAlgorithm()]
 
 
 class SRProcessingProvider(QgsProcessingProvider):

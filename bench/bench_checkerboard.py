@@ -10,7 +10,7 @@ frozen segmentation networks, which push an SR network towards high-frequency
 texture, and the cheapest such texture for a pixel shuffle is a grid.
 
 For each architecture and upsampler, it prints the 3-px grid score
-(``core.evaluation.artifacts.grid_score``; natural images ~0.5-1.5, a visible
+(``core.models.artifacts.grid_score``; natural images ~0.5-1.5, a visible
 grid tens to thousands) of the network's output on a flat field and on a
 held-out textured field, the 90th percentile of the score in 48-px windows of
 the textured field (a grid confined to some places), the PSNR on the textured
@@ -50,7 +50,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from core.data.degrade import Degradation, add_noise  # noqa: E402
 from core.data.synthetic.towns import fractal_noise  # noqa: E402
-from core.evaluation.artifacts import grid_score, local_grid_energy  # noqa: E402
+from core.models.artifacts import grid_score, local_grid_energy  # noqa: E402
 from core.models.registry import build  # noqa: E402
 from core.models.upsampling import DEFAULT_UPSAMPLER, UPSAMPLERS  # noqa: E402
 

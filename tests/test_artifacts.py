@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from core.data.synthetic.towns import fractal_noise
-from core.evaluation.artifacts import grid_bins, grid_score, local_grid_energy
+from core.models.artifacts import grid_bins, grid_score, local_grid_energy
 
 
 def natural(shape=(192, 192), seed=0) -> np.ndarray:

@@ -121,3 +121,34 @@ def test_no_module_takes_a_private_name_from_another():
 def test_core_never_imports_ui():
     graph, _ = _graph()
     assert [f"{m} -> {t}" for m, ts in graph.items() if m.startswith("core") for t in ts if t.startswith("ui")] == []
+
+
+#: DESIGN.md section 2: the layers of core, lowest first. A module may import its own layer and those below.
+LAYERS = (("core", "core.jobs", "core.options"), ("core.models",), ("core.io",), ("core.data",), ("core.inference",),
+          ("core.evaluation",), ("core.training",), ("core.area",), ("core.api",), ("core.cli",), ("ui",))
+
+
+def _layer(module: str) -> int:
+    """Index in LAYERS of the deepest prefix that matches ``module`` (``core`` itself is the bottom)."""
+    best, depth = -1, -1
+    for i, names in enumerate(LAYERS):
+        for n in names:
+            if (module == n or module.startswith(n + ".")) and n.count(".") > depth:
+                best, depth = i, n.count(".")
+    assert best >= 0, f"{module} is in no layer of DESIGN.md section 2"
+    return best
+
+
+def _upward(graph: Dict[str, Set[str]]) -> List[str]:
+    return sorted(f"{m} -> {t}" for m, ts in graph.items() for t in ts if _layer(t) > _layer(m))
+
+
+def test_no_package_imports_a_layer_above_it():
+    graph, _ = _graph()
+    assert _upward(graph) == []
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert _upward({"core.models.card": {"core.io.sentinel2"}, "core.io.stack": {"core.models.card"}}) == [
+        "core.models.card -> core.io.sentinel2"]
+    assert _layer("core.options") == 0 and _layer("core.cli.main") == 9 and _layer("ui.dock.sr_tab") == 10

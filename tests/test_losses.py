@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from core.training.losses import cl1, cmse, consistency_l1, shift_errors, soft_dice_loss
+from core.models.losses import cl1, cmse, consistency_l1, shift_errors, soft_dice_loss
 
 B3 = 3  # border for scale 3
 

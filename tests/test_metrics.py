@@ -116,7 +116,7 @@ def test_ssim_strips_equal_the_whole_image_map():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_fft_shift_search_matches_the_direct_one(channels):
     from core.evaluation.metrics import _best_shift, _cmse_fft
-    from core.training.losses import shift_errors
+    from core.models.losses import shift_errors
 
     rng = np.random.default_rng(channels)
     hr = torch.from_numpy(rng.random((channels, 40, 44)))

@@ -1,6 +1,6 @@
 """No 3-pixel checkerboard: ICNR init, the Degrid guard, and what new networks are built with.
 
-The grid is measured with the project's own score (core.evaluation.artifacts),
+The grid is measured with the project's own score (core.models.artifacts),
 on a flat field, where a pixel shuffle's grid is most visible (fields, water).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.evaluation.artifacts import grid_score
+from core.models.artifacts import grid_score
 from core.models.registry import build
 from core.models.upsampling import DEFAULT_UPSAMPLER, Degrid, balance_subpixel, icnr_
 

@@ -119,7 +119,7 @@ def test_task_loss_gradients_flow_through_the_frozen_net(data, seg_nets):
     from core.data.scene import list_scenes, read_scene
     from core.evaluation.segnets import Normalization, load_frozen_segnet
     from core.models.zoo import build
-    from core.training.losses import soft_dice_loss
+    from core.models.losses import soft_dice_loss
 
     scenes = [read_scene(p) for p in list_scenes(data, "train")]
     batch = torch.utils.data.default_collate([SRPatchDataset(scenes, 16, 3, 4, seed=1)[i] for i in range(2)])

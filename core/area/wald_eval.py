@@ -113,7 +113,7 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
     quantised: :func:`core.evaluation.scene_predict.predict_sr_scene`) and so is
     the bicubic upsampling of the same revisits. Keys: ``grid_score`` and
     ``grid_score_bicubic`` (median over tiles of
-    :func:`core.evaluation.artifacts.grid_score`), ``grid_score_max``;
+    :func:`core.models.artifacts.grid_score`), ``grid_score_max``;
     ``consistency_cpsnr`` (the output degraded back to 10 m vs the clearest
     revisit, 1 LR px border, mean over tiles); with ``seg_models`` and masks,
     ``<target>_fp_share`` / ``<target>_fp_share_bicubic`` (share of object-free
@@ -124,7 +124,7 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
     import torch
 
     from ..data.degrade import Degradation, sigma_for_bands
-    from ..evaluation.artifacts import grid_score
+    from ..models.artifacts import grid_score
     from ..evaluation.evaluate import FP_MARGIN_HR
     from ..evaluation.metrics import SegCounts, cpsnr
     from ..evaluation.scene_predict import (

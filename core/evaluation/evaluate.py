@@ -25,8 +25,8 @@ import numpy as np
 from ..inference.loading import LoadedModel, load_model
 from ..inference.planning import TilePlan, plan_tiles
 from ..jobs import InputError
+from ..models.artifacts import grid_score
 from ..options import EvaluateOptions
-from .artifacts import grid_score
 from .scene_predict import bicubic_baseline, object_free, predict_seg_image, predict_sr_scene, valid_hr
 
 __all__ = [

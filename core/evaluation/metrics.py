@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..training.losses import shift_errors
+from ..models.losses import shift_errors
 
 __all__ = [
     "ImageScores",

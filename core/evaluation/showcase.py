@@ -3,7 +3,7 @@
 Why a separate module: ``make demo`` is the first thing a new user runs, so the
 pipeline lives in core (testable, no QGIS) and ``scripts/demo.py`` only adds the
 QGIS project file on top. Every step writes real GeoTIFFs that open in QGIS,
-through the same ``api`` calls the plugin makes.
+through the same engine calls ``core.api`` makes for the plugin.
 
 Why world v2, real-world-like: the scene is mostly fields, forest and water with
 a village, and its revisits differ in phenology, haze, cloud and sub-pixel
@@ -115,11 +115,13 @@ def run_demo(
     The scene is world v2 (4 bands); models whose cards name one band are run
     on that band of it (``band`` option), 4-band ones on all four at once.
     """
-    from .. import api
     from ..data.scene import read_scene, to_dn, write_geotiff, write_scene
     from ..data.synthetic.world_v2 import make_world_scene
+    from ..inference.segment import segment
+    from ..inference.sr import super_resolve
+    from ..models.artifacts import grid_score
+    from ..models.zoo import read_card
     from ..options import SegmentOptions, SuperResolveOptions
-    from .artifacts import grid_score
     from .evaluate import FP_MARGIN_HR
     from .metrics import SegCounts, cpsnr, cssim
     from .report import MetricSpec, plot_sr_comparison, render_markdown
@@ -137,7 +139,7 @@ def run_demo(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = {role: models_dir / name for role, name in DEMO_MODELS.items()}
-    cards = {role: api.model_card(path) for role, path in ckpt.items()}
+    cards = {role: read_card(path) for role, path in ckpt.items()}
 
     kind = "real-world-like" if real_world else "simulated"
     say(f"[1/5] synthetic world-v2 scene, {kind} revisits (seed {seed}, {size_hr} px HR)")
@@ -164,7 +166,7 @@ def run_demo(
     for role in SR_TITLES:
         inputs = [str(p) for p in (lr_files if role.startswith("rams") else [clearest])]
         out = out_dir / f"sr_{role}.tif"
-        api.super_resolve(inputs, str(out), str(ckpt[role]), sr_options(role))
+        super_resolve(inputs, str(out), str(ckpt[role]), sr_options(role))
         result.outputs[role] = out
         say(f"      {SR_TITLES[role]:<22} -> {out}")
     bicubic = bicubic_baseline(scene, range(len(scene_bands)), range(scene.lr.shape[0]))
@@ -181,8 +183,8 @@ def run_demo(
         for target, seg_ckpt in targets.items():
             mask = out_dir / f"mask_{target}_{role}.tif"
             prob = out_dir / f"prob_{target}_{role}.tif"
-            api.segment(str(raster), str(seg_ckpt), out_mask=str(mask), out_prob=str(prob),
-                        options=SegmentOptions())
+            segment(str(raster), str(seg_ckpt), out_mask=str(mask), out_prob=str(prob),
+                    options=SegmentOptions())
             result.masks[role][target] = mask
 
     say("[4/5] metrics against the HR image and the exact masks")

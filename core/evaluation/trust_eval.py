@@ -353,8 +353,9 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
     """
     import time
 
-    from .. import api
     from ..data.scene import write_scene
+    from ..inference.segment import segment as run_segment
+    from ..inference.sr import super_resolve
     from ..inference.trust import trust_map
     from ..options import SegmentOptions, SuperResolveOptions, TrustOptions
     from .scene_predict import bicubic_baseline
@@ -391,8 +392,8 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
             np.zeros(truth[sl].shape, bool)
         if segment and seg_checkpoints:
             vec = folder / f"{name}_objects.gpkg"
-            seg = api.segment(sr_path, [str(p) for p in seg_checkpoints], out_mask=folder / f"{name}_mask.tif",
-                              vectors=vec, options=SegmentOptions(device=device))
+            seg = run_segment(sr_path, [str(p) for p in seg_checkpoints], out_mask=folder / f"{name}_mask.tif",
+                                  vectors=vec, options=SegmentOptions(device=device))
             if name == "hr":  # what the networks find on the truth itself: their own errors, not SR's
                 with rasterio.open(seg.mask_path) as m:
                     hr_found.update({t: m.read(i + 1) == 1 for i, t in enumerate(seg.targets)})
@@ -406,7 +407,7 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
     for label, ckpt in checkpoints.items():
         say(step / n_steps, f"{scene.name}: super-resolving with {label}")
         out = folder / f"{label}.tif"
-        api.super_resolve(lr_paths, out, str(ckpt), SuperResolveOptions(band=band, device=device))
+        super_resolve(lr_paths, out, str(ckpt), SuperResolveOptions(band=band, device=device))
         judge(label, out, None, segment=True)
     return results
 

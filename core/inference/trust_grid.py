@@ -6,7 +6,7 @@ the output's pixel lattice) and it averages out over every 10 m pixel, so the
 comparison with the revisits cannot see it. Two values per window of the SR
 output, on a lattice of windows, interpolated (bilinear) to every pixel:
 
-* **grid score**: :func:`core.evaluation.artifacts.local_grid_energy`, the
+* **grid score**: :func:`core.models.artifacts.local_grid_energy`, the
   DESIGN section 4 score (power at the 3-px frequencies over the power around
   them). About 0.5-1.5 on natural images and bicubic upsampling; a visible grid
   scores tens to thousands. A ratio: it says *whether* a grid dominates its
@@ -38,7 +38,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..evaluation.artifacts import GRID_PERIOD, grid_score, local_grid_energy
+from ..models.artifacts import GRID_PERIOD, grid_score, local_grid_energy
 
 __all__ = ["GridEnergy", "grid_amplitude", "WINDOW", "STEP"]
 

@@ -88,7 +88,7 @@ class LossComputer:
         return {n: LOSS_TERMS[n].compute(view) for n in self.names}
 
     def segmentation(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        from . import losses as L
+        from ..models import losses as L
 
         image = self.norm.to_model(batch["image"].to(self.device).float())
         mask = batch["mask"].to(self.device).float()

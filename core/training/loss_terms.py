@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import losses as L
+from ..models import losses as L
 
 __all__ = ["LossTerm", "LOSS_TERMS", "Batch", "terms_for", "OBJECT_FREE_MARGIN_HR"]
 

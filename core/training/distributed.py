@@ -25,7 +25,9 @@ forces), and torchrun itself must not start one either: on one machine
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,10 +38,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+log = logging.getLogger(__name__)
+
+#: Where the ranks meet when the announced host name does not resolve and they all run on this machine.
+LOOPBACK = "127.0.0.1"
+
 __all__ = [
     "DistContext",
     "env_world_size",
     "libuv_available",
+    "rendezvous_address",
     "torchrun_command",
     "resolve_device",
     "init_distributed",
@@ -102,6 +110,7 @@ def init_distributed(device: torch.device) -> DistContext:
     if dist.is_initialized():
         return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                            backend=dist.get_backend(), owns_group=False)
+    _resolve_master_addr()
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs: Dict[str, Any] = {"backend": backend}
     if device.type == "cuda":
@@ -111,6 +120,44 @@ def init_distributed(device: torch.device) -> DistContext:
         kwargs.update(store=_store_without_libuv(rank, world), rank=rank, world_size=world)
     dist.init_process_group(**kwargs)
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=True)
+
+
+def rendezvous_address(addr: str, single_node: bool) -> str:
+    """``addr`` when it resolves; the loopback address when it does not and every rank runs on this machine.
+
+    Why: torchrun's c10d rendezvous announces the machine's own host name as
+    ``MASTER_ADDR``, and a container or a minimal chroot often cannot resolve
+    that name (no ``/etc/hosts`` entry, no DNS), so the ranks could not find
+    each other although they share the machine. On one node the loopback
+    address reaches the same store. Across nodes it would not: a name that
+    does not resolve there is refused with a sentence saying so.
+    """
+    try:
+        socket.getaddrinfo(addr, None)
+        return addr
+    except (OSError, UnicodeError):  # socket.gaierror is an OSError; an over-long label a UnicodeError
+        pass
+    if single_node or addr == socket.gethostname():
+        return LOOPBACK
+    raise RuntimeError(
+        f"MASTER_ADDR {addr!r} does not resolve to an address on this machine, so rank "
+        f"{os.environ.get('RANK', '?')} cannot reach the rendezvous; add it to /etc/hosts or give an IP address")
+
+
+def _single_node() -> bool:
+    """Whether torchrun started every rank on this machine (its LOCAL_WORLD_SIZE equals the WORLD_SIZE)."""
+    return os.environ.get("LOCAL_WORLD_SIZE") == os.environ.get("WORLD_SIZE")
+
+
+def _resolve_master_addr() -> None:
+    """Point ``MASTER_ADDR`` at an address that works (see :func:`rendezvous_address`) before the group is joined."""
+    addr = os.environ.get("MASTER_ADDR")
+    if not addr:
+        return
+    resolved = rendezvous_address(addr, _single_node())
+    if resolved != addr:
+        log.info("MASTER_ADDR %r does not resolve and every rank runs on this machine: using %s", addr, resolved)
+        os.environ["MASTER_ADDR"] = resolved
 
 
 #: How long ranks wait for each other while joining (a rank may still be reading its scenes).
@@ -143,7 +190,7 @@ def _store_without_libuv(rank: int, world: int):
     (``TORCHELASTIC_USE_AGENT_STORE``); every rank is then its client. Otherwise
     rank 0 serves it. The prefix is the one torch adds to a store it makes itself.
     """
-    addr = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    addr = os.environ.get("MASTER_ADDR", LOOPBACK)
     port = int(os.environ.get("MASTER_PORT", "29500"))
     agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
     store = dist.TCPStore(addr, port, world, is_master=rank == 0 and not agent_serves, timeout=_JOIN_TIMEOUT,

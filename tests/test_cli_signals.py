@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from tests.robustness_support import ROOT, assert_one_line_error, mounted_tmpfs, run_cli
+from tests.robustness_support import ROOT, assert_one_line_error, mounted_tmpfs, run_cli, run_main
 from tests.s2_fixtures import make_safe, textured_scene, write_geotiff
 
 #: Side of the test rasters: large enough that writing the stack takes a few seconds on a loaded 2-core machine.
@@ -115,3 +116,17 @@ def test_small_disk_refusal_reads_in_units_that_show_the_sizes(tmp_path):
         assert list(disk.iterdir()) == []
     assert "0.0 GB" not in line
     assert re.search(r"up to \d+\.\d MB but only \d+\.\d (KB|MB) are free", line), line
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_wald_out_that_cannot_be_a_folder_is_one_clear_line(tmp_path, capsys, where):
+    inputs = revisits(tmp_path / "in", side=384)  # room for training and held-out tiles
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("not a folder")
+    out = blocker if where == "a file" else blocker / "myarea"
+    proc = run_main(["area", "wald", "--revisits", *inputs, "--checkpoint",
+                     ROOT / "resources/models/rams_taskdriven.safetensors", "--out", out, "--progress", "none"],
+                    capsys)
+    line = assert_one_line_error(proc, str(out), "is a file, not a folder")
+    assert "Errno" not in line
+    assert blocker.read_text() == "not a folder"

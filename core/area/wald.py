@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from .. import RESOURCES
+from ..io.paths import check_output_folder
 from ..jobs import InputError, check_cancel
 from ..options import AreaOptions, WaldOptions
 from .bands import area_sr_card, network_bands
@@ -265,7 +266,7 @@ def adapt_area(
     t0 = time.perf_counter()
     opts = options.to_wald() if isinstance(options, AreaOptions) else (options or WaldOptions())
     emit = event_sink(progress)
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(out_dir)  # one clear line, not "[Errno 17] File exists" from deep inside
     area_name = out_dir.resolve().name
     for what, path in (("SR checkpoint", sr_checkpoint), ("buildings network", seg_buildings),
                        ("roads network", seg_roads)):

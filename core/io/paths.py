@@ -23,7 +23,7 @@ from typing import Type, Union
 
 from ..jobs import InputError, JobError
 
-__all__ = ["inside", "contained", "safe_name", "is_inside"]
+__all__ = ["inside", "contained", "safe_name", "is_inside", "check_output_folder"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -96,3 +96,27 @@ def is_inside(path: PathLike, root: PathLike) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_output_folder(path: PathLike, what: str = "output folder") -> Path:
+    """``path`` when a folder can be there (it is one, or can be made); :class:`OutputError` in one sentence otherwise.
+
+    Checked before any work and without creating anything, so a refused job
+    leaves no empty folder, and the analyst reads what is wrong with the path
+    instead of ``[Errno 17] File exists`` from deep inside the job.
+    """
+    from ..jobs import OutputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is a file, not a folder; give a new or existing folder as the {what}")
+    ancestor = path
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor != path and not ancestor.is_dir():
+        raise OutputError(f"{path}: cannot be made, {ancestor} is a file, not a folder; choose another {what}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot be written, {ancestor} is not writable; choose another {what}")
+    return path

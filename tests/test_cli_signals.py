@@ -130,3 +130,27 @@ def test_wald_out_that_cannot_be_a_folder_is_one_clear_line(tmp_path, capsys, wh
     line = assert_one_line_error(proc, str(out), "is a file, not a folder")
     assert "Errno" not in line
     assert blocker.read_text() == "not a folder"
+
+
+def truncate_half(path: Path) -> Path:
+    """Cut a file to half its bytes, as an interrupted copy leaves it (GDAL still opens it)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 2)
+    return path
+
+
+@pytest.mark.parametrize("command", ["predict", "stack"])
+def test_truncated_second_revisit_fails_in_one_line_naming_it(tmp_path, command):
+    inputs = revisits(tmp_path / "in")
+    damaged = truncate_half(inputs[1])
+    out = tmp_path / "out.tif"
+    if command == "predict":
+        args = ["predict", "--checkpoint", ROOT / "resources/models/rams_taskdriven.safetensors", "--inputs",
+                *inputs, "--all-bands", "--out", out]
+    else:
+        args = ["stack", *inputs, "--out", out]
+    proc = run_cli(args, timeout=240)
+    line = assert_one_line_error(proc, str(damaged), "damaged or incomplete")
+    assert "ERROR 1" not in proc.stderr, proc.stderr
+    assert line and not out.exists()

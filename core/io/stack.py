@@ -46,11 +46,11 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from ..jobs import CancelToken, InputError, Progress, check_cancel, progress_fn
+from ..jobs import CancelToken, InputError, Progress, check_cancel, error_text, progress_fn
 from ..options import StackOptions
 from .checks import check_pixel_size
 from .radiometry import S2_DN_SCALE, ImplausibleRadiometry, Radiometry, check_plausible, detect_radiometry
-from .rasters import Grid, gdal_env, open_raster, reference_grid, window_from_extent
+from .rasters import GDAL_READ_ERRORS, Grid, gdal_env, open_raster, reference_grid, window_from_extent
 from .s2_product import (
     BANDS_10M,
     SCL_CLASSES,
@@ -210,9 +210,15 @@ class _Reader:
 
     vrt: WarpedVRT
     bidx: int
+    path: str = ""
 
     def read(self, **kwargs) -> np.ndarray:
-        return self.vrt.read(self.bidx, **kwargs)
+        """The band on the output grid; a damaged file (GDAL opens it, then fails mid-read) is one line naming it."""
+        try:
+            return self.vrt.read(self.bidx, **kwargs)
+        except GDAL_READ_ERRORS as exc:
+            raise InputError(f"{self.path}: band {self.bidx} cannot be read: {error_text(exc)}; the file is damaged "
+                             "or incomplete (an interrupted copy or download?)") from exc
 
 
 @dataclass
@@ -232,7 +238,11 @@ def _sample_values(ds, bidx: int) -> np.ndarray:
     """Valid values of a decimated read (units detection only)."""
     k = max(1, int(math.ceil(max(ds.height, ds.width) / 256)))
     shape = (max(1, ds.height // k), max(1, ds.width // k))
-    data = ds.read(bidx, out_shape=shape, resampling=Resampling.nearest, masked=True)
+    try:
+        data = ds.read(bidx, out_shape=shape, resampling=Resampling.nearest, masked=True)
+    except GDAL_READ_ERRORS as exc:
+        raise InputError(f"{ds.name}: band {bidx} cannot be read: {error_text(exc)}; the file is damaged or "
+                         "incomplete (an interrupted copy or download?)") from exc
     values = np.asarray(data.compressed(), dtype=np.float64)
     return values[np.isfinite(values)]
 
@@ -515,7 +525,7 @@ def build_stack(inputs: Sequence[PathLike], out_path: PathLike, options: Optiona
                         ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
                         resampling=Resampling.nearest if aligned else Resampling.bilinear, dtype="float32",
                         nodata=float("nan"), src_nodata=src.nodata))
-                readers[(d.date, b)] = _Reader(vrts[src.path], src.bidx)
+                readers[(d.date, b)] = _Reader(vrts[src.path], src.bidx, src.path)
             if d.scl and scl_classes:
                 scl_ds = stack.enter_context(_open_source(d.scl, "the SCL", d.product))
                 scl_readers[d.date] = stack.enter_context(WarpedVRT(

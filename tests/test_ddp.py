@@ -24,7 +24,7 @@ import torch
 
 from core.training.config import load_config
 from core.training.distributed import torchrun_command
-from core.training.trainer import Trainer
+from core.training.trainer import trainer_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "resources" / "configs" / "tiny_rams_baseline.yaml"
@@ -35,9 +35,9 @@ sys.path.insert(0, {root!r})
 import torch
 from core.training.config import load_config
 from core.training.distributed import torchrun_command
-from core.training.trainer import Trainer
+from core.training.trainer import trainer_for
 
-trainer = Trainer(load_config(sys.argv[1], sys.argv[2:]), progress=None)
+trainer = trainer_for(load_config(sys.argv[1], sys.argv[2:]), progress=None)
 trainer.fit()
 state = {{k: v.detach().clone() for k, v in trainer.model.state_dict().items()}}
 torch.save(state, os.path.join(trainer.config.out_dir, "rank%s.pt" % os.environ["RANK"]))
@@ -147,7 +147,7 @@ def test_two_process_ddp_matches_single_process(tmp_path, towns):
               "model.hparams.upsampler=pixelshuffle"]
     r0 = _replicas_agree(_train_two_ranks(tmp_path, data, common))
 
-    single = Trainer(load_config(TINY, [*common, "data.batch_size=4", f"out_dir={tmp_path / 'single'}"]))
+    single = trainer_for(load_config(TINY, [*common, "data.batch_size=4", f"out_dir={tmp_path / 'single'}"]))
     single.fit()
     ref = single.model.state_dict()
     for k in ref:

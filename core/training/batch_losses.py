@@ -2,7 +2,7 @@
 
 Why apart from the loop: this is the only place that turns a batch into loss
 values (SR terms through the one table in :mod:`.loss_terms`, segmentation as
-soft Dice and masked BCE); :class:`.trainer.Trainer` only weights, reduces and
+soft Dice and masked BCE); :class:`.loop.TrainingLoop` only weights, reduces and
 steps. Kept out of :mod:`.loss_terms` so that the config schema, which reads
 that table, does not pull in inference and the frozen segmentation networks.
 """

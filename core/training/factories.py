@@ -1,4 +1,4 @@
-"""Factories of a training run: the pieces :class:`.trainer.Trainer` builds from its recipe, and its randomness.
+"""Factories of a training run: the pieces :class:`.loop.TrainingLoop` builds from its recipe, and its randomness.
 
 Why apart from the loop: each function maps one part of a :class:`TrainConfig`
 to one object (network, optimizer, scheduler, loss weighting, patch dataset,

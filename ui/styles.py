@@ -14,15 +14,16 @@ the blue band, as red), with false colour one click away in its Styles menu.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
-    Qgis,
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsFillSymbol,
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
+    QgsProviderRegistry,
     QgsRasterLayer,
     QgsRasterMinMaxOrigin,
     QgsRasterShader,
@@ -34,10 +35,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from .compat import CUMULATIVE_CUT_LIMIT, band_description, renderer_band
+
 try:
-    from ..core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, composite_bands
+    from ..core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, band_cut, composite_bands
 except ImportError:  # imported as a top-level ``ui`` package (scripts/demo.py puts the repository on sys.path)
-    from core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, composite_bands
+    from core.io.qgis_style import CUMULATIVE_CUT, FALSE_COLOUR, TRUE_COLOUR, band_cut, composite_bands
 
 #: Fixed colours per target (RGB); alpha is set per use.
 TARGET_COLOURS: Dict[str, Tuple[int, int, int]] = {
@@ -52,10 +55,33 @@ VECTOR_FILL_ALPHA = 90
 
 Stretch = Tuple[float, float]
 
+#: Magnitude from which a stretch bound is no measurement: QGIS reports float32's extremes (about 3.4e38)
+#: for a band it has no statistics of.
+NO_STATISTICS = 1e38
+#: Pixels QGIS samples for a cumulative cut (its own default).
+CUT_SAMPLE = 250000
+
 
 def target_colour(target: str, alpha: int = 255) -> QColor:
     r, g, b = TARGET_COLOURS.get(str(target).lower(), _OTHER)
     return QColor(r, g, b, alpha)
+
+
+def plausible_stretch(lo: object, hi: object) -> Optional[Stretch]:
+    """``(lo, hi)`` when it is a measured stretch: both finite, neither float32's extreme, ``hi > lo``; else None.
+
+    Why: QGIS answers "no statistics" with numbers, not an error: NaN from
+    ``cumulativeCut`` (QGIS 3.44 on scaled integer bands) and +-3.4e38 in a
+    contrast enhancement it could not fill. Used as a stretch, either draws
+    the whole layer in one colour.
+    """
+    try:
+        low, high = float(lo), float(hi)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(low) and math.isfinite(high)) or max(abs(low), abs(high)) >= NO_STATISTICS:
+        return None
+    return (low, high) if high > low else None
 
 
 def _enhancement_range(ce: Optional[QgsContrastEnhancement]) -> Optional[Stretch]:
@@ -63,8 +89,50 @@ def _enhancement_range(ce: Optional[QgsContrastEnhancement]) -> Optional[Stretch
         return None
     if ce.contrastEnhancementAlgorithm() == QgsContrastEnhancement.ContrastEnhancementAlgorithm.NoEnhancement:
         return None
-    lo, hi = float(ce.minimumValue()), float(ce.maximumValue())
-    return (lo, hi) if hi > lo else None
+    return plausible_stretch(ce.minimumValue(), ce.maximumValue())
+
+
+def layer_file(layer: QgsRasterLayer) -> Optional[str]:
+    """The file a GDAL raster layer reads (its source without QGIS's ``|option`` suffixes); None for others.
+
+    Quiet on purpose, unlike ``sources.layer_file`` (which refuses with a
+    sentence for the analyst): a layer without a file just gets no fallback stretch.
+    """
+    if layer.providerType() != "gdal":
+        return None
+    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+    path = parts.get("path") or layer.source().split("|")[0]
+    return str(path) if path else None
+
+
+def data_cut(layer: QgsRasterLayer, band: int, cut: Stretch = CUMULATIVE_CUT) -> Optional[Stretch]:
+    """The band's cumulative cut measured on the file's pixels (decimated read, NumPy quantiles).
+
+    For when QGIS cannot measure it (see :func:`plausible_stretch`). In the
+    values QGIS draws: the band's scale and offset applied, nodata left out.
+    None when the layer is not a file GDAL reads or the file gives nothing.
+    """
+    path = layer_file(layer)
+    if not path:
+        return None
+    try:
+        found = band_cut(path, band, cut)
+    except Exception:  # noqa: BLE001 - a stretch is a nicety; drawing must go on without one
+        return None
+    return plausible_stretch(*found) if found is not None else None
+
+
+def cumulative_stretch(layer: QgsRasterLayer, band: int, cut: Stretch = CUMULATIVE_CUT) -> Optional[Stretch]:
+    """The band's cumulative cut (QGIS's default 2-98 %) over the whole layer.
+
+    QGIS's own histogram cut when it gives one, else measured on the file's
+    pixels (:func:`data_cut`): QGIS 3.44 returns NaN for scaled uint16 bands.
+    """
+    provider = layer.dataProvider()
+    if provider is None or band < 1 or band > layer.bandCount():
+        return None
+    lo, hi = provider.cumulativeCut(band, cut[0], cut[1], layer.extent(), CUT_SAMPLE)
+    return plausible_stretch(lo, hi) or data_cut(layer, band, cut)
 
 
 def layer_stretch(layer: QgsRasterLayer, band: int = 1) -> Optional[Stretch]:
@@ -76,7 +144,7 @@ def layer_stretch(layer: QgsRasterLayer, band: int = 1) -> Optional[Stretch]:
     """
     renderer = layer.renderer()
     found: Optional[Stretch] = None
-    if isinstance(renderer, QgsSingleBandGrayRenderer) and renderer.grayBand() == band:
+    if isinstance(renderer, QgsSingleBandGrayRenderer) and renderer_band(renderer) == band:
         found = _enhancement_range(renderer.contrastEnhancement())
     elif isinstance(renderer, QgsMultiBandColorRenderer):
         for b, ce in ((renderer.redBand(), renderer.redContrastEnhancement()),
@@ -85,16 +153,11 @@ def layer_stretch(layer: QgsRasterLayer, band: int = 1) -> Optional[Stretch]:
             if b == band:
                 found = _enhancement_range(ce)
                 break
-    elif isinstance(renderer, QgsSingleBandPseudoColorRenderer) and renderer.band() == band:
-        lo, hi = float(renderer.classificationMin()), float(renderer.classificationMax())
-        found = (lo, hi) if hi > lo else None
+    elif isinstance(renderer, QgsSingleBandPseudoColorRenderer) and renderer_band(renderer) == band:
+        found = plausible_stretch(renderer.classificationMin(), renderer.classificationMax())
     if found is not None:
         return found
-    provider = layer.dataProvider()
-    if provider is None or band < 1 or band > layer.bandCount():
-        return None
-    lo, hi = provider.cumulativeCut(band, 0.02, 0.98, layer.extent(), 250000)
-    return (float(lo), float(hi)) if hi > lo else None
+    return cumulative_stretch(layer, band)
 
 
 def apply_gray_stretch(layer: QgsRasterLayer, stretch: Optional[Stretch], band: int = 1) -> None:
@@ -190,10 +253,6 @@ def style_vectors(layer: QgsVectorLayer, target: str) -> None:
 
 # --------------------------------------------------------------------------- 4-band Sentinel-2 outputs
 
-#: The "cumulative count cut" min/max setting (``Qgis.RasterRangeLimit`` from QGIS 3.42, before that an enum
-#: of QgsRasterMinMaxOrigin).
-_LIMITS = getattr(Qgis, "RasterRangeLimit", None) or QgsRasterMinMaxOrigin.Limits
-CUMULATIVE_CUT_LIMIT = _LIMITS.CumulativeCut
 #: Names of the two styles a 4-band layer gets in its style manager (the Layers panel's Styles menu).
 TRUE_COLOUR_STYLE = "True colour (B04/B03/B02)"
 FALSE_COLOUR_STYLE = "False colour (B08/B04/B03)"
@@ -202,23 +261,13 @@ FALSE_COLOUR_STYLE = "False colour (B08/B04/B03)"
 def layer_band_names(layer: QgsRasterLayer) -> List[str]:
     """The band descriptions QGIS shows for each band ("Band 1: B02" when the file names it)."""
     provider = layer.dataProvider()
-    describe = getattr(provider, "bandDescription", None)  # QGIS >= 3.30 (?): the description alone
-    names = []
-    for band in range(1, layer.bandCount() + 1):
-        text = describe(band) if describe is not None else ""
-        names.append(text or provider.generateBandName(band))
-    return names
+    return [band_description(provider, band) or provider.generateBandName(band)
+            for band in range(1, layer.bandCount() + 1)]
 
 
 def s2_composite(layer: QgsRasterLayer, combo: Sequence[str] = TRUE_COLOUR) -> Optional[Tuple[int, int, int]]:
     """Bands drawn as R, G, B for ``combo`` (S-2 band names), found by name; None when one is missing."""
     return composite_bands(layer_band_names(layer), combo)
-
-
-def cumulative_stretch(layer: QgsRasterLayer, band: int, cut: Stretch = CUMULATIVE_CUT) -> Optional[Stretch]:
-    """The band's cumulative cut (QGIS's default 2-98 %) over the whole layer."""
-    lo, hi = layer.dataProvider().cumulativeCut(band, cut[0], cut[1], layer.extent(), 250000)
-    return (float(lo), float(hi)) if hi > lo else None
 
 
 def _enhancement(layer: QgsRasterLayer, band: int, stretch: Optional[Stretch]) -> QgsContrastEnhancement:

@@ -30,6 +30,7 @@ __all__ = [
     "CUMULATIVE_CUT",
     "MARKER",
     "composite_bands",
+    "band_cut",
     "style_path_for",
     "multiband_qml",
     "write_composite_style",
@@ -124,6 +125,22 @@ def _cut(ds, bidx: int, cut: Stretch) -> Optional[Stretch]:
     values = values * (scale if scale else 1.0) + (offset or 0.0)
     lo, hi = (float(v) for v in np.quantile(values, cut))
     return (lo, hi) if hi > lo else (lo, lo + max(abs(lo) * 1e-3, 1e-6))
+
+
+def band_cut(raster: PathLike, band: int, cut: Stretch = CUMULATIVE_CUT) -> Optional[Stretch]:
+    """The cumulative cut of ``band`` of ``raster`` in displayed values, measured on its pixels (decimated read).
+
+    Why the plugin needs it besides QGIS's own: QGIS 3.44 with GDAL 3.13 gets
+    no histogram for integer bands with a scale and offset ("dfMin and dfMax
+    should be finite") and returns NaN for their cumulative cut. None when
+    the band does not exist or holds no valid pixel.
+    """
+    import rasterio
+
+    with rasterio.open(raster) as ds:
+        if not 1 <= int(band) <= ds.count:
+            return None
+        return _cut(ds, int(band), cut)
 
 
 def _ours(path: Path) -> bool:

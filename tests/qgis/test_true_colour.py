@@ -34,6 +34,20 @@ def _bands(renderer):
     return renderer.redBand(), renderer.greenBand(), renderer.blueBand()
 
 
+def reference_cut(path: Path, band: int, cut=(0.02, 0.98)):
+    """The 2-98 % cut of every valid pixel of ``band``, scale and offset applied: what QGIS's cut approximates."""
+    with rasterio.open(path) as ds:
+        data = ds.read(band, masked=True)
+        values = data.compressed().astype("float64") * ds.scales[band - 1] + ds.offsets[band - 1]
+    return tuple(float(v) for v in np.quantile(values, cut))
+
+
+def qgis_cut(layer, band):
+    """QGIS's own cumulative cut, or None where this QGIS cannot measure it (NaN on 3.44 for scaled uint16)."""
+    lo, hi = layer.dataProvider().cumulativeCut(band, 0.02, 0.98, layer.extent(), 250000)
+    return (lo, hi) if np.isfinite([lo, hi]).all() and hi > lo else None
+
+
 def test_dock_draws_a_four_band_output_in_true_colour_with_false_colour_in_the_styles_menu(qh, clean_qgis, tmp_path):
     from qgis.core import QgsMultiBandColorRenderer, QgsSingleBandGrayRenderer
 
@@ -45,12 +59,12 @@ def test_dock_draws_a_four_band_output_in_true_colour_with_false_colour_in_the_s
     assert isinstance(renderer, QgsMultiBandColorRenderer)
     assert _bands(renderer) == (3, 2, 1)  # R = B04, G = B03, B = B02
     assert renderer.minMaxOrigin().limits() == styles.CUMULATIVE_CUT_LIMIT
-    provider = out.dataProvider()
     for band, ce in zip(_bands(renderer), (renderer.redContrastEnhancement(), renderer.greenContrastEnhancement(),
                                            renderer.blueContrastEnhancement())):
-        lo, hi = provider.cumulativeCut(band, 0.02, 0.98, out.extent(), 250000)
-        assert (ce.minimumValue(), ce.maximumValue()) == pytest.approx((lo, hi))
-        assert 0.0 < lo < hi < 0.6  # reflectance: QGIS applies the bands' scale and offset
+        lo, hi = ce.minimumValue(), ce.maximumValue()
+        assert 0.0 < lo < hi < 0.6  # reflectance: the bands' scale and offset applied (not NaN, not +-3.4e38)
+        assert (lo, hi) == pytest.approx(qgis_cut(out, band) or reference_cut(tmp_path / "sr.tif", band),
+                                         abs=0.05 * (hi - lo))
     manager = out.styleManager()
     assert set(manager.styles()) == {styles.TRUE_COLOUR_STYLE, styles.FALSE_COLOUR_STYLE}
     assert manager.currentStyle() == styles.TRUE_COLOUR_STYLE
@@ -86,10 +100,10 @@ def test_sidecar_style_opens_a_plain_layer_in_true_colour(tmp_path):
     assert isinstance(renderer, QgsMultiBandColorRenderer)
     assert _bands(renderer) == (4, 3, 2)
     for band, ce in ((4, renderer.redContrastEnhancement()), (2, renderer.blueContrastEnhancement())):
-        lo, hi = layer.dataProvider().cumulativeCut(band, 0.02, 0.98, layer.extent(), 250000)
-        span = hi - lo
-        assert ce.minimumValue() == pytest.approx(lo, abs=0.05 * span)  # sampled cut vs QGIS's histogram cut
-        assert ce.maximumValue() == pytest.approx(hi, abs=0.05 * span)
+        for lo, hi in filter(None, (qgis_cut(layer, band), reference_cut(raster, band))):
+            span = hi - lo
+            assert ce.minimumValue() == pytest.approx(lo, abs=0.05 * span)  # sampled cut vs histogram / exact cut
+            assert ce.maximumValue() == pytest.approx(hi, abs=0.05 * span)
 
     # a later one-band output of the same name: our stale style goes, so QGIS does not apply it to one band
     raster.unlink()
@@ -103,6 +117,45 @@ def test_sidecar_style_opens_a_plain_layer_in_true_colour(tmp_path):
     write_rgbn(raster)
     assert write_composite_style(raster) is None and "mine" in style.read_text()
     assert MARKER not in style.read_text()
+
+
+def test_the_stretch_comes_from_the_pixels_when_qgis_cannot_measure_it(qh, clean_qgis, tmp_path):
+    """Issue 24, item 4: QGIS 3.44's cumulativeCut gives NaN on scaled uint16 bands, its renderer +-3.4e38.
+
+    ``plausible_stretch`` is what decides that QGIS measured nothing; every
+    QGIS gets the fallback checked here through it, on a real scaled file.
+    """
+    from qgis.core import QgsContrastEnhancement, QgsRasterLayer, QgsSingleBandGrayRenderer
+
+    styles = qh.ui("styles")
+    raster = write_rgbn(tmp_path / "scaled.tif")
+    layer = QgsRasterLayer(str(raster), "scaled")
+    assert layer.isValid()
+
+    for lo, hi in ((float("nan"), float("nan")), (-3.4028235e38, 3.4028235e38), (0.0, float("inf")),
+                   (0.2, 0.2), (0.3, 0.1), (None, 0.2)):
+        assert styles.plausible_stretch(lo, hi) is None, (lo, hi)
+    assert styles.plausible_stretch(0.05, 0.3) == (0.05, 0.3)
+
+    assert styles.layer_file(layer) == str(raster)
+    for band in (1, 3):
+        measured = styles.data_cut(layer, band)
+        expected = reference_cut(raster, band)
+        assert measured == pytest.approx(expected, abs=1e-6)  # 90 px: the decimated read is every pixel
+        assert 0.0 < measured[0] < measured[1] < 0.6
+        assert styles.cumulative_stretch(layer, band) == pytest.approx(qgis_cut(layer, band) or measured)
+
+    # a renderer QGIS could not fill (float32's extremes) is no stretch: the pixels' cut is used instead
+    grey = QgsSingleBandGrayRenderer(layer.dataProvider(), 2)
+    ce = QgsContrastEnhancement(layer.dataProvider().dataType(2))
+    ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
+    ce.setMinimumValue(-3.4028235e38)
+    ce.setMaximumValue(3.4028235e38)
+    grey.setContrastEnhancement(ce)
+    layer.setRenderer(grey)
+    lo, hi = styles.layer_stretch(layer, 2)
+    assert 0.0 < lo < hi < 0.6
+    assert (lo, hi) == pytest.approx(qgis_cut(layer, 2) or reference_cut(raster, 2), abs=0.05 * (hi - lo))
 
 
 def test_polygons_are_solid_when_supported_and_dashed_when_not(qh, clean_qgis, tmp_path):

@@ -41,6 +41,7 @@ from qgis.PyQt.QtWidgets import (
 from ...core.api import CompareResult, MaskSource
 from ...core.jobs import CancelToken, Progress, sub_progress
 from ...core.options import CompareOptions
+from ..compat import layer_filters
 from ..log import log, log_exception, notify
 from ..sources import Refused, layer_file, mask_source
 from ..styles import layer_stretch
@@ -149,7 +150,8 @@ class ComparePanel(QWidget):
         self.roads_combo = QgsMapLayerComboBox()
         self.roads_combo.setObjectName("roadsMaskCombo")
         for combo in (self.buildings_combo, self.roads_combo):
-            combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer | QgsMapLayerProxyModel.Filter.VectorLayer)
+            combo.setFilters(layer_filters(QgsMapLayerProxyModel.Filter.RasterLayer,
+                                           QgsMapLayerProxyModel.Filter.VectorLayer))
             combo.setAllowEmptyLayer(True)
             combo.setLayer(None)
         rform.addRow("HR raster", self.reference_combo)

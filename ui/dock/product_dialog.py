@@ -38,6 +38,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...core.jobs import unique_path
 from ...core.options import SCL_NODATA_DEFAULT, StackOptions, option_fields
+from ..compat import layer_filters
 from ..s2_products import FILE_FILTER, extent_in_crs, input_crs, product_label
 from ..sources import Refused
 from ..tasks import ExportJob, StackJob
@@ -109,7 +110,8 @@ class ProductDialog(QDialog):
         form.addRow("Area", self.area_combo)
         self.area_layer = QgsMapLayerComboBox()
         self.area_layer.setObjectName("areaLayerCombo")
-        self.area_layer.setFilters(QgsMapLayerProxyModel.Filter.HasGeometry | QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.area_layer.setFilters(layer_filters(QgsMapLayerProxyModel.Filter.HasGeometry,
+                                                 QgsMapLayerProxyModel.Filter.RasterLayer))
         form.addRow("Layer", self.area_layer)
         self.frames_spin = QSpinBox()
         self.frames_spin.setObjectName("framesSpin")

@@ -350,7 +350,8 @@ class StackOptions(_Options):
                                    "name or date), pre-04.00 (no offset) or 04.00+ (L1C/L2A offset -0.1)",
                            choices=("auto", "pre-04.00", "04.00+"), label="Processing baseline")
     mix_levels: bool = option(False, "allow L1C (top of atmosphere) and L2A (surface reflectance) dates in one "
-                                     "stack; their reflectances differ, most in B02", label="Allow L1C and L2A dates together")
+                                     "stack; their reflectances differ, most in B02",
+                              label="Allow L1C and L2A dates together")
 
 
 @dataclass(frozen=True)

@@ -404,7 +404,8 @@ def _check_levels(dates: Sequence[_Date], allow_mix: bool, scl_classes: Sequence
                            f"{', '.join(sorted(days))}" for lvl, days in sorted(by_level.items()))
         if not allow_mix:
             raise InputError(f"the inputs mix processing levels ({listed}); their reflectances differ, most in B02, "
-                             "so stack one level, or allow the mix (--mix-levels)")
+                             "so stack one level, or allow the mix (--mix-levels; in QGIS: Allow L1C and L2A "
+                             "dates together)")
         messages.append(f"processing levels mixed as asked ({listed}); their reflectances differ, most in B02")
     l1c = sorted(d.date for d in dates if d.level == "L1C" and d.product is not None)
     if l1c and scl_classes:

@@ -54,7 +54,7 @@ SCL_NAMES = ("no data", "saturated or defective", "dark area or shadow", "cloud 
              "not vegetated", "water", "unclassified", "cloud (medium probability)", "cloud (high probability)",
              "thin cirrus", "snow or ice")
 #: ``StackOptions`` fields shown as generated widgets in the stack mode.
-STACK_OPTIONS = ("min_clear", "baseline")
+STACK_OPTIONS = ("min_clear", "baseline", "mix_levels")
 
 Extent = Tuple[float, float, float, float]
 

@@ -55,6 +55,7 @@ __all__ = [
     "shipped_checkpoint",
     "finetune_area",
     "adapt_area",
+    "shipped_recipe",
 ]
 
 
@@ -271,6 +272,30 @@ def shipped_checkpoint(task: str, target: Optional[str] = None, one_band: bool =
         if one_band and len(card_bands(card)) > 1:
             continue
         return path
+    return None
+
+
+def shipped_recipe(checkpoint: PathLike) -> Optional[Path]:
+    """The recipe (``resources/configs/starter/*.yaml``) that made a shipped checkpoint, or None.
+
+    Why: the training dialog starts from a shipped network's own recipe (its
+    bands, sizes, losses), not only from the study's one-band recipes. The
+    checkpoint is matched by its file and its card's name against the list of
+    starter models that ``make weights`` trains (:data:`core.training.starter.STARTER_MODELS`),
+    so a renamed or retrained file with another card is not given a recipe
+    that did not make it. Reads the card as plain JSON (no PyTorch).
+    """
+    from .models.card_peek import peek_card
+    from .training.starter import CONFIG_DIR, STARTER_MODELS
+
+    path = Path(checkpoint)
+    card = peek_card(path) if path.is_file() else None
+    if card is None:
+        return None
+    for model in STARTER_MODELS:
+        if path.name == model.file and str(card.get("name") or "") in (model.key, Path(model.file).stem):
+            recipe = CONFIG_DIR / model.config
+            return recipe if recipe.is_file() else None
     return None
 
 

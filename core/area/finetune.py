@@ -132,6 +132,11 @@ def evaluate_area(
             raise ValueError(f"{path}: segments {net.card.target!r}, not {target}")
         nets[target] = net
     # The same tiled passes as the plugin (core.evaluation.scene_predict): what is scored is what it writes.
+    # An area tile fits in one network call, as it would under the plugin's default tiles (256 LR px for
+    # RAMS): cutting it into val_tile pieces with overlap ran the network 4x per tile and blended seams
+    # the plugin does not write.
+    side = max(max(s.lr.shape[-2:]) for s in scenes)
+    tile = max(int(tile), side)
     plan, seg_plan = TilePlan(tile, overlap, 1), TilePlan(tile * scale, overlap * scale, 1)
     models = list(nets.values())
     degrade = Degradation(scale=scale, sigma_hr=sigma_for_bands(names, scale)).eval()  # each band its own PSF

@@ -5,8 +5,11 @@ tiles, the buildings and roads layers (exported to GeoPackages in the output
 folder, so temporary QuickOSM layers work) are rasterized onto the 3x grid, a
 strip is held out, the network is fine-tuned with consistency cL1 +
 building/road Dice, and Dice and consistency cPSNR on the held-out strip are
-reported before and after. The training knobs are ``core.options.AreaOptions``
-(through ``base.py``); the layers, band, tile size and files are added here.
+reported before and after. The job's options (band, tile size, held-out share,
+gap, training knobs, the Wald switch) are ``core.options.AreaOptions`` (through
+``base.py``: names, defaults and limits come from there); the layers and files
+are added here. A multi-band network, such as the shipped RAMS and HAT, reads
+its card's bands (B02, B03, B04, B08) by name from the revisits.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
 )
 
@@ -46,6 +47,17 @@ SCORES = ("buildings_dice", "roads_dice", "consistency_cpsnr")
 EXCLUDE: tuple = ()
 
 
+def _start_default() -> Any:
+    """The shipped task-driven RAMS (4 bands) when present, else the first shipped SR network."""
+    try:
+        from ...core import api
+
+        rams = api.shipped_models_dir() / "rams_taskdriven.safetensors"
+        return str(rams) if rams.is_file() else shipped_default("sr")
+    except Exception:  # a default is a convenience; the toolbox must load
+        return None
+
+
 class FinetuneAreaAlgorithm(AlgorithmBase):
     NAME, TITLE = "finetunearea", "Fine-tune on your own area (S-2 + OSM, no HR image)"
     GROUP_NAME, GROUP_KEY = TRAIN_GROUP, TRAIN_GROUP_ID
@@ -55,7 +67,9 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
         "3x grid, the area is cut into tiles, the eastern (or southern) strip is held out with a one-tile gap, "
         "and the network is trained with consistency cL1 (its output degraded back to 10 m must match the "
         "revisits) plus building and road Dice of the frozen segmentation networks (dynamic weighting, patch "
-        "selection). The report gives Dice and consistency cPSNR on the held-out strip before and after; the new "
+        "selection). A network taking several bands (the shipped RAMS and HAT: B02, B03, B04, B08) reads them by "
+        "name from the revisits' band descriptions, whatever their order; a one-band network reads 'Band'. "
+        "The report gives Dice and consistency cPSNR on the held-out strip before and after; the new "
         "checkpoint is listed in the plugin's dock. Long runs are better started from the training dialog "
         "('Your area' tab) or the command line (python -m core.cli area run)."
     )
@@ -63,22 +77,19 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "REVISITS", "Sentinel-2 revisits covering the area", QgsProcessing.SourceType.TypeRaster))
-        self.addParameter(QgsProcessingParameterString("BAND", "Band (number or name, e.g. 1 or B8)", "1"))
         self.addParameter(QgsProcessingParameterVectorLayer(
             "BUILDINGS", "Buildings (polygons)", [QgsProcessing.SourceType.TypeVectorPolygon]))
         self.addParameter(QgsProcessingParameterVectorLayer(
             "ROADS", "Roads (lines with the OSM 'highway' class)", [QgsProcessing.SourceType.TypeVectorLine]))
         self.addParameter(QgsProcessingParameterFile(
             "CHECKPOINT", "SR checkpoint to start from (.safetensors)", extension="safetensors",
-            defaultValue=shipped_default("sr", one_band=True)))
+            defaultValue=_start_default()))
         self.addParameter(QgsProcessingParameterFile(
             "SEG_BUILDINGS", "Buildings network (.safetensors)", extension="safetensors",
             defaultValue=shipped_default("segmentation", "buildings")))
         self.addParameter(QgsProcessingParameterFile(
             "SEG_ROADS", "Roads network (.safetensors)", extension="safetensors",
             defaultValue=shipped_default("segmentation", "roads")))
-        self.addParameter(QgsProcessingParameterNumber("TILE", "Tile size (LR pixels)",
-                                                       QgsProcessingParameterNumber.Type.Integer, 64, minValue=16))
         add_option_parameters(self, AreaOptions, exclude=EXCLUDE)
         self.addParameter(QgsProcessingParameterFolderDestination("OUT_DIR", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("CHECKPOINT_OUT", "Fine-tuned checkpoint"))
@@ -89,10 +100,8 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
         from ...core import api
-        from ...core.options import parse_band
 
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
-        band = parse_band(self.parameterAsString(parameters, "BAND", context).strip() or "1")
         options = options_from_parameters(AreaOptions, self, parameters, context)
         try:
             revisits = revisit_files(self.parameterAsLayerList(parameters, "REVISITS", context))
@@ -120,10 +129,9 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
 
         try:
             result = api.finetune_area(
-                revisits, band, buildings, roads, self.parameterAsFile(parameters, "CHECKPOINT", context),
+                revisits, buildings, roads, self.parameterAsFile(parameters, "CHECKPOINT", context),
                 self.parameterAsFile(parameters, "SEG_BUILDINGS", context),
-                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir, options,
-                tile_lr=self.parameterAsInt(parameters, "TILE", context), progress=progress,
+                self.parameterAsFile(parameters, "SEG_ROADS", context), out_dir, options, progress=progress,
                 cancel=FeedbackCancel(feedback), command="QGIS Processing s2sr:finetunearea")
         except Exception as exc:
             raise self.fail(exc) from None

@@ -6,6 +6,13 @@ bar, curves and log; this tab only turns layers into the headless command
 :meth:`TrainDialog.launch`, so the area run is followed, cancelled and resumed
 exactly like any training run. Vector layers are exported into the output
 folder first (temporary QuickOSM layers and filtered layers work).
+
+The tab's values fill :class:`core.options.AreaOptions` (its defaults are the
+widgets' starting values, nowhere else) and go to the command through
+``to_cli_arguments``. It starts from the shipped 4-band task-driven RAMS and
+UNet++ networks when the dock has remembered nothing else; a network taking
+several bands reads them by name from the revisits, so the Band box is then
+disabled and says which bands are read.
 """
 
 from __future__ import annotations
@@ -32,12 +39,14 @@ from qgis.PyQt.QtWidgets import (
 from ...core.options import AreaOptions, to_cli_arguments
 from ..sources import Refused, export_vector, revisit_files
 
-__all__ = ["AreaPanel", "cli_arguments"]
+__all__ = ["AreaPanel", "cli_arguments", "DEFAULT_START"]
 
 LAYER_ID = Qt.ItemDataRole.UserRole
+#: The shipped network the tab starts from when the dock has remembered none (4 bands, task-driven).
+DEFAULT_START = "rams_taskdriven.safetensors"
 
 
-def cli_arguments(options: Any, keep: Tuple[str, ...] = ("epochs", "device")) -> List[str]:
+def cli_arguments(options: Any, keep: Tuple[str, ...] = ("epochs", "device", "tile_lr")) -> List[str]:
     """The flags that give ``options`` to the headless CLI (``core.options.to_cli_arguments``)."""
     return to_cli_arguments(options, keep)
 
@@ -63,7 +72,8 @@ class AreaPanel(QWidget):
         refresh.clicked.connect(self.refresh_layers)
         left.addRow("Sentinel-2 revisits", self.revisits)
         left.addRow("", refresh)
-        self.band = QLineEdit("1")
+        defaults = AreaOptions()
+        self.band = QLineEdit(str(defaults.band))
         self.band.setToolTip("1-based band number or band name (e.g. B8) in every revisit")
         left.addRow("Band", self.band)
         self.buildings = QgsMapLayerComboBox()
@@ -80,15 +90,16 @@ class AreaPanel(QWidget):
         right.addRow("Roads network", self.seg_roads)
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 10000)
-        self.epochs.setValue(10)
+        self.epochs.setValue(defaults.epochs)
         right.addRow("Epochs", self.epochs)
-        self.samples = QSpinBox()
-        self.samples.setRange(8, 10_000_000)
-        self.samples.setValue(256)
+        self.samples = QSpinBox()  # 0: the recipe's number (AreaOptions' None)
+        self.samples.setRange(0, 10_000_000)
+        self.samples.setSpecialValueText("the recipe's")
+        self.samples.setValue(defaults.samples_per_epoch or 0)
         right.addRow("Patches per epoch", self.samples)
         self.tile = QSpinBox()
         self.tile.setRange(16, 1024)
-        self.tile.setValue(64)
+        self.tile.setValue(defaults.tile_lr)
         right.addRow("Tile size (LR px)", self.tile)
         self.out_dir = QgsFileWidget()
         self.out_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
@@ -100,6 +111,8 @@ class AreaPanel(QWidget):
         self.start_button.clicked.connect(self.start)
         outer.addWidget(self.start_button, 0, Qt.AlignmentFlag.AlignRight)
         self._fill_defaults()
+        self.checkpoint.fileChanged.connect(lambda _p: self._checkpoint_changed())
+        self._checkpoint_changed()
         self.refresh_layers()
         dialog.eventReceived.connect(self._event)
 
@@ -111,7 +124,7 @@ class AreaPanel(QWidget):
         return w
 
     def _fill_defaults(self) -> None:
-        """The checkpoints last chosen in the dock, when there are some."""
+        """The checkpoints last chosen in the dock, else the shipped 4-band RAMS and UNet++ networks."""
         try:
             from ..dock.model_store import ModelStore
 
@@ -123,6 +136,39 @@ class AreaPanel(QWidget):
                     widget.setFilePath(chosen)
         except Exception:  # defaults are a convenience
             pass
+        try:
+            from ...core import api
+
+            shipped = {self.checkpoint: api.shipped_models_dir() / DEFAULT_START,
+                       self.seg_buildings: api.shipped_checkpoint("segmentation", "buildings"),
+                       self.seg_roads: api.shipped_checkpoint("segmentation", "roads")}
+            for widget, path in shipped.items():
+                if not widget.filePath().strip() and path is not None and Path(path).is_file():
+                    widget.setFilePath(str(path))
+        except Exception:  # defaults are a convenience
+            pass
+
+    def network_bands(self) -> List[str]:
+        """The bands the chosen SR network takes jointly (read by name), or [] for a one-band network."""
+        path = self.checkpoint.filePath().strip()
+        if not path or not Path(path).is_file():
+            return []
+        try:
+            from ...core.models.card_peek import card_bands, peek_card
+
+            card = peek_card(path)
+            bands = card_bands(card) if card is not None else []
+        except Exception:  # an unreadable file is refused by the run, with its reason
+            return []
+        return list(bands) if len(bands) > 1 else []
+
+    def _checkpoint_changed(self) -> None:
+        """A multi-band network reads its bands by name: the Band box does not apply, and says so."""
+        bands = self.network_bands()
+        self.band.setEnabled(not bands)
+        self.band.setToolTip(f"the network takes {', '.join(bands)} jointly: read by name from the revisits' band "
+                             "descriptions, in any order" if bands else
+                             "1-based band number or band name (e.g. B8) in every revisit")
 
     def refresh_layers(self) -> None:
         """List the project's raster layers; keep what was ticked."""
@@ -150,7 +196,10 @@ class AreaPanel(QWidget):
 
     def options(self) -> AreaOptions:
         """The tab's training knobs as ``AreaOptions`` (checked: a bad value is refused with a sentence)."""
-        return AreaOptions(epochs=self.epochs.value(), samples_per_epoch=self.samples.value(),
+        from ...core.options import parse_band
+
+        return AreaOptions(band=parse_band(self.band.text().strip() or "1"), tile_lr=self.tile.value(),
+                           epochs=self.epochs.value(), samples_per_epoch=self.samples.value() or None,
                            device=self.dialog.device_combo.currentData() or "auto")
 
     def arguments(self) -> Tuple[List[str], Path]:
@@ -175,11 +224,10 @@ class AreaPanel(QWidget):
             roads = export_vector(self.roads.currentLayer(), "roads", out_dir / "inputs" / "roads.gpkg")
         except Refused as exc:
             raise ValueError(str(exc)) from None
-        args = ["-m", "core.cli", "area", "run", "--revisits", *revisits, "--band", self.band.text().strip() or "1",
+        args = ["-m", "core.cli", "area", "run", "--revisits", *revisits,
                 "--buildings", str(buildings), "--roads", str(roads), "--checkpoint", files["checkpoint"],
                 "--seg-buildings", files["buildings network"], "--seg-roads", files["roads network"],
-                "--out", str(out_dir), "--tile", str(self.tile.value()), *cli_arguments(options),
-                "--progress", "jsonl"]
+                "--out", str(out_dir), *cli_arguments(options), "--progress", "jsonl"]
         return args, out_dir
 
     def start(self) -> bool:

@@ -39,6 +39,7 @@ from qgis.PyQt.QtWidgets import (
 from ..install.deps import DepsError
 from ..log import log, notify
 from .area_panel import AreaPanel
+from .shipped import ShippedStart
 from .form import FORM_WIDGETS, RecipeForm
 from .history import TrainHistory, format_eta
 from .plot import CurvePlot
@@ -161,6 +162,8 @@ class TrainDialog(QDialog):
         self.preset_note.setWordWrap(True)
         self.preset_note.setStyleSheet("color: gray")
         form.addRow(self.preset_note)
+        self.shipped_start = ShippedStart(self)  # a shipped network and the recipe that made it
+        form.addRow("Start from", self.shipped_start)
         return top
 
     def _yaml_tab(self) -> QWidget:

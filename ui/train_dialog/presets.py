@@ -1,7 +1,12 @@
-"""The training recipes the dialog offers: every YAML in ``resources/configs`` (and its experiments), resolved.
+"""The training recipes the dialog offers: every YAML in ``resources/configs``, its experiments and the
+recipes that made the shipped networks (``starter/``), resolved.
 
 Why resolved: a recipe may name a ``base`` it extends; the dialog shows and
-edits the result, so what the form shows is what the trainer will run.
+edits the result, so what the form shows is what the trainer will run. Why the
+starter recipes too: the shipped networks take four bands (B02, B03, B04,
+B08) and were made by those recipes, not by the study's one-band ones; an
+analyst starting from a shipped network must get its own recipe
+(``shipped.py`` picks it from the checkpoint).
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from qgis.core import Qgis
 
 from ..log import log
 
-__all__ = ["PLUGIN_ROOT", "CONFIG_DIRS", "Preset", "kind_of", "task_choices", "load_presets"]
+__all__ = ["PLUGIN_ROOT", "CONFIG_DIRS", "STARTER_DIR", "Preset", "kind_of", "task_choices", "load_presets"]
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIRS = (PLUGIN_ROOT / "resources" / "configs", PLUGIN_ROOT / "resources" / "configs" / "experiments")
+CONFIG_DIRS = (PLUGIN_ROOT / "resources" / "configs", PLUGIN_ROOT / "resources" / "configs" / "experiments",
+               PLUGIN_ROOT / "resources" / "configs" / "starter")
+#: Folder of the recipes that made the shipped networks; their titles say so.
+STARTER_DIR = CONFIG_DIRS[2]
 
 
 @dataclass
@@ -89,5 +97,7 @@ def load_presets(dirs=CONFIG_DIRS) -> List[Preset]:
             exp = data.get("experiment") or {}
             title = exp.get("title") or _first_comment(path) or path.stem
             prefix = f"exp {exp['id']}: " if exp.get("id") and folder.name == "experiments" else ""
+            if Path(folder) == STARTER_DIR:  # same stems as the study's recipes: say which made a shipped network
+                prefix = f"shipped {path.stem}: "
             out.append(Preset(path, f"{prefix}{title}" if prefix else f"{path.stem}: {title}", kind_of(data), data))
     return out

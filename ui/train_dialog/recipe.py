@@ -32,6 +32,13 @@ def recipe_notes(preset: Preset) -> List[str]:
     init = (preset.data.get("model") or {}).get("init_from")
     if init and str(init).startswith("run:"):
         notes.append("this recipe fine-tunes another run's network: choose its checkpoint in 'Fine-tune from'")
+    elif init and not resolve(str(init)).is_file():
+        notes.append(f"this recipe fine-tunes {init}, which is not here: choose a checkpoint in 'Fine-tune from' "
+                     "(e.g. the shipped network it made, through 'Start from')")
+    bands = (preset.data.get("data") or {}).get("bands") or []
+    if len(bands) > 1:
+        notes.append(f"takes bands {', '.join(bands)} jointly: the dataset's scenes must hold them (e.g. "
+                     "python -m core.cli synth --world v2)")
     needs = _dice_targets(preset.data)
     if needs:
         notes.append("task-driven: needs the " + " and ".join(needs) + " segmentation network(s)")

@@ -26,7 +26,7 @@ from core.data.scene import SceneError, read_scene, write_scene
 from core.io.radiometry import ImplausibleRadiometry
 from core.io.rasters import FrameSet
 from core.io.s2_product import export_product, open_product
-from core.io.s2_untrusted import METADATA_MAX_BYTES, METADATA_MAX_ELEMENTS
+from core.io.s2_untrusted import MEMBER_MAX_SIDE, METADATA_MAX_BYTES, METADATA_MAX_ELEMENTS
 from core.io.stack import build_stack
 from core.jobs import InputError
 from core.options import StackOptions
@@ -157,6 +157,32 @@ def test_band_file_linked_outside_the_product_folder_is_refused(tmp_path):
     b08.unlink()
     b08.symlink_to(band_file(other, "B08"))
     with pytest.raises(InputError, match=r"band B08 .*leads outside the product folder"):
+        export_product(safe, tmp_path / "out.tif")
+
+
+@pytest.mark.parametrize("name", ["T34UDA_20230512T095559_B08_10m.jp2", "T34UDA_20230512_B08.tif"])
+def test_loose_band_file_that_is_a_vrt_is_refused_by_readers_and_stack(tmp_path, name):
+    secret = secret_raster(tmp_path / "elsewhere")
+    loose = tmp_path / "dl" / name
+    loose.parent.mkdir()
+    loose.write_text(vrt_text(str(secret)))
+    with pytest.raises(InputError, match=rf"{re.escape(name)}: not a raster GDAL can read as "):
+        with FrameSet([loose], band=1):
+            pass
+    with pytest.raises(InputError, match=rf"{re.escape(name)}: not a raster GDAL can read as "):
+        build_stack([loose], tmp_path / "stack.tif", StackOptions(bands=("B08",)))
+
+
+def test_band_claiming_more_pixels_than_a_tile_is_refused(tmp_path):
+    from affine import Affine
+
+    from tests.s2_fixtures import write_jp2
+
+    safe = make_safe(tmp_path / "dl", size=SIZE)
+    b02 = band_file(safe, "B02")
+    b02.unlink()
+    write_jp2(b02, np.ones((64, MEMBER_MAX_SIDE + 1), dtype=np.uint16), Affine(10.0, 0, 499980.0, 0, -10.0, 5600040.0))
+    with pytest.raises(InputError, match=rf"band B02 .*claims {MEMBER_MAX_SIDE + 1} x 64 px"):
         export_product(safe, tmp_path / "out.tif")
 
 

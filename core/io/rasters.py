@@ -32,6 +32,7 @@ from rasterio.windows import Window
 
 from ..jobs import InputError, error_text
 from .radiometry import Radiometry, check_plausible, detect_radiometry
+from .s2_untrusted import member_driver
 
 try:  # GDAL errors rasterio raises as exceptions of their own (block reads), not OSError subclasses
     from rasterio._err import CPLE_BaseError as _CPLError
@@ -63,9 +64,14 @@ def open_raster(path: PathLike):
         raise InputError(f"{p}: file not found")
     if p.is_dir():
         raise InputError(f"{p}: is a folder, not a raster file")
+    driver = member_driver(p.name)  # a .jp2 or .tif is read only as what its name says (a VRT inside is refused)
     try:
-        ds = rasterio.open(p)
+        ds = rasterio.open(p, driver=driver) if driver else rasterio.open(p)
     except RasterioIOError as exc:
+        if driver:
+            raise InputError(f"{p}: not a raster GDAL can read as {driver}, the format its name says "
+                             f"({error_text(exc)}); a {p.suffix} file is never read as another format (one that "
+                             "may read other files or the network)") from exc
         raise InputError(f"{p}: not a raster GDAL can read ({error_text(exc)})") from exc
     if ds.count < 1:
         ds.close()

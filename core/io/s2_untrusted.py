@@ -37,6 +37,7 @@ from .radiometry import ImplausibleRadiometry
 __all__ = [
     "METADATA_MAX_BYTES",
     "METADATA_MAX_ELEMENTS",
+    "MEMBER_MAX_SIDE",
     "QUANTIFICATION_RANGE",
     "ImplausibleRadiometry",
     "check_product_radiometry",
@@ -54,6 +55,9 @@ METADATA_MAX_BYTES = 16 * 1024 * 1024
 METADATA_MAX_ELEMENTS = 200_000
 #: Quantification values accepted (Sentinel-2 uses 10000 for L1C and L2A reflectance).
 QUANTIFICATION_RANGE = (100.0, 1_000_000.0)
+#: Widest and tallest member read (pixels): a Sentinel-2 tile is 10980 px at 10 m. A crafted header may claim
+#: far more, and decoding it would allocate what the header says.
+MEMBER_MAX_SIDE = 12000
 #: Drivers a product member may be opened with, by its extension.
 MEMBER_DRIVERS: Dict[str, str] = {".jp2": "JP2OpenJPEG", ".tif": "GTiff", ".tiff": "GTiff"}
 #: GDAL virtual file systems that reach the network; a product is read from local files (or a local zip) only.
@@ -215,10 +219,16 @@ def open_member(path: str, what: str, display: str, root: Optional[str] = None):
     if driver is None:
         raise InputError(f"{display}: {what} ({name}) is neither JPEG 2000 nor GeoTIFF; refused")
     try:
-        return rasterio.open(path, driver=driver, sharing=False)
+        ds = rasterio.open(path, driver=driver, sharing=False)
     except RasterioIOError as exc:
         raise InputError(f"{display}: {what} ({name}) is not a readable {driver} file, whatever its name says; "
                          f"refused ({' '.join(str(exc).split())})") from None
+    if max(ds.width, ds.height) > MEMBER_MAX_SIDE:
+        size = f"{ds.width} x {ds.height}"
+        ds.close()
+        raise InputError(f"{display}: {what} ({name}) claims {size} px, more than any Sentinel-2 tile "
+                         f"(10980 x 10980 at 10 m); refused (a damaged or crafted product)")
+    return ds
 
 
 def product_env(**options: object) -> rasterio.Env:

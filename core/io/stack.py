@@ -417,7 +417,7 @@ def _open_source(path: str, what: str, product: Optional[S2Product]):
     """A product member opens only as its format and inside its product (untrusted); a plain raster as it is."""
     if product is not None:
         return open_member(path, what, product.name, product.local_root)
-    return rasterio.open(path)
+    return open_raster(path)
 
 
 def _first_grid(first: _Date, messages: List[str]) -> Tuple[Grid, str]:

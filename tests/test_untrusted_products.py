@@ -374,3 +374,28 @@ def test_raster_with_nan_offset_is_refused_before_reading(tmp_path):
     with pytest.raises(ImplausibleRadiometry, match=r"offset nan"):
         with FrameSet([path], band=1):
             pass
+
+
+def test_stack_drops_a_raster_whose_offset_tag_is_nan(tmp_path):
+    dn = np.full((SIZE, SIZE), 2000, dtype=np.uint16)
+    good = [write_geotiff(tmp_path / f"T34UDA_{d}_B08.tif", dn) for d in ("20230512", "20230601")]
+    bad = write_geotiff(tmp_path / "T34UDA_20230520_B08.tif", dn, tags={"S2_OFFSET_DN": "nan"})
+    result = build_stack([good[0], bad, good[1]], tmp_path / "stack.tif", StackOptions(bands=("B08",)))
+    assert result.dates == ["2023-05-12", "2023-06-01"]
+    assert any(what == bad.name and "offset nan" in why for what, why in result.dropped)
+
+
+def test_cli_predict_on_a_raster_with_nan_offset_is_one_line(tmp_path):
+    from tests.robustness_support import ROOT, run_cli
+
+    path = write_geotiff(tmp_path / "T34UDA_20230512_B08.tif",
+                         np.stack([np.full((96, 96), 2000, dtype=np.uint16)] * 4),
+                         descriptions=["B02", "B03", "B04", "B08"])
+    with rasterio.open(path, "r+") as ds:
+        ds.scales = (1e-4,) * 4
+        ds.offsets = (float("nan"),) * 4
+    out = tmp_path / "sr.tif"
+    proc = run_cli(["predict", "--checkpoint", ROOT / "resources/models/hat_taskdriven.safetensors", "--inputs",
+                    path, "--all-bands", "--out", out], timeout=240)
+    assert_one_line_error(proc, path.name, "offset nan", "cannot map values to reflectance")
+    assert not out.exists()

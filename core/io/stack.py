@@ -267,6 +267,7 @@ def _raster_radiometry(ds, path: Path, bidx: int, date: Optional[str], choice: s
     if detected.scale != S2_DN_SCALE:
         return detected
     off, sentence = baseline_rule(path, ds.tags(), date=date, choice=choice)
+    check_plausible(S2_DN_SCALE, off, f"{path.name} (offset from its tags)")  # S2_OFFSET_DN may say "nan"
     if path.name not in said:
         messages.append(sentence)
         said.add(path.name)

@@ -110,6 +110,7 @@ class _TqdmPrinter:
             self.bar.n = event["step"]
             self.bar.set_postfix(loss=f"{event['loss']:.4g}", lr=f"{event['lr']:.2g}", refresh=False)
             self.bar.refresh()
+            _BAR_DREW[0] = True
         elif kind == "epoch":
             self.close()
             val = ", ".join(f"{k} {v:.4g}" for k, v in (event.get("val") or {}).items()

@@ -26,7 +26,7 @@ from core.data.scene import SceneError, read_scene, write_scene
 from core.io.radiometry import ImplausibleRadiometry
 from core.io.rasters import FrameSet
 from core.io.s2_product import export_product, open_product
-from core.io.s2_untrusted import MEMBER_MAX_SIDE, METADATA_MAX_BYTES, METADATA_MAX_ELEMENTS
+from core.io.s2_untrusted import MEMBER_MAX_SIDE, METADATA_MAX_BYTES, METADATA_MAX_ELEMENTS, product_env
 from core.io.stack import build_stack
 from core.jobs import InputError
 from core.options import StackOptions
@@ -148,6 +148,21 @@ def test_vrt_band_pointing_at_a_local_http_server_makes_no_request(tmp_path):
             build_stack([zipped], tmp_path / "stack.tif", StackOptions(frames=1))
         assert _CountingHandler.requests == []
     assert not (tmp_path / "out.tif").exists() and not (tmp_path / "stack.tif").exists()
+
+
+def test_product_reading_env_makes_no_request_even_through_a_vrt(tmp_path):
+    """The second line of defence: while products are read, /vsicurl/ fetches nothing, whatever opens it."""
+    secret = secret_raster(tmp_path / "served")
+    with local_server(secret.read_bytes()) as server:
+        vrt = tmp_path / "remote.vrt"
+        vrt.write_text(vrt_text(f"/vsicurl/http://127.0.0.1:{server.server_address[1]}/secret.tif"))
+        with product_env(), pytest.raises(rasterio.errors.RasterioIOError):
+            with rasterio.open(vrt) as ds:
+                ds.read(1)
+        assert _CountingHandler.requests == []
+        with rasterio.open(vrt) as ds:  # outside it the same VRT does reach the server: the test can see requests
+            assert int(ds.read(1).max()) == 4242
+        assert _CountingHandler.requests
 
 
 def test_band_file_linked_outside_the_product_folder_is_refused(tmp_path):

@@ -26,10 +26,17 @@ from .jobs import (  # the job primitives the UI needs
     InputError,
     OutputError,
     Progress,
-    sub_progress,
-    trust_path_for,
 )
-from .options import AreaOptions, CompareOptions, EvaluateOptions, SegmentOptions, SuperResolveOptions, TrustOptions, WaldOptions
+from .options import (
+    AreaOptions,
+    CompareOptions,
+    EvaluateOptions,
+    ExportOptions,
+    SegmentOptions,
+    SuperResolveOptions,
+    TrustOptions,
+    WaldOptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ __all__ = [
     "finetune_area",
     "adapt_area",
     "shipped_recipe",
+    "build_stack",
+    "export_product",
 ]
 
 
@@ -75,31 +84,9 @@ def super_resolve(inputs, out_path, checkpoint, options: Optional[SuperResolveOp
     stops half-way (error or cancel) leaves neither file, as a cancelled SR run
     leaves nothing.
     """
-    from .inference.sr import super_resolve as run
+    from .inference.sr_job import run_super_resolve
 
-    options = options or SuperResolveOptions()
-    if not options.trust:
-        return run(inputs, out_path, checkpoint, options, progress=progress, cancel=cancel)
-    from .inference.trust import trust_map as run_trust
-    from .io.writer import check_output_path
-
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    trust_out = check_output_path(trust_path_for(out_path), paths)
-    result = run(inputs, out_path, checkpoint, options, progress=sub_progress(progress, 0.0, 0.8), cancel=cancel)
-    try:
-        summary = run_trust(result.path, paths, trust_out,
-                            TrustOptions(band=options.band, device=options.device),
-                            progress=sub_progress(progress, 0.8, 1.0, "trust map: "), cancel=cancel)
-    except BaseException:
-        for p in (Path(result.path), Path(f"{result.path}.aux.xml")):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-        raise
-    result.trust_path, result.trust = summary.path, summary
-    result.messages.extend(summary.messages)
-    return result
+    return run_super_resolve(inputs, out_path, checkpoint, options, progress=progress, cancel=cancel)
 
 
 def segment(input_path, checkpoints, out_mask=None, out_prob=None, vectors=None,
@@ -312,11 +299,14 @@ def build_stack(inputs, out_path, options=None, progress: Optional[Progress] = N
     return run(inputs, out_path, options or StackOptions(), progress=progress, cancel=cancel)
 
 
-def export_product(product, out_path, bands=("B02", "B03", "B04", "B08"), extent=None, scl_nodata=None,
-                   progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None) -> Path:
-    """Export a Sentinel-2 product's 10 m bands (``.SAFE``, ``.zip`` or MTD file) to one GeoTIFF, clouds as nodata."""
-    from .io.s2_product import export_product as run
-    from .options import SCL_NODATA_DEFAULT
+def export_product(product, out_path, options: Optional[ExportOptions] = None, progress: Optional[Progress] = None,
+                   cancel: Optional[CancelToken] = None) -> Path:
+    """Export a Sentinel-2 product's 10 m bands (``.SAFE``, ``.zip`` or MTD file) to one GeoTIFF, clouds as nodata.
 
-    return run(product, out_path, bands=bands, extent=extent,
-               scl_nodata=SCL_NODATA_DEFAULT if scl_nodata is None else scl_nodata, progress=progress, cancel=cancel)
+    ``options``: bands, SCL classes masked and extent (:class:`core.options.ExportOptions`).
+    """
+    from .io.s2_product import export_product as run
+
+    options = options or ExportOptions()
+    return run(product, out_path, bands=options.bands, extent=options.extent, scl_nodata=options.scl_nodata,
+               progress=progress, cancel=cancel)

@@ -35,6 +35,7 @@ __all__ = [
     "TrustOptions",
     "CompareOptions",
     "StackOptions",
+    "ExportOptions",
     "EvaluateOptions",
     "AreaOptions",
     "WaldOptions",
@@ -52,6 +53,8 @@ DEVICES = ("cpu", "cuda")
 #: Sentinel-2 scene classification (SCL) classes that become nodata by default: 0 no data, 1 saturated or
 #: defective, 3 cloud shadow, 8 cloud (medium probability), 9 cloud (high probability), 10 thin cirrus, 11 snow.
 SCL_NODATA_DEFAULT: Tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
+SCL_HELP = ("L2A scene classes (SCL) that become nodata: 0 no data, 1 saturated, 3 cloud shadow, 8/9 cloud, "
+            "10 cirrus, 11 snow")
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Seque
         elif meta.kind == "extent":
             kw.update(type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"))
         elif meta.kind == "ints":
-            kw.update(type=int, nargs="+")
+            kw.update(type=int, nargs="*")  # none at all is a choice too (e.g. mask no SCL class)
         elif meta.kind == "strs":
             kw.update(nargs="+")
         if default is not None and default != () and meta.kind != "extent":
@@ -338,9 +341,7 @@ class StackOptions(_Options):
     # Empty means the sensor description's 10 m bands (core.io.sentinel2.BANDS_10M): options sit below io.
     bands: Tuple[str, ...] = option((), "bands to stack (default: all four 10 m bands)", kind="strs",
                                     label="Bands (empty: all 10 m)")
-    scl_nodata: Tuple[int, ...] = option(SCL_NODATA_DEFAULT, "L2A scene classes (SCL) that become nodata: 0 no "
-                                                             "data, 1 saturated, 3 cloud shadow, 8/9 cloud, 10 "
-                                                             "cirrus, 11 snow", kind="ints", minimum=0, maximum=11,
+    scl_nodata: Tuple[int, ...] = option(SCL_NODATA_DEFAULT, SCL_HELP, kind="ints", minimum=0, maximum=11,
                                          label="SCL classes masked")
     min_clear: float = option(0.05, "drop dates with less than this share of clear pixels over the area",
                               minimum=0.0, maximum=1.0, label="Least clear share")
@@ -352,6 +353,19 @@ class StackOptions(_Options):
     mix_levels: bool = option(False, "allow L1C (top of atmosphere) and L2A (surface reflectance) dates in one "
                                      "stack; their reflectances differ, most in B02",
                               label="Allow L1C and L2A dates together")
+
+
+@dataclass(frozen=True)
+class ExportOptions(_Options):
+    """How to export one Sentinel-2 product's 10 m bands to one GeoTIFF (DN kept, clouds as nodata)."""
+
+    # Empty means the sensor description's 10 m bands (core.io.sentinel2.BANDS_10M): options sit below io.
+    bands: Tuple[str, ...] = option((), "bands to export (default: all four 10 m bands)", kind="strs",
+                                    label="Bands (empty: all 10 m)", processing=None)
+    scl_nodata: Tuple[int, ...] = option(SCL_NODATA_DEFAULT, SCL_HELP + " (give none to mask nothing)", kind="ints",
+                                         minimum=0, maximum=11, label="SCL classes masked")
+    extent: Extent = option(None, "export only this window (in the product's CRS), snapped outward to whole pixels",
+                            kind="extent", label="Only this extent", processing=None)
 
 
 @dataclass(frozen=True)

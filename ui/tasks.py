@@ -25,14 +25,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence
 
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, QObject, pyqtSignal
 
 from ..core.io.qgis_style import style_path_for
 from ..core.jobs import Cancelled, CancelToken, Progress, trust_path_for
-from ..core.options import SegmentOptions, StackOptions, SuperResolveOptions
+from ..core.options import ExportOptions, SegmentOptions, StackOptions, SuperResolveOptions
 from .log import log
 
 __all__ = ["CoreTask", "TaskRunner", "SuperResolveJob", "SegmentJob", "StackJob", "ExportJob", "sr_task",
@@ -253,15 +253,13 @@ class ExportJob:
 
     product: str
     out_path: str
-    extent: Optional[Tuple[float, float, float, float]] = None
-    scl_nodata: Optional[Tuple[int, ...]] = None
+    options: ExportOptions = field(default_factory=ExportOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
         from ..core import api
         from .s2_products import write_default_style
 
-        path = api.export_product(self.product, self.out_path, extent=self.extent, scl_nodata=self.scl_nodata,
-                                  progress=progress, cancel=cancel)
+        path = api.export_product(self.product, self.out_path, self.options, progress=progress, cancel=cancel)
         write_default_style(path)
         return path
 

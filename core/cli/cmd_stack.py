@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from ..io.sentinel2 import BANDS_10M
+from ..options import ExportOptions, StackOptions, add_cli_arguments, from_cli
 from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
@@ -24,7 +25,6 @@ __all__ = ["register"]
 
 def _stack(args: argparse.Namespace) -> int:
     from ..io.stack import build_stack
-    from ..options import StackOptions, from_cli
 
     result, code = run_with_bar("stacking", build_stack, inputs=args.inputs, out_path=args.out,
                                 options=from_cli(StackOptions, args))
@@ -39,21 +39,19 @@ def _stack(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..io.s2_product import export_product, open_product
 
+    opts = from_cli(ExportOptions, args)
     product = open_product(args.product)
     messages: list = []
-    path, code = run_with_bar("exporting", export_product, product=product, out_path=args.out,
-                              bands=tuple(args.bands), extent=args.extent, scl_nodata=tuple(args.scl_nodata),
-                              messages=messages)
+    path, code = run_with_bar("exporting", export_product, product=product, out_path=args.out, bands=opts.bands,
+                              extent=opts.extent, scl_nodata=opts.scl_nodata, messages=messages)
     if path is None:
         return code
     print_messages(messages)
-    print(f"{path}: {product.label}, bands {', '.join(args.bands)}")
+    print(f"{path}: {product.label}, bands {', '.join(opts.bands or BANDS_10M)}")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..options import SCL_NODATA_DEFAULT, StackOptions, add_cli_arguments
-
     p = subparsers.add_parser(
         "stack",
         help="build a revisit stack (one GeoTIFF, one band per band and date) from Sentinel-2 products or rasters",
@@ -83,10 +81,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("product", help="Sentinel-2 product: .SAFE folder, .zip or MTD_MSI*.xml")
     p.add_argument("--out", required=True, help="output GeoTIFF")
-    p.add_argument("--bands", nargs="+", default=list(BANDS_10M), help="bands to export (default: the 10 m bands)")
-    p.add_argument("--extent", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"), default=None,
-                   help="export only this window (in the product's CRS), snapped outward to whole pixels")
-    p.add_argument("--scl-nodata", type=int, nargs="*", default=list(SCL_NODATA_DEFAULT),
-                   help="scene classes that become nodata (default " + " ".join(map(str, SCL_NODATA_DEFAULT))
-                        + "; give none to mask nothing)")
+    add_cli_arguments(p, ExportOptions)
     p.set_defaults(func=_export)

@@ -56,6 +56,11 @@ class SegResult:
     polygons: Dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def written(self) -> List[Path]:
+        """Every file the job wrote (probabilities, mask, vectors: those it was asked for)."""
+        return [Path(p) for p in (self.prob_path, self.mask_path, self.vectors_path) if p is not None]
+
 
 def check_targets(models: Sequence[LoadedModel]) -> List[str]:
     """One segmentation network per target (buildings, roads); their targets in order."""

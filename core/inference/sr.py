@@ -81,6 +81,13 @@ class SRResult:
     seconds: float = 0.0
     trust: Optional[Any] = None  # core.inference.trust.TrustSummary when a trust map was written
     bands: List[str] = field(default_factory=list)
+    style_path: Optional[Path] = None  # the QGIS style written beside a true-colour output
+
+    @property
+    def written(self) -> List[Path]:
+        """Every file the job wrote: the output, its style, then its trust map and classes when made."""
+        return [Path(self.path), *([Path(self.style_path)] if self.style_path else []),
+                *(self.trust.written if self.trust is not None else [])]
 
 
 def model_input(x, frames: int):
@@ -169,22 +176,24 @@ def _checkpoint_paths(checkpoint: ModelLike) -> List[Path]:
     return [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else []
 
 
-def _write_style(out: Path, band_names: Sequence[str], messages: List[str]) -> None:
+def _write_style(out: Path, band_names: Sequence[str], messages: List[str]) -> Optional[Path]:
     """``<out>.qml`` beside an output holding B02, B03, B04: QGIS opens it in true colour without the plugin.
 
-    A style is a convenience, not the product: failing to write one is said, not raised.
+    A style is a convenience, not the product: failing to write one is said, not raised. Returns the
+    style written (None when none was).
     """
     from ..io.qgis_style import style_path_for, write_composite_style
 
     if not {"B02", "B03", "B04"} <= set(band_names) and not style_path_for(out).is_file():
-        return
+        return None
     try:
         style = write_composite_style(out)
     except (OSError, ValueError) as exc:
         messages.append(f"could not write the QGIS style {style_path_for(out).name}: {exc}")
-        return
+        return None
     if style is not None:
         messages.append(f"wrote {style.name}: QGIS opens the output in true colour (B04/B03/B02)")
+    return style
 
 
 def super_resolve(
@@ -300,10 +309,10 @@ def super_resolve(
             stack.pop_all()
     messages.append(f"wrote {out} ({w_grid.width} x {w_grid.height} px, x{scale}, {groups.channels} band(s), "
                     f"tiles {plan.tile} px with {plan.overlap} px overlap, {plan.batch} per model call)")
-    _write_style(out, band_names, messages)
+    style = _write_style(out, band_names, messages)
     for m in messages:
         log.info(m)
     say(1.0, "done")
     return SRResult(out, frames_used, messages, None, loaded.sha256, plan.tile, plan.overlap,
-                    time.perf_counter() - t_start, None, band_names)
+                    time.perf_counter() - t_start, None, band_names, style)
 

@@ -152,6 +152,11 @@ class TrustSummary:
         """``{"supported": .., "uncertain": .., "invented": ..}``."""
         return {k: getattr(self, f"{k}_share") for k in CLASS_KEYS.values()}
 
+    @property
+    def written(self) -> List[Path]:
+        """The files the trust job wrote: the map and, when made, its classes."""
+        return [Path(self.path), *([Path(self.class_path)] if self.class_path is not None else [])]
+
     def tags(self) -> Dict[str, str]:
         d = asdict(self)
         d.pop("messages")

@@ -93,7 +93,7 @@ def export_product(
     report = progress_fn(progress)
     prod = product if isinstance(product, S2Product) else open_product(product)
     keys = []
-    for b in bands:
+    for b in bands or BANDS_10M:  # none named: the 10 m bands
         key = band_key(b)
         if key not in BANDS_10M:
             raise InputError(f"band {b!r} is not one of the 10 m bands {', '.join(BANDS_10M)}")

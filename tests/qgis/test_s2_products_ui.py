@@ -208,7 +208,7 @@ def test_dock_opens_a_product_super_resolves_all_bands_and_segments_them(dock, p
     dialog.area_combo.setCurrentIndex(dialogs.MAP_EXTENT)
     job = dialog.job()
     shown = canvas.extent()
-    assert job.extent == pytest.approx((shown.xMinimum(), shown.yMinimum(), shown.xMaximum(), shown.yMaximum()))
+    assert job.options.extent == pytest.approx((shown.xMinimum(), shown.yMinimum(), shown.xMaximum(), shown.yMaximum()))
     dock.run_product_job(job)
     assert qh.wait_until(lambda: not dock.runner.busy(), 60)
     product = dock.layer_combo.currentLayer()

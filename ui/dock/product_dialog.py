@@ -37,7 +37,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...core.jobs import unique_path
-from ...core.options import SCL_NODATA_DEFAULT, StackOptions, option_fields
+from ...core.options import SCL_NODATA_DEFAULT, ExportOptions, StackOptions, option_fields
 from ..compat import layer_filters
 from ..s2_products import FILE_FILTER, extent_in_crs, input_crs, product_label
 from ..sources import Refused
@@ -239,7 +239,7 @@ class ProductDialog(QDialog):
         extent = self.extent(inputs[0])
         out = self.output_path(inputs[0])
         if self.mode == EXPORT:
-            return ExportJob(inputs[0], out, extent, self.scl_classes())
+            return ExportJob(inputs[0], out, ExportOptions(scl_nodata=tuple(self.scl_classes()), extent=extent))
         try:
             options = StackOptions(frames=self.frames_spin.value(), scl_nodata=self.scl_classes(), extent=extent,
                                    **(self.more.values() if self.more is not None else {}))

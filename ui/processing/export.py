@@ -4,8 +4,8 @@ A product (``.SAFE`` folder, ``.zip``, ``MTD_MSIL2A.xml``) is not a layer and
 its JPEG 2000 bands carry neither the radiometric offset of baseline 04.00
 nor the cloud mask; the export writes B02, B03, B04, B08 on their 10 m grid
 with the offset as GDAL scale/offset (QGIS reads reflectance) and the SCL
-classes chosen as nodata. The SCL classes parameter is ``StackOptions``'s own
-field (one help text, one parser). What the engine applied (offset rule,
+classes chosen as nodata. Its parameters are ``ExportOptions``' own fields
+(one help text, one parser; the extent is the algorithm's extent parameter). What the engine applied (offset rule,
 classes masked, clear share) goes to the log, read from the tags it writes.
 """
 
@@ -19,7 +19,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ...core.options import StackOptions, option_fields
+from ...core.options import ExportOptions
 from ..s2_products import export_notes, export_tags, input_crs, write_default_style
 from ..sources import Refused
 from .base import (
@@ -33,10 +33,6 @@ from .base import (
 )
 
 __all__ = ["ExportProductAlgorithm"]
-
-#: The one ``StackOptions`` field this algorithm offers.
-_KEEP = ("scl_nodata",)
-
 
 class ExportProductAlgorithm(AlgorithmBase):
     NAME, TITLE = "exportproduct", "Open a Sentinel-2 product as a 4-band GeoTIFF"
@@ -55,8 +51,7 @@ class ExportProductAlgorithm(AlgorithmBase):
             "PRODUCT", "Sentinel-2 product (.zip, MTD_MSI*.xml or .SAFE folder)",
             fileFilter="Sentinel-2 products (*.zip *.ZIP *.xml *.XML);;All files (*)"))
         self.add_extent()
-        add_option_parameters(self, StackOptions, exclude=[f.name for f, _m in option_fields(StackOptions)
-                                                           if f.name not in _KEEP])
+        add_option_parameters(self, ExportOptions)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "4-band GeoTIFF"))
         self.addOutput(QgsProcessingOutputString("OFFSET_RULE", "Radiometric offset rule applied"))
 
@@ -71,12 +66,12 @@ class ExportProductAlgorithm(AlgorithmBase):
             except Refused as exc:
                 raise self.fail(exc) from None
             extent = extent_in_crs(self, parameters, context, crs)
-        scl = options_from_parameters(StackOptions, self, parameters, context).scl_nodata
+        options = options_from_parameters(ExportOptions, self, parameters, context, extent=extent)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ...core import api
 
         try:
-            path = api.export_product(product, out, extent=extent, scl_nodata=scl, progress=progress_to(feedback),
+            path = api.export_product(product, out, options, progress=progress_to(feedback),
                                       cancel=FeedbackCancel(feedback))
             notes, tags = export_notes(path), export_tags(path)
         except Exception as exc:

@@ -402,3 +402,25 @@ def test_masked_median_matches_numpy():
     np.testing.assert_allclose(med[1:], ref, rtol=1e-6)
     assert np.isnan(med[0, 0]) and count[0, 0] == 0
     np.testing.assert_array_equal(count, valid.sum(0))
+
+
+def test_sr_job_lists_its_files_and_a_stop_in_the_trust_step_leaves_none(scene, tmp_path):
+    model = (MeanUpsampler(3), make_card(frames=3, scale=SCALE, name="mean upsampler"))
+    options = SuperResolveOptions(tile=32, overlap=4, trust=True)
+    (tmp_path / "ok").mkdir()
+    done = super_resolve(scene["lr"][:3], tmp_path / "ok" / "sr.tif", model, options=options)
+    assert sorted(p.name for p in done.written) == sorted(p.name for p in (tmp_path / "ok").iterdir()
+                                                          if not p.name.endswith(".aux.xml"))
+    assert {p.name for p in done.written} >= {"sr.tif", "sr_trust.tif", "sr_trust_class.tif"}
+
+    token = CancelToken()
+
+    def progress(fraction, message):
+        if message.startswith("trust map:") and fraction > 0.85:
+            token.cancel()  # the SR output is complete by now: the job must take it back
+
+    (tmp_path / "stop").mkdir()
+    with pytest.raises(Cancelled):
+        super_resolve(scene["lr"][:3], tmp_path / "stop" / "sr.tif", model, options=options, progress=progress,
+                      cancel=token)
+    assert list((tmp_path / "stop").iterdir()) == []

@@ -9,8 +9,11 @@ The rules these classes enforce (QGIS crashes or corrupts projects otherwise):
 * results reach the UI through Qt signals emitted from ``finished()``, which
   QGIS calls on the main thread, where layers may be added;
 * Cancel sets the token the engine checks between tiles; the engine then
-  removes its partial output, and files a multi-step job registered are
-  removed too;
+  removes its partial output (an engine job of several steps, e.g. SR then
+  its trust map, takes back what its earlier steps wrote). A job that
+  finished before it saw the flag is cancelled all the same: the files its
+  result lists as ``written`` are removed, with those a job registered in
+  ``created`` (files the UI itself writes);
 * a cancelled job is not a failed one: ``run()`` returns True for it, because
   QGIS shows "Task failed" for every task whose ``run()`` returns False, and
   ``finished()`` emits ``canceledByUser`` so the caller says "cancelled";
@@ -31,13 +34,12 @@ from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, QObject, pyqtSignal
 
 from ..core.io.qgis_style import style_path_for
-from ..core.jobs import Cancelled, CancelToken, Progress, trust_path_for
+from ..core.jobs import Cancelled, CancelToken, Progress
 from ..core.options import ExportOptions, SegmentOptions, StackOptions, SuperResolveOptions
 from .log import log
 
 __all__ = ["CoreTask", "TaskRunner", "SuperResolveJob", "SegmentJob", "StackJob", "ExportJob", "sr_task",
-           "seg_task", "stack_task", "export_task", "remove_outputs", "new_outputs", "trust_class_path_for",
-           "class_path_for_trust", "SUCCEEDED", "FAILED", "CANCELLED"]
+           "seg_task", "stack_task", "export_task", "remove_outputs", "new_outputs", "class_path_for_trust", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
 
@@ -96,7 +98,7 @@ class CoreTask(QgsTask):
         else:  # a job that finished before it looked at the flag is cancelled all the same
             self.outcome = CANCELLED if self.flag.cancelled else SUCCEEDED
         if self.outcome != SUCCEEDED:
-            remove_outputs(self.created)
+            remove_outputs([*self.created, *getattr(self.result_value, "written", [])])
         return self.outcome != FAILED  # False would make QGIS report "Task failed" for a cancel
 
     def cancel(self) -> None:
@@ -194,21 +196,6 @@ class SuperResolveJob:
         return api.super_resolve(self.inputs, self.out_path, self.checkpoint, self.options, progress=progress,
                                  cancel=cancel)
 
-    @property
-    def trust_path(self) -> Optional[str]:
-        """Where the trust map goes, when one is asked for."""
-        return str(trust_path_for(self.out_path)) if self.options.trust else None
-
-    @property
-    def trust_class_path(self) -> Optional[str]:
-        """Where the trust classes go (beside the trust map), when one is asked for."""
-        return str(trust_class_path_for(self.out_path)) if self.options.trust else None
-
-    @property
-    def style_path(self) -> str:
-        """The QGIS default style the engine writes beside a 4-band output (``out.qml``)."""
-        return str(style_path_for(self.out_path))
-
 
 @dataclass
 class SegmentJob:
@@ -271,22 +258,14 @@ def class_path_for_trust(trust_path: str) -> Path:
     return p.with_name(f"{p.stem}_class{p.suffix or '.tif'}")
 
 
-def trust_class_path_for(out_path: str) -> Path:
-    """``out.tif`` -> ``out_trust_class.tif``: the class raster beside an SR output's trust map."""
-    return class_path_for_trust(str(trust_path_for(out_path)))
-
-
 def new_outputs(paths: Sequence[Optional[str]]) -> List[Path]:
     """The paths that do not exist yet: only those may be removed if the job fails."""
     return [Path(p) for p in paths if p and not Path(p).exists()]
 
 
 def sr_task(job: SuperResolveJob, description: str) -> CoreTask:
-    task = CoreTask(description, job)
-    # core removes its temp files; this catches what a later step of the job leaves (the QGIS style beside a
-    # 4-band output, a trust map and its classes when the trust step fails or is cancelled)
-    task.created.extend(new_outputs([job.out_path, job.style_path, job.trust_path, job.trust_class_path]))
-    return task
+    """The engine's SR job takes back its own files when it stops; the result lists them for a late cancel."""
+    return CoreTask(description, job)
 
 
 def seg_task(job: SegmentJob, description: str) -> CoreTask:

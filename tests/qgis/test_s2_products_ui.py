@@ -289,16 +289,24 @@ def test_segment_check_line_warns_about_a_10m_raster(dock, scene_files, checkpoi
     assert "#b54708" not in dock.seg_check_label.text()
 
 
-def test_sr_task_registers_every_file_the_job_may_leave(qh, tmp_path):
-    from core.options import SuperResolveOptions
+def test_a_job_cancelled_after_it_finished_leaves_none_of_the_files_its_result_lists(qh, tmp_path):
+    """The UI predicts no side-car names: what a finished job wrote comes from its result (``written``)."""
+    from types import SimpleNamespace
 
     tasks = qh.ui("tasks")
-    out = tmp_path / "sr.tif"
-    job = tasks.SuperResolveJob(["in.tif"], str(out), "model.safetensors", SuperResolveOptions(trust=True))
-    task = tasks.sr_task(job, "test")
-    assert {p.name for p in task.created} == {"sr.tif", "sr.qml", "sr_trust.tif", "sr_trust_class.tif"}
-    out.with_suffix(".qml").write_text("an earlier analyst's style")  # existing files are never removed
-    assert {p.name for p in tasks.sr_task(job, "test").created} == {"sr.tif", "sr_trust.tif", "sr_trust_class.tif"}
+    written = [tmp_path / "sr.tif", tmp_path / "sr.qml", tmp_path / "sr_trust.tif", tmp_path / "sr_trust_class.tif"]
+    kept = tmp_path / "earlier.tif"
+    kept.write_text("an earlier analyst's file")
+
+    def job(progress, cancel):
+        for p in written:
+            p.write_text("x")
+        cancel.cancel()  # the analyst pressed Cancel just as the job ended
+        return SimpleNamespace(written=written)
+
+    task = tasks.CoreTask("test", job)
+    assert task.run() is True and task.outcome == tasks.CANCELLED
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.tif"]
 
 
 # --------------------------------------------------------------------------- comparing 4-band outputs

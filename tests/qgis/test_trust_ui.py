@@ -76,7 +76,6 @@ def test_class_raster_name_is_cores(qh):
 
     tasks = qh.ui("tasks")
     assert tasks.class_path_for_trust("/x/out_trust.tif") == class_path_for("/x/out_trust.tif")
-    assert tasks.trust_class_path_for("/x/out.tif") == class_path_for("/x/out_trust.tif")
 
 
 def test_dock_without_the_box_writes_no_trust_map(dock, scene_files, checkpoints, qh, tmp_path):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import RESOURCES
 from .evaluation.compare import CompareResult, MaskSource  # plain dataclasses: cheap to import
@@ -37,6 +37,9 @@ from .options import (
     TrustOptions,
     WaldOptions,
 )
+
+if TYPE_CHECKING:  # the card type, without importing the model code (torch) when QGIS starts
+    from .models.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +206,15 @@ def adapt_area(revisits: Sequence[PathLike], sr_checkpoint: PathLike, out_dir: P
                command=command)
 
 
-def model_card(path: PathLike):
+def model_card(path: PathLike) -> ModelCard:
     """The model card of a checkpoint, read from its metadata only (weights are not loaded)."""
     from .models.zoo import read_card
 
     return read_card(path)
 
 
-def list_models(dirs: Optional[Iterable[PathLike]] = None, include_shipped: bool = True) -> List[Tuple[Path, Any]]:
+def list_models(dirs: Optional[Iterable[PathLike]] = None,
+                include_shipped: bool = True) -> List[Tuple[Path, ModelCard]]:
     """``(path, card)`` for every readable ``*.safetensors`` in the shipped folder and ``dirs``.
 
     Folders are searched non-recursively, in order; a path is listed once. A

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..jobs import InputError
+from ..models.card import ModelCard
 
 __all__ = ["LoadedModel", "ModelLike", "load_model", "load_models", "choose_device"]
 
@@ -33,7 +34,7 @@ class LoadedModel:
     """A network in eval mode on its device, with its card and where it came from."""
 
     model: torch.nn.Module
-    card: Any
+    card: ModelCard
     source: str
     sha256: Optional[str]
     device: torch.device

@@ -12,19 +12,25 @@ Why it is built this way:
   model cards and so imports PyTorch, seconds that QGIS's start-up should
   not pay unless the dock was open when QGIS was last closed.
 * ``unload()`` must leave QGIS exactly as it found it (QGIS calls it when
-  the plugin is disabled, updated or reloaded): every action, menu, toolbar,
-  dock, dialog, message and the Processing provider added here is removed,
-  and running jobs are stopped through each part's own ``shutdown()``.
+  the plugin is disabled, updated or reloaded, and on exit): every action,
+  menu, toolbar, dock, dialog, message and the Processing provider added here
+  is removed, and running jobs are stopped through each part's own
+  ``shutdown()``. It deletes what it made *now*, not with ``deleteLater()``:
+  on exit QGIS unloads plugins after its event loop has ended, so a deferred
+  delete never runs and the objects would die whenever Python collected them,
+  in the middle of QGIS's own teardown. A second call does nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsSettings
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QMenu, QPushButton, QToolBar, QWidget
@@ -58,15 +64,21 @@ def _reason(exc: BaseException) -> str:
 
 
 def _dispose(widget: Optional[Any]) -> None:
-    """Detach a widget or action from the main window now and delete it at the next event loop turn."""
+    """Delete a widget or action this plugin made, now (see the module docstring); harmless when already gone.
+
+    Deleting it removes it from its parent, menus and toolbars, and Qt drops
+    the signal connections and queued events that name it. Not reparented to
+    None first: that would hand its lifetime to Python's garbage collector.
+    """
     if widget is None:
         return
     try:
+        if sip.isdeleted(widget):  # Qt deleted it with its parent (e.g. the main window at exit)
+            return
         if isinstance(widget, QWidget):
             widget.hide()
-        widget.setParent(None)
-        widget.deleteLater()
-    except RuntimeError:  # already deleted by Qt (e.g. its parent went first)
+        sip.delete(widget)
+    except RuntimeError:  # deleted by Qt between the check and the call
         pass
 
 
@@ -349,37 +361,51 @@ class S2SRPlugin:
 
     # ------------------------------------------------------------------ unload
     def unload(self) -> None:
-        """Stop running work, then remove everything ``initGui``/``initProcessing`` added."""
+        """Stop running work, then remove and delete everything ``initGui``/``initProcessing`` added.
+
+        Safe to call twice and after a failed ``initGui``: each part is
+        forgotten (set to None) as soon as it is gone, and a part Qt already
+        deleted is skipped.
+        """
         if self._restore_timer is not None:
             self._restore_timer.stop()
+            _dispose(self._restore_timer)
             self._restore_timer = None
-        for part in (self.dock, self.train_dialog, self.install_dialog):
-            self._shutdown(part)
-
-        if self.dock is not None and self.iface is not None:
-            self.iface.removeDockWidget(self.dock)
-            self.iface.mainWindow().removeDockWidget(self.dock)
-        for widget in (self.dock, self.train_dialog, self.install_dialog):
-            _dispose(widget)
+        parts = (self.dock, self.train_dialog, self.install_dialog)
+        for part in parts:
+            self._shutdown(part)  # jobs first: a task must not report into a deleted dock
+        if self.dock is not None and not sip.isdeleted(self.dock):
+            opened = getattr(self.dock, "openedStateChanged", None)
+            if opened is not None:
+                with contextlib.suppress(RuntimeError, TypeError):  # already gone / not connected
+                    opened.disconnect(self._dock_opened_changed)
+            if self.iface is not None:
+                with contextlib.suppress(RuntimeError, TypeError):  # already gone / not connected
+                    self.iface.removeDockWidget(self.dock)
+                    self.iface.mainWindow().removeDockWidget(self.dock)
         self.dock = self.train_dialog = self.install_dialog = None
+        for part in parts:
+            _dispose(part)
 
         self._clear_deps_message()
-        if self.menu is not None and self._menu_host is not None:
-            self._menu_host.removeAction(self.menu.menuAction())
-        _dispose(self.menu)
+        menu, host = self.menu, self._menu_host
         self.menu = self._menu_host = None
-        if self.toolbar is not None and self.iface is not None:
-            self.iface.mainWindow().removeToolBar(self.toolbar)
-        _dispose(self.toolbar)
-        self.toolbar = None
-        for action in self.actions:
-            _dispose(action)
-        self.actions = []
+        if menu is not None and host is not None and not (sip.isdeleted(menu) or sip.isdeleted(host)):
+            host.removeAction(menu.menuAction())
+        _dispose(menu)
+        toolbar, self.toolbar = self.toolbar, None
+        if toolbar is not None and self.iface is not None and not sip.isdeleted(toolbar):
+            with contextlib.suppress(RuntimeError, TypeError):  # already gone / not connected
+                self.iface.mainWindow().removeToolBar(toolbar)
+        _dispose(toolbar)
+        actions, self.actions = self.actions, []
         self.dock_action = self.train_action = self.install_action = None
+        for action in actions:
+            _dispose(action)
 
-        if self.provider is not None:
-            QgsApplication.processingRegistry().removeProvider(self.provider)  # the registry deletes it
-            self.provider = None
+        provider, self.provider = self.provider, None
+        if provider is not None:
+            QgsApplication.processingRegistry().removeProvider(provider)  # the registry deletes it
 
     @staticmethod
     def _shutdown(part: Optional[Any]) -> None:

@@ -6,7 +6,7 @@ start with ``test_``). It adds a raster layer, opens the plugin's dock through
 the plugin's own action, super-resolves the layer with a shipped checkpoint
 on the Super-resolve tab, segments the result with the shipped UNet++
 networks on the Segment tab, saves a screenshot of the main window and quits
-QGIS. Widgets are found by what an analyst sees (tab titles, button texts,
+QGIS through File > Exit (so the plugin unloads as on an analyst's exit). Widgets are found by what an analyst sees (tab titles, button texts,
 the checkpoint files behind combo box items), not by attribute names, so the
 script survives refactorings of the dock's code.
 
@@ -271,7 +271,25 @@ def main() -> None:
         save()
     finally:
         QgsProject.instance().setDirty(False)  # no "save the project?" question on the way out
-        QTimer.singleShot(0, lambda: QCoreApplication.exit(0 if STATE["ok"] else 3))
+        QTimer.singleShot(0, lambda: quit_qgis(0 if STATE["ok"] else 3))
+
+
+def quit_qgis(code: int) -> None:
+    """Leave QGIS as Project > Exit QGIS does: close the project, then end the event loop (plugins then unload).
+
+    Not ``QCoreApplication.exit()`` alone with layers still loaded: QGIS 3.44
+    then removes them while deleting itself, after its layer tree view is
+    gone, and dies on SIGSEGV (``QgisApp::updateNewLayerInsertionPoint``) with
+    or without any plugin, which read as a crash of this plugin's teardown
+    (issue 24). Not the Exit action itself either: this test's files lie in the
+    temporary folder, which QGIS counts as temporary layers, and it would ask
+    whether to drop them. ``newProject(False)`` closes the project as that
+    action does, without the question.
+    """
+    from qgis.utils import iface
+
+    iface.newProject(False)
+    QCoreApplication.exit(code)
 
 
 QTimer.singleShot(0, main)  # --code runs before QGIS's event loop starts; work inside it

@@ -11,6 +11,8 @@ installer) is checked end to end with the import really failing.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from types import ModuleType
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -142,6 +144,59 @@ def test_initgui_adds_actions_dock_and_provider_and_unload_removes_them_twice(
         assert plugin.actions == [] and plugin.dock is None and plugin.provider is None
         assert _registry().providerById(PROVIDER_ID) is None
         assert _footprint(iface) == before
+
+
+def test_unload_stops_running_jobs_and_deletes_what_it_made_at_once(
+        iface: Any, face: ModuleType, load: Callable[[Any], Any], qh: Any):
+    """Issue 24, item 3: on exit QGIS unloads plugins after its event loop has ended.
+
+    A ``deleteLater()`` then never runs, and what the plugin made would be
+    destroyed whenever Python collected it, during QGIS's own teardown. So
+    right after ``unload()``, with no event processed, everything must already
+    be deleted, and a running job cancelled and finished.
+    """
+    from qgis.core import QgsApplication
+    from qgis.PyQt import sip
+
+    tasks = sys.modules.get(f"{face.__name__}.ui.tasks") or qh.ui("tasks")
+    plugin = load(iface)
+    plugin.initGui()
+    plugin.dock_action.setChecked(True)
+    dock = plugin.dock
+    running = threading.Event()
+
+    def job(progress: Any, cancel: Any) -> None:  # runs until cancelled, as a long super-resolution does
+        running.set()
+        deadline = time.monotonic() + 60
+        while not cancel.cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        from core.jobs import check_cancel
+
+        check_cancel(cancel)
+
+    task = dock.runner.start(tasks.CoreTask("a long job", job))
+    assert qh.wait_until(running.is_set, 20), "the task did not start"
+    made = [dock, dock.runner, plugin.menu, plugin.toolbar, *plugin.actions]
+
+    plugin.unload()
+    assert task.outcome == tasks.CANCELLED
+    assert QgsApplication.taskManager().countActiveTasks() == 0
+    assert [o for o in made if not sip.isdeleted(o)] == []
+    assert plugin.dock is None and plugin.menu is None and plugin.toolbar is None and plugin.actions == []
+    plugin.unload()  # a second unload finds nothing left to do
+
+
+def test_unload_after_qt_deleted_its_parts_first(iface: Any, load: Callable[[Any], Any]):
+    """QGIS may delete the main window's children (our toolbar, menu, dock) before it unloads the plugin."""
+    from qgis.PyQt import sip
+
+    plugin = load(iface)
+    plugin.initGui()
+    plugin.dock_action.setChecked(True)
+    for part in (plugin.dock, plugin.toolbar, plugin.menu, *plugin.actions):
+        sip.delete(part)
+    plugin.unload()
+    assert plugin.dock is None and plugin.toolbar is None and plugin.actions == []
 
 
 def test_dock_reopens_at_start_when_it_was_open_last_time(iface: Any, load: Callable[[Any], Any], qh: Any):

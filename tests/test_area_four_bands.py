@@ -37,7 +37,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py: one intra-op thread for the module
 
 
-def _strip_with_objects(scene):
+def strip_with_objects(scene):
     """The 1-tile-tall row of the scene whose held-out (eastern) tile and training tiles hold the most buildings.
 
     The east tile must hold buildings and roads, or the held-out Dice is undefined (0/0).
@@ -73,7 +73,7 @@ def area_files(tmp_path_factory):
 
     scene = make_world_scene(size_hr=288, frames=3, seed=3, object_free=False)
     assert list(scene.bands) == BANDS
-    strip = _strip_with_objects(scene)
+    strip = strip_with_objects(scene)
     return write_area_files(strip, tmp_path_factory.mktemp("standin"), vector_crs="EPSG:4326")
 
 
@@ -128,6 +128,31 @@ def test_a_revisit_without_a_wanted_band_or_without_names_is_refused(area_files,
         prepare_area(list(three) + list(area_files.revisits[1:]), None, area_files.buildings, area_files.roads,
                      tmp_path / "x", tile_lr=TILE, bands=BANDS)
     assert not (tmp_path / "x").exists()
+    unnamed = []
+    for i, p in enumerate(area_files.revisits):  # the same pixels, band descriptions dropped
+        import rasterio
+
+        from core.data.geotiff import write_geotiff
+
+        with rasterio.open(p) as ds:
+            unnamed.append(write_geotiff(tmp_path / f"plain_{i}.tif", ds.read(), ds.crs.to_string(), ds.transform,
+                                         nodata=0))
+    with pytest.raises(InputError, match="no band of the revisits is named"):
+        prepare_area(unnamed, None, area_files.buildings, area_files.roads, tmp_path / "y", tile_lr=TILE, bands=BANDS)
+
+
+def test_cli_area_synth_writes_a_four_band_stand_in(tmp_path):
+    import rasterio
+
+    out = tmp_path / "standin"
+    run = subprocess.run([sys.executable, "-m", "core.cli", "area", "synth", "--world", "v2", "--out", str(out),
+                          "--size", "216", "--frames", "2"], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    tifs = sorted(out.glob("S2_*.tif"))
+    assert len(tifs) == 2 and (out / "buildings.gpkg").is_file() and (out / "roads.gpkg").is_file()
+    with rasterio.open(tifs[0]) as ds:
+        assert list(ds.descriptions) == BANDS and (ds.width, ds.height) == (72, 72)
 
 
 def test_four_band_area_finetune_runs_headless_with_the_shipped_rams(area_files, tmp_path):

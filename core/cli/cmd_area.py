@@ -21,7 +21,7 @@ Examples::
         --seg-buildings resources/models/unetpp_buildings.safetensors \\
         --seg-roads resources/models/unetpp_roads.safetensors --out myarea
     # a synthetic world-v2 stand-in area (revisit GeoTIFFs + OSM-like GeoPackages) to try it on
-    python -m core.cli area synth --out standin --size 288 --frames 9
+    python -m core.cli area synth --world v2 --out standin --size 576 --frames 9
 
 ``--progress jsonl`` prints one JSON event per line (the trainer's events, stage
 messages, and a final ``done`` with the registered checkpoint and the report).
@@ -147,12 +147,22 @@ def _wald(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    """A synthetic stand-in area: world v2 revisit GeoTIFFs (4 named bands) and OSM-like GeoPackages."""
-    from ..data.synthetic.area import write_area_files
-    from ..data.synthetic.world_v2 import make_world_scene
+    """A synthetic stand-in area: revisit GeoTIFFs with named bands and OSM-like GeoPackages.
 
-    scene = make_world_scene(size_hr=args.size, frames=args.frames, seed=args.seed, real_world=args.real_world,
-                             object_free=False)
+    World v2: rural land with villages, four bands (B02, B03, B04, B08), for the shipped networks; v1: the
+    study's towns, one NIR band (B8), for one-band networks.
+    """
+    from ..data.synthetic.area import write_area_files
+
+    if args.world == "v2":
+        from ..data.synthetic.world_v2 import make_world_scene
+
+        scene = make_world_scene(size_hr=args.size, frames=args.frames, seed=args.seed,
+                                 real_world=args.real_world, object_free=False)
+    else:
+        from ..data.synthetic.towns import make_scene
+
+        scene = make_scene(size_hr=args.size, frames=args.frames, seed=args.seed, real_world=args.real_world)
     files = write_area_files(scene, args.out, vector_crs=args.vector_crs)
     print(f"{len(files.revisits)} revisit(s) with bands {', '.join(scene.bands)}: {files.revisits[0].parent}")
     print(f"buildings: {files.buildings}")
@@ -264,6 +274,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "GeoTIFF per revisit (B02, B03, B04, B08 named in the band descriptions) and "
                                      "buildings/roads GeoPackages. For trying `area run` and `area wald`.")
     syn.add_argument("--out", required=True, help="folder for the files")
+    syn.add_argument("--world", choices=("v2", "v1"), default="v2",
+                     help="v2: rural land and villages in B02, B03, B04, B08 (the shipped networks' bands; "
+                          "default); v1: the study's towns in one NIR band")
     syn.add_argument("--size", type=int, default=3 * 3 * AREA_TILE_LR,
                      help="HR size in pixels, a multiple of 3 (the LR area is a third of it)")
     syn.add_argument("--frames", type=int, default=9, help="revisits")

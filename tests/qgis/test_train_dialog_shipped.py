@@ -55,11 +55,11 @@ def test_dialog_starts_from_a_shipped_networks_own_recipe(dialog, tmp_path):
 
 
 def test_area_tab_starts_from_the_shipped_four_band_rams(dialog, qh, tmp_path):
-    from tests.test_area_four_bands import TILE, _strip_with_objects
+    from qgis.core import QgsProject, QgsVectorLayer
 
     from core.data.synthetic.area import write_area_files
     from core.data.synthetic.world_v2 import make_world_scene
-    from qgis.core import QgsProject, QgsVectorLayer
+    from tests.test_area_four_bands import TILE, strip_with_objects
 
     panel = dialog.area_panel
     panel.checkpoint.setFilePath(str(MODELS / "rams_taskdriven.safetensors"))
@@ -67,7 +67,7 @@ def test_area_tab_starts_from_the_shipped_four_band_rams(dialog, qh, tmp_path):
     panel.seg_roads.setFilePath(str(MODELS / "unetpp_roads.safetensors"))
     assert panel.network_bands() == BANDS and not panel.band.isEnabled()
 
-    files = write_area_files(_strip_with_objects(make_world_scene(size_hr=288, frames=3, seed=3, object_free=False)),
+    files = write_area_files(strip_with_objects(make_world_scene(size_hr=288, frames=3, seed=3, object_free=False)),
                              tmp_path / "inputs", vector_crs="EPSG:4326")
     layers = [qh.load_raster(p, f"revisit {i}") for i, p in enumerate(files.revisits)]
     panel.set_revisits(layers)

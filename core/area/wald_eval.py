@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..jobs import InputError, check_cancel
+from ..jobs import check_cancel
 
 __all__ = ["evaluate_wald", "evaluate_upscaled"]
 
@@ -124,7 +124,6 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
     import torch
 
     from ..data.degrade import Degradation, sigma_for_bands
-    from ..models.artifacts import grid_score
     from ..evaluation.evaluate import FP_MARGIN_HR
     from ..evaluation.metrics import SegCounts, cpsnr
     from ..evaluation.scene_predict import (
@@ -135,6 +134,7 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
         valid_hr,
     )
     from ..inference.planning import plan_tiles
+    from ..models.artifacts import grid_score
 
     seg_models = dict(seg_models or {})
     margin = FP_MARGIN_HR if fp_margin is None else int(fp_margin)

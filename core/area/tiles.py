@@ -49,6 +49,7 @@ from ..io.geo import apply, compose
 from ..io.radiometry import S2_DN_SCALE
 from ..io.rasters import Frame, FrameSet, Grid
 from ..jobs import PathLike, Progress
+from ..options import AREA_TILE_LR
 from .bands import AreaBands, arrange_frames
 
 __all__ = ["AREA_JSON", "AreaError", "AreaLayout", "AreaPrepared", "plan_layout", "prepare_area", "read_area"]
@@ -166,7 +167,7 @@ def prepare_area(
     buildings_vector: Optional[PathLike],
     roads_vector: Optional[PathLike],
     out: PathLike,
-    tile_lr: int = 64,
+    tile_lr: int = AREA_TILE_LR,
     val_fraction: float = 0.2,
     gap_tiles: int = 1,
     min_valid: float = 0.5,

@@ -516,6 +516,7 @@ class TrainDialog(QDialog):
                 pass
             self._watched = None
         self.stop_and_wait()
+        self.plot.shutdown()
         if self.synth_process is not None and self.synth_process.state() != QProcess.ProcessState.NotRunning:
             self.synth_process.kill()
             self.synth_process.waitForFinished(STOP_GRACE_MS)
@@ -573,4 +574,4 @@ class TrainDialog(QDialog):
         self.history = TrainHistory()
         for event in events:
             self.handle_event(event)
-        self.plot.draw(self.history)
+        self.plot.draw(self.history, wait=True)  # shown when this returns (the curves render off the UI thread)

@@ -22,23 +22,46 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
 
-__all__ = ["JsonlProcess", "python_interpreter", "module_command", "STOP_GRACE_MS"]
+__all__ = ["JsonlProcess", "python_interpreter", "plugin_deps_folder", "module_command", "STOP_GRACE_MS"]
 
 STOP_GRACE_MS = 5000
 
 
+#: configured interpreter setting -> the interpreter found for it (finding one runs it: not on every start)
+_FOUND: dict = {}
+
+
 def python_interpreter() -> Optional[str]:
-    """QGIS's own Python (configured or found, version-checked), or this Python when it is one; else None."""
+    """QGIS's own Python (configured or found, version-checked), or this Python when it is one; else None.
+
+    Remembered per configured value: finding it runs candidates (``--version``),
+    which must not pause the UI thread on every start (issue 21).
+    """
     try:
+        from ..install.interpreter import configured_interpreter
         from ..install.interpreter import python_interpreter as qgis_python
 
-        found = qgis_python()
-        if found:
-            return str(found)
+        key = str(configured_interpreter() or "")
+        if key not in _FOUND:
+            found = qgis_python()
+            _FOUND[key] = str(found) if found else None
+        if _FOUND[key]:
+            return _FOUND[key]
     except Exception:  # noqa: BLE001 - fall back below; the caller says what is missing
         pass
     exe = Path(sys.executable)
     return str(exe) if exe.name.lower().startswith("python") else None
+
+
+def plugin_deps_folder() -> str:
+    """The plugin installer's package folder of this QGIS profile ('' without one), for children to append."""
+    try:
+        from ..install.deps import plugin_deps_dir
+
+        folder = plugin_deps_dir()
+    except Exception:  # noqa: BLE001
+        return ""
+    return str(folder) if folder else ""
 
 
 def module_command(module: str, args: Sequence[str] = (), python: Optional[str] = None) -> List[str]:

@@ -54,6 +54,7 @@ weights: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_models.py
 	$(PY) bench/bench_inference.py
+	$(PY) bench/bench_compare.py
 
 package:
 	/usr/bin/python3 scripts/package.py --out dist/$(PLUGIN).zip --name $(PLUGIN)

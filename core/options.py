@@ -454,7 +454,7 @@ class AreaOptions(_AreaJobOptions):
                                "give them back, then apply at 10 m -> 3.33 m; needs no HR image",
                         label="Self-supervised on the revisits (Wald)")
 
-    def to_wald(self) -> "WaldOptions":
+    def to_wald(self) -> WaldOptions:
         """The same knobs for the Wald adaptation (``wald`` set); a tile size left at the fine-tune's default
         becomes the Wald default (a multiple of 3), a chosen one is kept."""
         shared = {f.name: getattr(self, f.name) for f, _m in option_fields(_AreaJobOptions)}

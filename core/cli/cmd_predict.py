@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional
 
+from .. import api
+from ..evaluation.compare import METRIC_NAMES, MaskSource
 from ..options import CompareOptions, SegmentOptions, SuperResolveOptions, add_cli_arguments, from_cli
 from .progress import print_messages, run_with_bar
 
@@ -17,8 +19,6 @@ __all__ = ["register"]
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .. import api
-
     result, code = run_with_bar("super-resolving", api.super_resolve, inputs=args.inputs, out_path=args.out,
                                 checkpoint=args.checkpoint, options=from_cli(SuperResolveOptions, args))
     if result is None:
@@ -29,8 +29,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from .. import api
-
     result, code = run_with_bar("segmenting", api.segment, input_path=args.input,
                                 checkpoints=list(args.checkpoint), out_mask=args.out, out_prob=args.prob,
                                 vectors=args.vectors, options=from_cli(SegmentOptions, args))
@@ -42,8 +40,6 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _mask_source(path: Optional[str]) -> Any:
     """A mask raster, or a vector file (``.gpkg``, ``.shp``, ``.geojson``...; ``FILE|layername=NAME``) of OSM data."""
-    from ..evaluation.compare import MaskSource
-
     if not path:
         return None
     file, _, layer = path.partition("|layername=")
@@ -52,9 +48,6 @@ def _mask_source(path: Optional[str]) -> Any:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .. import api
-    from ..evaluation.compare import METRIC_NAMES
-
     outputs = {"Baseline": args.baseline, "Task-driven": args.taskdriven}
     masks = {t: m for t, m in (("buildings", _mask_source(args.buildings)), ("roads", _mask_source(args.roads)))
              if m is not None}

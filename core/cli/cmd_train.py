@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
+from ..options import EvaluateOptions
 from .progress import event_printer
 
 __all__ = ["register"]
@@ -60,7 +61,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.evaluate import evaluate_checkpoint
     from ..io.atomic import write_json_atomic
     from ..io.writer import check_output_path
-    from ..options import EvaluateOptions
     from ..training.distributed import resolve_device
 
     if args.json:  # before the evaluation: a wrong path must not cost the whole run and its metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import api
 from ..options import TrustOptions, add_cli_arguments, from_cli
 from .progress import print_messages, run_with_bar
 
@@ -17,8 +18,6 @@ __all__ = ["register"]
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from .. import api
-
     summary, code = run_with_bar("trust map", api.trust_map, sr_path=args.sr, inputs=args.inputs, out_path=args.out,
                                  options=from_cli(TrustOptions, args), checkpoint=args.checkpoint)
     if summary is None:

@@ -7,6 +7,7 @@ import sys
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ..io.jsonsafe import json_safe
+from ..jobs import Cancelled, OutputError
 
 __all__ = ["progress_bar", "fresh_line", "run_job", "run_with_bar", "print_messages", "event_printer"]
 
@@ -40,8 +41,6 @@ def progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], 
 
 def _attempt(fn: Callable[..., Any], kwargs: Dict[str, Any]) -> Tuple[Any, int, Optional[str]]:
     """Run a job: (result, exit code, the one line to print when it ended early, or None)."""
-    from ..jobs import Cancelled, OutputError
-
     try:
         return fn(**kwargs), 0, None
     except Cancelled as exc:

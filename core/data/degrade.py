@@ -46,6 +46,7 @@ from ..io.geo import compose
 from ..io.paths import is_inside, safe_name
 from ..io.sentinel2 import MTF_NYQUIST, band_key
 from ..jobs import OutputError
+from .mus2 import find_mus2_scenes, iter_mus2
 from .scene import (
     Scene,
     SceneError,
@@ -348,8 +349,6 @@ def _sources(src_root: Path, band: str) -> Tuple[int, Iterator[Tuple[Path, Scene
     The folder, not the name inside scene.json, names the simulated scene: it
     is a real entry of the source folder, and split.json lists folders.
     """
-    from .mus2 import find_mus2_scenes, iter_mus2  # only needed for MuS2 sources
-
     try:
         paths = list_scenes(src_root)
     except SceneError as exc:

@@ -22,11 +22,14 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..inference.loading import LoadedModel, load_model
+from ..data.scene import list_scenes, read_scene
+from ..inference.loading import LoadedModel, choose_device, load_model
 from ..inference.planning import TilePlan, plan_tiles
+from ..io.sentinel2 import canonical_band
 from ..jobs import InputError
 from ..models.artifacts import grid_score
 from ..options import EvaluateOptions
+from .metrics import LPIPSMetric, SegCounts, cpsnr, cssim
 from .scene_predict import bicubic_baseline, object_free, predict_seg_image, predict_sr_scene, valid_hr
 
 __all__ = [
@@ -123,8 +126,6 @@ def evaluate_sr(
     the false-positive shares (``anchored=False`` skips that second pass, for
     validation during training, and takes the shares from the raw output).
     """
-    from .metrics import SegCounts, cpsnr, cssim
-
     plan = plan or plan_tiles(loaded.card, loaded.device)
     seg_models = dict(seg_models or {})
     if seg_models and seg_plan is None:
@@ -228,8 +229,6 @@ def evaluate_segmentation(
     progress: Optional[Progress] = None,
 ) -> Dict[str, object]:
     """Dice/accuracy/precision/recall of a segmentation network on the HR images of whole scenes."""
-    from .metrics import SegCounts
-
     target = str(loaded.card.target)
     plan = plan or plan_tiles(loaded.card, loaded.device)
     was_training = loaded.model.training
@@ -256,8 +255,6 @@ def evaluate_segmentation(
 def evaluate_hr_reference(scenes: Sequence, seg_models: Mapping[str, LoadedModel], bands: Sequence[int],
                           plan: Optional[TilePlan] = None) -> Dict[str, object]:
     """Segmentation of the HR images themselves: the upper bound SR output is measured against."""
-    from .metrics import SegCounts
-
     counts = {t: SegCounts() for t in seg_models}
     for scene in scenes:
         if scene.hr is None:
@@ -278,8 +275,6 @@ def evaluate_hr_reference(scenes: Sequence, seg_models: Mapping[str, LoadedModel
 
 def load_split_scenes(root, split: Optional[str], max_scenes: Optional[int] = None) -> List:
     """Read the scenes of one split (all of them when ``split`` is None or ``"all"``)."""
-    from ..data.scene import list_scenes, read_scene
-
     split = None if split == "all" else split
     paths = list(list_scenes(root, split=split))
     if not paths:
@@ -291,8 +286,6 @@ def load_split_scenes(root, split: Optional[str], max_scenes: Optional[int] = No
 
 def band_indices(scene_bands: Sequence[str], card_bands: Optional[Sequence[str]], path) -> List[int]:
     """Indices of the bands a network reads in a scene's band list (all of them, in the card's order)."""
-    from ..io.sentinel2 import canonical_band
-
     if not card_bands:
         return [0]
     have = [canonical_band(b) or b for b in scene_bands]
@@ -322,12 +315,8 @@ def evaluate_checkpoint(
     output; ``options.hr_reference`` adds their scores on the HR images under
     ``hr_*``. Tiles follow ``options`` as for ``super_resolve``.
     """
-    from .metrics import LPIPSMetric
-
     options = options or EvaluateOptions()
     messages: List[str] = []
-    from ..inference.loading import choose_device
-
     device = choose_device(options.device, messages)
     loaded = load_model(checkpoint, device)
     scenes = load_split_scenes(data_root, options.split, options.max_scenes)

@@ -26,6 +26,9 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 from torch import Tensor
+from torchmetrics.functional.classification import binary_stat_scores
+from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+from torchmetrics.functional.image.lpips import Alexnet, NetLinLayer, ScalingLayer
 
 from ..models.losses import shift_errors
 
@@ -203,8 +206,6 @@ def _ssim_clear(sc: Tensor, hc: Tensor, m: Tensor, strip_pixels: int = 1 << 21) 
     stays bounded: torchmetrics' float64 path unfolds the image 121-fold (43 GB for a
     3000 x 3000 scene).
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
     halo = 5
     H, W = sc.shape[-2:]
     rows = max(32, strip_pixels // max(1, W))
@@ -288,8 +289,6 @@ class _AlexLpips(torch.nn.Module):
 
     def __init__(self, heads_path: Path) -> None:
         super().__init__()
-        from torchmetrics.functional.image.lpips import Alexnet, NetLinLayer, ScalingLayer
-
         self.scaling = ScalingLayer()
         self.net = Alexnet(requires_grad=False, pretrained=False)
         self.lins = torch.nn.ModuleList(NetLinLayer(c) for c in self.CHANNELS)
@@ -434,8 +433,6 @@ class SegCounts:
     def update(
         self, prob: ArrayLike, target: ArrayLike, valid: Optional[ArrayLike] = None, threshold: float = 0.5
     ) -> SegCounts:
-        from torchmetrics.functional.classification import binary_stat_scores
-
         p = _flat_bool(prob, threshold)
         g = _flat_bool(target, None)
         if p.size != g.size:

@@ -14,6 +14,8 @@ from typing import Dict, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from ..models.zoo import load_checkpoint
+
 __all__ = ["Normalization", "FrozenSegNet", "load_frozen_segnet"]
 
 
@@ -74,8 +76,6 @@ class FrozenSegNet(nn.Module):
 
 def load_frozen_segnet(path, device="cpu", source_norm: Normalization = Normalization()):
     """Load a segmentation checkpoint as a :class:`FrozenSegNet`; returns (net, card)."""
-    from ..models.zoo import load_checkpoint
-
     net, card = load_checkpoint(path, device=device)
     if not card.is_segmentation:
         raise ValueError(f"{path}: a {card.task!r} checkpoint, not a segmentation network")

@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+import rasterio
 
+from ..data.scene import read_scene, to_dn, write_geotiff, write_scene
 from ..io.qgis_style import TRUE_COLOUR  # red, green, blue
 from ..io.sentinel2 import canonical_band
+from ..models.artifacts import grid_score
+from ..options import SegmentOptions, SuperResolveOptions
+from .compare import band_names, read_band_reflectance
+from .report import MetricSpec, plot_sr_comparison, render_markdown
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +79,6 @@ def missing_models(models_dir: Path) -> List[str]:
 
 def _read_reflectance(path: Path) -> np.ndarray:
     """Every band of an image raster as reflectance ``[C, H, W]`` (compare's reader, per band), NaN where nodata."""
-    import rasterio
-
-    from .compare import read_band_reflectance
 
     with rasterio.open(path) as src:
         count = src.count
@@ -88,8 +91,6 @@ def _read_reflectance(path: Path) -> np.ndarray:
 
 def _read_mask(path: Path) -> np.ndarray:
     """A mask GeoTIFF written by ``segment`` (1 = target; 0 and nodata = not) as bool."""
-    import rasterio
-
     with rasterio.open(path) as src:
         return src.read(1) == 1
 
@@ -115,16 +116,12 @@ def run_demo(
     The scene is world v2 (4 bands); models whose cards name one band are run
     on that band of it (``band`` option), 4-band ones on all four at once.
     """
-    from ..data.scene import read_scene, to_dn, write_geotiff, write_scene
     from ..data.synthetic.world_v2 import make_world_scene
     from ..inference.segment import segment
     from ..inference.sr import super_resolve
-    from ..models.artifacts import grid_score
     from ..models.zoo import read_card
-    from ..options import SegmentOptions, SuperResolveOptions
     from .evaluate import FP_MARGIN_HR
     from .metrics import SegCounts, cpsnr, cssim
-    from .report import MetricSpec, plot_sr_comparison, render_markdown
     from .scene_predict import bicubic_baseline, object_free
 
     start = time.time()
@@ -241,8 +238,6 @@ def run_demo(
 
 def _output_bands(path: Path) -> List[str]:
     """The S-2 band names of an output's bands (compare's reading of descriptions and tags), e.g. ``['B02', ...]``."""
-    from .compare import band_names
-
     names = band_names(str(path))
     if any(n is None for n in names):
         raise ValueError(f"{path}: band descriptions {names} do not all name a Sentinel-2 band")

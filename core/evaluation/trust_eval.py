@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -48,9 +49,16 @@ import numpy as np
 import rasterio
 import torch
 import torch.nn.functional as F
+from rasterio import features
 
+from ..data.scene import to_dn, write_scene
+from ..inference.segment import segment as run_segment
+from ..inference.sr import super_resolve
+from ..inference.trust import trust_map
 from ..inference.trust_classes import INVENTED, NODATA, ClassRule
 from ..jobs import Progress, progress_fn, sub_progress
+from ..options import SegmentOptions, SuperResolveOptions, TrustOptions
+from .scene_predict import bicubic_baseline
 
 __all__ = ["TRUTH_TAU", "outside_distance", "invented_truth", "plant", "write_sr_like", "scene_outputs", "CaseResult", "ObjectCounts",
            "evaluate_scene", "calibrate", "SIGNALS"]
@@ -253,8 +261,6 @@ class CaseResult:
 
 def write_sr_like(path: Path, image: np.ndarray, scene, lr_paths: Sequence[Path], band: str) -> Path:
     """An SR-like GeoTIFF (uint16 DN, nodata 0) recording its inputs as ``super_resolve`` would."""
-    from ..data.scene import to_dn
-
     dn = to_dn(image[None], np.ones(image.shape, bool), scene.radiometric_scale)
     with rasterio.open(path, "w", driver="GTiff", width=image.shape[1], height=image.shape[0], count=1,
                        dtype=dn.dtype.name, crs=scene.crs, transform=scene.hr_transform, nodata=0) as ds:
@@ -278,8 +284,6 @@ def _objects(vectors: Path, masks: Dict[str, np.ndarray], transform,
     (None: every false object counts as invented).
     """
     from osgeo import ogr
-    from rasterio import features
-
     out = []
     ds = ogr.Open(str(vectors))
     try:
@@ -351,15 +355,6 @@ def evaluate_scene(scene, folder: Path, checkpoints: Dict[str, Path], seg_checkp
     there). ``seg_checkpoints``: the buildings and roads networks for the
     object counts (none: no object counts).
     """
-    import time
-
-    from ..data.scene import write_scene
-    from ..inference.segment import segment as run_segment
-    from ..inference.sr import super_resolve
-    from ..inference.trust import trust_map
-    from ..options import SegmentOptions, SuperResolveOptions, TrustOptions
-    from .scene_predict import bicubic_baseline
-
     say = progress_fn(progress)
     b = list(scene.bands).index(band)
     scene_dir = write_scene(scene, folder / "scene")

@@ -45,6 +45,7 @@ from torch.nn.utils import parametrize
 from .. import __version__
 from ..io.checks import check_inputs, enforce
 from ..io.geo import compose
+from ..io.qgis_style import style_path_for, write_composite_style
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
 from ..jobs import CancelToken, InputError, Progress, check_cancel, progress_fn
@@ -182,8 +183,6 @@ def _write_style(out: Path, band_names: Sequence[str], messages: List[str]) -> O
     A style is a convenience, not the product: failing to write one is said, not raised. Returns the
     style written (None when none was).
     """
-    from ..io.qgis_style import style_path_for, write_composite_style
-
     if not {"B02", "B03", "B04"} <= set(band_names) and not style_path_for(out).is_file():
         return None
     try:

@@ -48,6 +48,8 @@ from ..io.rasters import FrameSet, Grid
 from ..io.writer import GeoTiffSink, geotiff_profile
 from ..jobs import JobError, trust_path_for
 from .bands import band_of_frame
+from .trust import class_path_for
+from .trust_consistency import sr_lr_window
 
 __all__ = ["BicubicFrame", "DegradedFrame", "SUPPORT_SHARE", "SUPPORT_MAX_TRUST", "support_fields", "frames_of_band",
            "SupportPass", "prepare_support"]
@@ -233,8 +235,6 @@ def _band_spec(value: Optional[str]):
 def _bicubic_reference(src: Path, tags: Dict[str, str], grid: Grid, bands: Sequence[object],
                        messages: List[str], stack: ExitStack) -> List[object]:
     """Bicubic frames of the recorded LR inputs for each band read, or :class:`JobError` saying why not."""
-    from .trust_consistency import sr_lr_window
-
     raw = tags.get("SR_INPUTS")
     if not raw:
         raise JobError("it records no LR inputs")
@@ -263,8 +263,6 @@ def _bicubic_reference(src: Path, tags: Dict[str, str], grid: Grid, bands: Seque
 
 def _class_raster(src: Path, grid: Grid, messages: List[str]) -> Optional[Path]:
     """The trust class raster beside ``src`` when it exists and lies on the segmented grid."""
-    from .trust import class_path_for
-
     path = class_path_for(trust_path_for(src))
     if not path.is_file():
         return None

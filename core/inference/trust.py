@@ -65,6 +65,8 @@ from ..jobs import CancelToken, InputError, PathLike, Progress, check_cancel, pr
 from ..options import TrustOptions
 from .bands import band_of_frame, canonical_band, group_frames
 from .frames import select_frames
+from .loading import choose_device, load_model
+from .planning import plan_tiles
 from .trust_classes import CLASS_COLOURS, CLASS_KEYS, CLASS_NAMES, NODATA, ClassRule, classify
 from .trust_consistency import Consistency, sr_lr_window
 from .trust_grid import GridEnergy
@@ -351,9 +353,6 @@ def _prepare_tta(options: TrustOptions, checkpoint: Any, tags: Dict[str, str], s
         messages.append(f"instability (band 4) not computed for {sr_name}: {where}; give the checkpoint "
                         "(--checkpoint) to measure it")
         return None
-    from .loading import choose_device, load_model
-    from .planning import plan_tiles
-
     dev = choose_device(options.device, messages)
     loaded = load_model(source, dev, task="sr")
     all_bands = loaded.channels > 1

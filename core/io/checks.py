@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import rasterio
+from rasterio.windows import Window
 
 from ..jobs import InputError
+from .rasters import FrameSet, open_raster, resolve_bands
 from .s2_product import BAND_NAMES, FrameInfo, band_key, frame_info, wavelength_of
 
 __all__ = [
@@ -281,9 +284,6 @@ def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] =
     ``task``: ``super-resolve`` (pixel size, band, revisits, clouds) or
     ``segment`` (pixel size for segmentation, clouds).
     """
-    import rasterio
-
-    from .rasters import FrameSet, open_raster, resolve_bands
 
     paths = [Path(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     infos: List[FrameInfo] = []
@@ -383,8 +383,6 @@ def _one_date(infos: Sequence[FrameInfo], labels: Sequence[str],
 
 
 def _full_window(fs):
-    from rasterio.windows import Window
-
     return Window(0, 0, fs.grid.width, fs.grid.height)
 
 

@@ -21,7 +21,7 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Type, Union
 
-from ..jobs import InputError, JobError
+from ..jobs import InputError, JobError, OutputError
 
 __all__ = ["inside", "contained", "safe_name", "is_inside", "check_output_folder"]
 
@@ -105,8 +105,6 @@ def check_output_folder(path: PathLike, what: str = "output folder") -> Path:
     leaves no empty folder, and the analyst reads what is wrong with the path
     instead of ``[Errno 17] File exists`` from deep inside the job.
     """
-    from ..jobs import OutputError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: exists and is a file, not a folder; give a new or existing folder as the {what}")

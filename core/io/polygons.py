@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
+from rasterio import features
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
@@ -70,8 +71,6 @@ def polygon_stats(geom: Dict[str, Any], datasets: Sequence[Tuple[RasterStat, Any
     ``datasets``: (stat, open dataset, band). A pixel belongs to the polygon
     when its centre lies inside it, as the polygonizer drew it from the mask.
     """
-    from rasterio import features
-
     coords = np.concatenate([np.asarray(ring, dtype=np.float64) for ring in geom["coordinates"]])
     cols, rows = apply(~transform, coords[:, 0], coords[:, 1])  # not ``*``: affine 3 warns at every call
     r0, r1 = max(0, int(math.floor(np.min(rows)))), min(shape[0], int(math.ceil(np.max(rows))))
@@ -108,8 +107,6 @@ def write_mask_vectors(mask_path: PathLike, out_path: PathLike, layers: Sequence
     types from the values); ``keep(attributes)`` False leaves a polygon out.
     Written to a temporary file and renamed. Returns polygons written per layer.
     """
-    from rasterio import features
-
     out = Path(out_path)
     counts: Dict[str, int] = {}
     try:

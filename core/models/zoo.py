@@ -29,6 +29,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file, save_file
 
 from .card import CheckpointError, ModelCard
 from .meta_device import meta_device
@@ -200,8 +201,6 @@ def save_checkpoint(path: PathLike, model: nn.Module, card: ModelCard) -> None:
     validated as a reader would, so a file that could not be read back is
     never written.
     """
-    from safetensors.torch import save_file
-
     inner = unwrap(model)
     arch = arch_of(inner)
     if card.arch and card.arch != arch:
@@ -300,8 +299,6 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     network on the ``meta`` device; only then is the network built and the
     data read.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     _, header = read_header(path)
     card = _card_of(path, read_metadata(path))

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..evaluation.segnets import FrozenSegNet, Normalization
 from ..inference.sr import model_input
+from ..models import losses as L
 from ..models.registry import spec
 from .config import TrainConfig
 from .loss_terms import LOSS_TERMS, Batch
@@ -88,8 +89,6 @@ class LossComputer:
         return {n: LOSS_TERMS[n].compute(view) for n in self.names}
 
     def segmentation(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        from ..models import losses as L
-
         image = self.norm.to_model(batch["image"].to(self.device).float())
         mask = batch["mask"].to(self.device).float()
         valid = batch.get("valid")

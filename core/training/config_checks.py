@@ -13,10 +13,14 @@ dotted key that is wrong, e.g. ``rams.yaml: loss.terms[1].name: unknown loss
 
 from __future__ import annotations
 
+import json
+import secrets
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ..data.scene import list_scenes
 from ..models.registry import archs_for, spec
+from ..models.zoo import read_card
 from .config_schema import (
     AMP_MODES,
     DATA_VERSIONS,
@@ -211,8 +215,6 @@ def check_checkpoint_cards(config: TrainConfig) -> None:
     """Read the cards of checkpoints that exist and refuse mismatches."""
 
     def card_of(path: str, key: str):
-        from ..models.zoo import read_card  # lazy: only when there is a card to read
-
         try:
             return read_card(path)
         except Exception as exc:  # CheckpointError or a corrupted file
@@ -252,8 +254,6 @@ def check_checkpoint_cards(config: TrainConfig) -> None:
 
 
 def _scene_bands(path: Path) -> Optional[List[str]]:
-    import json
-
     meta = path / "scene.json"
     try:
         return list(json.loads(meta.read_text()).get("bands") or []) or None
@@ -268,8 +268,6 @@ def _check_out_dir(out: Path) -> None:
     parent = out
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent  # the folder the run folder will be created in
-    import secrets
-
     probe = parent / f".write-probe-{secrets.token_hex(4)}"
     try:
         probe.touch(exist_ok=False)
@@ -285,8 +283,6 @@ def preflight(config: TrainConfig, world_size: int = 1) -> Dict[str, List[Path]]
     Run before any training step so that no minutes are spent on a run that is
     bound to fail.
     """
-    from ..data.scene import list_scenes  # lazy: keep config importable alone
-
     _check_out_dir(Path(config.out_dir))
     d = config.data
     if not d.root:

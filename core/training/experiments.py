@@ -32,17 +32,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import torch
 import yaml
 
+from ..evaluation.evaluate import (
+    evaluate_checkpoint,
+    evaluate_hr_reference,
+    load_split_scenes,
+    scalar_metrics,
+)
+from ..evaluation.report import ANCHORED_METRICS, DEFAULT_METRICS, write_report
+from ..inference.loading import load_model
+from ..inference.planning import TilePlan
 from ..models.registry import registered
+from ..models.zoo import load_checkpoint, save_checkpoint
+from ..options import EvaluateOptions
 from .config import (
     REFERENCE_PREFIX,
     ConfigError,
     TrainConfig,
+    apply_overrides,
     config_from_dict,
     is_reference,
     read_recipe_yaml,
 )
+from .trainer import curves_history, train
 
 __all__ = ["GridEntry", "load_grid", "load_profile", "run_grid", "write_grid_report", "VERSION_LABELS"]
 
@@ -211,8 +225,6 @@ class _GridRun:
 
     def resolve(self, entry: GridEntry, version: str) -> TrainConfig:
         """The entry's config on ``version``'s dataset, with references replaced by checkpoints."""
-        from .config import apply_overrides
-
         data = copy.deepcopy(entry.data)
         data = apply_overrides(data, _profile_overrides(self.profile, data) + self.overrides)
         run_dir = self.out / (_slug(entry.id) if not entry.is_prerequisite else f"{_slug(entry.id)}-{version}")
@@ -232,8 +244,6 @@ class _GridRun:
         return config_from_dict(data, source=entry.path.name)
 
     def train_entry(self, entry: GridEntry, version: str) -> Tuple[Path, TrainConfig]:
-        from .trainer import train
-
         key = (entry.id, version)
         if key in self.trained:
             return self.trained[key]
@@ -259,9 +269,6 @@ class _GridRun:
         return best, config
 
     def evaluate(self, entry: GridEntry, best: Path, config: TrainConfig) -> Dict[str, Any]:
-        from ..evaluation.evaluate import evaluate_checkpoint
-        from ..options import EvaluateOptions
-
         device = config.device if config.device != "auto" else _auto_device()
         res = evaluate_checkpoint(
             best, config.data.root, seg_buildings=config.seg_nets.buildings, seg_roads=config.seg_nets.roads,
@@ -296,12 +303,6 @@ class _GridRun:
         }
 
     def hr_reference(self, version: str, table: str, seg_paths: Mapping[str, str], config: TrainConfig):
-        import torch
-
-        from ..evaluation.evaluate import evaluate_hr_reference, load_split_scenes
-        from ..inference.loading import load_model
-        from ..inference.planning import TilePlan
-
         device = torch.device(config.device if config.device != "auto" else _auto_device())
         scenes = load_split_scenes(config.data.root, config.data.test_split, self.max_test_scenes)
         nets = {t: load_model(p, device, task="segmentation") for t, p in seg_paths.items() if p}
@@ -319,8 +320,6 @@ class _GridRun:
 
 
 def _auto_device() -> str:
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -331,9 +330,6 @@ def _group_label(table: str, version: str) -> str:
 
 def _record_test_metrics(checkpoint: Path, result: Mapping[str, Any]) -> None:
     """Add the test metrics to the checkpoint's card (the card travels with the weights)."""
-    from ..evaluation.evaluate import scalar_metrics
-    from ..models.zoo import load_checkpoint, save_checkpoint
-
     model, card = load_checkpoint(checkpoint, device="cpu")
     metrics = dict(card.metrics or {})
     metrics["test"] = scalar_metrics(result)
@@ -343,9 +339,6 @@ def _record_test_metrics(checkpoint: Path, result: Mapping[str, Any]) -> None:
 
 def write_grid_report(out_dir, rows: Sequence[Mapping[str, Any]], title: str = "Task-driven SR experiments"):
     """Render ``rows`` (and each row's training curves) with :func:`core.report.write_report`."""
-    from ..evaluation.report import ANCHORED_METRICS, DEFAULT_METRICS, write_report
-    from .trainer import curves_history
-
     histories = {}
     for r in rows:
         h = r.get("history")

@@ -18,9 +18,13 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
+from ..data.patches import PatchSelection, SegPatchDataset, SRPatchDataset
 from ..evaluation.segnets import Normalization
+from ..io.sentinel2 import canonical_band
 from ..models.registry import spec
+from ..models.zoo import build, load_checkpoint
 from .config import ConfigError, TrainConfig
+from .weighting import DynamicWeighting, StaticWeighting
 
 __all__ = [
     "seed_everything",
@@ -140,8 +144,6 @@ def input_normalization(config: TrainConfig, scenes: List, init_card) -> Normali
 
 def build_model(config: TrainConfig, device: torch.device) -> Tuple[torch.nn.Module, Any]:
     """The network to train, and the card of the checkpoint it starts from (or None)."""
-    from ..models.zoo import build, load_checkpoint
-
     init_card = None
     if config.model.init_from:
         model, init_card = load_checkpoint(config.model.init_from, device="cpu")
@@ -182,8 +184,6 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> Opt
 
 def make_loss_weighting(config: TrainConfig) -> Any:
     """Static or dynamic weighting of the recipe's loss terms (see :mod:`.weighting`)."""
-    from .weighting import DynamicWeighting, StaticWeighting
-
     if config.loss.weighting == "dynamic":
         others = [t for t in config.loss.terms if t.name != config.loss.reference]
         proportions = {t.name: float(t.proportion) for t in others if t.proportion is not None}
@@ -196,8 +196,6 @@ def band_indices(config: TrainConfig, scenes: List) -> List[int]:
     """Indices of the bands a run takes in its scenes' band list: ``data.bands`` by name, else ``data.band``."""
     if not config.data.bands:
         return [int(config.data.band)]
-    from ..io.sentinel2 import canonical_band
-
     have = [canonical_band(b) or b for b in (scenes[0].bands or [])]
     out = []
     for name in config.data.bands:
@@ -210,8 +208,6 @@ def band_indices(config: TrainConfig, scenes: List) -> List[int]:
 
 def make_dataset(config: TrainConfig, scenes: List) -> Any:
     """The deterministic patch dataset of the task (seeded by the recipe, re-drawn per epoch)."""
-    from ..data.patches import PatchSelection, SegPatchDataset, SRPatchDataset
-
     d = config.data
     bands = band_indices(config, scenes)
     selection = PatchSelection(share=d.selection.share, min_coverage=d.selection.min_coverage,

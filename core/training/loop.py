@@ -32,10 +32,17 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import yaml
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 
+from ..data.scene import read_scene
 from ..evaluation.evaluate import scalar_metrics
 from ..evaluation.segnets import FrozenSegNet, Normalization
+from ..inference.loading import LoadedModel
+from ..inference.planning import TilePlan
 from ..io.atomic import write_text_atomic
+from ..models.registry import unwrap
+from ..models.zoo import ModelCard, save_checkpoint
 from . import distributed as ddp
 from .batch_losses import LossComputer
 from .config import (
@@ -147,8 +154,6 @@ class TrainingLoop:
         cfg = self.config
         self.ctx = ddp.init_distributed(self.device)
         splits = preflight(cfg, self.ctx.world_size)
-        from ..data.scene import read_scene
-
         self.train_scenes = [read_scene(p) for p in splits[cfg.data.train_split]]
         val_paths = splits[cfg.data.val_split][: cfg.data.val_scenes] if cfg.data.val_scenes else \
             splits[cfg.data.val_split]
@@ -168,9 +173,6 @@ class TrainingLoop:
         self.load_task_networks()
         self.ddp_model = ddp.wrap_model(self.model, self.ctx, self.device)
         self.dataset = make_dataset(cfg, self.train_scenes)
-        from torch.utils.data import DataLoader
-        from torch.utils.data.distributed import DistributedSampler
-
         # The same seeded permutation on every rank, each taking every world_size-th index:
         # step k of N ranks covers exactly the samples of step k of one rank with an N x batch.
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
@@ -207,8 +209,6 @@ class TrainingLoop:
         ddp.barrier(self.ctx)
 
     def _network_hparams(self) -> Dict[str, Any]:
-        from ..models.registry import unwrap
-
         return json.loads(json.dumps(dict(getattr(unwrap(self.model), "hparams", None) or {})))
 
     def _check_scenes(self) -> None:
@@ -280,8 +280,6 @@ class TrainingLoop:
 
     # -- checkpoints
     def _card(self, metrics: Dict[str, Any], epoch: int):
-        from ..models.zoo import ModelCard
-
         cfg = self.config
         hparams = dict(getattr(self.model, "hparams", None) or {})
         if not hparams:
@@ -330,8 +328,6 @@ class TrainingLoop:
         )
 
     def _save(self, epoch: int, val: Dict[str, Any], improved: bool) -> None:
-        from ..models.zoo import save_checkpoint
-
         if not self.ctx.is_main:
             return
         card = self._card(val, epoch)
@@ -362,9 +358,6 @@ class TrainingLoop:
         if not self.ctx.is_main:
             return {}
         # Validation goes through the plugin's tiled passes, like evaluation (core.evaluation.scene_predict).
-        from ..inference.loading import LoadedModel
-        from ..inference.planning import TilePlan
-
         loaded = LoadedModel(self.model, self._card({}, 0), f"validation of {cfg.name}", None, self.device)
         scale = loaded.scale
         res = self.validation_metrics(loaded, TilePlan(cfg.val_tile * scale, cfg.val_overlap * scale, 1))

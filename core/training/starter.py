@@ -11,6 +11,7 @@ each run's last checkpoint, so an interrupted ``make weights`` continues.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .. import RESOURCES
+from ..data.scene import list_scenes
+from ..options import EvaluateOptions
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,6 @@ STARTER_MODELS: Sequence[StarterModel] = (
 
 def ensure_dataset(root: Path, scenes: int, size: int, frames: int, seed: int) -> Path:
     """Write the synthetic dataset once; an existing complete one is reused (same seed, same scenes)."""
-    from ..data.scene import list_scenes
     from ..data.synthetic.world_v2 import make_world_dataset
 
     root = Path(root)
@@ -99,8 +101,6 @@ def training_seconds(run_dir: Path) -> float:
 
 def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: Path) -> Dict[str, object]:
     from ..evaluation.evaluate import evaluate_checkpoint, scalar_metrics
-    from ..options import EvaluateOptions
-
     seg = {}
     if not model.is_segmentation:
         seg = dict(seg_buildings=runs / "seg_buildings" / "best.safetensors",
@@ -114,8 +114,6 @@ def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: 
 def publish(checkpoint: Path, model: StarterModel, metrics: Dict[str, object], seconds: float,
             out_dir: Path) -> Path:
     """Copy a trained checkpoint into ``out_dir`` under its shipped name, its test metrics in the card."""
-    import dataclasses
-
     from ..models.zoo import load_checkpoint, save_checkpoint
 
     net, card = load_checkpoint(checkpoint)

@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .geometry import gaussian_fft, noise_1d, polyline_field
+from .geometry import gaussian_fft, noise_1d, polyline_field, smooth_curve
 from .spectra import sample
 from .towns import fractal_noise
 
@@ -92,8 +92,6 @@ def make_curve(
     ``wiggle``: lateral jitter of the waypoints (px); ``spacing``: range of the
     waypoint spacing along the axis (px); ``anchor``: a (y, x) point it passes near.
     """
-    from .geometry import smooth_curve
-
     axis = int(rng.integers(2)) if axis is None else axis
     pad = 0.15 * n + 20
     if anchor is not None:

@@ -49,7 +49,21 @@ def _imports(name: str, path: Path, mods: Dict[str, Path]) -> List[Tuple[str, Li
             for n in names:  # "from . import x" where x is a module
                 if f"{target}.{n}" in mods:
                     found.append((f"{target}.{n}", []))
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_module" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            lazy = _resolve_lazy(node.args[0].value, package)  # core.lazy: an import all the same
+            if lazy in mods:
+                found.append((lazy, []))
     return found
+
+
+def _resolve_lazy(name: str, package: List[str]) -> str:
+    """``".inference.sr_job"`` seen from package ``core`` -> ``core.inference.sr_job`` (as a relative import)."""
+    level = len(name) - len(name.lstrip("."))
+    if not level:
+        return name
+    base = package[: len(package) - level + 1]
+    return ".".join(base + [name.lstrip(".")])
 
 
 def _graph() -> Tuple[Dict[str, Set[str]], List[str]]:
@@ -116,6 +130,13 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_module_takes_a_private_name_from_another():
     _, private = _graph()
     assert private == []
+
+
+def test_lazy_modules_count_as_imports():
+    assert _resolve_lazy(".inference.sr_job", ["core"]) == "core.inference.sr_job"
+    assert _resolve_lazy("..training.trainer", ["core", "cli"]) == "core.training.trainer"
+    graph, _ = _graph()
+    assert "core.inference.sr_job" in graph["core.api"]
 
 
 def test_core_never_imports_ui():

@@ -219,6 +219,26 @@ def test_finetune_refuses_a_band_the_checkpoint_was_not_trained_on(files, nets, 
         finetune_area(tmp_path, nets["sr"], nets["buildings"], nets["roads"], tmp_path / "out", one)
 
 
+def test_segmentation_networks_on_other_bands_are_refused_before_any_work(files, nets, tmp_path):
+    """A one-band (B8) network with the shipped 4-band UNet++: refused in one sentence, nothing cut."""
+    from core import api
+    from core.area.finetune import run_area
+    from core.jobs import InputError
+    from core.options import AreaOptions, WaldOptions
+
+    shipped = api.shipped_models_dir()
+    four = {t: shipped / f"unetpp_{t}.safetensors" for t in ("buildings", "roads")}
+    jobs = (lambda out: run_area(files.revisits, files.buildings, files.roads, nets["sr"], four["buildings"],
+                                 four["roads"], out, options=AreaOptions(tile_lr=32)),
+            lambda out: api.adapt_area(files.revisits, nets["sr"], out, files.buildings, files.roads,
+                                       four["buildings"], four["roads"], options=WaldOptions(tile_lr=48)))
+    for i, job in enumerate(jobs):
+        out = tmp_path / f"out{i}"
+        with pytest.raises(InputError, match="segments B02, B03, B04, B08 but the SR network gives B8"):
+            job(out)
+        assert not out.exists() or not any(out.iterdir())
+
+
 def test_cli_prepare_jsonl_and_clear_errors(files, tmp_path):
     out = tmp_path / "area"
     cmd = [sys.executable, "-m", "core.cli", "area", "prepare", "--revisits", *map(str, files.revisits),

@@ -19,12 +19,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from ..inference.bands import band_of_frame, canonical_band
 from ..jobs import InputError, PathLike
 
-__all__ = ["AreaBands", "area_sr_card", "network_bands", "arrange_frames", "band_positions"]
+__all__ = ["AreaBands", "area_sr_card", "network_bands", "arrange_frames", "band_positions", "seg_channels",
+           "check_seg_networks", "seg_probs"]
 
 _DATE_RE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 
@@ -135,3 +138,58 @@ def band_positions(scene_bands: Sequence[str], card: Any, path: PathLike) -> Lis
             f"{Path(path).name} takes {', '.join(names)} jointly but the area was prepared with "
             f"{', '.join(scene_bands)}; prepare it again from revisits holding those bands")
     return [have.index(canonical_band(b) or b) for b in names]
+
+
+def seg_channels(sr_bands: Sequence[str], seg_card: Any, path: PathLike) -> List[int]:
+    """Which channels of the SR output a frozen segmentation network reads, in its card's band order.
+
+    Why: the SR output holds the SR network's bands in its card's order; a
+    segmentation network may list the same bands in another order, or need
+    bands the SR network does not make (the shipped 4-band UNet++ behind a
+    one-band B8 network), which is refused here in one sentence instead of
+    failing inside torch after the area was cut.
+    """
+    have = [canonical_band(b) or b for b in sr_bands]
+    wanted = [canonical_band(b) or b for b in (seg_card.bands or [])]
+    channels = int((seg_card.hparams or {}).get("in_channels", len(wanted) or 1))
+    if channels == len(have) and (not wanted or wanted == have):
+        return list(range(len(have)))
+    if channels == 1 and len(have) == 1:
+        return [0]
+    missing = [b for b in wanted if b not in have]
+    if missing or len(wanted) != channels:
+        raise InputError(f"{Path(path).name} segments {', '.join(seg_card.bands or []) or f'{channels} unnamed bands'}"
+                         f" but the SR network gives {', '.join(sr_bands) or 'one unnamed band'}; choose "
+                         "segmentation networks trained on the SR network's bands")
+    return [have.index(b) for b in wanted]
+
+
+def check_seg_networks(sr_card: Any, seg_paths: Sequence[Optional[PathLike]]) -> None:
+    """Refuse, before anything is cut or trained, segmentation networks that cannot read the SR output."""
+    from ..models.zoo import read_card
+
+    for path in seg_paths:
+        if path is None or not Path(path).is_file():
+            continue  # a missing file is named by the job's own check
+        card = read_card(path)
+        if card.task == "segmentation":
+            seg_channels(list(sr_card.bands or []) or [""] * sr_card.in_chans, card, path)
+
+
+def seg_probs(nets: Sequence[Tuple[Any, Sequence[int]]], image: np.ndarray, valid: np.ndarray,
+              plan: Any) -> np.ndarray:
+    """Probabilities ``[targets, H, W]`` of segmentation networks, each fed its channels of ``image``.
+
+    Networks reading the same channels in the same order (the usual case) share one tiled pass.
+    """
+    from ..evaluation.scene_predict import predict_seg_image
+
+    groups: Dict[Tuple[int, ...], List[int]] = {}
+    for k, (_net, channels) in enumerate(nets):
+        groups.setdefault(tuple(int(c) for c in channels), []).append(k)
+    out: List[Optional[np.ndarray]] = [None] * len(nets)
+    for channels, members in groups.items():
+        probs = predict_seg_image([nets[k][0] for k in members], np.asarray(image)[list(channels)], valid, plan)
+        for j, k in enumerate(members):
+            out[k] = probs[j]
+    return np.stack(out)

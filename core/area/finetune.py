@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import RESOURCES
 from ..options import AreaOptions
-from .bands import area_sr_card, band_positions, network_bands
+from .bands import area_sr_card, band_positions, check_seg_networks, network_bands, seg_channels, seg_probs
 from .stages import Event, RunResult, cached_result, event_sink, log_stage
 
 __all__ = [
@@ -112,7 +112,7 @@ def evaluate_area(
     from ..data.patches import choose_frames
     from ..evaluation.evaluate import load_split_scenes
     from ..evaluation.metrics import SegCounts, cpsnr
-    from ..evaluation.scene_predict import predict_seg_image, predict_sr_scene
+    from ..evaluation.scene_predict import predict_sr_scene
     from ..inference.loading import load_model
     from ..inference.planning import TilePlan
 
@@ -138,7 +138,7 @@ def evaluate_area(
     side = max(max(s.lr.shape[-2:]) for s in scenes)
     tile = max(int(tile), side)
     plan, seg_plan = TilePlan(tile, overlap, 1), TilePlan(tile * scale, overlap * scale, 1)
-    models = list(nets.values())
+    fed = [(net, seg_channels(names, net.card, net.source)) for net in nets.values()]  # each its bands, by name
     degrade = Degradation(scale=scale, sigma_hr=sigma_for_bands(names, scale)).eval()  # each band its own PSF
     counts = {t: SegCounts() for t in nets}
     anchored = {t: SegCounts() for t in nets}
@@ -151,8 +151,8 @@ def evaluate_area(
         valid = _seen(scene)
         shift = float(np.mean(written.offsets)) if written.offsets else 0.0
         row: Dict[str, Any] = {"tile": scene.name, "anchor_offset": shift}
-        probs = predict_seg_image(models, raw.image, valid, seg_plan)
-        probs_anchored = predict_seg_image(models, written.image, valid, seg_plan)
+        probs = seg_probs(fed, raw.image, valid, seg_plan)
+        probs_anchored = seg_probs(fed, written.image, valid, seg_plan)
         for k, target in enumerate(nets):
             mask = np.asarray(scene.masks[target], dtype=bool)
             counts[target].update(probs[k], mask, valid)
@@ -380,6 +380,7 @@ def run_area(
     out_dir = Path(out_dir)
     area_root = out_dir / "area"
     card = area_sr_card(sr_checkpoint)  # before anything is cut or trained
+    check_seg_networks(card, [buildings_ckpt, roads_ckpt])
     bands = network_bands(card)
     band_name = opts.band_name
     if band_name is None and not bands:

@@ -79,7 +79,7 @@ from .. import RESOURCES
 from ..io.paths import check_output_folder
 from ..jobs import InputError, check_cancel
 from ..options import AreaOptions, WaldOptions
-from .bands import area_sr_card, network_bands
+from .bands import area_sr_card, check_seg_networks, network_bands
 from .stages import Event, RunResult, cached_result, event_sink, log_stage
 from .wald_eval import evaluate_upscaled, evaluate_wald
 from .wald_pairs import MIN_WALD_TILE, SCALE, WALD_JSON, WaldPrepared, prepare_wald, read_wald, wald_scene
@@ -273,6 +273,7 @@ def adapt_area(
         if path is not None and not Path(path).is_file():
             raise InputError(f"the {what} {path} does not exist")
     start_card = area_sr_card(sr_checkpoint)
+    check_seg_networks(start_card, [seg_buildings, seg_roads])  # before anything is cut or trained
     bands = network_bands(start_card)
     band_name = opts.band_name
     if band_name is None and start_card.bands and not bands:

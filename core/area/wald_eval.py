@@ -129,12 +129,12 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
     from ..evaluation.scene_predict import (
         bicubic_baseline,
         object_free,
-        predict_seg_image,
         predict_sr_scene,
         valid_hr,
     )
     from ..inference.planning import plan_tiles
     from ..models.artifacts import grid_score
+    from .bands import seg_channels, seg_probs
 
     seg_models = dict(seg_models or {})
     margin = FP_MARGIN_HR if fp_margin is None else int(fp_margin)
@@ -172,9 +172,9 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
         truth = {t: np.asarray(scene.masks[t], dtype=bool) for t in seg_models if t in scene.masks}
         if truth:
             free = object_free(list(truth.values()), margin) & valid
-            models = [seg_models[t] for t in truth]
-            probs = predict_seg_image(models, sr.image, valid, seg_plan)
-            probs_bic = predict_seg_image(models, bic.astype(np.float32), valid, seg_plan)
+            fed = [(seg_models[t], seg_channels(names, seg_models[t].card, seg_models[t].source)) for t in truth]
+            probs = seg_probs(fed, sr.image, valid, seg_plan)
+            probs_bic = seg_probs(fed, bic.astype(np.float32), valid, seg_plan)
             for k, t in enumerate(truth):
                 fp[t].update(probs[k], free)
                 fp_bic[t].update(probs_bic[k], free)

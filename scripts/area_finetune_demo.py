@@ -56,9 +56,10 @@ def starting_networks(work: Path, quick: bool) -> Dict[str, Path]:
     if all(p.is_file() for p in shipped) and all(len(read_card(p).bands) == 1 for p in shipped):
         log("using the shipped checkpoints in resources/models")
         return {k: models / f for k, f in SHIPPED.items()}
-    if all(p.is_file() for p in shipped):  # the area workflows take one band; the shipped networks take four
-        log("the shipped checkpoints take four bands jointly and the area fine-tune one band: training small "
-            "one-band networks here")
+    if all(p.is_file() for p in shipped):  # this demo's area is one band (B8); the shipped networks take four
+        log("the shipped checkpoints take four bands jointly and this demo's area is the study's one-band (B8) "
+            "towns: training small one-band networks here (for the shipped ones: `python -m core.cli area synth "
+            "--world v2` and `area run`)")
     from core.data.scene import list_scenes
     from core.data.synthetic.towns import make_dataset
     from core.training.config import load_config

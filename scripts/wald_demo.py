@@ -56,8 +56,10 @@ def networks(args: argparse.Namespace) -> Dict[str, Optional[Path]]:
     from core.models.zoo import read_card
 
     if len(read_card(out["sr"]).bands) > 1:
-        raise SystemExit(f"{out['sr']} takes several bands jointly; the Wald adaptation works on one band: pass a "
-                         "one-band SR checkpoint (and one-band networks) with --checkpoint/--seg-buildings/--seg-roads")
+        raise SystemExit(f"{out['sr']} takes several bands jointly and this demo's area is the study's one-band "
+                         "(B8) towns: pass a one-band SR checkpoint (and one-band networks) with --checkpoint/"
+                         "--seg-buildings/--seg-roads; for the 4-band networks run `python -m core.cli area wald` on "
+                         "a 4-band area (e.g. `python -m core.cli area synth --world v2`)")
     return out
 
 

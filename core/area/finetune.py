@@ -104,7 +104,7 @@ def evaluate_area(
     blind to a constant offset too), ``consistency_cpsnr`` (dB, mean over tiles
     and bands), for a multi-band network ``consistency_cpsnr_<band>`` per band,
     ``bands``, ``tiles``, ``per_tile`` rows. ``tile``/``overlap``: the LR tile
-    plan, the training run's validation tiles (they fit in one area tile).
+    plan (the training run's validation tiles), widened to a whole area tile.
     """
     import torch
 

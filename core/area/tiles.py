@@ -7,7 +7,9 @@ evaluator can use them:
 
 - the revisits (any number of GeoTIFFs, any CRS) are put on one LR grid, the
   first revisit's, by :class:`core.io.rasters.FrameSet` (the same reading and
-  warping as inference); every revisit is one frame of every tile;
+  warping as inference); every revisit is one frame of every tile, holding
+  one band, or for a multi-band network its bands read by name in its card's
+  order (:mod:`core.area.bands`);
 - the grid is cut into square tiles of ``tile_lr`` LR pixels, named
   ``tile_r{row:02d}_c{col:02d}``; LR tiles keep the inputs' digital numbers;
 - the buildings polygons and the roads lines (buffered by their OSM class or

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core import api  # noqa: E402
-from core.evaluation.compare import MaskSource  # noqa: E402
+from core.evaluation.compare_types import MaskSource  # noqa: E402
 from core.options import CompareOptions, SuperResolveOptions  # noqa: E402
 
 MODELS = ("rams_baseline", "rams_taskdriven")

@@ -2,8 +2,8 @@
 
 Why wrappers: the UI must not learn the engine's module layout, and importing
 this module must be fast (the plugin imports it when QGIS starts), so nothing
-heavy (torch, rasterio) is imported here at module level; every function
-imports what it needs when called.
+heavy (torch, rasterio) is imported here at module level: the engine's
+modules are :func:`core.lazy.lazy_module` handles, imported on first use.
 
 Errors are the job primitives of :mod:`core.jobs` (``InputError``, ``OutputError``,
 ``Cancelled``, re-exported here so the UI needs this module only) and
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import RESOURCES
-from .evaluation.compare import CompareResult, MaskSource  # plain dataclasses: cheap to import
+from .evaluation.compare_types import CompareResult, MaskSource  # plain dataclasses: cheap to import
 from .jobs import (  # the job primitives the UI needs
     Cancelled,
     CancelToken,
@@ -27,12 +27,15 @@ from .jobs import (  # the job primitives the UI needs
     OutputError,
     Progress,
 )
+from .lazy import lazy_module
+from .models.card_peek import card_bands, card_target, card_task, peek_card
 from .options import (
     AreaOptions,
     CompareOptions,
     EvaluateOptions,
     ExportOptions,
     SegmentOptions,
+    StackOptions,
     SuperResolveOptions,
     TrustOptions,
     WaldOptions,
@@ -42,6 +45,21 @@ if TYPE_CHECKING:  # the card type, without importing the model code (torch) whe
     from .models.card import ModelCard
 
 log = logging.getLogger(__name__)
+
+# The engine, imported on first use: QGIS imports this module when it starts (see the module docstring).
+_sr_job = lazy_module(".inference.sr_job", __package__)
+_segment = lazy_module(".inference.segment", __package__)
+_trust = lazy_module(".inference.trust", __package__)
+_evaluate = lazy_module(".evaluation.evaluate", __package__)
+_compare = lazy_module(".evaluation.compare", __package__)
+_config = lazy_module(".training.config", __package__)
+_trainer = lazy_module(".training.trainer", __package__)
+_starter = lazy_module(".training.starter", __package__)
+_finetune = lazy_module(".area.finetune", __package__)
+_wald = lazy_module(".area.wald", __package__)
+_zoo = lazy_module(".models.zoo", __package__)
+_stack = lazy_module(".io.stack", __package__)
+_s2_product = lazy_module(".io.s2_product", __package__)
 
 PathLike = Union[str, os.PathLike]
 
@@ -87,18 +105,14 @@ def super_resolve(inputs, out_path, checkpoint, options: Optional[SuperResolveOp
     stops half-way (error or cancel) leaves neither file, as a cancelled SR run
     leaves nothing.
     """
-    from .inference.sr_job import run_super_resolve
-
-    return run_super_resolve(inputs, out_path, checkpoint, options, progress=progress, cancel=cancel)
+    return _sr_job.run_super_resolve(inputs, out_path, checkpoint, options, progress=progress, cancel=cancel)
 
 
 def segment(input_path, checkpoints, out_mask=None, out_prob=None, vectors=None,
             options: Optional[SegmentOptions] = None, progress: Optional[Progress] = None,
             cancel: Optional[CancelToken] = None):
     """Segment buildings and/or roads on a raster into mask / probability GeoTIFFs (+ GeoPackage)."""
-    from .inference.segment import segment as run
-
-    return run(input_path, checkpoints, out_mask=out_mask, out_prob=out_prob, vectors=vectors,
+    return _segment.segment(input_path, checkpoints, out_mask=out_mask, out_prob=out_prob, vectors=vectors,
                options=options or SegmentOptions(), progress=progress, cancel=cancel)
 
 
@@ -110,26 +124,20 @@ def trust_map(sr_path, inputs=None, out_path=None, options: Optional[TrustOption
     ``checkpoint=None`` the SR checkpoint it records (for the instability band).
     See ``core.inference.trust``.
     """
-    from .inference.trust import trust_map as run
-
-    return run(sr_path, inputs, out_path=out_path, options=options or TrustOptions(), progress=progress,
+    return _trust.trust_map(sr_path, inputs, out_path=out_path, options=options or TrustOptions(), progress=progress,
                cancel=cancel, checkpoint=checkpoint)
 
 
 def trust_summary(trust_path: PathLike):
     """The summary stored in a trust GeoTIFF (None when it holds none): no recomputation."""
-    from .inference.trust import read_summary
-
-    return read_summary(trust_path)
+    return _trust.read_summary(trust_path)
 
 
 def evaluate(checkpoint: PathLike, data_root: PathLike, seg_buildings: Optional[PathLike] = None,
              seg_roads: Optional[PathLike] = None, options: Optional[EvaluateOptions] = None,
              progress: Optional[Progress] = None):
     """Whole-scene metrics of a checkpoint on a dataset split (``core.evaluation.evaluate``)."""
-    from .evaluation.evaluate import evaluate_checkpoint
-
-    return evaluate_checkpoint(checkpoint, data_root, seg_buildings=seg_buildings, seg_roads=seg_roads,
+    return _evaluate.evaluate_checkpoint(checkpoint, data_root, seg_buildings=seg_buildings, seg_roads=seg_roads,
                                options=options or EvaluateOptions(), progress=progress)
 
 
@@ -145,20 +153,15 @@ def compare_outputs(outputs, reference=None, masks=None, seg_checkpoints=None,
     band) of outputs just made. See :func:`core.evaluation.compare.compare_outputs`.
     Returns a :class:`CompareResult`.
     """
-    from .evaluation.compare import compare_outputs as run
-
-    return run(outputs, reference, masks, seg_checkpoints, options or CompareOptions(), progress=progress,
+    return _compare.compare_outputs(outputs, reference, masks, seg_checkpoints, options or CompareOptions(), progress=progress,
                cancel=cancel, trust_inputs=trust_inputs)
 
 
 def train(config, progress=None, resume: bool = True, cancel=None, overrides=None) -> Path:
     """Launch one training run from a YAML path (or a loaded config); returns the best checkpoint."""
-    from .training.config import load_config
-    from .training.trainer import train as run
-
     if isinstance(config, (str, os.PathLike)) or isinstance(config, dict):
-        config = load_config(config, overrides)
-    return run(config, progress=progress, resume=resume, cancel=cancel)
+        config = _config.load_config(config, overrides)
+    return _trainer.train(config, progress=progress, resume=resume, cancel=cancel)
 
 
 def finetune_area(revisits: Sequence[PathLike], buildings: PathLike, roads: PathLike, sr_checkpoint: PathLike,
@@ -179,9 +182,7 @@ def finetune_area(revisits: Sequence[PathLike], buildings: PathLike, roads: Path
     if options.wald:
         return adapt_area(revisits, sr_checkpoint, out_dir, buildings, roads, seg_buildings, seg_roads,
                           options.to_wald(), progress=progress, cancel=cancel, command=command)
-    from .area.finetune import run_area
-
-    return run_area(revisits, buildings, roads, sr_checkpoint, seg_buildings, seg_roads, out_dir, options=options,
+    return _finetune.run_area(revisits, buildings, roads, sr_checkpoint, seg_buildings, seg_roads, out_dir, options=options,
                     progress=progress, cancel=cancel, command=command)
 
 
@@ -199,18 +200,14 @@ def adapt_area(revisits: Sequence[PathLike], sr_checkpoint: PathLike, out_dir: P
     output. ``progress`` receives event dicts (the trainer's, stage logs, ``done``).
     See :func:`core.area.wald.adapt_area`.
     """
-    from .area.wald import adapt_area as run
-
-    return run(revisits, sr_checkpoint, out_dir, buildings_vector=buildings, roads_vector=roads,
+    return _wald.adapt_area(revisits, sr_checkpoint, out_dir, buildings_vector=buildings, roads_vector=roads,
                seg_buildings=seg_buildings, seg_roads=seg_roads, options=options, progress=progress, cancel=cancel,
                command=command)
 
 
 def model_card(path: PathLike) -> ModelCard:
     """The model card of a checkpoint, read from its metadata only (weights are not loaded)."""
-    from .models.zoo import read_card
-
-    return read_card(path)
+    return _zoo.read_card(path)
 
 
 def list_models(dirs: Optional[Iterable[PathLike]] = None,
@@ -221,8 +218,6 @@ def list_models(dirs: Optional[Iterable[PathLike]] = None,
     file whose card cannot be read is skipped with a warning in the log (the UI
     lists what it can load, never a broken entry).
     """
-    from .models.zoo import read_card
-
     folders: List[Path] = []
     if include_shipped:
         folders.append(shipped_models_dir())
@@ -238,7 +233,7 @@ def list_models(dirs: Optional[Iterable[PathLike]] = None,
                 continue
             seen.add(key)
             try:
-                card = read_card(path)
+                card = _zoo.read_card(path)
             except Exception as exc:  # a broken file must not hide the others
                 log.warning("skipping %s: %s", path, exc)
                 continue
@@ -253,8 +248,6 @@ def shipped_checkpoint(task: str, target: Optional[str] = None, one_band: bool =
     PyTorch: the Processing provider calls it while QGIS starts (issue 21).
     ``one_band``: only a network taking one band.
     """
-    from .models.card_peek import card_bands, card_target, card_task, peek_card
-
     folder = shipped_models_dir()
     for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
         card = peek_card(path)
@@ -276,31 +269,25 @@ def shipped_recipe(checkpoint: PathLike) -> Optional[Path]:
     so a renamed or retrained file with another card is not given a recipe
     that did not make it. Reads the card as plain JSON (no PyTorch).
     """
-    from .models.card_peek import peek_card
-    from .training.starter import CONFIG_DIR, STARTER_MODELS
-
     path = Path(checkpoint)
     card = peek_card(path) if path.is_file() else None
     if card is None:
         return None
-    for model in STARTER_MODELS:
+    for model in _starter.STARTER_MODELS:
         if path.name == model.file and str(card.get("name") or "") in (model.key, Path(model.file).stem):
-            recipe = CONFIG_DIR / model.config
+            recipe = _starter.CONFIG_DIR / model.config
             return recipe if recipe.is_file() else None
     return None
 
 
-def build_stack(inputs, out_path, options=None, progress: Optional[Progress] = None,
+def build_stack(inputs, out_path, options: Optional[StackOptions] = None, progress: Optional[Progress] = None,
                 cancel: Optional[CancelToken] = None):
     """Stack several Sentinel-2 dates (products or rasters) into one revisit GeoTIFF; returns a ``StackResult``.
 
     ``options``: :class:`core.options.StackOptions` (bands, dates kept, least clear share, SCL classes, extent,
     baseline of plain rasters); see :func:`core.io.stack.build_stack`.
     """
-    from .io.stack import build_stack as run
-    from .options import StackOptions
-
-    return run(inputs, out_path, options or StackOptions(), progress=progress, cancel=cancel)
+    return _stack.build_stack(inputs, out_path, options or StackOptions(), progress=progress, cancel=cancel)
 
 
 def export_product(product, out_path, options: Optional[ExportOptions] = None, progress: Optional[Progress] = None,
@@ -309,8 +296,6 @@ def export_product(product, out_path, options: Optional[ExportOptions] = None, p
 
     ``options``: bands, SCL classes masked and extent (:class:`core.options.ExportOptions`).
     """
-    from .io.s2_product import export_product as run
-
     options = options or ExportOptions()
-    return run(product, out_path, bands=options.bands, extent=options.extent, scl_nodata=options.scl_nodata,
+    return _s2_product.export_product(product, out_path, bands=options.bands, extent=options.extent, scl_nodata=options.scl_nodata,
                progress=progress, cancel=cancel)

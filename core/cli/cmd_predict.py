@@ -11,7 +11,7 @@ import argparse
 from typing import Any, Optional
 
 from .. import api
-from ..evaluation.compare import METRIC_NAMES, MaskSource
+from ..evaluation.compare_types import METRIC_NAMES, MaskSource
 from ..options import CompareOptions, SegmentOptions, SuperResolveOptions, add_cli_arguments, from_cli
 from .progress import print_messages, run_with_bar
 

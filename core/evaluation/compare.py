@@ -7,9 +7,9 @@ CLI. The plugin passes plain values (paths, :class:`MaskSource`) through
 ``core.api.compare_outputs`` and only draws the table; this module calls the engine's jobs
 directly (not ``core.api``, which imports it).
 
-Nothing heavy is imported at module level (``core.api`` re-exports the two
-dataclasses and must stay cheap to import); numpy, rasterio and the metrics
-are imported when a comparison runs.
+The plain values it takes and returns (:class:`MaskSource`, :class:`CompareResult`,
+the row names) live in :mod:`.compare_types`, which ``core.api`` imports when
+QGIS starts; this module imports the engine at its top.
 """
 
 from __future__ import annotations
@@ -18,71 +18,46 @@ import logging
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+import rasterio
+from rasterio.warp import Resampling, reproject
+
+from ..inference.segment import segment
+from ..inference.trust import read_summary, trust_map
+from ..io.radiometry import detect_radiometry
+from ..io.rasters import open_raster
+from ..io.sentinel2 import band_at_start
 from ..jobs import Cancelled, CancelToken, InputError, Progress, check_cancel, sub_progress, trust_path_for
 from ..options import CompareOptions, SegmentOptions, TrustOptions
+from .compare_types import (
+    METRIC_NAMES,
+    NO_TRUST_NOTE,
+    TARGETS,
+    TRUST_CLASS_KEYS,
+    CompareResult,
+    MaskSource,
+    TrustInputs,
+)
+from .metrics import SegCounts, cpsnr_cssim
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskSource", "CompareResult", "compare_outputs", "band_pairs", "TARGETS", "TRUST_CLASS_KEYS", "NO_TRUST_NOTE",
-           "METRIC_NAMES"]
-
-TARGETS = ("buildings", "roads")
-#: The trust classes whose shares each row reports (``trust_supported`` ...; the summary's ``class_shares`` keys).
-TRUST_CLASS_KEYS = ("supported", "uncertain", "invented")
-#: (result key, title) of every metric row, in the order the dock and the CLI show them.
-METRIC_NAMES = (("cpsnr", "cPSNR (dB)"), ("cssim", "cSSIM"), ("buildings_dice", "Building Dice"),
-                ("roads_dice", "Road Dice"), ("trust_mean", "Trust: mean disagreement"),
-                ("trust_flagged", "Trust: share flagged"), ("trust_supported", "Trust: share supported"),
-                ("trust_uncertain", "Trust: share uncertain"), ("trust_invented", "Trust: share likely invented"))
-#: label -> (LR inputs, band) that made an SR output (its trust map needs them)
-TrustInputs = Dict[str, Tuple[List[str], Any]]
-
-
-@dataclass
-class MaskSource:
-    """A building or road mask: a raster (1 = target) or a vector layer rasterized on the SR grid."""
-
-    path: str
-    kind: str = "raster"  # "raster" | "vector"
-    layer: Optional[str] = None  # layer name inside a multi-layer vector file
-    band: int = 1
-
-
-@dataclass
-class CompareResult:
-    """Metrics per output label; ``None`` where a value could not be computed, with the reason in ``notes``."""
-
-    outputs: Dict[str, str]
-    metrics: Dict[str, Dict[str, Optional[float]]]
-    messages: List[str] = field(default_factory=list)
-    notes: Dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
-    trust_paths: Dict[str, str] = field(default_factory=dict)  # label -> trust map kept beside the output
-    #: metric -> which band(s) it was computed on, when that is not simply "band 1" (multi-band outputs):
-    #: e.g. ``{"cpsnr": "mean of B02, B03, B04, B08 (the bands the reference shares)"}``
-    metric_bands: Dict[str, str] = field(default_factory=dict)
-
+__all__ = ["MaskSource", "CompareResult", "compare_outputs", "band_pairs", "TARGETS", "TRUST_CLASS_KEYS",
+           "NO_TRUST_NOTE", "METRIC_NAMES"]
 
 #: A band pair compared: (SR band, reference band, band name or None)
 BandPair = Tuple[int, int, Optional[str]]
 
 
 def _valid_mask(data: Any) -> Any:
-    import numpy as np
-
     return ~np.ma.getmaskarray(data) & np.isfinite(data.filled(0))
 
 
 def read_band_reflectance(path: str, band: int = 1):
     """SR band ``band`` as reflectance [H, W] float32, its valid mask, its grid and where its radiometry came from."""
-    import numpy as np
-
-    from ..io.radiometry import detect_radiometry
-    from ..io.rasters import open_raster
-
     with open_raster(path) as ds:
         data = ds.read(band, masked=True)
         valid = _valid_mask(data)
@@ -95,9 +70,6 @@ def read_band_reflectance(path: str, band: int = 1):
 
 def band_names(path: str) -> List[Optional[str]]:
     """The Sentinel-2 band each band of a raster names (description, else its BANDNAME tag), None where none."""
-    from ..io.rasters import open_raster
-    from ..io.sentinel2 import band_at_start
-
     with open_raster(path) as ds:
         return [band_at_start(ds.descriptions[i] if ds.descriptions else None)
                 or band_at_start(ds.tags(i + 1).get("BANDNAME")) for i in range(ds.count)]
@@ -133,12 +105,6 @@ def band_pairs(sr_path: str, reference: str, reference_band: int = 1) -> Tuple[L
 
 def _read_on_grid(path: str, band: int, grid, resampling: str):
     """Band ``band`` of ``path`` on ``grid`` (warped when the grids differ) and its valid mask."""
-    import numpy as np
-    from rasterio.warp import Resampling, reproject
-
-    from ..io.radiometry import detect_radiometry
-    from ..io.rasters import open_raster
-
     crs, transform, height, width = grid
     with open_raster(path) as ds:
         if band < 1 or band > ds.count:
@@ -168,8 +134,6 @@ def _read_on_grid(path: str, band: int, grid, resampling: str):
 
 def _mask_on_grid(source: MaskSource, target: str, grid):
     """(mask bool, valid bool) of a building / road mask on the SR grid."""
-    import numpy as np
-
     if source.kind == "vector":
         from ..data.vectors import rasterize_vectors
 
@@ -183,8 +147,6 @@ def _mask_on_grid(source: MaskSource, target: str, grid):
 
 def _trust_beside(path: str) -> Any:
     """The summary of an up-to-date ``<sr>_trust.tif`` beside an output (the dock's "Also write a trust map"), or None."""
-    from ..inference.trust import read_summary
-
     beside = trust_path_for(path)
     if beside.is_file() and beside.stat().st_mtime >= Path(path).stat().st_mtime:
         summary = read_summary(beside)
@@ -203,8 +165,6 @@ def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, i
     output's metadata are used and the map goes to a temporary folder (an
     existing layer's folder is not written to).
     """
-    from ..inference.trust import trust_map
-
     found = _trust_beside(path)
     if found is not None:
         return found, False
@@ -216,20 +176,10 @@ def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, i
                      cancel=cancel), False
 
 
-#: Why the trust rows are empty when the comparison was asked not to make trust maps.
-NO_TRUST_NOTE = "trust maps not computed (tick 'Trust maps' to fill these rows; they take several times a run)"
-
-
 def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str, MaskSource],
           seg_checkpoints: Dict[str, str], device: str, grid, sr_valid, step: Progress,
           cancel: Optional[CancelToken]) -> Dict[str, float]:
     """Whole-raster Dice of each target: the segmentation of the SR output (prob > 0.5) against the mask."""
-    import numpy as np
-    import rasterio
-
-    from ..inference.segment import segment
-    from .metrics import SegCounts
-
     prob_path = work / f"prob_{index}.tif"
     seg = segment(path, [seg_checkpoints[t] for t in targets], out_prob=str(prob_path),
                       options=SegmentOptions(device=device), progress=sub_progress(step, 0.3, 0.9), cancel=cancel)
@@ -248,8 +198,6 @@ def _dice(path: str, index: int, work: Path, targets: List[str], masks: Dict[str
 def _score_reference(result: CompareResult, row: Dict[str, Optional[float]], path: str, reference: str,
                      reference_band: int, grid, border: int, cpsnr_cssim: Callable[..., Any]) -> None:
     """cPSNR / cSSIM of one output against the reference: per band pair, averaged (see :func:`band_pairs`)."""
-    import numpy as np
-
     try:
         pairs, note = band_pairs(path, reference, reference_band)
     except InputError as exc:  # no band in common: the other rows still come
@@ -310,8 +258,6 @@ def compare_outputs(
     are used); without it an up-to-date ``<sr>_trust.tif`` beside an output is
     still read. ``options``: :class:`core.options.CompareOptions`.
     """
-    from .metrics import cpsnr_cssim
-
     options = options or CompareOptions()
     masks = dict(masks or {})
     seg_checkpoints = {k: v for k, v in (seg_checkpoints or {}).items() if v}

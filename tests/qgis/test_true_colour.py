@@ -163,6 +163,7 @@ def test_polygons_are_solid_when_supported_and_dashed_when_not(qh, clean_qgis, t
     from qgis.core import QgsRenderContext, QgsRuleBasedRenderer, QgsVectorLayer
     from qgis.PyQt.QtCore import Qt
 
+    ogr.UseExceptions()  # as core/io/polygons.py does; GDAL >= 3.9 warns (FutureWarning) when neither is chosen
     styles = qh.ui("styles")
     path = tmp_path / "polygons.gpkg"
     ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))

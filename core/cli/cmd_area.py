@@ -38,10 +38,17 @@ import sys
 from typing import Any, Dict, Sequence
 
 from ..io.jsonsafe import json_safe
+from ..lazy import lazy_module
 from ..options import AREA_TILE_LR, AreaOptions, WaldOptions, add_cli_arguments, from_cli, parse_band
 from .progress import event_printer, print_messages
 
 __all__ = ["register"]
+
+# The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
+_synthetic_area = lazy_module("..data.synthetic.area", __package__)
+_area_finetune = lazy_module("..area.finetune", __package__)
+_area_wald = lazy_module("..area.wald", __package__)
+_tiles = lazy_module("..area.tiles", __package__)
 
 #: AreaOptions fields that only the preparation uses (``area finetune`` takes an area already prepared).
 PREPARE_FIELDS = ("band", "band_name", "val_fraction", "gap_tiles", "tile_lr")
@@ -61,11 +68,9 @@ def _fmt(value: Any) -> str:
 
 
 def _print_result(args: argparse.Namespace, result) -> None:
-    from ..area.finetune import metrics_for
-
     if args.progress == "jsonl":
         return
-    for key, label, _ in metrics_for(result.before.get("bands") or []):
+    for key, label, _ in _area_finetune.metrics_for(result.before.get("bands") or []):
         b, a = (result.before.get(key), result.after.get(key))
         print(f"{label:<32} before {_fmt(b):>7}  after {_fmt(a):>7}")
     print(f"checkpoint: {result.checkpoint}")
@@ -73,8 +78,6 @@ def _print_result(args: argparse.Namespace, result) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from ..area.tiles import prepare_area
-
     def progress(fraction: float, message: str) -> None:
         event: Dict[str, Any] = {"event": "log", "message": f"prepare: {message}", "stage": "prepare",
                                  "fraction": fraction}
@@ -87,10 +90,10 @@ def _prepare(args: argparse.Namespace) -> int:
         from ..area.bands import area_sr_card, network_bands
 
         bands = network_bands(area_sr_card(args.checkpoint))
-    result = prepare_area(args.revisits, parse_band(args.band), args.buildings, args.roads, args.out,
-                          tile_lr=args.tile_lr, val_fraction=args.val_fraction, gap_tiles=args.gap_tiles,
-                          min_valid=args.min_valid, band_name=args.band_name, overwrite=args.overwrite,
-                          progress=progress, bands=bands)
+    result = _tiles.prepare_area(
+        args.revisits, parse_band(args.band), args.buildings, args.roads, args.out, tile_lr=args.tile_lr,
+        val_fraction=args.val_fraction, gap_tiles=args.gap_tiles, min_valid=args.min_valid,
+        band_name=args.band_name, overwrite=args.overwrite, progress=progress, bands=bands)
     if args.progress == "jsonl":
         printer({"event": "done", **json_safe(result.as_dict())})
     else:
@@ -102,41 +105,35 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from ..area.finetune import finetune_area
-
     options = from_cli(AreaOptions, args, overrides=_overrides(args))
-    result = finetune_area(args.area, args.checkpoint, args.seg_buildings, args.seg_roads, args.out,
-                           options=options, progress=event_printer(args.progress), resume=not args.no_resume,
-                           command=_command_line())
+    result = _area_finetune.finetune_area(
+        args.area, args.checkpoint, args.seg_buildings, args.seg_roads, args.out, options=options,
+        progress=event_printer(args.progress), resume=not args.no_resume, command=_command_line())
     _print_result(args, result)
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..area.finetune import run_area
-
     options = from_cli(AreaOptions, args, overrides=_overrides(args))
-    result = run_area(args.revisits, args.buildings, args.roads, args.checkpoint, args.seg_buildings,
-                      args.seg_roads, args.out, options=options, progress=event_printer(args.progress),
-                      resume=not args.no_resume, command=_command_line())
+    result = _area_finetune.run_area(
+        args.revisits, args.buildings, args.roads, args.checkpoint, args.seg_buildings, args.seg_roads, args.out,
+        options=options, progress=event_printer(args.progress), resume=not args.no_resume, command=_command_line())
     _print_result(args, result)
     return 0
 
 
 def _wald(args: argparse.Namespace) -> int:
-    from ..area.wald import UPSCALED_METRICS, WALD_METRICS, adapt_area
-
     options = from_cli(WaldOptions, args, overrides=_overrides(args))
-    result = adapt_area(args.revisits, args.checkpoint, args.out, buildings_vector=args.buildings,
-                        roads_vector=args.roads, seg_buildings=args.seg_buildings, seg_roads=args.seg_roads,
-                        options=options, progress=event_printer(args.progress), resume=not args.no_resume,
-                        command=_command_line())
+    result = _area_wald.adapt_area(
+        args.revisits, args.checkpoint, args.out, buildings_vector=args.buildings, roads_vector=args.roads,
+        seg_buildings=args.seg_buildings, seg_roads=args.seg_roads, options=options,
+        progress=event_printer(args.progress), resume=not args.no_resume, command=_command_line())
     if args.progress == "jsonl":
         return 0
     bands = result.before["wald"].get("bands") or []
     per_band = {"wald": [(f"cpsnr_{b}", f"cPSNR 30 m -> 10 m {b} (dB)", True) for b in bands],
                 "upscaled": [(f"consistency_cpsnr_{b}", f"consistency cPSNR {b} (dB)", True) for b in bands]}
-    for part, metrics in (("wald", WALD_METRICS), ("upscaled", UPSCALED_METRICS)):
+    for part, metrics in (("wald", _area_wald.WALD_METRICS), ("upscaled", _area_wald.UPSCALED_METRICS)):
         for key, label, _ in list(metrics) + (per_band[part] if len(bands) > 1 else []):
             b, a = result.before[part].get(key), result.after[part].get(key)
             if key in result.before[part]:
@@ -152,8 +149,6 @@ def _synth(args: argparse.Namespace) -> int:
     World v2: rural land with villages, four bands (B02, B03, B04, B08), for the shipped networks; v1: the
     study's towns, one NIR band (B8), for one-band networks.
     """
-    from ..data.synthetic.area import write_area_files
-
     if args.world == "v2":
         from ..data.synthetic.world_v2 import make_world_scene
 
@@ -163,7 +158,7 @@ def _synth(args: argparse.Namespace) -> int:
         from ..data.synthetic.towns import make_scene
 
         scene = make_scene(size_hr=args.size, frames=args.frames, seed=args.seed, real_world=args.real_world)
-    files = write_area_files(scene, args.out, vector_crs=args.vector_crs)
+    files = _synthetic_area.write_area_files(scene, args.out, vector_crs=args.vector_crs)
     print(f"{len(files.revisits)} revisit(s) with bands {', '.join(scene.bands)}: {files.revisits[0].parent}")
     print(f"buildings: {files.buildings}")
     print(f"roads: {files.roads}")

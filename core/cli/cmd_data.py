@@ -21,6 +21,15 @@ from typing import Callable, List, Optional, Tuple
 
 from tqdm import tqdm
 
+from ..lazy import lazy_module
+
+# The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
+_degrade = lazy_module("..data.degrade", __package__)
+_mus2 = lazy_module("..data.mus2", __package__)
+_road_classes = lazy_module("..data.road_classes", __package__)
+_scene = lazy_module("..data.scene", __package__)
+_vectors = lazy_module("..data.vectors", __package__)
+
 
 def _bar(total_desc: str) -> Tuple[tqdm, Callable[[float, str], None]]:
     """A tqdm bar and a ``progress(fraction, message)`` callback that drives it."""
@@ -59,11 +68,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ..data.degrade import simulate_dataset
-
     bar, progress = _bar("simulate")
     try:
-        paths = simulate_dataset(
+        paths = _degrade.simulate_dataset(
             args.src,
             args.out,
             frames=args.frames,
@@ -116,33 +123,27 @@ def _mask_targets(out: Path, kinds: Tuple[str, ...]) -> List[Tuple[str, Path]]:
 
 
 def _rasterize(args: argparse.Namespace) -> int:
-    from ..data.vectors import rasterize_to_grid
-
     kinds = ("buildings", "roads") if args.kind == "both" else (args.kind,)
     widths = _widths(args.widths)
     for kind, target in _mask_targets(Path(args.out), kinds):
         layer = args.layer if len(kinds) == 1 else (args.buildings_layer if kind == "buildings" else args.roads_layer)
-        rasterize_to_grid(args.vectors, args.grid, target, kind=kind, layer=layer, widths=widths)
+        _vectors.rasterize_to_grid(args.vectors, args.grid, target, kind=kind, layer=layer, widths=widths)
         print(f"{kind}: {target}")
     return 0
 
 
 def _split(args: argparse.Namespace) -> int:
-    from ..data.scene import make_split
-
     fractions = tuple(float(x) for x in args.fractions.split(","))
-    assignment = make_split(args.root, seed=args.seed, fractions=fractions)
+    assignment = _scene.make_split(args.root, seed=args.seed, fractions=fractions)
     print(", ".join(f"{k}: {len(v)}" for k, v in assignment.items()) + f"  -> {Path(args.root) / 'split.json'}")
     return 0
 
 
 def _import_mus2(args: argparse.Namespace) -> int:
-    from ..data.mus2 import import_mus2
-
     bands = [b.strip() for b in args.band.split(",") if b.strip()]
     bar, progress = _bar("import-mus2")
     try:
-        paths = import_mus2(
+        paths = _mus2.import_mus2(
             args.src,
             args.out,
             band=bands,
@@ -207,16 +208,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--band", default="B8", help="band to read when --src is a MuS2 tree")
     p.set_defaults(func=_simulate)
 
-    from ..data.road_classes import DEFAULT_ROAD_WIDTH_M, NON_VEHICLE_CLASSES, ROAD_WIDTHS_M
 
     p = subparsers.add_parser(
         "rasterize",
         help="burn OSM buildings/roads from a vector file into masks on an HR grid",
         description="Reprojects to the grid's CRS, buffers roads by a width per OSM 'highway' class (or the "
         "feature's own width tag, in metres), rasterizes with the pixel-centre rule; writes uint8 0/1 GeoTIFFs. "
-        "Road widths in m: " + ", ".join(f"{k} {v:g}" for k, v in ROAD_WIDTHS_M.items())
-        + f"; other classes {DEFAULT_ROAD_WIDTH_M:g}. Left out as not roads for vehicles: "
-        + ", ".join(NON_VEHICLE_CLASSES) + " (include one with --widths, e.g. footway=2). "
+        "Road widths in m: " + ", ".join(f"{k} {v:g}" for k, v in _road_classes.ROAD_WIDTHS_M.items())
+        + f"; other classes {_road_classes.DEFAULT_ROAD_WIDTH_M:g}. Left out as not roads for vehicles: "
+        + ", ".join(_road_classes.NON_VEHICLE_CLASSES) + " (include one with --widths, e.g. footway=2). "
         "A layer with no usable feature, or whose features cover no pixel of the grid, is refused.",
         formatter_class=fmt,
     )

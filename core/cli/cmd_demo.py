@@ -6,17 +6,20 @@ import argparse
 from pathlib import Path
 
 from .. import RESOURCES
+from ..lazy import lazy_module
 
 __all__ = ["register"]
 
+# The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
+_showcase = lazy_module("..evaluation.showcase", __package__)
+_starter = lazy_module("..training.starter", __package__)
+
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..evaluation.showcase import DemoNotReady, run_demo
-
     try:
-        result = run_demo(Path(args.out), Path(args.models), seed=args.seed, size_hr=args.size,
-                          real_world=not args.simulated)
-    except DemoNotReady as exc:
+        result = _showcase.run_demo(Path(args.out), Path(args.models), seed=args.seed, size_hr=args.size,
+                                    real_world=not args.simulated)
+    except _showcase.DemoNotReady as exc:
         print(f"error: {exc}")
         return 1
     print(f"\nDemo finished in {result.seconds:.0f} s. Everything is in {result.out_dir}/:")
@@ -30,14 +33,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from ..training.starter import MODELS_DIR, STARTER_MODELS, build_starter_weights
-
-    known = {m.key for m in STARTER_MODELS}
+    known = {m.key for m in _starter.STARTER_MODELS}
     only = [k.strip() for k in args.only.split(",")] if args.only else None
     unknown = sorted(set(only or ()) - known)
     if unknown:
         raise ValueError(f"unknown starter model(s) {', '.join(unknown)}; choose among {', '.join(sorted(known))}")
-    build_starter_weights(out_dir=Path(args.out) if args.out else MODELS_DIR, work_dir=Path(args.work), only=only)
+    _starter.build_starter_weights(out_dir=Path(args.out) if args.out else _starter.MODELS_DIR,
+                                   work_dir=Path(args.work), only=only)
     return 0
 
 

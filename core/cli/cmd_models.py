@@ -15,6 +15,14 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
+from ..lazy import lazy_module
+
+# The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
+_official = lazy_module("..models.archs.hat.official", __package__)
+_registry = lazy_module("..models.registry", __package__)
+_torch = lazy_module("torch")
+_zoo = lazy_module("..models.zoo", __package__)
+
 # torch and the networks are imported inside the handlers so that `--help` stays fast.
 
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
@@ -22,9 +30,7 @@ _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 
 def _tensor_summary(path: Path) -> Dict[str, int]:
     """Counts read off the safetensors header: no tensor is loaded."""
-    from ..models.zoo import read_header
-
-    _, header = read_header(path)
+    _, header = _zoo.read_header(path)
     weights = other = 0
     for key, entry in header.items():
         if key == "__metadata__":
@@ -48,9 +54,7 @@ def _fmt_value(v: Any) -> str:
 
 
 def _card_lines(path: Path) -> List[str]:
-    from ..models.zoo import file_sha256, read_card
-
-    card = read_card(path)
+    card = _zoo.read_card(path)
     counts = _tensor_summary(path)
     what = "super-resolution" if card.task == "sr" else f"segmentation of {card.target or '?'}"
     rows = [("Checkpoint", str(path)), ("Name", card.name or "(unnamed)"), ("Task", what),
@@ -64,7 +68,7 @@ def _card_lines(path: Path) -> List[str]:
             _fmt_value(norm.get("offset")), _fmt_value(norm.get("scale")))),
         ("Weights", f"{counts['weights']:,} in {counts['tensors']} tensors"),
         ("Created", f"{card.created or '(unknown)'}   (card version {card.version})"),
-        ("File", f"{path.stat().st_size / 1e6:.2f} MB, sha256 {file_sha256(path)}"),
+        ("File", f"{path.stat().st_size / 1e6:.2f} MB, sha256 {_zoo.file_sha256(path)}"),
     ]
     if card.description:
         rows.append(("Description", card.description))
@@ -79,26 +83,20 @@ def _card_lines(path: Path) -> List[str]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..models.zoo import read_card
-
     path = Path(args.checkpoint)
     if args.json:
-        print(json.dumps(read_card(path).to_dict(), indent=2, sort_keys=True))
+        print(json.dumps(_zoo.read_card(path).to_dict(), indent=2, sort_keys=True))
     else:
         print("\n".join(_card_lines(path)))
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..models.registry import build, presets_of, registered
-
     rows = []
-    for arch in registered():
-        for preset in presets_of(arch):
-            with torch.device("meta"):  # count without allocating (HAT-L is 40M parameters)
-                model = build(arch, preset=preset)
+    for arch in _registry.registered():
+        for preset in _registry.presets_of(arch):
+            with _torch.device("meta"):  # count without allocating (HAT-L is 40M parameters)
+                model = _registry.build(arch, preset=preset)
             n = sum(p.numel() for p in model.parameters())
             rows.append((arch, preset, f"{n:,}"))
     print(f"{'arch':<8} {'preset':<12} {'parameters':>12}")
@@ -108,9 +106,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _import_hat(args: argparse.Namespace) -> int:
-    from ..models.archs.hat.official import import_official_hat
-
-    card = import_official_hat(
+    card = _official.import_official_hat(
         args.pth, args.out, preset=args.preset, in_chans=args.in_chans, scale=args.scale,
         bands=args.bands, name=args.name,
     )

@@ -17,16 +17,19 @@ from __future__ import annotations
 import argparse
 
 from ..io.sentinel2 import BANDS_10M
+from ..lazy import lazy_module
 from ..options import ExportOptions, StackOptions, add_cli_arguments, from_cli
 from .progress import print_messages, run_with_bar
 
 __all__ = ["register"]
 
+# The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
+_io_stack = lazy_module("..io.stack", __package__)
+_s2_product = lazy_module("..io.s2_product", __package__)
+
 
 def _stack(args: argparse.Namespace) -> int:
-    from ..io.stack import build_stack
-
-    result, code = run_with_bar("stacking", build_stack, inputs=args.inputs, out_path=args.out,
+    result, code = run_with_bar("stacking", _io_stack.build_stack, inputs=args.inputs, out_path=args.out,
                                 options=from_cli(StackOptions, args))
     if result is None:
         return code
@@ -37,13 +40,11 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..io.s2_product import export_product, open_product
-
     opts = from_cli(ExportOptions, args)
-    product = open_product(args.product)
+    product = _s2_product.open_product(args.product)
     messages: list = []
-    path, code = run_with_bar("exporting", export_product, product=product, out_path=args.out, bands=opts.bands,
-                              extent=opts.extent, scl_nodata=opts.scl_nodata, messages=messages)
+    path, code = run_with_bar("exporting", _s2_product.export_product, product=product, out_path=args.out,
+                              bands=opts.bands, extent=opts.extent, scl_nodata=opts.scl_nodata, messages=messages)
     if path is None:
         return code
     print_messages(messages)

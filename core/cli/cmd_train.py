@@ -17,28 +17,38 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
+from tqdm import tqdm
+
+from ..lazy import lazy_module
 from ..options import EvaluateOptions
 from .progress import event_printer
 
 __all__ = ["register"]
 
+# The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
+_atomic = lazy_module("..io.atomic", __package__)
+_config = lazy_module("..training.config", __package__)
+_distributed = lazy_module("..training.distributed", __package__)
+_evaluate = lazy_module("..evaluation.evaluate", __package__)
+_experiments = lazy_module("..training.experiments", __package__)
+_report = lazy_module("..evaluation.report", __package__)
+_trainer = lazy_module("..training.trainer", __package__)
+_writer = lazy_module("..io.writer", __package__)
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..training.config import ConfigError, load_config
-    from ..training.trainer import train
-
     overrides = list(args.set or [])
     if args.device:
         overrides.append(f"device={args.device}")
     if args.out:
         overrides.append(f"out_dir={args.out}")
-    config = load_config(args.config, overrides)
+    config = _config.load_config(args.config, overrides)
     run_config = Path(config.out_dir) / "config.yaml"
     if run_config.exists() and run_config.resolve() == Path(args.config).resolve():
-        raise ConfigError(f"{args.config}: is the run folder's own config.yaml, which training rewrites with the "
-                          "resolved recipe; copy it elsewhere and train from the copy")
+        raise _config.ConfigError(f"{args.config}: is the run folder's own config.yaml, which training rewrites "
+                                  "with the resolved recipe; copy it elsewhere and train from the copy")
     progress = event_printer(args.progress)  # train() reports from rank 0 only under torchrun
-    best = train(config, progress=progress, resume=not args.no_resume)
+    best = _trainer.train(config, progress=progress, resume=not args.no_resume)
     if args.progress != "jsonl":
         print(best)
     return 0
@@ -56,15 +66,9 @@ def _print_metrics(result: Dict[str, Any]) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..evaluation.evaluate import evaluate_checkpoint
-    from ..io.atomic import write_json_atomic
-    from ..io.writer import check_output_path
-    from ..training.distributed import resolve_device
-
     if args.json:  # before the evaluation: a wrong path must not cost the whole run and its metrics
-        check_output_path(args.json, [p for p in (args.checkpoint, args.seg_buildings, args.seg_roads) if p])
+        inputs = [p for p in (args.checkpoint, args.seg_buildings, args.seg_roads) if p]
+        _writer.check_output_path(args.json, inputs)
     bar = tqdm(total=100, desc="evaluating", unit="%", file=sys.stderr, leave=False)
 
     def progress(pct: float, msg: str) -> None:
@@ -73,21 +77,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         options = EvaluateOptions(split=args.split, max_scenes=args.max_scenes,
-                                  device=resolve_device(args.device).type, tile=args.tile, overlap=args.overlap,
-                                  hr_reference=args.hr_reference)
-        result = evaluate_checkpoint(args.checkpoint, args.data, seg_buildings=args.seg_buildings,
-                                     seg_roads=args.seg_roads, options=options, progress=progress)
+                                  device=_distributed.resolve_device(args.device).type, tile=args.tile,
+                                  overlap=args.overlap, hr_reference=args.hr_reference)
+        result = _evaluate.evaluate_checkpoint(args.checkpoint, args.data, seg_buildings=args.seg_buildings,
+                                               seg_roads=args.seg_roads, options=options, progress=progress)
     finally:
         bar.close()
     if args.json:
-        write_json_atomic(args.json, result)
+        _atomic.write_json_atomic(args.json, result)
     _print_metrics(result)
     return 0
 
 
 def _cmd_experiments_run(args: argparse.Namespace) -> int:
-    from ..training.experiments import load_profile, run_grid
-
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     roots = {}
     if args.data_simulated:
@@ -95,10 +97,10 @@ def _cmd_experiments_run(args: argparse.Namespace) -> int:
     if args.data_real:
         roots["real"] = args.data_real
     printer = event_printer(args.progress)
-    rows = run_grid(args.grid, only=only, data_roots=roots, epochs=args.epochs, out_dir=args.out,
-                    device=args.device, overrides=args.set or [], progress=printer,
-                    resume=not args.no_resume, max_test_scenes=args.max_test_scenes,
-                    profile=load_profile(args.profile) if args.profile else None)
+    rows = _experiments.run_grid(args.grid, only=only, data_roots=roots, epochs=args.epochs, out_dir=args.out,
+                                 device=args.device, overrides=args.set or [], progress=printer,
+                                 resume=not args.no_resume, max_test_scenes=args.max_test_scenes,
+                                 profile=_experiments.load_profile(args.profile) if args.profile else None)
     if args.progress != "jsonl":
         for r in rows:
             cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items()
@@ -110,19 +112,16 @@ def _cmd_experiments_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ..evaluation.report import plot_training_curves
-    from ..training.experiments import write_grid_report
-    from ..training.trainer import curves_history
-
     run_dir = Path(args.run_dir)
     if (run_dir / "rows.json").is_file():
         rows = json.loads((run_dir / "rows.json").read_text(encoding="utf-8"))
-        paths = write_grid_report(run_dir, rows, args.title)
+        paths = _experiments.write_grid_report(run_dir, rows, args.title)
         print(paths["html"])
         return 0
     if (run_dir / "history.json").is_file():
         history = json.loads((run_dir / "history.json").read_text(encoding="utf-8"))
-        print(plot_training_curves(curves_history(history), run_dir / "training_curves.png", title=args.title))
+        print(_report.plot_training_curves(_trainer.curves_history(history), run_dir / "training_curves.png",
+                                           title=args.title))
         return 0
     raise FileNotFoundError(f"{run_dir}: neither rows.json (an experiment grid) nor history.json (a training run)")
 

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
+from tqdm import tqdm
+
 from ..io.jsonsafe import json_safe
 from ..jobs import Cancelled, OutputError
 
@@ -25,8 +27,6 @@ def fresh_line() -> None:
 
 
 def progress_bar(desc: str) -> Tuple[Callable[[float, str], None], Callable[[], None]]:
-    from tqdm import tqdm
-
     bar = tqdm(total=100, desc=desc, file=sys.stderr, leave=False,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
 
@@ -97,8 +97,6 @@ class _TqdmPrinter:
         self.bar = None
 
     def __call__(self, event: Dict[str, Any]) -> None:
-        from tqdm import tqdm
-
         kind = event.get("event")
         prefix = f"[{event['experiment']}] " if event.get("experiment") else ""
         if kind == "step":

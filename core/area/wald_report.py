@@ -198,7 +198,9 @@ def write_wald_report(stem: Path, area: Mapping[str, Any], wald: Mapping[str, An
         "natural images and bicubic about 1-2), object-free false positives (share of land farther than 20 m from "
         "any mapped object that the frozen network flags; bicubic = the same network on the bicubic upsampling), "
         "Dice against the rasterized vectors, consistency cPSNR (output degraded back to 10 m vs the clearest "
-        "revisit).",
+        "revisit)." + (" With several bands, the 30 m -> 10 m cPSNR/cSSIM are over all bands jointly (one error, "
+                       "as the evaluator computes it), the per-band rows each band alone, and the consistency "
+                       "cPSNR the mean of the bands' values." if len(before["wald"].get("bands") or []) > 1 else ""),
         "",
         f"- started from: `{start}`",
         f"- adapted checkpoint: `{checkpoint}`",

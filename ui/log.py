@@ -15,7 +15,7 @@ import traceback
 from typing import Any, Optional
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
-from qgis.PyQt.QtCore import QDateTime, Qt
+from qgis.PyQt.QtCore import QDateTime, Qt, QTimer
 from qgis.PyQt.QtWidgets import QPlainTextEdit, QWidget
 
 TAG = "S2 super-resolution"
@@ -91,7 +91,25 @@ class LogView(QPlainTextEdit):
         self.setMaximumBlockCount(max_lines)
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.setPlaceholderText("Messages from super-resolution, segmentation and comparison runs appear here.")
+        # Follow new lines until the analyst scrolls up, and again once they scroll back down. Qt's own rule
+        # ("follow while the bar is at the bottom") was lost whenever the dock's layout resized the view during a
+        # run (a Segment or Compare result), and the log stopped following for good (issue 21).
+        self.following = True
+        self.verticalScrollBar().actionTriggered.connect(lambda _action: QTimer.singleShot(0, self._user_scrolled))
         QgsApplication.messageLog().messageReceived.connect(self._received, Qt.ConnectionType.QueuedConnection)
+
+    def _user_scrolled(self) -> None:
+        bar = self.verticalScrollBar()
+        self.following = bar.value() >= bar.maximum()
+
+    def _to_end(self) -> None:
+        if self.following:
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._to_end()
 
     def _received(self, message: str, tag: str, level: Any) -> None:
         if tag != TAG:
@@ -100,6 +118,7 @@ class LogView(QPlainTextEdit):
             return  # tracebacks stay in QGIS's panel; this view is for the analyst
         stamp = QDateTime.currentDateTime().toString("HH:mm:ss")
         self.appendPlainText(f"{stamp}  {self._PREFIX.get(level, '')}{message}")
+        self._to_end()
 
     def detach(self) -> None:
         """Stop listening (called when the dock is unloaded)."""

@@ -26,6 +26,7 @@ from rasterio.windows import transform as window_transform
 from .. import __version__
 from ..io.checks import check_inputs, enforce
 from ..io.polygons import write_mask_vectors
+from ..io.radiometry import radiometry_notes
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
 from ..jobs import CancelToken, InputError, OutputError, Progress, check_cancel, progress_fn
@@ -215,9 +216,7 @@ def segment(
         valid_fraction = min(f.valid_fraction for f in bands)
         if valid_fraction <= 0.0:
             raise InputError(f"{bands[0].label}: no valid pixels in the area to process (every pixel is nodata)")
-        for f in bands:
-            if not f.radiometry.is_identity:
-                messages.append(f"{f.label}: {f.radiometry.source}")
+        messages.extend(radiometry_notes(bands))
         fallback = float(np.mean([f.mean_reflectance for f in bands]))
         o_grid = Grid(grid.crs, window_transform(window, grid.transform), int(window.width), int(window.height))
         tags = {

@@ -46,6 +46,7 @@ from .. import __version__
 from ..io.checks import check_inputs, enforce
 from ..io.geo import compose
 from ..io.qgis_style import style_path_for, write_composite_style
+from ..io.radiometry import radiometry_notes
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
 from ..io.writer import GeoTiffSink, check_output_path, geotiff_profile
 from ..jobs import CancelToken, InputError, Progress, check_cancel, progress_fn
@@ -249,9 +250,7 @@ def super_resolve(
         frames_used = [groups.labels[i] for i in chosen]
         messages.append("frames used: " + "; ".join(f"{lbl} ({fractions[i]:.0%} valid)"
                                                      for lbl, i in zip(frames_used, chosen)))
-        for f in {id(f): f for i in chosen for f in groups.dates[i]}.values():
-            if not f.radiometry.is_identity:
-                messages.append(f"{f.label}: {f.radiometry.source}")
+        messages.extend(radiometry_notes({id(f): f for i in chosen for f in groups.dates[i]}.values()))
         fallback = groups.fallback(fractions)
 
         in_nodata = ref.nodata

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
 from ..jobs import InputError
 
-__all__ = ["S2_DN_SCALE", "Radiometry", "ImplausibleRadiometry", "check_plausible", "detect_radiometry"]
+__all__ = ["S2_DN_SCALE", "Radiometry", "ImplausibleRadiometry", "check_plausible", "detect_radiometry",
+           "radiometry_notes"]
 
 #: Sentinel-2 L1C/L2A digital numbers are reflectance x 10000.
 S2_DN_SCALE = 1e-4
@@ -96,3 +98,24 @@ def detect_radiometry(ds, bidx: int, sample: np.ndarray, dtype: str) -> Radiomet
     if np.issubdtype(np.dtype(dtype), np.floating) and high > 100.0:
         return Radiometry(S2_DN_SCALE, 0.0, "no scale metadata; float values above 100 read as Sentinel-2 DN x 1e-4")
     return Radiometry()
+
+
+def radiometry_notes(frames: Sequence[Any]) -> List[str]:
+    """One line per way the frames' values were read (``frame.label``, ``frame.radiometry``), identity left out.
+
+    Why grouped: nine revisits of four bands without scale metadata wrote 36
+    identical "no scale metadata" lines into the log of every run (issue 21);
+    now it is one line naming how many frames and the first of them.
+    """
+    groups: Dict[str, List[str]] = {}
+    for frame in frames:
+        if not frame.radiometry.is_identity:
+            groups.setdefault(frame.radiometry.source, []).append(frame.label)
+    notes = []
+    for source, labels in groups.items():
+        if len(labels) == 1:
+            notes.append(f"{labels[0]}: {source}")
+        else:
+            shown = ", ".join(labels[:2]) + (f" ... {labels[-1]}" if len(labels) > 2 else "")
+            notes.append(f"{len(labels)} frames ({shown}): {source}")
+    return notes

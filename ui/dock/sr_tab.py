@@ -164,7 +164,17 @@ class SuperResolveTab(QWidget):
         self.band_combo = QgsRasterBandComboBox()
         self.band_combo.setObjectName("inputBandCombo")
         self.band_label = QLabel("Band")
-        form.addRow(self.band_label, self.band_combo)
+        # with 'All 10 m bands' the box would still say one band (B08) while all four are used (issue 21)
+        self.bands_note = QLabel("all four 10 m bands: B02, B03, B04, B08")
+        self.bands_note.setObjectName("inputBandsNote")
+        self.bands_note.setWordWrap(True)
+        row = QWidget()
+        row_layout = QHBoxLayout(row)
+        row_layout.setContentsMargins(0, 0, 0, 0)
+        row_layout.addWidget(self.band_combo, 1)
+        row_layout.addWidget(self.bands_note, 1)
+        self.bands_note.hide()
+        form.addRow(self.band_label, row)
         self.check_label = wrapped_label(rich=True)
         self.check_label.setObjectName("inputCheckLabel")
         form.addRow(self.check_label)
@@ -337,7 +347,18 @@ class SuperResolveTab(QWidget):
         layer = self.layer_combo.currentLayer()
         return [layer] if isinstance(layer, QgsRasterLayer) else []
 
+    def _show_bands_used(self) -> None:
+        """The Band row: the band box for one band, the four band names when all four are used."""
+        more = getattr(self, "more", None)
+        all_bands = bool(more is not None and more.values().get("all_bands"))
+        dates = self.mode_combo.currentIndex() == DATES
+        self.band_combo.setVisible(not all_bands and not dates)
+        self.bands_note.setVisible(all_bands and not dates)
+        self.band_label.setVisible(not dates)
+        self.band_label.setText("Bands" if all_bands else "Band")
+
     def _input_changed(self, *_args: Any) -> None:
+        self._show_bands_used()
         layers = self.selected_layers()
         first = layers[0] if layers else None
         if self.band_combo.layer() is not first:

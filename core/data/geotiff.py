@@ -13,7 +13,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -112,8 +112,9 @@ def write_geotiff(
     transform: Affine,
     nodata: Optional[float] = None,
     descriptions: Optional[Sequence[str]] = None,
+    tags: Optional[Dict[str, str]] = None,
 ) -> Path:
-    """Write [C, H, W] (or [H, W]) as a compressed GeoTIFF that QGIS places correctly."""
+    """Write [C, H, W] (or [H, W]) as a compressed GeoTIFF that QGIS places correctly (``tags``: dataset metadata)."""
     path = Path(path)
     if data.ndim == 2:
         data = data[None]
@@ -135,6 +136,8 @@ def write_geotiff(
             ds.write(data)
             for i, name in enumerate(descriptions or [], start=1):
                 ds.set_band_description(i, name)
+            if tags:
+                ds.update_tags(**tags)
     except (RasterioError, CPLError) as exc:
         raise OutputError(f"{path}: writing failed ({' '.join(str(exc).split())})") from exc
     # GDAL < 3.7 only logs a failure to flush the file on close (a full disk): read it back.

@@ -212,7 +212,11 @@ def _write_scene_files(scene: Scene, folder: Path) -> None:
     for t in range(scene.frames):
         name = f"lr/t{t:02d}.tif"
         dn = to_dn(scene.lr[t], scene.lr_valid[t], scene.radiometric_scale)
-        write_geotiff(folder / name, dn, scene.crs, scene.lr_transform, nodata=0, descriptions=scene.bands)
+        # the date in the file too (not only scene.json), where readers of plain rasters look for it: a scene's
+        # revisits can then be stacked, checked and shown like any dated export (issue 21)
+        day = scene.dates[t] if t < len(scene.dates) else None
+        write_geotiff(folder / name, dn, scene.crs, scene.lr_transform, nodata=0, descriptions=scene.bands,
+                      tags={"ACQUISITION_DATE": day, "S2_DATE": day} if day else None)
         lr_files.append(name)
     if scene.hr is not None:
         dn = to_dn(scene.hr, scene.hr_valid, scene.radiometric_scale)

@@ -23,8 +23,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..evaluation.scene_predict import predict_seg_image
 from ..inference.bands import band_of_frame, canonical_band
 from ..jobs import InputError, PathLike
+from ..models.zoo import read_card
 
 __all__ = ["AreaBands", "area_sr_card", "network_bands", "arrange_frames", "band_positions", "seg_channels",
            "check_seg_networks", "seg_probs"]
@@ -40,8 +42,6 @@ def area_sr_card(path: PathLike) -> Any:
     bands (``in_chans`` > 1 but fewer band names): the tiles are read by name,
     so an unnamed band could only be guessed.
     """
-    from ..models.zoo import read_card
-
     card = read_card(path)
     if card.task != "sr":
         raise InputError(f"{path}: a {card.task} checkpoint; choose a super-resolution checkpoint")
@@ -166,8 +166,6 @@ def seg_channels(sr_bands: Sequence[str], seg_card: Any, path: PathLike) -> List
 
 def check_seg_networks(sr_card: Any, seg_paths: Sequence[Optional[PathLike]]) -> None:
     """Refuse, before anything is cut or trained, segmentation networks that cannot read the SR output."""
-    from ..models.zoo import read_card
-
     for path in seg_paths:
         if path is None or not Path(path).is_file():
             continue  # a missing file is named by the job's own check
@@ -182,8 +180,6 @@ def seg_probs(nets: Sequence[Tuple[Any, Sequence[int]]], image: np.ndarray, vali
 
     Networks reading the same channels in the same order (the usual case) share one tiled pass.
     """
-    from ..evaluation.scene_predict import predict_seg_image
-
     groups: Dict[Tuple[int, ...], List[int]] = {}
     for k, (_net, channels) in enumerate(nets):
         groups.setdefault(tuple(int(c) for c in channels), []).append(k)

@@ -38,11 +38,26 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
+import yaml
 
 from .. import RESOURCES
+from ..data.degrade import Degradation, sigma_for_bands
+from ..data.patches import choose_frames
+from ..evaluation.evaluate import load_split_scenes, scalar_metrics
+from ..evaluation.metrics import SegCounts, cpsnr
+from ..evaluation.scene_predict import predict_sr_scene
+from ..inference.loading import load_model
+from ..inference.planning import TilePlan
+from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
 from ..options import AreaOptions
+from ..training.config import load_config, validate_config
+from ..training.distributed import resolve_device
+from ..training.trainer import train
 from .bands import area_sr_card, band_positions, check_seg_networks, network_bands, seg_channels, seg_probs
+from .report import write_area_report
 from .stages import Event, RunResult, cached_result, event_sink, log_stage
+from .tiles import AREA_JSON, prepare_area, read_area
 
 __all__ = [
     "AreaResult",
@@ -106,16 +121,6 @@ def evaluate_area(
     ``bands``, ``tiles``, ``per_tile`` rows. ``tile``/``overlap``: the LR tile
     plan (the training run's validation tiles), widened to a whole area tile.
     """
-    import torch
-
-    from ..data.degrade import Degradation, sigma_for_bands
-    from ..data.patches import choose_frames
-    from ..evaluation.evaluate import load_split_scenes
-    from ..evaluation.metrics import SegCounts, cpsnr
-    from ..evaluation.scene_predict import predict_sr_scene
-    from ..inference.loading import load_model
-    from ..inference.planning import TilePlan
-
     dev = torch.device(device)
     loaded = load_model(checkpoint, dev)
     card = loaded.card
@@ -198,9 +203,6 @@ def _finite(v: Any) -> Optional[float]:
 
 def _config(area_root: Path, run_dir: Path, sr_checkpoint: PathLike, seg_buildings: PathLike,
             seg_roads: PathLike, opts: AreaOptions, tile_lr: int):
-    import yaml
-
-    from ..training.config import load_config, validate_config
 
     card = area_sr_card(sr_checkpoint)
     over: Dict[str, Any] = {
@@ -262,11 +264,6 @@ def finetune_area(
     A killed run started again with the same arguments resumes training from
     ``out_dir/train/last.pt``.
     """
-    from ..evaluation.evaluate import scalar_metrics
-    from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
-    from ..training.trainer import train
-    from .tiles import read_area
-
     t0 = time.perf_counter()
     opts = options or AreaOptions()
     emit = event_sink(progress)
@@ -331,7 +328,6 @@ def finetune_area(
     registered = out_dir / CHECKPOINT_NAME
     save_checkpoint(registered, model, card)
 
-    from .report import write_area_report
 
     seconds = time.perf_counter() - t0
     paths = write_area_report(out_dir / REPORT_STEM, area=area, before=before, after=after,
@@ -343,8 +339,6 @@ def finetune_area(
 
 
 def _device(device: str) -> str:
-    from ..training.distributed import resolve_device
-
     return str(resolve_device(device))
 
 
@@ -373,8 +367,6 @@ def run_area(
     when it came from the same inputs (so a resumed run does not cut the
     tiles again).
     """
-    from .tiles import AREA_JSON, prepare_area
-
     opts = options or AreaOptions()
     emit = event_sink(progress)
     out_dir = Path(out_dir)

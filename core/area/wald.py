@@ -75,15 +75,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+import torch
+import yaml
+
 from .. import RESOURCES
+from ..data.scene import list_scenes, read_scene
+from ..evaluation.evaluate import load_split_scenes
+from ..inference.loading import load_model
 from ..io.paths import check_output_folder
 from ..jobs import InputError, check_cancel
+from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
 from ..options import AreaOptions, WaldOptions
+from ..training.config import load_config, validate_config
+from ..training.distributed import resolve_device
+from ..training.trainer import train
 from .bands import area_sr_card, check_seg_networks, network_bands
 from .stages import Event, RunResult, cached_result, event_sink, log_stage
+from .tiles import AREA_JSON, prepare_area, read_area
 from .wald_eval import evaluate_upscaled, evaluate_wald
 from .wald_pairs import MIN_WALD_TILE, SCALE, WALD_JSON, WaldPrepared, prepare_wald, read_wald, wald_scene
-from .wald_report import UPSCALED_METRICS, WALD_METRICS  # what is reported, in report order
+from .wald_report import (  # what is reported, in report order
+    UPSCALED_METRICS,
+    WALD_METRICS,
+    write_wald_report,
+)
 
 __all__ = [
     "WALD_RECIPE",
@@ -119,11 +134,6 @@ def _measure(checkpoint: PathLike, wald_root: Path, area_root: Path, seg_paths: 
     Both through the plugin's default tile plan for the network (what ``super_resolve`` would use), not
     the trainer's small validation tiles: the numbers describe what the plugin writes.
     """
-    import torch
-
-    from ..evaluation.evaluate import load_split_scenes
-    from ..inference.loading import load_model
-
     dev = torch.device(device)
     loaded = load_model(checkpoint, dev, task="sr")
     seg = {}
@@ -146,11 +156,6 @@ def _measure(checkpoint: PathLike, wald_root: Path, area_root: Path, seg_paths: 
 
 def _preview(checkpoint: PathLike, area_root: Path, device: str) -> Optional[Dict[str, Any]]:
     """The first held-out tile's 10 m -> 3.33 m images only (for the figure of a resumed run)."""
-    import torch
-
-    from ..data.scene import list_scenes, read_scene
-    from ..inference.loading import load_model
-
     paths = list_scenes(area_root, split="test")
     if not paths:
         return None
@@ -163,9 +168,6 @@ def _preview(checkpoint: PathLike, area_root: Path, device: str) -> Optional[Dic
 
 def _config(wald_root: Path, run_dir: Path, sr_checkpoint: PathLike, opts: WaldOptions, tile_30m: int,
             sigma: Union[float, Sequence[float]], area_name: str):
-    import yaml
-
-    from ..training.config import load_config, validate_config
 
     card = area_sr_card(sr_checkpoint)
     over: Dict[str, Any] = {
@@ -257,12 +259,6 @@ def adapt_area(
     prepared tiles and the "before" measurement and resumes training from
     ``OUT/train/last.pt``. Everything is written inside ``out_dir``.
     """
-    from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
-    from ..training.distributed import resolve_device
-    from ..training.trainer import train
-    from .tiles import AREA_JSON, prepare_area, read_area
-    from .wald_report import write_wald_report
-
     t0 = time.perf_counter()
     opts = options.to_wald() if isinstance(options, AreaOptions) else (options or WaldOptions())
     emit = event_sink(progress)

@@ -11,8 +11,16 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+import torch
 
+from ..data.degrade import Degradation, sigma_for_bands
+from ..evaluation.evaluate import FP_MARGIN_HR, evaluate_sr
+from ..evaluation.metrics import SegCounts, cpsnr, cpsnr_cssim
+from ..evaluation.scene_predict import bicubic_baseline, object_free, predict_sr_scene, valid_hr
+from ..inference.planning import plan_tiles
 from ..jobs import check_cancel
+from ..models.artifacts import grid_score
+from .bands import band_positions, seg_channels, seg_probs
 
 __all__ = ["evaluate_wald", "evaluate_upscaled"]
 
@@ -29,8 +37,6 @@ def _finite(v: Any) -> Optional[float]:
 
 def _bands(scene_bands: Sequence[str], loaded: Any) -> List[int]:
     """The tiles' band indices the network takes, in its card's order (one, or every band it names)."""
-    from .bands import band_positions
-
     return band_positions(scene_bands, loaded.card, loaded.source)
 
 
@@ -52,11 +58,6 @@ def evaluate_wald(loaded, scenes: Sequence, plan=None, progress: Optional[Progre
     ``cpsnr_bicubic``, ``cssim_bicubic``, ``tiles``, ``per_tile``; for a
     multi-band network ``cpsnr_<band>`` and ``cpsnr_bicubic_<band>`` per band too.
     """
-    from ..evaluation.evaluate import evaluate_sr
-    from ..evaluation.metrics import cpsnr, cpsnr_cssim
-    from ..evaluation.scene_predict import bicubic_baseline, predict_sr_scene, valid_hr
-    from ..inference.planning import plan_tiles
-
     bands = _bands(scenes[0].bands, loaded)
     names = [scenes[0].bands[b] for b in bands]
     plan = plan or plan_tiles(loaded.card, loaded.device)
@@ -121,21 +122,6 @@ def evaluate_upscaled(loaded, scenes: Sequence, seg_models: Optional[Mapping[str
     network flags; counts summed over tiles) and ``<target>_dice``. With
     ``preview``, ``_preview`` holds the first tile's images (not for JSON).
     """
-    import torch
-
-    from ..data.degrade import Degradation, sigma_for_bands
-    from ..evaluation.evaluate import FP_MARGIN_HR
-    from ..evaluation.metrics import SegCounts, cpsnr
-    from ..evaluation.scene_predict import (
-        bicubic_baseline,
-        object_free,
-        predict_sr_scene,
-        valid_hr,
-    )
-    from ..inference.planning import plan_tiles
-    from ..models.artifacts import grid_score
-    from .bands import seg_channels, seg_probs
-
     seg_models = dict(seg_models or {})
     margin = FP_MARGIN_HR if fp_margin is None else int(fp_margin)
     bands = _bands(scenes[0].bands, loaded)

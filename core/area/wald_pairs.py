@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import torch
+from affine import Affine
 
+from ..data.degrade import Degradation, add_noise, sigma_for_bands
+from ..data.patches import choose_frames
+from ..data.scene import SPLIT_JSON, Scene, read_scene, write_json_atomic, write_scene
+from ..io.atomic import remove_orphans, replace_folder, temp_path_for
+from ..io.geo import compose
 from ..jobs import InputError, PathLike, Progress, check_cancel
+from .tiles import read_area
 
 __all__ = ["WALD_JSON", "SCALE", "MIN_WALD_TILE", "WaldPrepared", "wald_scene", "prepare_wald", "read_wald"]
 
@@ -62,14 +70,6 @@ def wald_scene(scene, sigma_hr: Union[float, Sequence[float]], noise: bool = Tru
     first, the others in their order; masks majority-pooled onto the 10 m grid.
     Tiles whose sides are not multiples of 3 lose their last rows/columns.
     """
-    import torch
-    from affine import Affine
-
-    from ..data.degrade import Degradation, add_noise
-    from ..data.patches import choose_frames
-    from ..data.scene import Scene
-    from ..io.geo import compose
-
     k = SCALE
     t, c, h0, w0 = scene.lr.shape
     h, w = (h0 // k) * k, (w0 // k) * k
@@ -138,11 +138,6 @@ def prepare_wald(area_root: PathLike, out: PathLike, noise: bool = True, seed: i
     one per band, in the tiles' order, for a multi-band one). Written into a hidden sibling
     folder and renamed into place at the end, like the area itself.
     """
-    from ..data.degrade import sigma_for_bands
-    from ..data.scene import SPLIT_JSON, read_scene, write_json_atomic, write_scene
-    from ..io.atomic import remove_orphans, replace_folder, temp_path_for
-    from .tiles import read_area
-
     report = progress or (lambda _f, _m: None)
     area_root, out = Path(area_root), Path(out)
     area = read_area(area_root)

@@ -26,12 +26,19 @@ import numpy as np
 import rasterio
 
 from ..data.scene import read_scene, to_dn, write_geotiff, write_scene
+from ..data.synthetic.world_v2 import make_world_scene
+from ..inference.segment import segment
+from ..inference.sr import super_resolve
 from ..io.qgis_style import TRUE_COLOUR  # red, green, blue
 from ..io.sentinel2 import canonical_band
 from ..models.artifacts import grid_score
+from ..models.zoo import read_card
 from ..options import SegmentOptions, SuperResolveOptions
 from .compare import band_names, read_band_reflectance
+from .evaluate import FP_MARGIN_HR
+from .metrics import SegCounts, cpsnr, cssim
 from .report import MetricSpec, plot_sr_comparison, render_markdown
+from .scene_predict import bicubic_baseline, object_free
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +123,6 @@ def run_demo(
     The scene is world v2 (4 bands); models whose cards name one band are run
     on that band of it (``band`` option), 4-band ones on all four at once.
     """
-    from ..data.synthetic.world_v2 import make_world_scene
-    from ..inference.segment import segment
-    from ..inference.sr import super_resolve
-    from ..models.zoo import read_card
-    from .evaluate import FP_MARGIN_HR
-    from .metrics import SegCounts, cpsnr, cssim
-    from .scene_predict import bicubic_baseline, object_free
-
     start = time.time()
     out_dir = Path(out_dir)
     models_dir = Path(models_dir)

@@ -28,7 +28,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 #: Files at the top of the plugin folder; the optional ones are taken when present.
 TOP_FILES: Tuple[str, ...] = ("__init__.py", "plugin.py", "metadata.txt", "LICENSE")
-OPTIONAL_TOP_FILES: Tuple[str, ...] = ("README.md",)
+OPTIONAL_TOP_FILES: Tuple[str, ...] = ("README.md", "requirements.txt")  # the pins the installer asks pip for
 #: Folders taken whole (see :func:`_skipped` for what is left out inside them).
 TOP_FOLDERS: Tuple[str, ...] = ("core", "ui", "resources")
 #: Keys QGIS's plugin manager and the plugin repository need in ``metadata.txt``.

@@ -73,7 +73,7 @@ def test_zip_has_one_top_folder_with_the_plugin_and_nothing_else(built: Dict[str
         assert expected, folder
         assert not set(expected) - files, sorted(set(expected) - files)
     top = {f for f in files if "/" not in f}
-    assert top == {"__init__.py", "plugin.py", "metadata.txt", "LICENSE"} | ({"README.md"} & set(os.listdir(ROOT)))
+    assert top == {"__init__.py", "plugin.py", "metadata.txt", "LICENSE"} | ({"README.md", "requirements.txt"} & set(os.listdir(ROOT)))
 
     # the script says what it wrote
     match = re.search(r"(\S+\.zip): (\d+) files, ([\d.]+) MB", built["stdout"])

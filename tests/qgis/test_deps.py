@@ -468,14 +468,18 @@ def test_cpu_index_serves_torch_and_torchvision_only(deps: ModuleType, pipmod: M
     plan = pipmod.plan_install(chosen, tmp_path / "target", tmp_path / "work", python="/opt/py/bin/python3",
                                cpu_wheels=True, pins=["numpy<2"], companions=deps.REQUIREMENTS)
     download, install = plan.commands
+    # the versions requirements.txt pins (issue 21: the installer asked for "torch>=2.1" and got the newest)
+    pins = pipmod.requirement_specs()
+    torch, vision, smp = pins["torch"], pins["torchvision"], pins["segmentation-models-pytorch"]
+    assert torch.startswith("torch==") and vision.startswith("torchvision==") and "==" in smp
     assert download[:4] == ["/opt/py/bin/python3", "-m", "pip", "download"]
     assert download[download.index("--index-url") + 1] == pipmod.TORCH_CPU_INDEX
-    assert download[-2:] == ["torch>=2.1", "torchvision"] and "--no-deps" in download
+    assert download[-2:] == [torch, vision] and "--no-deps" in download
     assert install[:4] == ["/opt/py/bin/python3", "-m", "pip", "install"]
     assert pipmod.TORCH_CPU_INDEX not in install and "--index-url" not in install  # everything else: PyPI
     assert install[install.index("--find-links") + 1] == str(plan.wheelhouse)
     assert install[install.index("--constraint") + 1] == str(plan.constraints)
-    assert install[-4:] == ["torch>=2.1", "segmentation-models-pytorch>=0.3.3", "pyyaml>=6.0", "torchvision"]
+    assert install[-4:] == [torch, smp, pins["pyyaml"], vision]
     # the constraints pin the CPU builds that step 1 downloaded
     plan.wheelhouse.mkdir(parents=True)
     (plan.wheelhouse / "torch-2.5.1+cpu-cp312-cp312-linux_x86_64.whl").write_bytes(b"")
@@ -488,6 +492,9 @@ def test_cpu_index_serves_torch_and_torchvision_only(deps: ModuleType, pipmod: M
                                     cpu_wheels=cpu, companions=deps.REQUIREMENTS)
         assert len(plain.commands) == 1 and pipmod.TORCH_CPU_INDEX not in plain.commands[0]
         assert plain.commands[0][3] == "install" and "--find-links" not in plain.commands[0]
+    # a requirement requirements.txt does not pin keeps its own floor; without the file, every floor
+    assert pipmod.pinned_spec(by["rasterio"]) == by["rasterio"].pip
+    assert pipmod.pinned_spec(by["torch"], pipmod.requirement_specs(tmp_path / "none.txt")) == by["torch"].pip
 
 
 def test_install_dialog_refuses_an_interpreter_of_another_python_version(

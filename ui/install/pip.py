@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .deps import DepsError, Requirement, dist_version, version_tuple
 from .interpreter import python_interpreter
@@ -39,6 +39,9 @@ __all__ = [
     "wheel_pins",
     "write_constraints",
     "explain_pip_failure",
+    "requirement_specs",
+    "pinned_spec",
+    "REQUIREMENTS_FILE",
 ]
 
 #: PyTorch's index of CPU-only wheels (a fraction of the size of the default CUDA wheels on Linux).
@@ -56,6 +59,39 @@ class InstallPlan:
     wheelhouse: Optional[Path] = None  # CPU wheels downloaded by the first command
     constraints: Optional[Path] = None
     pins: List[str] = field(default_factory=list)  # fixed lines of the constraints file (numpy)
+
+
+#: The pinned requirements the plugin is tested with (shipped in the plugin's zip beside plugin.py).
+REQUIREMENTS_FILE = Path(__file__).resolve().parents[2] / "requirements.txt"
+_REQUIREMENT_LINE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*((?:[<>=!~]=?|===)[^;#]*)?")
+
+
+def requirement_specs(path: Optional[Path] = None) -> Dict[str, str]:
+    """``{normalised name: specifier}`` of ``requirements.txt`` (``{"torch": "torch==2.14.1"}``); {} without it."""
+    path = REQUIREMENTS_FILE if path is None else Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    specs: Dict[str, str] = {}
+    for line in lines:
+        match = _REQUIREMENT_LINE.match(line.split("#", 1)[0])
+        if match and match.group(2):
+            name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+            specs[name] = f"{match.group(1)}{match.group(2).strip()}"
+    return specs
+
+
+def pinned_spec(req: Requirement, specs: Optional[Dict[str, str]] = None) -> str:
+    """What pip is asked for: the version ``requirements.txt`` pins (torch, smp ...), else the requirement's floor.
+
+    Why: the installer asked for ``torch>=2.1`` while the plugin is tested with
+    the exact versions in ``requirements.txt``; pip then fetched whatever was
+    newest (issue 21).
+    """
+    specs = requirement_specs() if specs is None else specs
+    name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ \[]", req.pip, maxsplit=1)[0]).lower()
+    return specs.get(name, req.pip)
 
 
 def numpy_constraints(version_of: Callable[[str], Optional[str]] = dist_version) -> List[str]:
@@ -144,12 +180,14 @@ def plan_install(
     if cpu_wheels and any(r.cpu_wheels for r in selected):
         cpu = [r for r in selected if r.cpu_wheels]
         cpu += [r for r in companions if r.cpu_wheels and r.module not in {c.module for c in cpu}]
-    packages = [r.pip for r in selected] + [r.pip for r in cpu if r not in selected]
+    specs = requirement_specs()
+    packages = [pinned_spec(r, specs) for r in selected] + [pinned_spec(r, specs) for r in cpu if r not in selected]
     wheelhouse = work_dir / "cpu-wheels" if cpu else None
     constraints = work_dir / "constraints.txt" if (pins or cpu) else None
     commands: List[List[str]] = []
     if cpu:
-        commands.append(download_command([r.pip for r in cpu], wheelhouse, cpu_source, extra_args, python))
+        commands.append(download_command([pinned_spec(r, specs) for r in cpu], wheelhouse, cpu_source, extra_args,
+                                         python))
     commands.append(pip_command(packages, target_dir, extra_args, python, constraints, wheelhouse))
     return InstallPlan(commands, wheelhouse, constraints, list(pins))
 

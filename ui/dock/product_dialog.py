@@ -85,7 +85,13 @@ class ProductDialog(QDialog):
             "become one GeoTIFF, clouds (SCL) as nodata, opened in true colour.", gray=True))
         self.input_list = QListWidget()
         self.input_list.setObjectName("productInputList")
-        self.input_list.setMaximumHeight(110 if self.mode == STACK else 40)
+        # tall enough for whole lines (it was 40 px: a scroll bar over a cut product name, issue 21); a long name is
+        # shortened in its middle, where a product name repeats itself, and is whole in the tool tip
+        lines = 5 if self.mode == STACK else 2
+        self.input_list.setFixedHeight(lines * (self.fontMetrics().lineSpacing() + 6) + 2 * self.input_list.frameWidth()
+                                       + 4)
+        self.input_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.input_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout.addWidget(self.input_list)
         buttons = QHBoxLayout()
         self.add_files_button = QPushButton("Add files…" if self.mode == STACK else "Choose file…")

@@ -44,7 +44,7 @@ def render_curves(h: Any, size: Tuple[int, int], dpi: int = DPI,
     # fixed margins, not layout="constrained": its solver (kiwisolver, C++) holds the GIL for seconds with the
     # twin axis, and the UI thread waited for it (issue 21)
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    figure.subplots_adjust(left=0.06, right=0.95, bottom=0.17, top=0.9, wspace=0.32)
+    figure.subplots_adjust(left=0.085, right=0.94, bottom=0.17, top=0.9, wspace=0.42)
     canvas = FigureCanvasAgg(figure)
     axes = figure.subplots(1, 3)
     twin = axes[2].twinx()  # cPSNR (dB) beside the 0..1 metrics

@@ -97,6 +97,25 @@ def test_a_family_importing_an_eager_library_on_first_build(tmp_path: Path) -> N
     assert state["default_after"] == "cpu"
 
 
+def test_models_list_counts_a_family_importing_an_eager_library(tmp_path: Path) -> None:
+    """``python -m core.cli models list`` builds every preset on meta too (it failed the same way on Debian 13)."""
+    (tmp_path / "eager_library.py").write_text(EAGER_LIBRARY, encoding="utf-8")
+    (tmp_path / "lazy_family.py").write_text(LAZY_FAMILY, encoding="utf-8")
+    state = _run("""
+        import contextlib, io, json
+        import lazy_family
+        from core.cli.main import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["models", "list"])
+        rows = [line.split() for line in out.getvalue().splitlines()]
+        print(json.dumps({"code": code, "toy": [r for r in rows if r and r[0] == "lazyimport"]}))
+    """, pythonpath=tmp_path)
+    assert state["code"] == 0
+    assert state["toy"] == [["lazyimport", "default", "20"]]  # conv 2x1x3x3 + 2 bias; the buffer is no parameter
+
+
 def test_every_family_from_a_cold_interpreter() -> None:
     state = _run("""
         import json, sys

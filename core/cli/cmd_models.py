@@ -19,8 +19,8 @@ from ..lazy import lazy_module
 
 # The engine, imported when a command runs: parsing --help stays free of torch (tests/test_cli_light.py).
 _official = lazy_module("..models.archs.hat.official", __package__)
+_meta = lazy_module("..models.meta_device", __package__)
 _registry = lazy_module("..models.registry", __package__)
-_torch = lazy_module("torch")
 _zoo = lazy_module("..models.zoo", __package__)
 
 # torch and the networks are imported inside the handlers so that `--help` stays fast.
@@ -95,7 +95,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for arch in _registry.registered():
         for preset in _registry.presets_of(arch):
-            with _torch.device("meta"):  # count without allocating (HAT-L is 40M parameters)
+            with _meta.meta_device():  # count without allocating (HAT-L is 40M parameters); imports on CPU
                 model = _registry.build(arch, preset=preset)
             n = sum(p.numel() for p in model.parameters())
             rows.append((arch, preset, f"{n:,}"))

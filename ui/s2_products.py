@@ -24,6 +24,7 @@ from qgis.core import (
     QgsRectangle,
 )
 
+from ..core.io.qgis_style import write_composite_style
 from .sources import Refused
 
 __all__ = ["FILE_FILTER", "product_label", "is_product_path", "input_crs", "extent_in_crs", "export_tags",
@@ -122,8 +123,6 @@ def write_default_style(path: os.PathLike) -> Optional[str]:
     """``<path>.qml`` (true colour by band name) beside an export or a stack, so QGIS opens it in true colour
     wherever it is loaded from (Processing's result layers, a later drag-and-drop); the sentence for the log,
     or None when the raster does not name B02, B03 and B04. A failure to write it is said, never raised."""
-    from ..core.io.qgis_style import write_composite_style
-
     try:
         style = write_composite_style(path)
     except OSError as exc:

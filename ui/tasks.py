@@ -33,10 +33,12 @@ from typing import Any, Callable, List, Optional, Sequence
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, QObject, pyqtSignal
 
+from ..core import api
 from ..core.io.qgis_style import style_path_for
 from ..core.jobs import Cancelled, CancelToken, Progress
 from ..core.options import ExportOptions, SegmentOptions, StackOptions, SuperResolveOptions
 from .log import log
+from .s2_products import write_default_style
 
 __all__ = ["CoreTask", "TaskRunner", "SuperResolveJob", "SegmentJob", "StackJob", "ExportJob", "sr_task",
            "seg_task", "stack_task", "export_task", "remove_outputs", "new_outputs", "class_path_for_trust", "SUCCEEDED", "FAILED", "CANCELLED"]
@@ -191,8 +193,6 @@ class SuperResolveJob:
     options: SuperResolveOptions = field(default_factory=SuperResolveOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
-        from ..core import api
-
         return api.super_resolve(self.inputs, self.out_path, self.checkpoint, self.options, progress=progress,
                                  cancel=cancel)
 
@@ -209,8 +209,6 @@ class SegmentJob:
     options: SegmentOptions = field(default_factory=SegmentOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
-        from ..core import api
-
         return api.segment(self.input_path, self.checkpoints, out_mask=self.out_mask, out_prob=self.out_prob,
                            vectors=self.vectors, options=self.options, progress=progress, cancel=cancel)
 
@@ -224,9 +222,6 @@ class StackJob:
     options: StackOptions = field(default_factory=StackOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
-        from ..core import api
-        from .s2_products import write_default_style
-
         result = api.build_stack(self.inputs, self.out_path, self.options, progress=progress, cancel=cancel)
         note = write_default_style(result.path)
         if note:
@@ -243,9 +238,6 @@ class ExportJob:
     options: ExportOptions = field(default_factory=ExportOptions)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> Any:
-        from ..core import api
-        from .s2_products import write_default_style
-
         path = api.export_product(self.product, self.out_path, self.options, progress=progress, cancel=cancel)
         write_default_style(path)
         return path

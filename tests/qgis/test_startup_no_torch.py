@@ -63,8 +63,12 @@ def test_plugin_and_provider_load_without_torch(tmp_path):
     assert defaults, out["defaults"]
     expected = {"CHECKPOINT": shipped["sr"], "SEG_BUILDINGS": shipped["segmentationbuildings"],
                 "SEG_ROADS": shipped["segmentationroads"]}
+    # area fine-tuning starts from the shipped task-driven RAMS (4 bands, multi-image) by design
+    expected_by_key = {"finetunearea.CHECKPOINT": str(api.shipped_models_dir() / "rams_taskdriven.safetensors")}
     for key, value in defaults.items():
         parameter = key.split(".")[-1]
-        if parameter in expected:
+        if key in expected_by_key:
+            assert value == expected_by_key[key], (key, value)
+        elif parameter in expected:
             assert value == expected[parameter], (key, value)
     assert any(k.endswith(".CHECKPOINT") for k in defaults), defaults

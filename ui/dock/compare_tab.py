@@ -38,6 +38,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...core import api
 from ...core.api import CompareResult, MaskSource
 from ...core.jobs import CancelToken, Progress, sub_progress
 from ...core.options import CompareOptions
@@ -70,8 +71,6 @@ class CompareJob:
     created: List[Path] = field(default_factory=list)
 
     def __call__(self, progress: Progress, cancel: CancelToken) -> CompareResult:
-        from ...core import api
-
         n_runs = len(self.runs)
         # the bar's share of each stage follows its cost: two super-resolutions, then the metrics (segmentation,
         # and the trust maps, which take several times a run, when asked for)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from qgis.core import Qgis, QgsSettings
 
+from ...core import api
 from ..log import log
 
 if TYPE_CHECKING:  # the card type, without importing core's model code at load
@@ -102,8 +103,6 @@ class ModelStore:
 
     def entries(self) -> List[ModelEntry]:
         """Shipped checkpoints (``resources/models``) then the user's, each listed once."""
-        from ...core import api
-
         out: List[ModelEntry] = []
         seen = set()
         for path, card in api.list_models():

@@ -29,6 +29,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...core import api
 from ..log import LogView, log, log_exception, notify
 from ..tasks import SuperResolveJob, TaskRunner
 from .compare_tab import ComparePanel
@@ -176,8 +177,6 @@ class SRDockWidget(QgsDockWidget):
 
     def add_checkpoint(self, path: str) -> Optional[ModelEntry]:
         """Offer ``path`` from now on (this session and the next ones) and select it."""
-        from ...core import api
-
         path = str(Path(path).resolve())
         try:
             card = api.model_card(path)

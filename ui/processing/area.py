@@ -28,6 +28,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ...core import api
 from ...core.options import AreaOptions
 from ..sources import Refused, export_vector, revisit_files
 from .base import (
@@ -99,8 +100,6 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
                 self.addOutput(QgsProcessingOutputNumber(f"{key.upper()}_{when}", f"{key} {when.lower()}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core import api
-
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
         options = options_from_parameters(AreaOptions, self, parameters, context)
         try:

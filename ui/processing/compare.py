@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core import api
 from ...core.options import CompareOptions
 from ..sources import Refused, mask_source
 from .base import AlgorithmBase, add_option_parameters, options_from_parameters, shipped_default
@@ -65,8 +66,6 @@ class CompareAlgorithm(AlgorithmBase):
                 self.addOutput(QgsProcessingOutputNumber(f"{name}_{suffix}", f"{title}, {label.lower()}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core import api
-
         outputs = {label: self.file_of(self.parameterAsRasterLayer(parameters, suffix, context), label)
                    for label, suffix in LABELS}
         reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)

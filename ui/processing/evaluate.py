@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
+from ...core import api
 from ...core.io.jsonsafe import json_safe
 from ...core.options import EvaluateOptions
 from .base import (
@@ -57,8 +58,6 @@ class EvaluateAlgorithm(AlgorithmBase):
             self.addOutput(QgsProcessingOutputNumber(key.upper(), key))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core import api
-
         options = options_from_parameters(EvaluateOptions, self, parameters, context)
         out_json = self.parameterAsFileOutput(parameters, "OUTPUT_JSON", context)
         try:

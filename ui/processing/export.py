@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from ...core import api
 from ...core.options import ExportOptions
 from ..s2_products import export_notes, export_tags, input_crs, write_default_style
 from ..sources import Refused
@@ -68,8 +69,6 @@ class ExportProductAlgorithm(AlgorithmBase):
             extent = extent_in_crs(self, parameters, context, crs)
         options = options_from_parameters(ExportOptions, self, parameters, context, extent=extent)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        from ...core import api
-
         try:
             path = api.export_product(product, out, options, progress=progress_to(feedback),
                                       cancel=FeedbackCancel(feedback))

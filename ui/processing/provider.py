@@ -12,6 +12,16 @@ from typing import List
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .area import FinetuneAreaAlgorithm
+from .compare import CompareAlgorithm
+from .evaluate import EvaluateAlgorithm
+from .export import ExportProductAlgorithm
+from .segment import SegmentAlgorithm
+from .stack import StackAlgorithm
+from .superresolve import SuperResolveAlgorithm
+from .train import TrainAlgorithm
+from .trust import TrustMapAlgorithm
+
 __all__ = ["PROVIDER_ID", "SRProcessingProvider", "all_algorithms"]
 
 PROVIDER_ID = "s2sr"
@@ -20,16 +30,6 @@ _ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "icon.png"
 
 def all_algorithms() -> List[QgsProcessingAlgorithm]:
     """One new instance of every algorithm, in toolbox order."""
-    from .area import FinetuneAreaAlgorithm
-    from .compare import CompareAlgorithm
-    from .evaluate import EvaluateAlgorithm
-    from .export import ExportProductAlgorithm
-    from .segment import SegmentAlgorithm
-    from .stack import StackAlgorithm
-    from .superresolve import SuperResolveAlgorithm
-    from .train import TrainAlgorithm
-    from .trust import TrustMapAlgorithm
-
     return [ExportProductAlgorithm(), StackAlgorithm(), SuperResolveAlgorithm(), SegmentAlgorithm(),
             EvaluateAlgorithm(), TrainAlgorithm(), FinetuneAreaAlgorithm(), TrustMapAlgorithm(), CompareAlgorithm()]
 

@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ...core import api
 from ...core.options import SegmentOptions
 from .base import (
     AlgorithmBase,
@@ -67,8 +68,6 @@ class SegmentAlgorithm(AlgorithmBase):
             if parameters.get("OUTPUT_VECTORS") else None
         if vectors and not vectors.lower().endswith(".gpkg"):
             raise QgsProcessingException(f"polygons are written as a GeoPackage: choose a .gpkg file, not {vectors}")
-        from ...core import api
-
         result = self.run_engine(feedback, api.segment, path, checkpoints, out_mask=mask, out_prob=prob,
                                  vectors=vectors, options=options)
         self.report(feedback, result.messages)

@@ -23,6 +23,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from ...core import api
 from ...core.options import StackOptions
 from ..s2_products import input_crs, stack_notes, write_default_style
 from ..sources import Refused
@@ -81,8 +82,6 @@ class StackAlgorithm(AlgorithmBase):
             extent = extent_in_crs(self, parameters, context, crs)
         options = options_from_parameters(StackOptions, self, parameters, context, extent=extent)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        from ...core import api
-
         result = self.run_engine(feedback, api.build_stack, inputs, out, options)
         self.report(feedback, stack_notes(result))
         self.report(feedback, [n for n in (write_default_style(result.path),) if n])

@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core import api
 from ...core.options import SuperResolveOptions
 from .base import (
     AlgorithmBase,
@@ -72,8 +73,6 @@ class SuperResolveAlgorithm(AlgorithmBase):
         options = options_from_parameters(SuperResolveOptions, self, parameters, context, **extra_options)
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        from ...core import api
-
         result = self.run_engine(feedback, api.super_resolve, inputs, out, checkpoint, options)
         self.report(feedback, result.messages)
         outputs: Dict[str, Any] = {"OUTPUT": str(result.path), "FRAMES_USED": "; ".join(result.frames_used)}

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ...core import api
 from .base import TRAIN_GROUP, TRAIN_GROUP_ID, AlgorithmBase, FeedbackCancel
 
 __all__ = ["TrainAlgorithm", "TRAIN_DEVICES"]
@@ -51,8 +52,6 @@ class TrainAlgorithm(AlgorithmBase):
         self.addOutput(QgsProcessingOutputFolder("RUN_DIR", "Run folder"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        from ...core import api
-
         overrides: Dict[str, Any] = {}
         data = self.parameterAsFile(parameters, "DATA", context)
         if data:

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core import api
 from ...core.options import TrustOptions
 from .base import AlgorithmBase, add_option_parameters, options_from_parameters
 
@@ -57,8 +58,6 @@ class TrustMapAlgorithm(AlgorithmBase):
         inputs: Optional[List[str]] = [self.file_of(lyr, "Revisit") for lyr in revisits] or None
         options = options_from_parameters(TrustOptions, self, parameters, context)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        from ...core import api
-
         summary = self.run_engine(feedback, api.trust_map, sr, inputs, out_path=out, options=options)
         self.report(feedback, summary.messages)
         result: Dict[str, Any] = {"OUTPUT": str(summary.path)}

@@ -36,7 +36,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...core.options import AreaOptions, to_cli_arguments
+from ...core.options import AreaOptions, parse_band, to_cli_arguments
 from ..sources import Refused, export_vector, revisit_files
 
 __all__ = ["AreaPanel", "cli_arguments", "DEFAULT_START"]
@@ -196,8 +196,6 @@ class AreaPanel(QWidget):
 
     def options(self) -> AreaOptions:
         """The tab's training knobs as ``AreaOptions`` (checked: a bad value is refused with a sentence)."""
-        from ...core.options import parse_band
-
         return AreaOptions(band=parse_band(self.band.text().strip() or "1"), tile_lr=self.tile.value(),
                            epochs=self.epochs.value(), samples_per_epoch=self.samples.value() or None,
                            device=self.dialog.device_combo.currentData() or "auto")

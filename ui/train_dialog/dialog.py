@@ -36,16 +36,17 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..dock import SRDockWidget, remember_checkpoint
 from ..install.deps import DepsError
 from ..log import log, notify
 from .area_panel import AreaPanel
-from .shipped import ShippedStart
 from .form import FORM_WIDGETS, RecipeForm
 from .history import TrainHistory, format_eta
 from .plot import CurvePlot
 from .presets import PLUGIN_ROOT, Preset, load_presets, task_choices
 from .process import STOP_GRACE_MS, JsonlProcess, module_command, split_module_args
 from .recipe import check_config, default_out_dir, recipe_notes, resolve
+from .shipped import ShippedStart
 
 __all__ = ["TrainDialog", "REQUESTED_CONFIG"]
 
@@ -480,8 +481,6 @@ class TrainDialog(QDialog):
 
     def _announce(self, checkpoint: str) -> None:
         """Make the new checkpoint known: remembered for every dock, and listed in the open one."""
-        from ..dock import SRDockWidget, remember_checkpoint
-
         remember_checkpoint(checkpoint)
         self.checkpointReady.emit(checkpoint)
         window = self.iface.mainWindow() if self.iface is not None else None

@@ -34,6 +34,7 @@ from qgis.PyQt.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .curves_render import DPI, MIN_HEIGHT, VAL_CURVES, render_curves
 from .history import TrainHistory
+from .process import plugin_deps_folder, python_interpreter
 
 __all__ = ["CurvePlot", "VAL_CURVES", "render_curves"]
 
@@ -132,8 +133,6 @@ class CurvePlot(QWidget):
     def _renderer(self) -> Optional[QProcess]:
         if self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning:
             return self._process
-        from .process import plugin_deps_folder, python_interpreter
-
         python = python_interpreter()
         if python is None:
             return None

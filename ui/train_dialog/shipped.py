@@ -18,6 +18,7 @@ from typing import Any, List, Optional, Tuple
 from qgis.PyQt.QtWidgets import QComboBox
 
 from ...core import api
+from ...core.models.card_peek import card_bands, peek_card
 from ..log import log
 
 __all__ = ["ShippedStart", "shipped_choices"]
@@ -25,8 +26,6 @@ __all__ = ["ShippedStart", "shipped_choices"]
 
 def shipped_choices() -> List[Tuple[str, Path, Path]]:
     """``(label, checkpoint, recipe)`` of every shipped checkpoint whose recipe is shipped too (no PyTorch)."""
-    from ...core.models.card_peek import card_bands, peek_card
-
     out = []
     folder = api.shipped_models_dir()
     for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:

@@ -124,6 +124,11 @@ def test_analyst_journeys_in_a_real_qgis_window(tmp_path: Path, layout: str):
     print(f"whole journey: {state['stall'].get('report')}")
     if state.get("train", {}).get("stall_training"):
         print(f"while training: {state['train']['stall_training']['report']}")
+    for key, run in state.get("compare", {}).items():
+        view = run.get("view") or {}
+        print(f"compare ({key}): {run['seconds']:.1f} s; map 1:{run['before']['scale']:,.0f} -> "
+              f"1:{run['after']['scale']:,.0f}; synced view {view.get('width')} x {view.get('height')} px at "
+              f"1:{view.get('scale', 0):,.0f}; summary: {run['summary']}")
     print(f"screenshots: {tmp_path / 'shots'}")
     assert state["ok"], (f"{describe_exit(code, output)}; stopped at stage '{state['stage']}'.\n{state['error']}\n"
                          f"plugin log: {state['log'][-8:]}\nQGIS output:\n{tail}")

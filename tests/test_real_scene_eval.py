@@ -1,4 +1,4 @@
-"""The real-scene evaluation's scoring (scripts/evaluate_real_scenes.py) on a crafted mask and land-use layer.
+"""The real-scene evaluation's scoring (scripts/real_scenes/scoring.py, run by scripts/evaluate_real_scenes.py) on a crafted mask and land-use layer.
 
 Why: the script's numbers judge issue 20 on real imagery; a wrong share (a
 zone not shrunk, nodata counted, bands read by position, a built-up polygon
@@ -8,7 +8,7 @@ Every expected number below is counted by hand from the crafted layout.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +30,8 @@ TRANSFORM = from_origin(X0, Y0, PIX, PIX)
 
 @pytest.fixture(scope="module")
 def ev():
-    spec = importlib.util.spec_from_file_location("evaluate_real_scenes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The evaluation's scoring module (scripts/real_scenes/scoring.py), what the script scores with."""
+    return importlib.import_module("scripts.real_scenes.scoring")
 
 
 def _box(c0: int, r0: int, c1: int, r1: int) -> dict:

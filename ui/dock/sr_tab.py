@@ -18,7 +18,6 @@ from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapLayerComboBox,
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -36,15 +35,13 @@ from ...core.io.sentinel2 import band_at_start
 from ...core.jobs import unique_path
 from ...core.options import SuperResolveOptions
 from ..log import log, log_exception, notify
-from ..s2_products import export_notes, product_label, stack_notes
 from ..sources import Refused, layer_file
 from ..styles import layer_band_names, layer_stretch
-from ..tasks import CoreTask, ExportJob, StackJob, SuperResolveJob, export_task, sr_task, stack_task
+from ..tasks import CoreTask, SuperResolveJob, sr_task
 from .fit import narrow_form, wrapped_label
 from .input_checks import check_lines, run_checks
 from .layers import (
     InputSpec,
-    add_s2_layer,
     add_sr_layer,
     add_trust_class_layer,
     add_trust_layer,
@@ -56,7 +53,8 @@ from .layers import (
 )
 from .model_store import ModelEntry, card_html
 from .option_widgets import OptionWidgets, tick_box
-from .product_dialog import EXPORT, STACK, ProductDialog
+from .product_dialog import EXPORT, STACK
+from .sr_products import ProductJobs
 
 __all__ = ["SuperResolveTab", "SINGLE", "REVISITS", "DATES", "ANY_ARCH", "arch_filters", "DEVICES"]
 
@@ -88,7 +86,7 @@ ANCHOR_TIP = (
     "network's raw output.")
 
 
-class SuperResolveTab(QWidget):
+class SuperResolveTab(ProductJobs, QWidget):
     """Input, Model and Options boxes and the run button; ``dock`` is the :class:`SRDockWidget` around it."""
 
     def __init__(self, dock: Any) -> None:
@@ -573,68 +571,7 @@ class SuperResolveTab(QWidget):
         notify(self.dock.iface, "Super-resolve", f"added '{layer.name()}' ({result.seconds:.1f} s){note}",
                Qgis.MessageLevel.Success)
 
-    # ------------------------------------------------------------------ products and stacks
-    def product_dialog(self, mode: str) -> ProductDialog:
-        """The dialog for a stack (``STACK``) or a product export (``EXPORT``), filled with the tab's defaults."""
-        entry = self.current_entry()
-        frames = (entry.card.frames or 1) if entry is not None else 1
-        return ProductDialog(mode, self.dock.iface, self.output_folder, frames if frames > 1 else None, parent=self)
-
-    def open_product_dialog(self, mode: str) -> Optional[CoreTask]:
-        """Ask for products (a modal dialog), then build the stack or export the product in a task."""
-        dialog = self.product_dialog(mode)
-        try:
-            if dialog.exec() != QDialog.DialogCode.Accepted or dialog.chosen_job is None:
-                return None
-            return self.run_product_job(dialog.chosen_job)
-        finally:
-            dialog.deleteLater()
-
-    def run_product_job(self, job: Any) -> Optional[CoreTask]:
-        """Run a ``StackJob`` or ``ExportJob`` in a QgsTask; its layer is added (and chosen as input) when done."""
-        iface = self.dock.iface
-        if isinstance(job, StackJob):
-            title, what = "Revisit stack", f"a revisit stack of {len(job.inputs)} input(s)"
-            task = stack_task(job, f"Build {what}")
-            task.succeeded.connect(lambda res: self._stack_done(res, job))
-        elif isinstance(job, ExportJob):
-            title, what = "Sentinel-2 product", product_label(job.product)
-            task = export_task(job, f"Open {what} as 4 bands")
-            task.succeeded.connect(lambda res: self._export_done(res, job))
-        else:
-            raise TypeError(f"not a product job: {job!r}")
-        task.failed.connect(lambda exc: notify(iface, title, log_exception(exc, f"building {what}"),
-                                               Qgis.MessageLevel.Critical, 0))
-        task.canceledByUser.connect(lambda: notify(iface, title, "cancelled; no layer was added"))
-        return self.dock.runner.start(task)
-
-    def _stack_done(self, result: Any, job: StackJob) -> None:
-        for m in stack_notes(result):
-            log(m)
-        name = f"Revisit stack: {len(result.dates)} dates ({product_label(job.inputs[0])})"
-        layer = add_s2_layer(str(result.path), name)
-        if layer is None:
-            notify(self.dock.iface, "Revisit stack", f"the stack {result.path} could not be opened as a layer",
-                   Qgis.MessageLevel.Critical)
-            return
-        self.mode_combo.setCurrentIndex(DATES)  # one raster whose bands are dates
+    def choose_input(self, layer: QgsRasterLayer, dates: bool) -> None:
+        """Make ``layer`` the input: one raster whose bands are dates (a stack) or one raster of one date."""
+        self.mode_combo.setCurrentIndex(DATES if dates else SINGLE)
         self.layer_combo.setLayer(layer)
-        dropped = f", {len(result.dropped)} dropped (see the log)" if result.dropped else ""
-        notify(self.dock.iface, "Revisit stack", f"added '{layer.name()}': {', '.join(result.dates)}{dropped}; "
-               "chosen as the input ('bands are dates')", Qgis.MessageLevel.Success)
-
-    def _export_done(self, path: Any, job: ExportJob) -> None:
-        try:
-            for m in export_notes(path):
-                log(m)
-        except Exception as exc:  # the tags are a courtesy; the layer is what matters
-            log(f"could not read what the export recorded: {exc}", Qgis.MessageLevel.Warning)
-        layer = add_s2_layer(str(path), f"{product_label(job.product)} (10 m, 4 bands)")
-        if layer is None:
-            notify(self.dock.iface, "Sentinel-2 product", f"the export {path} could not be opened as a layer",
-                   Qgis.MessageLevel.Critical)
-            return
-        self.mode_combo.setCurrentIndex(SINGLE)
-        self.layer_combo.setLayer(layer)
-        notify(self.dock.iface, "Sentinel-2 product", f"added '{layer.name()}' in true colour; chosen as the input",
-               Qgis.MessageLevel.Success)

@@ -76,6 +76,7 @@ class CurvePlot(QWidget):
         self._process: Optional[QProcess] = None
         self._buffer = b""
         self._folder: Optional[Path] = None
+        self._closed = False  # after shutdown(): nothing more is drawn
         missing = _matplotlib_missing()
         if missing:
             note = QLabel(f"No live curves: matplotlib is not available ({missing}). Training still runs.")
@@ -116,7 +117,7 @@ class CurvePlot(QWidget):
             self.wait_idle(timeout)
 
     def _next(self) -> None:
-        if self._in_flight or self._pending is None:
+        if self._in_flight or self._pending is None or self._closed:
             return
         history, size, generation = self._pending
         self._pending = None
@@ -193,7 +194,10 @@ class CurvePlot(QWidget):
             labels = [ln.get_label() for ax in axes for ln in ax.get_lines()]
         except Exception as exc:  # noqa: BLE001 - a bad value must not end the curves for the run
             rgba, shape, labels = b"", (0, 0), [f"error: {exc}"]
-        self.rendered.emit((rgba, shape, labels, generation))
+        try:
+            self.rendered.emit((rgba, shape, labels, generation))
+        except RuntimeError:  # the dialog went while this picture was drawn
+            pass
 
     def _show_rgba(self, payload: Tuple[Any, ...]) -> None:
         rgba, (w, h), labels, generation = payload
@@ -235,7 +239,14 @@ class CurvePlot(QWidget):
 
     def shutdown(self) -> None:
         """Stop the renderer process and remove its folder (the dialog's shutdown)."""
+        self._closed = True
+        self._pending = None
         proc, self._process = self._process, None
+        if proc is not None:
+            try:
+                proc.finished.disconnect(self._renderer_ended)
+            except (TypeError, RuntimeError):
+                pass
         if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
             proc.closeWriteChannel()
             if not proc.waitForFinished(2000):

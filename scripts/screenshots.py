@@ -20,8 +20,8 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from screenshots_face import FACE_SHOTS as FACE_ONLY_SHOTS  # noqa: E402
 from screenshots_face import (  # noqa: E402
-    FACE_SHOTS,
     LIGHT_SHOTS,
     ROOT,
     ensure_app,
@@ -30,6 +30,10 @@ from screenshots_face import (  # noqa: E402
     light_data,
     prepare,
 )
+from screenshots_s2_chain import shot_s2_product_chain  # noqa: E402
+
+#: Every shot of the QGIS face, the Sentinel-2 chain last.
+FACE_SHOTS = [*FACE_ONLY_SHOTS, shot_s2_product_chain]
 
 #: What the Install dependencies picture shows as missing: the two packages a fresh QGIS never has.
 SHOWN_MISSING = ("torch", "segmentation_models_pytorch")

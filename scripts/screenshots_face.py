@@ -1,7 +1,7 @@
 """Screenshots of the QGIS face: the dock with layers, the comparison with its table, the training dialog.
 
-Run:  QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots_face.py [--out docs/img] [--work DIR]
-``scripts/screenshots.py`` runs the functions of :data:`FACE_SHOTS` (each ``shot(out_dir) -> png path``).
+``scripts/screenshots.py`` runs the functions of :data:`FACE_SHOTS` (each ``shot(out_dir) -> png path``)
+and the Sentinel-2 chain of ``screenshots_s2_chain.py`` (``make screenshots``).
 
 Everything shown is real: a synthetic scene written by ``core.data.synthetic``,
 the shipped checkpoints when ``resources/models`` has them (else tiny ones
@@ -9,7 +9,7 @@ trained here with the headless trainer, a few minutes on a laptop CPU), the
 plugin's own widgets driven through their buttons, and the training dialog fed
 the events a real ``--progress jsonl`` run printed.
 
-The Sentinel-2 chain (:func:`shot_s2_product_chain`) needs 4-band networks (B02,
+The Sentinel-2 chain (``screenshots_s2_chain.shot_s2_product_chain``) needs 4-band networks (B02,
 B03, B04, B08 jointly): the first 4-band RAMS and building / road UNet++ found
 in ``--models DIR`` or ``resources/models``, else tiny ones trained here on a
 world-v2 dataset (then the picture says so in its window title). Its products
@@ -19,7 +19,6 @@ world-v2 scene by ``tests/s2_fixtures.py``, the project's product writer.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import subprocess
@@ -198,7 +197,7 @@ class ShotData:
     models_dir: Optional[Path] = None  # where 4-band checkpoints are looked for first (``--models``)
 
 
-def _run(cmd: List[str], log: Path) -> None:
+def run(cmd: List[str], log: Path) -> None:
     with open(log, "ab") as fh:
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=fh, stderr=subprocess.STDOUT)
 
@@ -209,11 +208,11 @@ def _train_tiny(work: Path) -> Dict[str, Path]:
     data = work / "data"
     log = work / "train.log"
     if not (data / "split.json").is_file():
-        _run([py, "-m", "core.cli", "synth", "--out", str(data), "--scenes", "8", "--size", "144",
+        run([py, "-m", "core.cli", "synth", "--out", str(data), "--scenes", "8", "--size", "144",
               "--frames", "3"], log)
     for target in ("buildings", "roads"):
         if not (work / f"seg_{target}" / "best.safetensors").is_file():
-            _run([py, "-m", "core.cli", "train", f"resources/configs/tiny_segmentation_{target}.yaml",
+            run([py, "-m", "core.cli", "train", f"resources/configs/tiny_segmentation_{target}.yaml",
                   "--set", f"data.root={data}", "--set", "epochs=6", "--set", "data.samples_per_epoch=16",
                   "--out", str(work / f"seg_{target}"), "--progress", "none"], log)
     for recipe in ("baseline", "taskdriven"):
@@ -315,13 +314,13 @@ def _zoom(canvas, layer, fraction: float = 0.55) -> None:
 # --------------------------------------------------------------------------- the shots
 
 
-def _start(data: Optional[ShotData]):
+def start(data: Optional[ShotData]):
     """The QApplication, the plugin's ``ui`` importer and the shot's data (prepared when not given)."""
     ensure_app()
     return face(), data or prepare()
 
 
-def _docked_window(ui, width: int = 1500, height: int = 900):
+def docked_window(ui, width: int = 1500, height: int = 900):
     """A fresh project and a :class:`ShotWindow` with the plugin's dock on its right: ``(window, dock module, dock)``."""
     from qgis.PyQt.QtCore import Qt
 
@@ -333,7 +332,7 @@ def _docked_window(ui, width: int = 1500, height: int = 900):
     return win, dock_mod, dock
 
 
-def _grab_window(win, dock, out_dir: Path, name: str, *views) -> Path:
+def grab_window(win, dock, out_dir: Path, name: str, *views) -> Path:
     """Render the main map (and ``views``), save the window's picture as ``out_dir/name``, close dock and window."""
     render(win.canvas, *views)
     out = save_grab(win.window, out_dir, name)
@@ -343,12 +342,12 @@ def _grab_window(win, dock, out_dir: Path, name: str, *views) -> Path:
 
 
 def _zoomed_picture(win, dock, out_dir: Path, name: str, layer, fraction: float = 0.55, views=()) -> Path:
-    """Zoom the main map to ``layer``, tidy the layer tree and message bar, then :func:`_grab_window`."""
+    """Zoom the main map to ``layer``, tidy the layer tree and message bar, then :func:`grab_window`."""
     settle()
     _zoom(win.canvas, layer, fraction)
     win.tree.expandAll()
     win.bar.clearWidgets()
-    return _grab_window(win, dock, out_dir, name, *views)
+    return grab_window(win, dock, out_dir, name, *views)
 
 
 def _revisit_name(path: Path) -> str:
@@ -367,8 +366,8 @@ def _all_bands_if_four(dock, layers) -> None:
 
 def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     """The dock after a super-resolution and a segmentation, with the layers on the map."""
-    ui, data = _start(data)
-    win, dock_mod, dock = _docked_window(ui)
+    ui, data = start(data)
+    win, dock_mod, dock = docked_window(ui)
     from qgis.core import QgsProject
 
     dock.setMinimumWidth(450)
@@ -395,8 +394,8 @@ def shot_dock(out_dir: Path, data: Optional[ShotData] = None) -> Path:
 
 def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     """Baseline (main map) vs task-driven (synced view) with the metric table filled."""
-    ui, data = _start(data)
-    win, dock_mod, dock = _docked_window(ui, 1920, 1000)
+    ui, data = start(data)
+    win, dock_mod, dock = docked_window(ui, 1920, 1000)
     from qgis.core import QgsProject
     from qgis.PyQt.QtCore import Qt
 
@@ -436,7 +435,7 @@ def shot_compare(out_dir: Path, data: Optional[ShotData] = None) -> Path:
 
 def shot_train_dialog(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     """The training dialog showing a recorded task-driven run (losses, dynamic weights, validation)."""
-    ui, data = _start(data)
+    ui, data = start(data)
     mod = ui("train_dialog")
     dlg = mod.TrainDialog(None)
     dlg.data_dir.setFilePath(str(data.work / "data"))
@@ -458,201 +457,5 @@ def shot_train_dialog(out_dir: Path, data: Optional[ShotData] = None) -> Path:
     return grab_dialog(dlg, out_dir, "train_dialog.png")
 
 
-# --------------------------------------------------------------------------- the Sentinel-2 chain
-
-RGBN = ("B02", "B03", "B04", "B08")
-#: Dates of the chain's products; the second one is mostly under cloud (its SCL says so).
-CHAIN_DATES = ("2023-05-12", "2023-05-22", "2023-06-01", "2023-06-11")
-CLOUDY_DATE = "2023-05-22"
-#: The world-v2 scene of the chain: the seed whose 1.8 km hold the most buildings among the first dozen.
-CHAIN_SEED = 5
-#: Half the height of the map view (m): a village at about 5 screen pixels per 3.33 m pixel.
-CHAIN_HALF_VIEW = 400.0
-
-
-def _four_band_models(folders: List[Path]) -> Optional[Dict[str, Path]]:
-    """The first 4-band RAMS and building / road networks found in ``folders`` (cards read, no weights)."""
-    from core.models.zoo import read_card
-
-    found: Dict[str, Path] = {}
-    for folder in folders:
-        paths = sorted(Path(folder).glob("*.safetensors"), key=lambda q: ("taskdriven" not in q.stem, q.name)) \
-            if Path(folder).is_dir() else []
-        for path in paths:  # a task-driven network first: the one the chain is meant to show
-            try:
-                card = read_card(path)
-            except Exception:
-                continue
-            if [str(b) for b in (card.bands or [])] != list(RGBN):
-                continue
-            key = "sr" if card.task == "sr" and (card.frames or 1) > 1 else card.target
-            if key in ("sr", "buildings", "roads"):
-                found.setdefault(key, path)
-    return found if len(found) == 3 else None
-
-
-def _train_tiny_rgbn(work: Path) -> Dict[str, Path]:
-    """Tiny 4-band networks trained here on world v2 (minutes on a CPU): stand-ins until 4-band weights ship."""
-    py = sys.executable
-    data = work / "data_v2"
-    log = work / "train_rgbn.log"
-    bands = "data.bands=[B02,B03,B04,B08]"
-    if not (data / "split.json").is_file():
-        _run([py, "-m", "core.cli", "synth", "--world", "v2", "--out", str(data), "--scenes", "8", "--size", "192",
-              "--frames", "3", "--object-free-share", "0"], log)
-    for target in ("buildings", "roads"):
-        if not (work / f"rgbn_seg_{target}" / "best.safetensors").is_file():
-            _run([py, "-m", "core.cli", "train", f"resources/configs/tiny_segmentation_{target}.yaml",
-                  "--set", f"data.root={data}", "--set", bands, "--set", "epochs=12",
-                  "--set", "data.samples_per_epoch=32", "--out", str(work / f"rgbn_seg_{target}"),
-                  "--progress", "none"], log)
-    if not (work / "rgbn_rams" / "best.safetensors").is_file():
-        _run([py, "-m", "core.cli", "train", "resources/configs/tiny_rams_taskdriven.yaml",
-              "--set", f"data.root={data}", "--set", bands, "--set", "epochs=12",
-              "--set", "data.samples_per_epoch=32",
-              "--set", f"seg_nets.buildings={work / 'rgbn_seg_buildings' / 'best.safetensors'}",
-              "--set", f"seg_nets.roads={work / 'rgbn_seg_roads' / 'best.safetensors'}",
-              "--out", str(work / "rgbn_rams"), "--progress", "none", "--no-resume"], log)
-    return {"sr": work / "rgbn_rams" / "best.safetensors",
-            "buildings": work / "rgbn_seg_buildings" / "best.safetensors",
-            "roads": work / "rgbn_seg_roads" / "best.safetensors"}
-
-
-def _chain_products(work: Path, frames: int) -> Dict[str, object]:
-    """Sentinel-2 L2A products of one world-v2 scene, one per date (one mostly cloudy), and where its town is."""
-    import numpy as np
-
-    sys.path.insert(0, str(ROOT))
-    from core.data.synthetic.world_v2 import make_world_scene
-    from tests.s2_fixtures import ORIGIN, make_safe, to_dn
-
-    folder = work / f"products_seed{CHAIN_SEED}"
-    scene = make_world_scene(size_hr=540, frames=len(CHAIN_DATES), seed=CHAIN_SEED, object_free=False,
-                             name="chain")
-    size = int(scene.lr.shape[-1])
-    safes = sorted(folder.glob("*.SAFE")) if folder.is_dir() else []
-    if len(safes) != len(CHAIN_DATES):
-        folder.mkdir(parents=True, exist_ok=True)
-        yy, xx = np.mgrid[0:size // 2, 0:size // 2]
-        for t, day in enumerate(CHAIN_DATES):
-            refl = scene.lr[t].copy()
-            scl = np.full((size // 2, size // 2), 4, np.uint8)
-            if day == CLOUDY_DATE:  # a cloud over most of the tile, white in every band, flagged in the SCL
-                cloud = np.hypot(yy - size // 4, xx - size // 5) < size / 3.2
-                scl[cloud] = 9
-                big = np.repeat(np.repeat(cloud, 2, 0), 2, 1)[:size, :size]
-                refl[:, big] = 0.6
-            bands = {b: to_dn(refl[c]) for c, b in enumerate(RGBN)}
-            make_safe(folder, date=day, time=f"0955{t:02d}", bands=bands, scl=scl, size=size)
-        safes = sorted(folder.glob("*.SAFE"))
-    # the densest building area (HR pixels -> map coordinates on the products' grid)
-    mask = scene.masks["buildings"].astype(float)
-    k = 90
-    c = np.cumsum(np.cumsum(np.pad(mask, ((1, 0), (1, 0))), 0), 1)
-    dens = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
-    r, col = np.unravel_index(int(np.argmax(dens)), dens.shape)
-    px = 10.0 / 3.0
-    side = mask.shape[0] * px
-    margin = min(side / 2, CHAIN_HALF_VIEW * 1.5)  # keep the view on the raster
-    cx = min(max((col + k / 2) * px, margin), side - margin)
-    cy = min(max((r + k / 2) * px, CHAIN_HALF_VIEW), side - CHAIN_HALF_VIEW)
-    centre = (ORIGIN[0] + cx, ORIGIN[1] - cy)
-    return {"products": safes, "centre": centre, "frames": frames}
-
-
-def shot_s2_product_chain(out_dir: Path, data: Optional[ShotData] = None) -> Path:
-    """Sentinel-2 products -> Build revisit stack -> Super-resolve all 10 m bands -> true colour + buildings, roads."""
-    import shutil
-
-    ui, data = _start(data)
-    from core.models.zoo import read_card
-
-    models = _four_band_models([p for p in (data.models_dir, ROOT / "resources" / "models") if p])
-    stand_in = models is None
-    if stand_in:
-        models = _train_tiny_rgbn(data.work)
-    frames = int(read_card(models["sr"]).frames or 3)
-    chain = _chain_products(data.work, frames)
-    win, _, dock = _docked_window(ui, 1700, 980)
-    dialogs = ui("dock.product_dialog")
-    from qgis.core import QgsProject, QgsRectangle
-    from qgis.PyQt.QtCore import Qt
-
-    dock.setMinimumWidth(430)
-    out = data.work / "chain_outputs"
-    shutil.rmtree(out, ignore_errors=True)
-    dock.out_dir.setFilePath(str(out))
-    for key in ("buildings", "roads", "sr"):
-        dock.add_checkpoint(str(models[key]))
-    dock.select_checkpoint(str(models["sr"]))
-    win.show()
-
-    dialog = dock.product_dialog(dialogs.STACK)
-    dialog.add_inputs(chain["products"])
-    dock.run_product_job(dialog.job())
-    wait_for(lambda: not dock.runner.busy())
-    stack = dock.layer_combo.currentLayer()
-    dock.sr.more["all_bands"].setChecked(True)
-    if stack is None or not dock.run_button.isEnabled():
-        raise RuntimeError("the stack cannot be super-resolved: " + dock.check_label.text())
-    dock.run_button.click()
-    wait_for(lambda: not dock.runner.busy())
-    sr = dock.last_output
-    if sr is None:
-        raise RuntimeError("the super-resolution did not add a layer:\n" + dock.log_view.toPlainText())
-    dock.vectors_check.setChecked(True)
-    dock.segment_button.click()
-    wait_for(lambda: not dock.runner.busy())
-
-    root = QgsProject.instance().layerTreeRoot()
-    for layer in QgsProject.instance().mapLayers().values():
-        node = root.findLayer(layer.id())
-        if node is not None and layer.id() != sr.id() and not layer.name().endswith("polygons"):
-            node.setItemVisibilityChecked(False)  # the map: the 3.33 m true colour and its objects
-    if stack is not None:
-        root.findLayer(stack.id()).setItemVisibilityChecked(False)
-    dock.tabs.setCurrentIndex(0)
-    title = (f"{len(chain['products'])} L2A products \u2192 stack (up to {frames} clearest dates) \u2192 B02-B08 x3 in "
-             "one pass \u2192 buildings, roads")
-    if stand_in:
-        title += " (tiny stand-in networks)"
-    win.window.setWindowTitle(title)
-    x, y = chain["centre"]
-    half = CHAIN_HALF_VIEW
-    win.canvas.setDestinationCrs(sr.crs())
-    win.canvas.setExtent(QgsRectangle(x - half * 1.2, y - half, x + half * 1.2, y + half))
-    win.window.resizeDocks([win.legend], [330], Qt.Orientation.Horizontal)
-    win.tree.expandAll()
-    win.bar.clearWidgets()
-    win.bar.pushMessage("Chain", title)  # the grab has no title bar: the picture says what it shows here
-    settle()
-    return _grab_window(win, dock, out_dir, "s2_product_chain.png")
-
-
-FACE_SHOTS: List[Callable[..., Path]] = [shot_dock, shot_compare, shot_train_dialog, shot_s2_product_chain]
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "img"), help="folder for the PNGs")
-    parser.add_argument("--work", default=None, help="work folder for data and models (kept for re-runs)")
-    parser.add_argument("--only", default=None,
-                        help="comma-separated shot names (dock, compare, train_dialog, s2_product_chain)")
-    parser.add_argument("--models", default=None, help="folder searched first for 4-band checkpoints")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    ensure_app()
-    wanted = {s.strip() for s in args.only.split(",")} if args.only else None
-    if wanted and wanted <= set(LIGHT_SHOTS):
-        data = light_data(Path(args.work) if args.work else None, args.models)
-    else:
-        data = prepare(Path(args.work) if args.work else None, args.models)
-    for shot in FACE_SHOTS:
-        if wanted and shot.__name__.removeprefix("shot_") not in wanted:
-            continue
-        print(shot(Path(args.out), data))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+#: The shots of this module (the Sentinel-2 chain is in screenshots_s2_chain.py); scripts/screenshots.py runs them.
+FACE_SHOTS: List[Callable[..., Path]] = [shot_dock, shot_compare, shot_train_dialog]

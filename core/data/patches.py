@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .radiometric import RadiometricJitter, band_wavelengths
 from .scene import Scene, SceneError
 
 __all__ = ["PatchSelection", "SRPatchDataset", "SegPatchDataset", "choose_frames", "coverage_map"]
@@ -295,6 +296,7 @@ class SegPatchDataset(_EpochDataset):
         seed: int = 0,
         band: int = 0,
         bands: Optional[Sequence[int]] = None,
+        radiometry: Optional[RadiometricJitter] = None,
     ) -> None:
         if not scenes:
             raise SceneError("segmentation patches: no scenes given")
@@ -312,6 +314,9 @@ class SegPatchDataset(_EpochDataset):
         self.P = int(patch)
         self.bands = band_list
         self.augment = augment
+        self.radiometry = radiometry or RadiometricJitter()
+        names = list(scenes[0].bands or [])
+        self.wavelengths = band_wavelengths([names[b] if b < len(names) else None for b in band_list])
         base = selection or PatchSelection()
         self.selection = PatchSelection(base.share, base.min_coverage, (target,))
         grid = [(max(sc.hr.shape[-2], self.P), max(sc.hr.shape[-1], self.P)) for sc in scenes]
@@ -335,7 +340,8 @@ class SegPatchDataset(_EpochDataset):
         }
         if self.augment:
             arrays = _augment(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
-        item = {key: torch.from_numpy(a) for key, a in arrays.items()}
+        arrays["image"] = self.radiometry.apply(arrays["image"], self.wavelengths, rng)
+        item = {key: torch.from_numpy(np.ascontiguousarray(a)) for key, a in arrays.items()}
         item["selected"] = torch.tensor(selected)
         item["scene"] = torch.tensor(s)
         return item

@@ -123,7 +123,10 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
         if name in data:
             key = f"{prefix}.{name}" if prefix else name
             kwargs[name] = _convert(data[name], hints[name], key)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a settings class that checks its own values (e.g. data.radiometry)
+        raise ConfigError(f"{prefix}.{exc}" if prefix else str(exc)) from None
 
 
 def _deep_merge(base: Dict[str, Any], child: Mapping[str, Any]) -> Dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..data.radiometric import RadiometricJitter
 from .loss_terms import LOSS_TERMS, terms_for
 
 __all__ = [
@@ -115,6 +116,8 @@ class DataConfig:
     num_workers: int = 0
     augment: bool = True
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    #: how the delivered radiometry of segmentation patches varies (L1C path radiance, light, haze); off by default
+    radiometry: RadiometricJitter = field(default_factory=RadiometricJitter)
     val_scenes: Optional[int] = None
     normalization: Optional[Dict[str, float]] = None
 

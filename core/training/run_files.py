@@ -115,6 +115,8 @@ def resume_signature(config: TrainConfig, world_size: int, network: Optional[Map
         sig["network"] = dict(network)
     sig["world_size"] = world_size  # the global batch (and so the trajectory) depends on it
     sig["data"] = {k: full["data"][k] for k in RESUME_DATA_KEYS}
+    if config.data.radiometry.active:  # only then: run folders from before this setting stay resumable
+        sig["data"]["radiometry"] = full["data"]["radiometry"]
     if config.scheduler.name == "cosine":  # its period is the number of epochs; otherwise runs may be extended
         sig["epochs"] = config.epochs
     return json.loads(json.dumps(sig))

@@ -316,6 +316,10 @@ class SegmentOptions(_Options):
                             label="Only this extent", processing=None)
     supported_only: bool = option(False, "write only objects the 10 m input supports (also found on the bicubic "
                                          "upsampling of the input)", label="Supported objects only")
+    mask_snow: bool = option(True, "leave pixels that look like snow or thick cloud (bright and white in B02-B04, "
+                                   "no vegetation in B08) without objects: the networks were not trained on them and "
+                                   "paint roads and buildings there; needs B02, B03, B04 and B08 in the raster",
+                             label="No objects on snow or thick cloud")
 
 
 @dataclass(frozen=True)

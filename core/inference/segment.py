@@ -25,6 +25,7 @@ from rasterio.windows import transform as window_transform
 
 from .. import __version__
 from ..io.checks import check_inputs, enforce
+from ..io.input_signs import snow_cloud_mask
 from ..io.polygons import write_mask_vectors
 from ..io.radiometry import radiometry_notes
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
@@ -38,7 +39,10 @@ from .planning import TilePlan, check_footprint, estimate_footprint, plan_tiles
 from .runner import Axis, OutputSpec, run_tiles
 from .support import prepare_support
 
-__all__ = ["SegResult", "segment", "seg_tiles", "check_targets"]
+__all__ = ["SegResult", "segment", "seg_tiles", "check_targets", "SNOW_BANDS"]
+
+#: The bands the snow / thick cloud test reads (:func:`core.io.input_signs.snow_cloud_mask`).
+SNOW_BANDS = ("B02", "B03", "B04", "B08")
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +166,29 @@ def _input_bands(frames: Sequence[object], models: Sequence[LoadedModel], band, 
     return chosen[:1]
 
 
+def _snow_frames(frames: Sequence[object], wanted: bool, src: Path, messages: List[str]) -> List[object]:
+    """The raster's B02, B03, B04, B08 frames (by name) for the snow / thick cloud test; [] when off or absent."""
+    if not wanted:
+        return []
+    named: Dict[str, object] = {}
+    for f in frames:
+        named.setdefault(band_of_frame(f), f)
+    if not all(b in named for b in SNOW_BANDS):
+        messages.append(f"{src.name}: snow and thick cloud not looked for (it needs bands {', '.join(SNOW_BANDS)} "
+                        "by name)")
+        return []
+    return [named[b] for b in SNOW_BANDS]
+
+
+def _snow_rows(frames: Sequence[object], window: Window, r0: int, shape: Sequence[int]) -> np.ndarray:
+    """The snow / thick cloud mask of output rows ``r0 .. r0 + n`` (rows of ``window``)."""
+    n, w = int(shape[0]), int(shape[1])
+    row, col = int(window.row_off) + r0, int(window.col_off)
+    reads = [f.read_padded(row, row + n, col, col + w) for f in frames]
+    ok = np.logical_and.reduce([v for _d, v in reads])
+    return snow_cloud_mask(*(d for d, _v in reads)) & ok
+
+
 def segment(
     input_path: Union[str, os.PathLike],
     checkpoint: Union[ModelLike, Sequence[ModelLike]],
@@ -199,8 +226,10 @@ def segment(
     dev = choose_device(options.device, messages)
     models = load_models(ckpts, dev, task="segmentation")
     targets = check_targets(models)
-    checks = check_inputs([src], "all" if models[0].channels > 1 else options.band, task="segment")
-    messages.extend(str(c) for c in checks if c.level != "ok")
+    checks = check_inputs([src], "all" if models[0].channels > 1 else options.band, task="segment",
+                          cards=[m.card for m in models])
+    # the processing level is said even when fine: the analyst must know what the networks were given
+    messages.extend(str(c) for c in checks if c.level != "ok" or c.code.startswith("level"))
     enforce(checks)
     plan = plan_tiles(models[0].card, dev, options.tile, options.overlap, options.batch)
     say(0.0, "reading input")
@@ -210,9 +239,10 @@ def segment(
         assert grid is not None
         window = window_from_extent(grid, options.extent)
         bands = _input_bands(fs.frames, models, options.band, src, messages)
+        snow_frames = _snow_frames(fs.frames, options.mask_snow, src, messages)
         check_footprint(estimate_footprint(plan, int(window.width), int(window.height), 1, len(bands), 1,
                                            len(targets), 5), dev, mask_out or prob_out, "segmenting this area")
-        fs.inspect(window, bands)
+        fs.inspect(window, list({id(f): f for f in [*bands, *snow_frames]}.values()))
         valid_fraction = min(f.valid_fraction for f in bands)
         if valid_fraction <= 0.0:
             raise InputError(f"{bands[0].label}: no valid pixels in the area to process (every pixel is nodata)")
@@ -226,6 +256,7 @@ def segment(
             "SEG_INPUT": str(src),
             "SEG_BAND": json.dumps([f.bidx for f in bands]),
             "SEG_THRESHOLD": str(options.threshold),
+            "SEG_SNOW_MASKED": "yes" if snow_frames else "no",
             "SOFTWARE": f"s2_taskdriven_sr {__version__}",
         }
 
@@ -244,8 +275,15 @@ def segment(
                                             dict(tags, SEG_KIND="mask 1=target 0=background 255=nodata"), targets)
                 stack.callback(sinks["mask"].abort)
 
+            snow_count = [0, 0]  # pixels left without objects as snow / cloud, valid pixels seen
+
             def emit(r0: int, block: np.ndarray, valid: np.ndarray) -> None:
                 invalid = ~valid
+                if snow_frames:
+                    snow = _snow_rows(snow_frames, window, r0, valid.shape) & valid
+                    block[:, snow] = 0.0  # "no object", on the SR output and on its bicubic reference alike
+                    snow_count[0] += int(snow.sum())
+                    snow_count[1] += int(valid.sum())
                 if support is not None:
                     support.write_rows(r0, block, invalid)
                     block = block[: len(targets)]
@@ -264,6 +302,11 @@ def segment(
             seg_tiles(bands, window, models, plan, fallback, emit, cancel, report,
                       reference=support.reference if support is not None else ())
             check_cancel(cancel)
+            if snow_frames and snow_count[0]:
+                messages.append(f"{100 * snow_count[0] / max(1, snow_count[1]):.1f} % of the area looks like snow or "
+                                "thick cloud (bright and white in B02-B04): left without objects, as the networks "
+                                "were not trained on it (untick 'No objects on snow or thick cloud', or "
+                                "--no-mask-snow, to keep their output there)")
             say(0.87, "building overviews")
             for s in sinks.values():
                 s.commit(overviews=s is not sinks.get("support"))

@@ -45,6 +45,7 @@ from torch.nn.utils import parametrize
 from .. import __version__
 from ..io.checks import check_inputs, enforce
 from ..io.geo import compose
+from ..io.input_signs import input_level
 from ..io.qgis_style import style_path_for, write_composite_style
 from ..io.radiometry import radiometry_notes
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
@@ -223,9 +224,11 @@ def super_resolve(
     loaded = load_model(checkpoint, dev, task="sr")
     say(0.0, "checking inputs")
     checks = check_inputs(paths, "all" if options.all_bands else options.band, loaded.bands or ("B8",),
-                          multi_image=loaded.frames > 1)
-    messages.extend(str(c) for c in checks if c.level != "ok")
+                          multi_image=loaded.frames > 1, cards=[loaded.card])
+    # the processing level is said even when fine: the analyst must know what the networks were given
+    messages.extend(str(c) for c in checks if c.level != "ok" or c.code.startswith("level"))
     enforce(checks, options.force)
+    level = input_level(paths)
     scale = loaded.scale
     plan = plan_tiles(loaded.card, dev, options.tile, options.overlap, options.batch)
     say(0.0, "reading inputs")
@@ -270,6 +273,8 @@ def super_resolve(
             "SR_RADIOMETRY": ref.radiometry.source,
             "SR_TILE": f"{plan.tile}/{plan.overlap}",
             "SR_ANCHOR": "revisit mean per tile" if options.anchor else "none (raw network output)",
+            # the inputs' processing level travels with the output: segmenting it checks it against the networks
+            **({"S2_LEVEL": level} if level else {}),
             "SOFTWARE": f"s2_taskdriven_sr {__version__}",
         }
         descriptions = [band_description(b, ref.description or f"band {ref.bidx}", scale) for b in band_names]

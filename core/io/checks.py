@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -26,6 +25,8 @@ import rasterio
 from rasterio.windows import Window
 
 from ..jobs import InputError
+from .check_types import LEVELS, Check
+from .input_signs import sign_checks
 from .rasters import FrameSet, open_raster, resolve_bands
 from .s2_product import BAND_NAMES, FrameInfo, band_key, frame_info, wavelength_of
 
@@ -49,7 +50,6 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
-LEVELS = ("ok", "warning", "refusal")
 
 #: Pixel of Sentinel-2's B02, B03, B04, B08, and of this tool's x3 outputs.
 S2_PIXEL_M = 10.0
@@ -74,22 +74,6 @@ MIN_CORRELATION_PIXELS = 1024
 MOSTLY_CLOUD = 0.5
 #: Largest wavelength difference (nm) that still counts as the same band when no band name is known.
 WAVELENGTH_TOLERANCE_NM = 20.0
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding about the inputs: ``level`` is ``ok``, ``warning`` or ``refusal``; ``message`` one sentence."""
-
-    level: str
-    code: str
-    message: str
-
-    def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"check level must be one of {LEVELS}, got {self.level!r}")
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.message}"
 
 
 def _describe(band: Optional[str], wavelength: Optional[float] = None) -> str:
@@ -277,12 +261,15 @@ def check_clouds(valid_fractions: Sequence[float], labels: Sequence[str], unit: 
 
 
 def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] = ("B8",),
-                 multi_image: bool = False, task: str = "super-resolve") -> List[Check]:
+                 multi_image: bool = False, task: str = "super-resolve", cards: Sequence[object] = ()) -> List[Check]:
     """Run the checks that apply to a job on these rasters; reads only metadata and decimated samples.
 
     ``band``: as the job selects it (1-based number, name, ``all``).
     ``task``: ``super-resolve`` (pixel size, band, revisits, clouds) or
     ``segment`` (pixel size for segmentation, clouds).
+    ``cards``: the networks' model cards, when chosen: the processing level and
+    input statistics they were trained on are compared with the input's
+    (:mod:`.input_signs`; without cards the level is only said).
     """
 
     paths = [Path(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
@@ -300,6 +287,7 @@ def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] =
         with FrameSet(paths, band) as fs:
             full = _full_window(fs)
             samples = [f.sample(full) for f in fs.frames]
+            signs = sign_checks(paths, fs.frames, [i.band for i in infos], samples, cards)
     first = infos[0]
     if task == "segment":
         checks.append(check_segmentation_input(first.pixel_size_m, paths[0].name, first.is_sr_output))
@@ -318,7 +306,7 @@ def check_inputs(inputs: Sequence[PathLike], band=1, card_bands: Sequence[str] =
         fractions, labels = _per_revisit(fractions, infos, labels, sources)
         unit = "revisit"
     checks.append(check_clouds(fractions, labels, unit))
-    return checks
+    return checks + signs
 
 
 def _per_revisit(fractions: Sequence[float], infos: Sequence[FrameInfo], labels: Sequence[str],

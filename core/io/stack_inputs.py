@@ -10,7 +10,6 @@ this module hands it.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from rasterio.vrt import WarpedVRT
 from ..jobs import InputError, PathLike, error_text
 from ..options import StackOptions
 from .checks import check_pixel_size
+from .input_signs import raster_level
 from .radiometry import S2_DN_SCALE, ImplausibleRadiometry, Radiometry, check_plausible, detect_radiometry
 from .rasters import GDAL_READ_ERRORS, Grid, open_raster, reference_grid
 from .s2_product import (
@@ -120,26 +120,6 @@ def _raster_radiometry(ds, path: Path, bidx: int, date: Optional[str], choice: s
     return Radiometry(S2_DN_SCALE, off, sentence)
 
 
-#: Processing level in a file or product name (``S2B_MSIL2A_...``, ``..._Sentinel-2_L1C_B08_(Raw).tiff``).
-_LEVEL_IN_NAME_RE = re.compile(r"(?:MSI|Sentinel-2_)(L1C|L2A)(?![A-Za-z0-9])", re.I)
-
-
-def _raster_level(path: Path, tags: Dict[str, str], product: Optional[S2Product]) -> Optional[str]:
-    """The processing level of a plain raster (L1C top of atmosphere or L2A surface), None when nothing says.
-
-    From, in order: the product it sits in, our own export tags (``S2_LEVEL``),
-    GDAL's product metadata, a product-like or Sentinel Hub export name.
-    """
-    if product is not None:
-        return product.level
-    for key in ("S2_LEVEL", "PROCESSING_LEVEL", "PRODUCT_TYPE"):
-        text = str(tags.get(key, "")).upper().replace("LEVEL-", "L").replace("S2MSI", "L")
-        if text in ("L1C", "L2A"):
-            return text
-    m = _LEVEL_IN_NAME_RE.search(path.name) or _LEVEL_IN_NAME_RE.search(str(tags.get("PRODUCT_URI", "")))
-    return m.group(1).upper() if m else None
-
-
 def _product_entry(item: PathLike, order: int, wanted: Sequence[str], messages: List[str]) -> Tuple[StackDate, S2Product]:
     """One date from a product (folder, zip, metadata file): its bands as members to open as untrusted."""
     prod = open_product(item)
@@ -156,7 +136,7 @@ def _raster_entries(path: Path, order: int, wanted: Sequence[str], options: Stac
     """The dates a plain raster holds (one per date its bands name), with their units and processing level."""
     product = product_of_band_file(path)
     with open_raster(path) as ds:
-        level = _raster_level(path, ds.tags(), product)
+        level = raster_level(path, ds.tags(), product.level if product is not None else None)
         if product is not None and product.level == "L2A" and path.name not in said:
             messages.append(f"{path.name}: a band file taken from inside L2A product {product.name}: its offset is "
                             "applied, but not its scene classification (SCL), so its clouds are not masked; give "

@@ -23,11 +23,13 @@ import torch.nn as nn
 
 from . import registry
 
-__all__ = ["CheckpointError", "ModelCard", "MAX_FRAMES", "MAX_SCALE"]
+__all__ = ["CheckpointError", "ModelCard", "MAX_FRAMES", "MAX_SCALE", "LEVELS"]
 
 #: More revisits than this is not a multi-image SR network but a corrupted card.
 MAX_FRAMES = 64
 MAX_SCALE = 16
+#: Processing levels a card may name (Sentinel-2 L1C top of atmosphere, L2A surface reflectance, or both).
+LEVELS = ("L1C", "L2A", "L1C+L2A")
 
 
 class CheckpointError(ValueError):
@@ -72,6 +74,12 @@ class ModelCard:
     description: str = ""
     version: str = "1"
     created: str = ""
+    #: Processing level of the training inputs: "L1C" (top of atmosphere), "L2A" (surface reflectance),
+    #: "L1C+L2A" (both); None when the card does not say (older cards).
+    level: Optional[str] = None
+    #: Per-band reflectance percentiles of the training inputs, ``{"B02": {"p2":, "p50":, "p98":}}``; empty on
+    #: older cards (then no input is judged against them).
+    input_stats: Dict[str, Dict[str, float]] = field(default_factory=dict)
     extra: Dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ what callers read
@@ -90,6 +98,23 @@ class ModelCard:
     def display_name(self) -> str:
         """The card's name, else its architecture."""
         return self.name or self.arch
+
+    @property
+    def trained_level(self) -> Optional[str]:
+        """The processing level the network was trained for, as far as the card tells.
+
+        Cards written before ``level`` existed say nothing, except the shipped
+        starter networks, whose description says they were trained on the
+        synthetic world v2: its spectra are per-class surface reflectances
+        (L2A-like, docs/world_v2.md), so they count as ``L2A``. Any other old
+        card stays unknown (None) and gets no level warning.
+        """
+        if self.level:
+            return self.level
+        data = self.recipe.get("data") if isinstance(self.recipe.get("data"), Mapping) else {}
+        if data.get("world") == "v2" or "synthetic world v2" in self.description.lower():
+            return "L2A"
+        return None
 
     @property
     def is_sr(self) -> bool:
@@ -218,10 +243,21 @@ class ModelCard:
             if name in data and not isinstance(data[name], str):
                 raise refuse(name, "must be text", data[name])
 
+        level = data.get("level")
+        if level is not None and level not in LEVELS:
+            raise refuse("level", f"must be one of {', '.join(LEVELS)} or null", level)
+        stats = data.get("input_stats", {})
+        if not isinstance(stats, Mapping) or not all(
+                isinstance(b, str) and isinstance(v, Mapping) and all(_is_number(x) for x in v.values())
+                for b, v in stats.items()):
+            raise refuse("input_stats", "must map band names to finite percentiles, e.g. {\"B02\": {\"p50\": 0.04}}",
+                         stats)
+
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs.update(arch=arch, hparams=dict(hparams), task=task, scale=scale, frames=frames, bands=list(bands),
                       normalization={**norm, "offset": float(norm["offset"]), "scale": float(norm["scale"])},
-                      recipe=dict(data.get("recipe", {})), metrics=dict(data.get("metrics", {})))
+                      recipe=dict(data.get("recipe", {})), metrics=dict(data.get("metrics", {})), level=level,
+                      input_stats={b: {k: float(x) for k, x in v.items()} for b, v in stats.items()})
         kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
         return cls(**kwargs)

@@ -45,6 +45,7 @@ from ..models.registry import unwrap
 from ..models.zoo import ModelCard, save_checkpoint
 from . import distributed as ddp
 from .batch_losses import LossComputer
+from .card_facts import training_level, training_stats
 from .config import (
     ConfigError,
     TrainConfig,
@@ -161,6 +162,10 @@ class TrainingLoop:
         self._check_scenes()
         self.band_idx = band_indices(cfg, self.train_scenes)
         self.bands = [self.train_scenes[0].bands[i] for i in self.band_idx] if self.train_scenes[0].bands else []
+        # what the card says the network saw: the level and reflectances of its training inputs
+        self.level = training_level(self.train_scenes)
+        self.input_stats = training_stats(self.train_scenes, self.band_idx, self.bands or [
+            f"band{i + 1}" for i in self.band_idx], hr=cfg.task == "segmentation")
 
         seed_everything(cfg.seed)
         self.model, init_card = build_model(cfg, self.device)
@@ -292,7 +297,7 @@ class TrainingLoop:
             "weighting": cfg.loss.weighting,
             "reference": cfg.loss.reference,
             "final_weights": {k: float(v) for k, v in self.weighting.weights.items()},
-            "data": {"root": str(cfg.data.root), "version": cfg.data.version,
+            "data": {"root": str(cfg.data.root), "version": cfg.data.version, "level": self.level,
                      "train_scenes": len(self.train_scenes), "lr_patch": cfg.data.lr_patch,
                      "seg_patch": cfg.data.seg_patch, "frames": cfg.data.frames,
                      "samples_per_epoch": cfg.data.samples_per_epoch,
@@ -325,6 +330,8 @@ class TrainingLoop:
             metrics={"val": metrics, "val_epoch": epoch},
             name=cfg.name,
             description=cfg.experiment.title or f"{cfg.task} network trained by core.training",
+            level=self.level,
+            input_stats=self.input_stats,
         )
 
     def _save(self, epoch: int, val: Dict[str, Any], improved: bool) -> None:

@@ -486,6 +486,7 @@ def make_scene(
     name = name or f"synth_{'_'.join(str(s) for s in seed_parts)}"
     extra = {
         "synthetic": True,
+        "level": "L2A",  # drawn with surface-reflectance spectra: L2A-like, not top of atmosphere
         "version": "real-world" if real_world else "simulated",
         "seed": seed_parts,
         "shifts_hr": np.round(shifts, 4).tolist(),

@@ -278,6 +278,7 @@ def make_world_scene(
     extra: Dict[str, Any] = {
         "synthetic": True,
         "world": "v2",
+        "level": "L2A",  # drawn with surface-reflectance spectra: L2A-like, not top of atmosphere
         "version": "real-world" if real_world else "simulated",
         "seed": parts,
         "archetype": arch.name,

@@ -1,0 +1,80 @@
+"""What a card records about the data a network was trained on: its processing level and its reflectances.
+
+Why: a network trained on surface reflectance (L2A, or the synthetic worlds'
+L2A-like spectra) given top-of-atmosphere L1C paints roads over every bright
+field (docs/results/real_scenes.md); the input checks
+(:mod:`core.io.input_signs`) can only warn about that if the card says what
+the network saw. Both facts are read from the training scenes themselves when
+the card is written, never typed in a recipe.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..data.scene import Scene
+from ..io.input_signs import band_statistics
+from ..io.sentinel2 import band_key
+
+__all__ = ["scene_level", "training_level", "training_stats", "STATS_PIXELS_PER_SCENE"]
+
+#: Pixels per band and scene that the percentiles are computed on (a decimated read: seconds, not minutes).
+STATS_PIXELS_PER_SCENE = 65536
+
+
+def scene_level(scene: Scene) -> Optional[str]:
+    """A scene's processing level: what its scene.json says (``extra.level``), else what its source implies.
+
+    Synthetic scenes (world v1 towns, world v2) are drawn with surface
+    reflectance spectra, so they count as L2A; MuS2 is built from L2A
+    revisits. Anything else unknown (None).
+    """
+    extra = scene.extra or {}
+    level = extra.get("level")
+    if isinstance(level, str) and level.upper() in ("L1C", "L2A", "L1C+L2A"):
+        return level.upper()
+    if extra.get("synthetic") or extra.get("world"):
+        return "L2A"
+    if extra.get("source") == "MuS2":
+        return "L2A"
+    return None
+
+
+def training_level(scenes: Sequence[Scene]) -> Optional[str]:
+    """The level of a set of training scenes: one level, ``L1C+L2A`` when both, None when any is unknown."""
+    found = set()
+    for s in scenes:
+        level = scene_level(s)
+        if level is None:
+            return None
+        found.update(level.split("+"))
+    return "+".join(sorted(found)) if found else None
+
+
+def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequence[str],
+                   hr: bool) -> Dict[str, Dict[str, float]]:
+    """p2 / p50 / p98 reflectance per band of what the network read in training (HR images or LR revisits).
+
+    ``band_idx``: the scene bands the network reads, named ``bands``.
+    """
+    out: Dict[str, Dict[str, float]] = {}
+    for idx, name in zip(band_idx, bands):
+        key = band_key(name) or str(name)
+        values: List[np.ndarray] = []
+        for s in scenes:
+            if hr:
+                if s.hr is None:
+                    continue
+                arr, ok = s.hr[idx], s.hr_valid if s.hr_valid is not None else np.ones(s.hr.shape[1:], bool)
+            else:
+                arr, ok = s.lr[:, idx], s.lr_valid
+            v = np.asarray(arr)[np.asarray(ok, bool)]
+            step = max(1, v.size // STATS_PIXELS_PER_SCENE)
+            values.append(v[::step])
+        if values:
+            stats = band_statistics(np.concatenate(values))
+            if stats:
+                out[key] = stats
+    return out

@@ -41,7 +41,8 @@ class CheckReport:
         return self.error is not None or any(level == "refusal" for level, _m in self.checks)
 
 
-def _key(paths: Sequence[str], band: Any, card_bands: Sequence[str], multi_image: bool, task: str) -> Tuple[Any, ...]:
+def _key(paths: Sequence[str], band: Any, card_bands: Sequence[str], multi_image: bool, task: str,
+         cards: Sequence[Any] = ()) -> Tuple[Any, ...]:
     stamps = []
     for p in paths:
         try:
@@ -49,13 +50,19 @@ def _key(paths: Sequence[str], band: Any, card_bands: Sequence[str], multi_image
             stamps.append((p, st.st_mtime_ns, st.st_size))
         except OSError:
             stamps.append((p, None, None))
-    return tuple(stamps), str(band), tuple(card_bands), bool(multi_image), task
+    trained = tuple((getattr(c, "display_name", ""), getattr(c, "trained_level", None), getattr(c, "created", ""))
+                    for c in cards)
+    return tuple(stamps), str(band), tuple(card_bands), bool(multi_image), task, trained
 
 
 def run_checks(paths: Sequence[str], band: Any, card_bands: Sequence[str] = ("B8",), multi_image: bool = False,
-               task: str = "super-resolve") -> CheckReport:
-    """``core.io.checks.check_inputs`` on ``paths`` as the job will read them (cached; main thread)."""
-    key = _key(paths, band, card_bands, multi_image, task)
+               task: str = "super-resolve", cards: Sequence[Any] = ()) -> CheckReport:
+    """``core.io.checks.check_inputs`` on ``paths`` as the job will read them (cached; main thread).
+
+    ``cards``: the chosen networks' model cards, so the line also says when the
+    input's processing level or reflectances are not what they were trained on.
+    """
+    key = _key(paths, band, card_bands, multi_image, task, cards)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -64,7 +71,7 @@ def run_checks(paths: Sequence[str], band: Any, card_bands: Sequence[str] = ("B8
     except ImportError as exc:  # the engine's dependencies are missing: the installer says so elsewhere
         return CheckReport(unavailable=f"input checks unavailable ({exc})")
     try:
-        found = check_inputs(list(paths), band, list(card_bands) or ["B8"], multi_image, task)
+        found = check_inputs(list(paths), band, list(card_bands) or ["B8"], multi_image, task, list(cards))
         report = CheckReport([(c.level, c.message) for c in found])
     except ValueError as exc:  # core.jobs.InputError: a sentence for the analyst
         report = CheckReport(error=str(exc))

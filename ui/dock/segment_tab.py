@@ -39,7 +39,7 @@ from .option_widgets import OptionWidgets, tick_box
 __all__ = ["SegmentTab", "TARGETS"]
 
 TARGETS = ("buildings", "roads")
-MORE_OPTIONS = ("threshold", "supported_only")
+MORE_OPTIONS = ("threshold", "supported_only", "mask_snow")
 ADVANCED_OPTIONS = ("tile", "overlap", "batch")
 
 
@@ -161,6 +161,11 @@ class SegmentTab(QWidget):
                 return [str(b) for b in entry.card.bands]
         return ["B8"]
 
+    def network_cards(self) -> List[Any]:
+        """The ticked networks' model cards (the check line compares the input with what they were trained on)."""
+        entries = [self.dock.entry_for(path) for path in self.seg_checkpoints().values()]
+        return [e.card for e in entries if e is not None]
+
     def bands_by_name(self, layer: Any) -> Optional[List[str]]:
         """The networks' bands when ``layer`` names them all (the engine then reads them by name), else None."""
         if layer is None or layer.bandCount() < 2:
@@ -186,7 +191,7 @@ class SegmentTab(QWidget):
             lines.append(f"<span style='color:gray'>reads {', '.join(by_name)} by name, as the networks' cards "
                          "ask</span>")
         band = "all" if len(self.network_bands()) > 1 else max(1, self.seg_band_combo.currentBand())
-        lines += check_lines(run_checks([path], band, task="segment"), can_force=False)
+        lines += check_lines(run_checks([path], band, task="segment", cards=self.network_cards()), can_force=False)
         self.seg_check_label.setText("<br>".join(lines))
 
     def options(self, layer: Any) -> SegmentOptions:

@@ -449,7 +449,8 @@ class SuperResolveTab(ProductJobs, QWidget):
                 lines.append(f"<span style='color:gray'>reads the dates of {spec.band}, the model's band</span>")
             forced = bool(self.advanced.values().get("force"))
             all_bands = bool(self.more.values().get("all_bands"))
-            report = run_checks(spec.paths, "all" if all_bands else spec.band, self.card_bands(), frames > 1)
+            report = run_checks(spec.paths, "all" if all_bands else spec.band, self.card_bands(), frames > 1,
+                                cards=[entry.card])
             lines += check_lines(report, forced)
             refused = report.refused and not forced
             n_in = len(spec.layers) if spec.mode == REVISITS else (

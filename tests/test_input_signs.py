@@ -125,11 +125,15 @@ def test_card_level_is_validated_and_older_cards_read_as_unknown():
     assert v2.level is None and v2.trained_level == "L2A"
 
 
-def test_shipped_networks_count_as_trained_on_l2a():
+def test_shipped_networks_record_l2a_and_their_training_statistics():
     from core.api import shipped_models_dir
 
     for path in sorted(shipped_models_dir().glob("*.safetensors")):
-        assert read_card(path).trained_level == "L2A", path.name
+        shipped = read_card(path)
+        assert shipped.level == "L2A" and shipped.trained_level == "L2A", path.name
+        assert sorted(shipped.input_stats) == BANDS, path.name  # scripts/record_card_facts.py
+        b02 = shipped.input_stats["B02"]
+        assert 0.0 < b02["p2"] < b02["p50"] < b02["p98"] < HAZE_B02_MIN * 2, path.name  # world v2's dark blue
 
 
 def test_training_records_level_and_input_statistics(tmp_path):

@@ -181,7 +181,11 @@ def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
         )
     lines += ["", "Each file is a safetensors checkpoint whose metadata holds its model card "
               "(`python -m core.cli models info FILE`): architecture, hyper-parameters, bands, frames, "
-              "normalization, training recipe and these test metrics.", ""]
+              "normalization, training recipe and these test metrics; also the processing level it was "
+              "trained for (`L2A`: world v2 is drawn with surface-reflectance spectra) and the per-band "
+              "reflectance percentiles (p2/p50/p98) of its training inputs, which the input checks compare "
+              "with what they are given (cards written before they could say so: "
+              "`python scripts/record_card_facts.py`, tensors kept byte-identical).", ""]
     return "\n".join(lines)
 
 

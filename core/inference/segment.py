@@ -303,7 +303,9 @@ def segment(
                       reference=support.reference if support is not None else ())
             check_cancel(cancel)
             if snow_frames and snow_count[0]:
-                messages.append(f"{100 * snow_count[0] / max(1, snow_count[1]):.1f} % of the area looks like snow or "
+                pct = 100 * snow_count[0] / max(1, snow_count[1])
+                share = f"{pct:.1f} %" if pct >= 0.1 else "under 0.1 %"
+                messages.append(f"{share} of the area looks like snow or "
                                 "thick cloud (bright and white in B02-B04): left without objects, as the networks "
                                 "were not trained on it (untick 'No objects on snow or thick cloud', or "
                                 "--no-mask-snow, to keep their output there)")

@@ -162,6 +162,12 @@ def band_statistics(values: np.ndarray) -> Dict[str, float]:
 # --------------------------------------------------------------------------- the checks
 
 
+def _was(network: str) -> str:
+    """The verb for a network's name ("hat_baseline was") or for several ("the networks were")."""
+    return "were" if network.startswith("the networks") else "was"
+
+
+
 def check_level(level: Optional[str], label: str, trained: Optional[str] = None,
                 network: str = "the network", pixels_judged: bool = False) -> Check:
     """Say the input's processing level; warn, saying what to do, when it is not the one the network learned.
@@ -170,23 +176,23 @@ def check_level(level: Optional[str], label: str, trained: Optional[str] = None,
     B08), so an unknown level is still read from the pixels.
     """
     if level is None:
-        against = f", so it cannot be compared with the {trained} {network} was trained on" if trained else ""
+        against = f", so it cannot be compared with the {trained} {network} {_was(network)} trained on" if trained else ""
         tail = ("; the haze check reads from its pixels whether it looks like top of atmosphere (L1C)"
                 if pixels_judged else "")
         return Check("ok", "level_unknown",
                      f"The processing level of {label} is not recorded (a plain raster){against}{tail}.")
     words = LEVEL_WORDS.get(level, level)
     if trained is None or trained == "L1C+L2A" or trained == level:
-        tail = f", as {network} was trained on" if trained == level else ""
+        tail = f", as {network} {_was(network)} trained on" if trained == level else ""
         return Check("ok", "level", f"{label} is {level} ({words}){tail}.")
     if level == "L1C" or (level == "L1C+L2A" and trained == "L2A"):
         return Check("warning", "level_mismatch",
-                     f"{label} is {level} ({words}); {network} was trained on {trained} "
+                     f"{label} is {level} ({words}); {network} {_was(network)} trained on {trained} "
                      f"({LEVEL_WORDS.get(trained, trained)}): expect roads painted over bright land (path "
                      "radiance brightens every pixel, most in B02); use the L2A product of this date, or a "
                      "network trained on L1C.")
     return Check("warning", "level_mismatch",
-                 f"{label} is {level} ({words}); {network} was trained on {trained} "
+                 f"{label} is {level} ({words}); {network} {_was(network)} trained on {trained} "
                  f"({LEVEL_WORDS.get(trained, trained)}): its objects will be missed or misplaced (the surface is "
                  "darker, most in B02, than what it learned); use the L1C product of this date, or a network "
                  "trained on L2A.")
@@ -246,9 +252,9 @@ def check_statistics(medians: Mapping[str, float], trained: Mapping[str, Mapping
         if med < lo - margin or med > hi + margin:
             outside.append(f"{band} median {med:.3f} (trained {lo:.3f}-{hi:.3f})")
     if not outside:
-        return Check("ok", "statistics", f"{label}: band medians lie within what {network} was trained on.")
+        return Check("ok", "statistics", f"{label}: band medians lie within what {network} {_was(network)} trained on.")
     return Check("warning", "statistics",
-                 f"{label}: {'; '.join(outside)}: outside the reflectances {network} was trained on, so its output "
+                 f"{label}: {'; '.join(outside)}: outside the reflectances {network} {_was(network)} trained on, so its output "
                  "is a guess there; check the level (L1C/L2A), the units and the season.")
 
 

@@ -170,7 +170,8 @@ def _trust_row(path: str, inputs: Optional[Tuple[List[str], Any]], work: Path, i
         return found, False
     beside = trust_path_for(path)
     if inputs is not None:
-        opts = options.replace(band=inputs[1]) if inputs[1] is not None else options
+        # "all" (every band, or bands that are dates) names no one band: the trust map takes the recorded one
+        opts = options.replace(band=inputs[1]) if inputs[1] not in (None, "all") else options
         return trust_map(path, inputs[0], out_path=beside, options=opts, progress=progress, cancel=cancel), True
     return trust_map(path, None, out_path=work / f"trust_{index}.tif", options=options, progress=progress,
                      cancel=cancel), False

@@ -253,3 +253,26 @@ def test_sr_output_carries_the_level_and_segmenting_it_warns(tmp_path):
 def test_level_wording_for_mixed_stacks():
     check = check_level("L1C+L2A", "stack.tif", "L2A", "unetpp_roads")
     assert check.level == "warning" and "stack.tif is L1C+L2A" in check.message
+
+
+def test_cli_prints_the_level_snow_and_statistics_lines_with_the_shipped_networks(tmp_path, capsys):
+    from core.api import shipped_models_dir
+    from core.cli.main import main
+
+    roads = shipped_models_dir() / "unetpp_roads.safetensors"
+    hr = write(tmp_path, "winter_sr.tif", snowy(38) + np.array([0.10, 0.07, 0.045, 0.03])[:, None, None],
+               tags={"S2_LEVEL": "L1C"}, transform=HR)
+    rc = main(["segment", "--checkpoint", str(roads), "--input", str(hr), "--out", str(tmp_path / "mask.tif"),
+               "--tile", "96"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert ("warning: winter_sr.tif is L1C (top-of-atmosphere reflectance); unetpp_roads was trained on L2A "
+            "(surface reflectance): expect roads painted over bright land") in out
+    assert "warning: About 40 % of winter_sr.tif looks like snow or thick cloud" in out
+    assert "warning: winter_sr.tif: B02 median" in out and "outside the reflectances unetpp_roads was" in out
+    assert "39.6 % of the area looks like snow or thick cloud" in out
+    with rasterio.open(tmp_path / "mask.tif") as m:
+        assert (m.read(1)[:38] == 0).all()
+    rc = main(["segment", "--checkpoint", str(roads), "--input", str(hr), "--out", str(tmp_path / "kept.tif"),
+               "--tile", "96", "--no-mask-snow"])
+    assert rc == 0 and "left without objects" not in capsys.readouterr().out

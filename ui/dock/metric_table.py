@@ -74,7 +74,8 @@ def summary_line(result: Any, missing: str = "", seconds: Optional[float] = None
             continue
         d = b - a
         parts.append(f"{name} {'+' if d >= 0 else ''}{format_metric(key, d)}")
-    line = ("Task-driven vs baseline: " + ", ".join(parts)) if parts else "Both outputs are shown; no metric to compare."
+    line = ("Task-driven vs baseline: " + ", ".join(parts) + ".") if parts else \
+        "Both outputs are shown; no metric to compare."
     if missing:
         line += f" {missing}."
     if seconds is not None:

@@ -276,3 +276,17 @@ def test_cli_prints_the_level_snow_and_statistics_lines_with_the_shipped_network
     rc = main(["segment", "--checkpoint", str(roads), "--input", str(hr), "--out", str(tmp_path / "kept.tif"),
                "--tile", "96", "--no-mask-snow"])
     assert rc == 0 and "left without objects" not in capsys.readouterr().out
+
+
+def test_area_tiles_record_the_revisits_level_for_the_fine_tuned_card(tmp_path):
+    from core.area.tiles import prepare_area
+    from core.data.synthetic.area import write_area_files
+    from core.data.synthetic.towns import make_scene
+
+    files = write_area_files(make_scene(size_hr=288, frames=2, seed=5), tmp_path / "inputs")
+    for p in files.revisits:  # as exported from an L1C product
+        with rasterio.open(p, "r+") as ds:
+            ds.update_tags(S2_LEVEL="L1C")
+    prepare_area(files.revisits, 1, files.buildings, files.roads, tmp_path / "area", tile_lr=32)
+    levels = {json.loads(p.read_text())["extra"].get("level") for p in (tmp_path / "area").glob("*/scene.json")}
+    assert levels == {"L1C"}

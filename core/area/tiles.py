@@ -48,6 +48,7 @@ from ..data.scene import SPLIT_JSON, Scene, SceneError, write_json_atomic, write
 from ..data.vectors import is_kind, rasterize_vectors, read_features
 from ..io.atomic import remove_orphans, replace_folder, temp_path_for
 from ..io.geo import apply, compose
+from ..io.input_signs import input_level
 from ..io.radiometry import S2_DN_SCALE
 from ..io.rasters import Frame, FrameSet, Grid
 from ..jobs import PathLike, Progress
@@ -225,7 +226,7 @@ def prepare_area(
         tmp.mkdir()
         try:
             tiles, skipped = _write_tiles(arranged, grid, crs, layout, tile_lr, rscale, vectors,
-                                          min_valid, tmp, report)
+                                          min_valid, tmp, report, input_level([Path(p) for p in revisits]))
             parts = {p: [t["name"] for t in tiles if t["part"] == p] for p in ("train", "held_out")}
             if skipped:
                 messages.append(f"{len(skipped)} tile(s) skipped, less than {min_valid:.0%} of their pixels seen "
@@ -425,9 +426,12 @@ def _tile_name(row: int, col: int) -> str:
 
 def _write_tiles(
     arranged: AreaBands, grid: Grid, crs: str, layout: AreaLayout, tile_lr: int, rscale: float,
-    vectors: Dict[str, Path], min_valid: float, folder: Path, report: Progress,
+    vectors: Dict[str, Path], min_valid: float, folder: Path, report: Progress, level: Optional[str] = None,
 ) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Write every training and held-out tile with enough valid data; return (tile records, skipped names).
+
+    ``level``: the revisits' processing level, written to each tile's scene.json
+    so that a network fine-tuned on them records it in its card.
 
     Works through strips of tile rows: the LR frames are read per tile, the
     vectors are rasterized once per strip (not per tile: each call reads and
@@ -475,7 +479,8 @@ def _write_tiles(
                 lr_transform=lr_transform, hr_transform=compose(lr_transform, Affine.scale(1.0 / SCALE)),
                 bands=list(arranged.names), scale=SCALE, radiometric_scale=rscale,
                 split="train" if part == "train" else "val",
-                extra={"area": {"row": r, "col": c, "part": part, "revisits": labels}},
+                extra={"area": {"row": r, "col": c, "part": part, "revisits": labels},
+                       **({"level": level} if level else {})},
             )
             write_scene(scene, folder / name, overwrite=False, root=folder)
             left, top = apply(lr_transform, 0, 0)

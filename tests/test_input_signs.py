@@ -290,3 +290,17 @@ def test_area_tiles_record_the_revisits_level_for_the_fine_tuned_card(tmp_path):
     prepare_area(files.revisits, 1, files.buildings, files.roads, tmp_path / "area", tile_lr=32)
     levels = {json.loads(p.read_text())["extra"].get("level") for p in (tmp_path / "area").glob("*/scene.json")}
     assert levels == {"L1C"}
+
+
+def test_a_band_file_inside_its_product_has_the_products_level(tmp_path):
+    from core.io.input_signs import input_level
+    from tests.s2_fixtures import make_safe
+
+    for level in ("L1C", "L2A"):
+        safe = make_safe(tmp_path / level, level=level)
+        jp2 = next(p for p in safe.rglob("*B08*.jp2"))
+        assert input_level([jp2]) == level
+    # an export of each, read together: a mix
+    a = write(tmp_path, "a.tif", farmland(), tags={"S2_LEVEL": "L1C"})
+    b = write(tmp_path, "b.tif", farmland(), tags={"S2_LEVEL": "L2A"})
+    assert input_level([a, b]) == "L1C+L2A" and input_level([a, write(tmp_path, "c.tif", farmland())]) is None

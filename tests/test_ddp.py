@@ -153,7 +153,7 @@ def test_two_process_ddp_matches_single_process(tmp_path, towns):
     for k in ref:
         torch.testing.assert_close(r0[k], ref[k], atol=1e-5, rtol=1e-4, msg=lambda m, k=k: f"{k}: {m}")
     # meaningful only if training moved the weights far more than the tolerance: compare with the
-    # initial weights (same seed, same construction as Trainer.setup)
+    # initial weights (same seed, same construction as TrainingLoop.setup)
     from core.models.zoo import build
     from core.training.trainer import seed_everything
 

@@ -20,7 +20,7 @@ import torch
 
 from core.data.scene import write_scene
 from core.training.config import load_config
-from core.training.trainer import RESUME_FILE, Trainer
+from core.training.trainer import RESUME_FILE, trainer_for
 from tests.robustness_support import ROOT, tiny_scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,7 +36,7 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 import torch
 from core.training.config import load_config
-from core.training.trainer import Trainer
+from core.training.trainer import trainer_for
 
 real_save = torch.save
 saves = []
@@ -49,7 +49,7 @@ def save(obj, f, *args, **kwargs):
             os.kill(os.getpid(), signal.SIGTERM)
 
 torch.save = save
-Trainer(load_config(sys.argv[1], sys.argv[2:]), progress=None).fit()
+trainer_for(load_config(sys.argv[1], sys.argv[2:]), progress=None).fit()
 """
 
 
@@ -84,7 +84,7 @@ def test_sigterm_while_the_checkpoint_is_written_leaves_matching_files(tmp_path:
 def test_resume_puts_a_history_that_ran_ahead_back_in_line(tmp_path: Path, dataset: Path) -> None:
     run = tmp_path / "run"
     args = [*QUICK, f"data.root={dataset}", f"out_dir={run}"]
-    Trainer(load_config(TINY, [*args, "epochs=2"]), progress=None).fit()
+    trainer_for(load_config(TINY, [*args, "epochs=2"]), progress=None).fit()
     history = json.loads((run / "history.json").read_text())
     state = torch.load(run / RESUME_FILE, map_location="cpu", weights_only=True)
     state["epoch"], state["history"] = 1, state["history"][:1]  # as if killed between the two renames
@@ -97,6 +97,6 @@ def test_resume_puts_a_history_that_ran_ahead_back_in_line(tmp_path: Path, datas
         if event.get("event") == "log" and str(event.get("message", "")).startswith("resumed"):
             seen.append([h["epoch"] for h in json.loads((run / "history.json").read_text())])
 
-    Trainer(load_config(TINY, [*args, "epochs=2"]), progress=on_event).fit()
+    trainer_for(load_config(TINY, [*args, "epochs=2"]), progress=on_event).fit()
     assert seen == [[1]]
     assert _epochs(run) == ([1, 2], 2, [1, 2])

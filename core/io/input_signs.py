@@ -209,7 +209,7 @@ def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False) 
     return Check("warning", "snow_cloud",
                  f"About {100 * share:.0f} % of {label} looks like snow or thick cloud{source}: the networks were "
                  "not trained on snow or cloud and paint roads and buildings on it; choose a clear, snow-free date "
-                 "(segmentation leaves those pixels without objects).")
+                 "(segmentation leaves them without objects unless told not to).")
 
 
 def check_haze(dark_b02: Optional[float], dark_b08: Optional[float], label: str,

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..data.radiometric import RadiometricJitter, band_wavelengths
 from ..data.scene import Scene
 from ..io.input_signs import band_statistics
 from ..io.sentinel2 import band_key
@@ -42,39 +43,56 @@ def scene_level(scene: Scene) -> Optional[str]:
     return None
 
 
-def training_level(scenes: Sequence[Scene]) -> Optional[str]:
-    """The level of a set of training scenes: one level, ``L1C+L2A`` when both, None when any is unknown."""
+def training_level(scenes: Sequence[Scene], jitter: Optional[RadiometricJitter] = None) -> Optional[str]:
+    """The level of a set of training scenes: one level, ``L1C+L2A`` when both, None when any is unknown.
+
+    ``jitter``: the recipe's ``data.radiometry``; when it adds path radiance to
+    surface-reflectance patches, the network also saw L1C-like inputs.
+    """
     found = set()
     for s in scenes:
         level = scene_level(s)
         if level is None:
             return None
         found.update(level.split("+"))
+    if jitter is not None and jitter.active and jitter.path_radiance > 0 and "L2A" in found:
+        found.add("L1C")
     return "+".join(sorted(found)) if found else None
 
 
-def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequence[str],
-                   hr: bool) -> Dict[str, Dict[str, float]]:
+def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequence[str], hr: bool,
+                   jitter: Optional[RadiometricJitter] = None, seed: int = 0) -> Dict[str, Dict[str, float]]:
     """p2 / p50 / p98 reflectance per band of what the network read in training (HR images or LR revisits).
 
     ``band_idx``: the scene bands the network reads, named ``bands``.
+    ``jitter``: the radiometry drawn for segmentation patches (``data.radiometry``),
+    applied to each scene's decimated HR image as training applies it to patches.
     """
+    names = [band_key(b) or str(b) for b in bands]
+    wavelengths = band_wavelengths(list(bands))
+    rng = np.random.default_rng(seed)
+    per_band: List[List[np.ndarray]] = [[] for _ in names]
+    for s in scenes:
+        if hr:
+            if s.hr is None:
+                continue
+            img = np.asarray(s.hr[list(band_idx)], np.float32)
+            ok = np.asarray(s.hr_valid, bool) if s.hr_valid is not None else np.ones(img.shape[1:], bool)
+            step = max(1, int(np.sqrt(ok.size / STATS_PIXELS_PER_SCENE)))
+            img, ok = img[:, ::step, ::step], ok[::step, ::step]
+            if jitter is not None and jitter.active:
+                img = jitter.apply(img.copy(), wavelengths, rng)
+            for k in range(len(names)):
+                per_band[k].append(img[k][ok])
+        else:
+            ok = np.asarray(s.lr_valid, bool)
+            for k, idx in enumerate(band_idx):
+                v = np.asarray(s.lr[:, idx])[ok]
+                per_band[k].append(v[:: max(1, v.size // STATS_PIXELS_PER_SCENE)])
     out: Dict[str, Dict[str, float]] = {}
-    for idx, name in zip(band_idx, bands):
-        key = band_key(name) or str(name)
-        values: List[np.ndarray] = []
-        for s in scenes:
-            if hr:
-                if s.hr is None:
-                    continue
-                arr, ok = s.hr[idx], s.hr_valid if s.hr_valid is not None else np.ones(s.hr.shape[1:], bool)
-            else:
-                arr, ok = s.lr[:, idx], s.lr_valid
-            v = np.asarray(arr)[np.asarray(ok, bool)]
-            step = max(1, v.size // STATS_PIXELS_PER_SCENE)
-            values.append(v[::step])
+    for name, values in zip(names, per_band):
         if values:
             stats = band_statistics(np.concatenate(values))
             if stats:
-                out[key] = stats
+                out[name] = stats
     return out

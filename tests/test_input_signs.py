@@ -192,6 +192,8 @@ def test_haze_from_the_dark_object_in_blue(tmp_path):
     # a uniformly bright scene (a snowfield, a desert) has no dark object: as bright in B08, not haze
     assert check_haze(0.30, 0.35, "desert", None).level == "ok"
     assert "path radiance of L1C" in check_haze(0.12, 0.035, "x", "L1C").message
+    # a network trained with L1C-like path radiance expects it: said, not warned
+    assert check_haze(0.12, 0.035, "x", "L1C", trained="L1C+L2A", network="unetpp_roads").level == "ok"
 
 
 # --------------------------------------------------------------------------- 5. training statistics

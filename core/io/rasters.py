@@ -68,11 +68,14 @@ def open_raster(path: PathLike):
     try:
         ds = rasterio.open(p, driver=driver) if driver else rasterio.open(p)
     except RasterioIOError as exc:
+        # GDAL >= 3.10 already fails here on a truncated GeoTIFF (its directory is cut off), older ones at the read
         if driver:
             raise InputError(f"{p}: not a raster GDAL can read as {driver}, the format its name says "
-                             f"({error_text(exc)}); a {p.suffix} file is never read as another format (one that "
-                             "may read other files or the network)") from exc
-        raise InputError(f"{p}: not a raster GDAL can read ({error_text(exc)})") from exc
+                             f"({error_text(exc)}): the file is damaged or incomplete (an interrupted copy or "
+                             f"download?) or not {driver}; a {p.suffix} file is never read as another format (one "
+                             "that may read other files or the network)") from exc
+        raise InputError(f"{p}: not a raster GDAL can read ({error_text(exc)}); the file is damaged or incomplete, "
+                         "or not a raster") from exc
     if ds.count < 1:
         ds.close()
         raise InputError(f"{p}: holds no raster bands")

@@ -319,6 +319,34 @@ def test_activate_deps_dir_appends_once_and_only_existing_folders(deps: ModuleTy
     assert path == ["/usr/lib/python3/dist-packages", str(tmp_path)]  # appended (QGIS's packages win), once
 
 
+def _dist(site: Path, name: str, version: str) -> None:
+    """A real installed distribution: its package and its .dist-info, as pip lays them out."""
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text(f"VERSION = {version!r}\n")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+
+
+def test_a_package_the_system_has_too_old_is_found_in_the_folder_first_numpy_never(deps: ModuleType,
+                                                                                     tmp_path: Path):
+    """Issue 21: with the installer's folder alone, Debian's sympy 1.11 shadowed the 1.13 PyTorch needs."""
+    system, folder = tmp_path / "system", tmp_path / "py311"
+    _dist(system, "fakesympy", "1.11")
+    _dist(folder, "fakesympy", "1.13")
+    _dist(system, "numpy", "1.24.2")
+    _dist(folder, "numpy", "1.26.4")  # newer, but QGIS's compiled modules are built against the system's
+    _dist(folder, "onlyhere", "1.0")  # the system lacks it: the plain append finds it
+    path, meta = [str(system)], []
+    assert deps.activate_deps_dir(folder, path, meta)
+    assert path == [str(system), str(folder)]
+    assert len(meta) == 1 and meta[0].names == {"fakesympy"}
+    assert Path(meta[0].find_spec("fakesympy").origin).parent.parent == folder
+    assert meta[0].find_spec("numpy") is None and meta[0].find_spec("onlyhere") is None
+    assert deps.activate_deps_dir(folder, path, meta) and len(meta) == 1  # once
+
+
 @pytest.mark.parametrize("output, expected", [
     ("/usr/bin/python3: No module named pip", "pip is not available for this Python"),
     ("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device", "disk is full"),

@@ -14,7 +14,11 @@ Why this module is careful:
   by deleting one folder.
 * That folder is *appended* to ``sys.path``: whatever QGIS already ships
   (numpy, GDAL's Python bindings) keeps winning, so an install can never swap
-  the numpy that QGIS's own compiled modules were built against.
+  the numpy that QGIS's own compiled modules were built against. One
+  exception: a pure-Python package pip put there because the system's copy
+  is too old for PyTorch (Debian 12's sympy 1.11; PyTorch needs 1.13) is
+  found there first, through a finder that serves only those packages
+  (:func:`newer_in_folder`); compiled ones QGIS builds against never are.
 
 Everything here except :func:`plugin_deps_dir` is plain Python that runs
 without QGIS and imports no sibling module, so ``__init__.py`` can use it while
@@ -25,13 +29,15 @@ interpreter lives in ``interpreter.py``, the pip commands in ``pip.py``.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, List, MutableSequence, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, MutableSequence, Optional, Sequence, Tuple
 
 PLUGIN_NAME = "s2_taskdriven_sr"
 
@@ -252,12 +258,71 @@ def plugin_deps_dir() -> Optional[Path]:
     return deps_dir_for(Path(base)) if base else None
 
 
-def activate_deps_dir(folder: Path, path: Optional[MutableSequence[str]] = None) -> bool:
+#: Packages QGIS or GDAL's compiled modules are built against, or that are compiled themselves: the
+#: system's copy always wins, even when the package folder holds a newer one.
+PROTECTED = frozenset({"numpy", "osgeo", "gdal", "qgis", "pyqt5", "pyqt6", "sip", "shapely", "pyproj", "rasterio",
+                       "fiona", "matplotlib", "scipy", "pillow", "pil", "psycopg2", "lxml", "yaml", "pyyaml"})
+
+
+def _top_level_names(dist: importlib.metadata.Distribution) -> List[str]:
+    """The importable top-level names a distribution provides (``top_level.txt``, else its files)."""
+    text = dist.read_text("top_level.txt")
+    if text:
+        return [n for n in text.split() if n and not n.startswith("_")]
+    names = set()
+    for f in dist.files or ():
+        first = Path(str(f)).parts[0] if Path(str(f)).parts else ""
+        if first and not first.endswith((".dist-info", ".egg-info", ".data")) and first not in ("..", "bin"):
+            names.add(first[:-3] if first.endswith(".py") else first)
+    return sorted(n for n in names if n.isidentifier() and not n.startswith("_"))
+
+
+def newer_in_folder(folder: Path, others: Sequence[str]) -> List[str]:
+    """Top-level modules that ``folder`` holds in a newer version than the copy found on ``others``.
+
+    Why: pip installs a dependency into the package folder when the system's
+    copy is too old (PyTorch needs sympy >= 1.13; Debian 12 has 1.11), but an
+    appended folder loses to the system's copy, and PyTorch then fails to
+    import. Compiled packages QGIS builds against (:data:`PROTECTED`) are never listed.
+    """
+    system = {}
+    for dist in importlib.metadata.distributions(path=[p for p in others if p and Path(p) != Path(folder)]):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        system.setdefault(name, dist.version)
+    names: List[str] = []
+    for dist in importlib.metadata.distributions(path=[str(folder)]):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name in PROTECTED or name not in system:
+            continue
+        if version_tuple(dist.version) > version_tuple(system[name]):
+            names += [n for n in _top_level_names(dist) if n.lower() not in PROTECTED]
+    return sorted(set(names))
+
+
+class FolderFirstFinder(importlib.abc.MetaPathFinder):
+    """Finds the listed top-level modules (and so their submodules) in ``folder`` before anywhere else."""
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        self.folder = str(folder)
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in self.names:
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, [self.folder])
+
+
+def activate_deps_dir(folder: Path, path: Optional[MutableSequence[str]] = None,
+                      meta_path: Optional[MutableSequence[Any]] = None) -> bool:
     """Append ``folder`` to ``sys.path`` (or ``path``) when it exists; True when it is now there.
 
-    Appended, not prepended: packages QGIS already has keep precedence.
+    Appended, not prepended: packages QGIS already has keep precedence, except
+    the pure-Python ones the folder holds because the system's are too old
+    (:func:`newer_in_folder`), which a :class:`FolderFirstFinder` at the front
+    of ``sys.meta_path`` (or ``meta_path``) serves from the folder.
     """
     path = sys.path if path is None else path
+    meta_path = sys.meta_path if meta_path is None else meta_path
     folder = Path(folder)
     if not folder.is_dir():
         return False
@@ -265,6 +330,13 @@ def activate_deps_dir(folder: Path, path: Optional[MutableSequence[str]] = None)
     if text not in path:
         path.append(text)
         importlib.invalidate_caches()
+    if not any(isinstance(f, FolderFirstFinder) and f.folder == text for f in meta_path):
+        try:
+            names = newer_in_folder(folder, [p for p in path if p != text])
+        except Exception:  # noqa: BLE001 - unreadable metadata: keep the plain append
+            names = []
+        if names:
+            meta_path.insert(0, FolderFirstFinder(folder, names))
     return True
 
 
@@ -283,4 +355,7 @@ __all__ = [
     "deps_dir_for",
     "plugin_deps_dir",
     "activate_deps_dir",
+    "newer_in_folder",
+    "FolderFirstFinder",
+    "PROTECTED",
 ]

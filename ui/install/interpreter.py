@@ -220,9 +220,12 @@ def python_interpreter(probe: Probe = probe_version) -> Optional[Path]:
     return find_python_interpreter(probe=probe)
 
 
+#: The child's first lines: the package folder made visible exactly as inside QGIS (``deps.activate_deps_dir``,
+#: loaded from its file: it imports nothing of the plugin), then the module run as ``python -m``.
 _BOOTSTRAP = (
-    "import runpy, sys; d = sys.argv.pop(1); m = sys.argv.pop(1); "
-    "sys.path.append(d) if d and d not in sys.path else None; "
+    "import importlib.util, runpy, sys; d = sys.argv.pop(1); f = sys.argv.pop(1); m = sys.argv.pop(1); "
+    "s = importlib.util.spec_from_file_location('s2sr_plugin_deps', f); k = importlib.util.module_from_spec(s); "
+    "sys.modules[s.name] = k; s.loader.exec_module(k); k.activate_deps_dir(d) if d else None; "
     "sys.argv[0] = m; runpy.run_module(m, run_name='__main__', alter_sys=True)"
 )
 
@@ -242,4 +245,5 @@ def module_command(
     if not interpreter:
         raise DepsError("QGIS's Python interpreter was not found; choose it in the Install dependencies dialog")
     folder = deps_dir if deps_dir is not None else plugin_deps_dir()
-    return [str(interpreter), "-c", _BOOTSTRAP, str(folder) if folder else "", module, *args]
+    deps_module = Path(__file__).with_name("deps.py")
+    return [str(interpreter), "-c", _BOOTSTRAP, str(folder) if folder else "", str(deps_module), module, *args]

@@ -21,6 +21,7 @@ import torch
 
 from core.area.tiles import AreaError, plan_layout, prepare_area
 from core.data.scene import list_scenes, load_split, read_scene
+from core.io.geo import compose
 from core.training.config import load_config
 from core.training.trainer import train
 
@@ -140,7 +141,7 @@ def test_bad_inputs_are_refused_clearly(scene, files, tmp_path):
     from core.data.scene import to_dn, write_geotiff
 
     moved = write_geotiff(tmp_path / "elsewhere.tif", to_dn(scene.lr[0], scene.lr_valid[0], 1e-4), scene.crs,
-                          scene.lr_transform * __import__("affine").Affine.translation(5000, 0), nodata=0)
+                          compose(scene.lr_transform, __import__("affine").Affine.translation(5000, 0)), nodata=0)
     with pytest.raises(InputError, match="does not overlap"):
         prepare_area([files.revisits[0], moved], 1, files.buildings, files.roads, tmp_path / "a3", tile_lr=32)
 

@@ -25,6 +25,7 @@ import pytest
 
 from core.area.tiles import prepare_area
 from core.data.scene import list_scenes, read_scene
+from core.io.geo import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "resources" / "models"
@@ -61,7 +62,7 @@ def strip_with_objects(scene):
         scene, lr=scene.lr[:, :, lr_rows], lr_valid=scene.lr_valid[:, lr_rows],
         hr=None if scene.hr is None else scene.hr[:, hr_rows], hr_valid=None if scene.hr_valid is None
         else scene.hr_valid[hr_rows], masks={k: m[hr_rows] for k, m in scene.masks.items()},
-        lr_transform=scene.lr_transform * shift_lr, hr_transform=scene.hr_transform * shift_hr,
+        lr_transform=compose(scene.lr_transform, shift_lr), hr_transform=compose(scene.hr_transform, shift_hr),
         extra={**scene.extra, "_roads": roads})
 
 

@@ -33,6 +33,7 @@ from core.inference.trust import (
 )
 from core.inference.trust_classes import CLASS_COLOURS
 from core.inference.trust_consistency import masked_median, masked_std
+from core.io.geo import compose
 from core.io.writer import GeoTiffSink
 from core.jobs import Cancelled, CancelToken, InputError, OutputError
 from core.options import SuperResolveOptions
@@ -259,7 +260,7 @@ def test_subwindow_output_sits_on_its_own_lr_window(scene, tmp_path):
         t = ds.transform
     crop = hr[30:150, 60:174]  # LR rows 10..50, cols 20..58
     sr = _write_like(scene["hr"], tmp_path / "crop.tif", crop, width=crop.shape[1], height=crop.shape[0],
-                     transform=t * Affine.translation(60, 30))
+                     transform=compose(t, Affine.translation(60, 30)))
     s = trust_map(sr, scene["lr"])
     with rasterio.open(s.path) as out, rasterio.open(sr) as src:
         assert out.shape == (120, 114)
@@ -316,7 +317,7 @@ def test_misaligned_sr_is_refused_with_the_offset(scene, tmp_path):
     with rasterio.open(scene["hr"]) as ds:
         t = ds.transform
     half = _write_like(scene["hr"], tmp_path / "half.tif", _read(scene["hr"]),
-                       transform=t * Affine.translation(1.5, 0))  # half an LR pixel to the east
+                       transform=compose(t, Affine.translation(1.5, 0)))  # half an LR pixel to the east
     with pytest.raises(InputError, match=r"not aligned to the LR grid.*0\.500 LR pixel across"):
         trust_map(half, scene["lr"])
     coarse = _write_like(scene["hr"], tmp_path / "coarse.tif", _read(scene["hr"]),

@@ -21,6 +21,7 @@ from affine import Affine
 
 from core.api import segment, trust_map
 from core.data.degrade import simulate_frames
+from core.io.geo import apply, compose
 from core.io.polygons import RasterStat, write_mask_vectors
 from core.options import SegmentOptions
 from tests.helpers import T0, make_card, write_geotiff
@@ -67,15 +68,15 @@ def case(tmp_path_factory):
     sr = hr.copy()
     sr[FAKE] = 0.6
     tags = {"SR_INPUTS": json.dumps([str(p) for p in lr_paths]), "SR_BAND": "B08", "SR_SCALE": "3"}
-    sr_path = write_geotiff(root / "sr.tif", np.round(sr * 1e4).astype(np.uint16), transform=T0 * Affine.scale(
-        1 / SCALE), nodata=0, descriptions=["B08"], tags=tags)
+    sr_path = write_geotiff(root / "sr.tif", np.round(sr * 1e4).astype(np.uint16), transform=compose(T0, Affine.scale(
+        1 / SCALE)), nodata=0, descriptions=["B08"], tags=tags)
     model = (Bright(), make_card(arch="unetpp", task="segmentation", target="buildings", bands=["B8"]))
     return {"root": root, "lr": lr_paths, "sr": sr_path, "model": model}
 
 
 def _on(geom_centre, rows: slice, cols: slice) -> bool:
-    t = T0 * Affine.scale(1 / SCALE)
-    col, row = ~t * geom_centre
+    t = compose(T0, Affine.scale(1 / SCALE))
+    col, row = apply(~t, *geom_centre)
     return rows.start <= row < rows.stop and cols.start <= col < cols.stop
 
 

@@ -194,6 +194,15 @@ def clean_qgis(qgis_iface):
     QgsSettings().remove(PACKAGE)
 
 
+@pytest.fixture
+def train_dialog(clean_qgis, face):
+    """The training dialog on QGIS's main window, shut down (child process, renderer) after the test."""
+    dlg = ui(face, "train_dialog").TrainDialog(clean_qgis, parent=clean_qgis.mainWindow())
+    yield dlg
+    dlg.shutdown()
+    dlg.deleteLater()
+
+
 def load_raster(path: Path, name: str):
     from qgis.core import QgsProject, QgsRasterLayer
 

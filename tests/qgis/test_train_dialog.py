@@ -27,12 +27,8 @@ def tiny_dataset(tmp_path_factory):
 
 
 @pytest.fixture
-def dialog(clean_qgis, qh):
-    mod = qh.ui("train_dialog")
-    dlg = mod.TrainDialog(clean_qgis, parent=clean_qgis.mainWindow())
-    yield dlg
-    dlg.shutdown()
-    dlg.deleteLater()
+def dialog(train_dialog):
+    return train_dialog
 
 
 def test_form_builds_the_recipe_and_refuses_what_cannot_run(dialog, tiny_dataset, tmp_path):

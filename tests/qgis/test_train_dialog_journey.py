@@ -19,12 +19,8 @@ import pytest
 
 
 @pytest.fixture
-def dialog(clean_qgis, qh):
-    mod = qh.ui("train_dialog")
-    dlg = mod.TrainDialog(clean_qgis, parent=clean_qgis.mainWindow())
-    yield dlg
-    dlg.shutdown()
-    dlg.deleteLater()
+def dialog(train_dialog):
+    return train_dialog
 
 
 @pytest.fixture

@@ -17,12 +17,8 @@ BANDS = ["B02", "B03", "B04", "B08"]
 
 
 @pytest.fixture
-def dialog(clean_qgis, qh):
-    mod = qh.ui("train_dialog")
-    dlg = mod.TrainDialog(clean_qgis, parent=clean_qgis.mainWindow())
-    yield dlg
-    dlg.shutdown()
-    dlg.deleteLater()
+def dialog(train_dialog):
+    return train_dialog
 
 
 def test_every_shipped_checkpoint_maps_to_the_recipe_that_made_it(tmp_path):

@@ -157,7 +157,7 @@ def train(plugin, window, monitor):
     run_dir = WORK / "run"
     dialog.out_dir.setFilePath(str(run_dir))
     dialog.epochs_spin.setValue(3)
-    dialog.samples_spin.setValue(8)
+    dialog.samples_spin.setValue(24)  # long enough an epoch that Cancel lands inside the run
     dialog.batch_spin.setValue(1)
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     settle(0.3)
@@ -182,6 +182,11 @@ def train(plugin, window, monitor):
     during.stop()
     out["checkpoint"] = dialog.history.checkpoint
     out["epochs_after_resume"] = list(dialog.history.epochs)
+    # the run folder's history spans the cancelled and the resumed run (the resumed one may have had
+    # nothing left to do when the machine finished the epochs before the cancel landed)
+    history_file = run_dir / "history.json"
+    out["history_epochs"] = ([int(r["epoch"]) for r in json.loads(history_file.read_text(encoding="utf-8"))]
+                             if history_file.is_file() else [])
     out["curves"] = list(dialog.plot.labels)
     out["curves_mode"] = dialog.plot.mode
     out["log_tail"] = dialog.log_view.toPlainText()[-600:]

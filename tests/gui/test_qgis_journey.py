@@ -136,7 +136,8 @@ def test_analyst_journeys_in_a_real_qgis_window(tmp_path: Path, layout: str):
     assert str(deps) in train["synth_arguments"], train["synth_arguments"]  # the child sees the installer's folder
     assert train["started"] and train["kept"] and "cancelled" in train["cancel_status"]
     assert train["checkpoint"], train["log_tail"]
-    assert train["epochs_after_resume"] and train["epochs_after_resume"][-1] == 3, train["epochs_after_resume"]
+    assert train["history_epochs"] == [1, 2, 3], train["history_epochs"]  # cancelled, resumed, finished
+    assert not train["epochs_after_resume"] or train["epochs_after_resume"][-1] == 3, train["epochs_after_resume"]
     assert "cl1" in train["curves"] and train["curves_mode"] == "process"
     assert train["closed"] and train["dialogs_visible"] == [], train["dialogs_visible"]
     assert state["dock_closed"]

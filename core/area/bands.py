@@ -16,7 +16,6 @@ once from its ``frames`` (``card.input_frames``); the two are never mixed up.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -24,14 +23,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..evaluation.scene_predict import predict_seg_image
-from ..inference.bands import band_of_frame, canonical_band
+from ..inference.bands import canonical_band, frames_by_date
 from ..jobs import InputError, PathLike
 from ..models.zoo import read_card
 
 __all__ = ["AreaBands", "area_sr_card", "network_bands", "arrange_frames", "band_positions", "seg_channels",
            "check_seg_networks", "seg_probs"]
 
-_DATE_RE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 
 
 def area_sr_card(path: PathLike) -> Any:
@@ -76,12 +74,6 @@ class AreaBands:
         return [" + ".join(f.label for f in group) if len(group) > 1 else group[0].label for group in self.dates]
 
 
-def _date_key(frame: Any) -> str:
-    """A revisit key: the date in the band description (a revisit stack), else the file (one date per file)."""
-    m = _DATE_RE.search(frame.description or "")
-    return "-".join(m.groups()) if m else str(frame.path)
-
-
 def arrange_frames(frames: Sequence[Any], wanted: Sequence[str]) -> AreaBands:
     """Group ``frames`` by revisit and pick, for each, the ``wanted`` bands by name in that order.
 
@@ -90,14 +82,7 @@ def arrange_frames(frames: Sequence[Any], wanted: Sequence[str]) -> AreaBands:
     band name, are refused with one sentence naming the file.
     """
     wanted = [canonical_band(b) or b for b in wanted]
-    by_date: Dict[str, Dict[str, Any]] = {}
-    unnamed: List[str] = []
-    for f in frames:
-        band = band_of_frame(f)
-        if band is None:
-            unnamed.append(f.label)
-            continue
-        by_date.setdefault(_date_key(f), {}).setdefault(band, f)
+    by_date, unnamed = frames_by_date(frames)
     if not by_date:
         raise InputError(
             f"the network takes {', '.join(wanted)} jointly, but no band of the revisits is named (band "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ..io.sentinel2 import NOMINAL_WAVELENGTH_NM, canonical_band
 from ..jobs import InputError
 from .loading import LoadedModel
 
-__all__ = ["canonical_band", "band_of_frame", "BandGroups", "group_frames",
+__all__ = ["canonical_band", "frames_by_date", "band_of_frame", "BandGroups", "group_frames",
            "band_description"]
 
 _DATE_RE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
@@ -39,6 +39,24 @@ def _date_of(frame) -> str:
     if m:
         return "-".join(m.groups())
     return str(frame.path)
+
+
+def frames_by_date(frames: Sequence[object]) -> Tuple[Dict[str, Dict[str, object]], List[str]]:
+    """``({date key: {band: frame}}, labels of frames without a band name)``; the first frame of a band wins.
+
+    A date key is the date in the frame's description (a revisit stack), else
+    its file (one date per file). Inference and the area workflows group
+    revisits the same way through this one function.
+    """
+    by_date: Dict[str, Dict[str, object]] = {}
+    unnamed: List[str] = []
+    for f in frames:
+        band = band_of_frame(f)
+        if band is None:
+            unnamed.append(f.label)
+            continue
+        by_date.setdefault(_date_of(f), {}).setdefault(band, f)
+    return by_date, unnamed
 
 
 @dataclass
@@ -90,14 +108,7 @@ def group_frames(frames: Sequence[object], loaded: LoadedModel, all_bands: bool)
         raise InputError(
             f"{loaded.source}: super-resolves one band ({', '.join(loaded.bands) or 'unnamed'}); all four 10 m "
             "bands at once need a 4-band checkpoint (its card lists B02, B03, B04, B08)")
-    by_date: Dict[str, Dict[str, object]] = {}
-    unnamed = []
-    for f in frames:
-        band = band_of_frame(f)
-        if band is None:
-            unnamed.append(f.label)
-            continue
-        by_date.setdefault(_date_of(f), {}).setdefault(band, f)
+    by_date, unnamed = frames_by_date(frames)
     if not by_date:
         raise InputError(
             "no input band is named (B02, B03, B04, B08...): name the bands in the raster's band descriptions, "

@@ -173,7 +173,11 @@ def finetune_area(revisits: Sequence[PathLike], buildings: PathLike, roads: Path
     ``options``: :class:`core.options.AreaOptions` (band, tile size, held-out
     share, epochs, learning rate, patches, device; ``recipe=None`` is the
     shipped area recipe). A multi-band network (the shipped ones) reads its
-    card's bands by name from the revisits. With ``options.wald`` the
+    card's bands by name from the revisits. With ``options.finetune_segmenters``
+    the building and road networks are fine-tuned on the area first (on the
+    starting SR network's output of the revisits against the OSM masks) and
+    the SR network trains against them; ``result.segmenters`` holds their
+    checkpoints and held-out Dice before/after. With ``options.wald`` the
     self-supervised Wald adaptation runs instead (:func:`adapt_area`, with
     ``options.to_wald()``). ``progress`` receives event dicts. See
     :func:`core.area.finetune.run_area`.

@@ -450,13 +450,35 @@ class _AreaJobOptions(_Options):
 
 @dataclass(frozen=True)
 class AreaOptions(_AreaJobOptions):
-    """An area fine-tune (``api.finetune_area``): the shared knobs, its tile size, and the switch to Wald."""
+    """An area fine-tune (``api.finetune_area``): the shared knobs, its tile size, the switch to Wald, and the
+    segmenter stage (``finetune_segmenters``: the building and road networks are fine-tuned on the area first,
+    see :mod:`core.area.segmenters`)."""
 
     tile_lr: int = option(AREA_TILE_LR, "tile size in LR (10 m) pixels", minimum=8, maximum=4096, cli="--tile",
                           processing="TILE", label="Tile size (LR px)")
     wald: bool = option(False, "self-supervised (Wald's protocol): degrade the 10 m revisits to 30 m and learn to "
                                "give them back, then apply at 10 m -> 3.33 m; needs no HR image",
                         label="Self-supervised on the revisits (Wald)")
+    finetune_segmenters: bool = option(
+        False, "first fine-tune the building and road networks on the area (the starting SR network's output of "
+               "the revisits against the OSM masks; patches per epoch and batch as the SR stage), then fine-tune "
+               "the SR network against them; the report gives each network's held-out Dice before and after",
+        label="Also fine-tune the segmenters on the OSM masks")
+    seg_epochs: int = option(5, "epochs of the segmenter stage (with --finetune-segmenters)", minimum=1,
+                             maximum=10000, label="Segmenter epochs")
+    seg_lr: Optional[float] = option(None, "learning rate of the segmenter stage (default: the recipe's, 5e-4)",
+                                     kind="float", minimum=0.0, maximum=1.0, auto=True,
+                                     label="Segmenter learning rate", advanced=True)
+    seg_input: str = option("sr", "what the segmenters are fine-tuned on: sr = the starting SR network's output "
+                                  "of the revisits (what they see in the plugin), bicubic = the bicubic upsampling "
+                                  "of the mean revisit", choices=("sr", "bicubic"), label="Segmenters learn on",
+                            advanced=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.wald and self.finetune_segmenters:
+            raise InputError("Also fine-tune the segmenters (--finetune-segmenters) belongs to the task-driven "
+                             "fine-tune; the Wald adaptation (--wald) trains no segmentation network: choose one")
 
     def to_wald(self) -> WaldOptions:
         """The same knobs for the Wald adaptation (``wald`` set); a tile size left at the fine-tune's default

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -49,6 +49,7 @@ from ..evaluation.metrics import SegCounts, cpsnr
 from ..evaluation.scene_predict import predict_sr_scene
 from ..inference.loading import load_model
 from ..inference.planning import TilePlan
+from ..jobs import check_cancel
 from ..models.zoo import file_sha256, load_checkpoint, save_checkpoint
 from ..options import AreaOptions
 from ..training.config import load_config, validate_config
@@ -56,6 +57,7 @@ from ..training.distributed import resolve_device
 from ..training.trainer import train
 from .bands import area_sr_card, band_positions, check_seg_networks, network_bands, seg_channels, seg_probs
 from .report import write_area_report
+from .segmenters import finetune_segmenters
 from .stages import Event, RunResult, cached_result, event_sink, log_stage
 from .tiles import AREA_JSON, prepare_area, read_area
 
@@ -88,7 +90,10 @@ def metrics_for(bands: Sequence[str]) -> Tuple[Tuple[str, str, bool], ...]:
 
 @dataclass
 class AreaResult(RunResult):
-    """What :func:`finetune_area` produced."""
+    """What :func:`finetune_area` produced; ``segmenters``: per target, the segmenter stage's registered
+    checkpoint and held-out scores (empty when that stage did not run)."""
+
+    segmenters: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -258,11 +263,18 @@ def finetune_area(
     used when the area was prepared). A one-band or a multi-band network: the
     tiles must hold the bands its card names (see :mod:`core.area.bands`).
 
+    With ``options.finetune_segmenters`` the building and road networks are
+    fine-tuned on the area first (:mod:`core.area.segmenters`: on the starting
+    SR network's output of the revisits, or their bicubic upsampling, against
+    the OSM masks), registered as ``out_dir/area_seg_<target>.safetensors``,
+    and the SR stage trains and is measured against *those* networks.
+
     ``progress`` receives the trainer's events (``step``, ``epoch``, ``log``)
     plus ``log`` events for the stages, and one final ``done`` event with the
-    registered ``checkpoint``, ``report`` and the ``before``/``after`` scores.
-    A killed run started again with the same arguments resumes training from
-    ``out_dir/train/last.pt``.
+    registered ``checkpoint``, ``report``, the ``before``/``after`` scores and
+    (segmenter stage) ``segmenters``. A killed run started again with the same
+    arguments resumes training from ``out_dir/train/last.pt`` (and
+    ``out_dir/seg_<target>/last.pt``).
     """
     t0 = time.perf_counter()
     opts = options or AreaOptions()
@@ -277,6 +289,16 @@ def finetune_area(
     config = _config(area_root, run_dir, sr_checkpoint, buildings_ckpt, roads_ckpt, opts, int(area["tile_lr"]))
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = _device(config.device)
+    start_seg = {"buildings": str(buildings_ckpt), "roads": str(roads_ckpt)}
+    segmenters: Dict[str, Dict[str, Any]] = {}
+    if opts.finetune_segmenters:  # stage 1: the segmenters learn the area; the SR stage then trains against them
+        log_stage(emit, "fine-tuning the building and road networks on the area first (OSM masks)", "segmenters")
+        segmenters = finetune_segmenters(area_root, sr_checkpoint, start_seg, out_dir, opts, emit, dev,
+                                         tile=config.val_tile, overlap=config.val_overlap, resume=resume,
+                                         cancel=cancel)
+        buildings_ckpt, roads_ckpt = segmenters["buildings"]["checkpoint"], segmenters["roads"]["checkpoint"]
+        config = _config(area_root, run_dir, sr_checkpoint, buildings_ckpt, roads_ckpt, opts, int(area["tile_lr"]))
+        check_cancel(cancel)
 
     def eval_progress(stage: str):
         return lambda f, m: emit({"event": "log", "message": f"{stage}: {m}", "stage": stage, "fraction": f})
@@ -322,6 +344,8 @@ def finetune_area(
         "train_tiles": len(area["train"]), "held_out_tiles": len(area["held_out"]),
         "held_out_side": area["side"], "tile_lr": area["tile_lr"], "bands": area.get("bands") or [area.get("band_name")],
         "weights": "last epoch (no selection on held-out)",
+        "seg_nets": {"buildings": str(buildings_ckpt), "roads": str(roads_ckpt)},
+        "segmenters_finetuned_on_area": bool(segmenters),
     }
     card.metrics = {"area_held_out": {"before": scalar_metrics(before), "after": scalar_metrics(after)},
                     "val": (card.metrics or {}).get("val")}
@@ -332,10 +356,15 @@ def finetune_area(
     seconds = time.perf_counter() - t0
     paths = write_area_report(out_dir / REPORT_STEM, area=area, before=before, after=after,
                               checkpoint=registered, start=sr_checkpoint, config=config, seconds=seconds,
-                              command=command, metrics=metrics)
+                              command=command, metrics=metrics, segmenters=segmenters,
+                              seg_nets={"buildings": str(buildings_ckpt), "roads": str(roads_ckpt)})
     emit({"event": "done", "checkpoint": str(registered), "run_dir": str(out_dir), "report": str(paths["md"]),
-          "before": scalar_metrics(before), "after": scalar_metrics(after), "summary": summary})
-    return AreaResult(registered, paths["json"], paths["md"], paths.get("png"), before, after, run_dir, seconds)
+          "before": scalar_metrics(before), "after": scalar_metrics(after), "summary": summary,
+          "seg_nets": {"buildings": str(buildings_ckpt), "roads": str(roads_ckpt)},
+          "segmenters": {t: {"checkpoint": s["checkpoint"], "before": s["before"].get("dice"),
+                             "after": s["after"].get("dice")} for t, s in segmenters.items()}})
+    return AreaResult(registered, paths["json"], paths["md"], paths.get("png"), before, after, run_dir, seconds,
+                      segmenters)
 
 
 def _device(device: str) -> str:

@@ -19,7 +19,7 @@ from ..io.atomic import atomic_write, write_text_atomic
 
 __all__ = ["write_area_report", "plot_before_after", "markdown_table", "finite_or_none", "recipe_record",
            "machine_line", "write_json_and_figure", "area_name", "finish_markdown",
-           "write_markdown"]
+           "write_markdown", "segmenters_markdown", "SEG_METRICS"]
 
 Metric = Tuple[str, str, bool]
 
@@ -152,10 +152,37 @@ def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_p
     return out_png
 
 
+SEG_METRICS: Tuple[Metric, ...] = (("dice", "Dice", True), ("precision", "precision", True),
+                                   ("recall", "recall", True))
+
+
+def segmenters_markdown(segmenters: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """The segmenter stage's section: per network, held-out Dice/precision/recall before and after, and files."""
+    if not segmenters:
+        return []
+    first = next(iter(segmenters.values()))
+    md = ["## Stage 1: segmenters fine-tuned on the area", "",
+          f"Each network learned on {first.get('input_description') or first.get('input')} against the OSM masks "
+          "rasterized on the HR grid, on the training tiles; scored on the held-out tiles (counts summed over "
+          "them). Weights: the last epoch's.", ""]
+    for target, s in segmenters.items():
+        md += [f"### {target}", "", markdown_table(s.get("before") or {}, s.get("after") or {}, SEG_METRICS), "",
+               f"- started from: `{s.get('start')}`", f"- fine-tuned checkpoint: `{s.get('checkpoint')}`", ""]
+    md += ["## Stage 2: the SR network, against the fine-tuned segmenters", ""]
+    return md
+
+
 def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any],
                       checkpoint: Path, start: Any, config: Any, seconds: float, command: Optional[str],
-                      metrics: Sequence[Metric]) -> Dict[str, Path]:
-    """``<stem>.json``, ``<stem>.md`` and ``<stem>.png``; returns their paths (keys json, md, png)."""
+                      metrics: Sequence[Metric], segmenters: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                      seg_nets: Optional[Mapping[str, Any]] = None) -> Dict[str, Path]:
+    """``<stem>.json``, ``<stem>.md`` and ``<stem>.png``; returns their paths (keys json, md, png).
+
+    ``segmenters``: the segmenter stage's results per target (see
+    :func:`core.area.segmenters.finetune_segmenters`), listed before the SR
+    stage; ``seg_nets``: the segmentation networks the SR stage used.
+    """
+    segmenters = dict(segmenters or {})
     stem = Path(stem)
     strip = {k: v for k, v in before.items() if k != "per_tile"}, {k: v for k, v in after.items() if k != "per_tile"}
     payload = {
@@ -165,6 +192,8 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
                                            "bands", "crs", "frames", "size_lr", "messages")},
         "start_checkpoint": str(start),
         "checkpoint": str(checkpoint),
+        "seg_nets": dict(seg_nets or {}),
+        "segmenters": {t: {k: v for k, v in s.items() if k != "sha256"} for t, s in segmenters.items()},
         "recipe": recipe_record(config),
         "before": strip[0],
         "after": strip[1],
@@ -181,9 +210,11 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
         f"{area.get('tile_lr')} LR px, separated from the {len(area.get('train') or [])} training tile(s) by a gap. "
         "The fine-tuned weights are the last epoch's (the held-out tiles are never used to choose them).",
         "",
+        *segmenters_markdown(segmenters),
         markdown_table(strip[0], strip[1], metrics),
         "",
-        "Dice: frozen segmentation networks on the SR output against the rasterized vectors, counts summed over "
+        "Dice: frozen segmentation networks" + (" (the ones fine-tuned in stage 1)" if segmenters else "")
+        + " on the SR output against the rasterized vectors, counts summed over "
         "the held-out tiles. Consistency cPSNR: the SR output degraded back to 10 m vs the clearest revisit "
         "(1 LR px border), mean over tiles" + (" and bands; per band below it" if len(area.get("bands") or []) > 1
                                               else "") + ".",
@@ -191,6 +222,8 @@ def write_area_report(stem: Path, area: Mapping[str, Any], before: Mapping[str, 
         f"- bands: {', '.join(area.get('bands') or [str(area.get('band_name'))])} (read by name from the revisits)",
         f"- started from: `{start}`",
         f"- fine-tuned checkpoint: `{checkpoint}`",
+        *([f"- segmentation networks used: buildings `{seg_nets.get('buildings')}`, roads "
+           f"`{seg_nets.get('roads')}`"] if seg_nets else []),
         f"- recipe: {', '.join(r['losses'])} ({r['weighting']} weighting, reference {r['reference']}, "
         f"proportions {', '.join(f'{k} {v}' for k, v in r['proportions'].items() if v is not None)}), patch "
         f"selection share {r['selection_share']}, {r['epochs']} epoch(s) x {r['samples_per_epoch']} patches of "

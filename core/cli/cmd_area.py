@@ -15,6 +15,9 @@ Examples::
     # self-supervised on the revisits alone (Wald's protocol: 30 m -> 10 m, then applied at 10 m -> 3.33 m);
     # vectors and segmentation networks are optional (they add false-positive and Dice measurements)
     python -m core.cli area wald --revisits s2/*.tif --band B8 --checkpoint sr.safetensors --out myarea_wald
+    # fine-tune the building and road networks on your OSM first (on the SR output of your revisits), then
+    # the SR network against them; writes area_seg_buildings/roads.safetensors beside area_finetuned.safetensors
+    python -m core.cli area run ... --finetune-segmenters --seg-epochs 5
     # the shipped 4-band networks: the bands B02, B03, B04, B08 are read by name (--band is not needed)
     python -m core.cli area run --revisits s2/*.tif --buildings b.gpkg --roads r.gpkg \\
         --checkpoint resources/models/rams_taskdriven.safetensors \\
@@ -52,6 +55,8 @@ _tiles = lazy_module("..area.tiles", __package__)
 
 #: AreaOptions fields that only the preparation uses (``area finetune`` takes an area already prepared).
 PREPARE_FIELDS = ("band", "band_name", "val_fraction", "gap_tiles", "tile_lr")
+#: AreaOptions fields of the segmenter stage (``--finetune-segmenters``), which ``area prepare`` does not run.
+SEGMENTER_FIELDS = ("finetune_segmenters", "seg_epochs", "seg_lr", "seg_input")
 
 
 def _overrides(args: argparse.Namespace) -> tuple:
@@ -70,6 +75,10 @@ def _fmt(value: Any) -> str:
 def _print_result(args: argparse.Namespace, result) -> None:
     if args.progress == "jsonl":
         return
+    for target, seg in (getattr(result, "segmenters", None) or {}).items():  # stage 1, with --finetune-segmenters
+        b, a = seg["before"].get("dice"), seg["after"].get("dice")
+        print(f"{'segmenter ' + target + ' Dice':<32} before {_fmt(b):>7}  after {_fmt(a):>7}")
+        print(f"segmenter {target}: {seg['checkpoint']}")
     for key, label, _ in _area_finetune.metrics_for(result.before.get("bands") or []):
         b, a = (result.before.get(key), result.after.get(key))
         print(f"{label:<32} before {_fmt(b):>7}  after {_fmt(a):>7}")
@@ -195,8 +204,10 @@ def _add_vectors(p: argparse.ArgumentParser, required: bool) -> None:
 def _add_networks(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--checkpoint", required=True, help="SR checkpoint to start from (.safetensors; one band, or "
                                                        "several jointly, e.g. the shipped B02/B03/B04/B08 networks)")
-    p.add_argument("--seg-buildings", required=required, help="building segmentation checkpoint (frozen)")
-    p.add_argument("--seg-roads", required=required, help="road segmentation checkpoint (frozen)")
+    p.add_argument("--seg-buildings", required=required, help="building segmentation checkpoint (frozen; where "
+                                                               "the segmenter stage starts with --finetune-segmenters)")
+    p.add_argument("--seg-roads", required=required, help="road segmentation checkpoint (frozen; where the "
+                                                           "segmenter stage starts with --finetune-segmenters)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -215,7 +226,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_vectors(prep, required=True)
     add_cli_arguments(prep, AreaOptions, exclude=[f for f in ("epochs", "lr", "samples_per_epoch", "batch_size",
                                                               "lr_patch", "device", "seed", "recipe", "overrides",
-                                                              "wald")])
+                                                              "wald") + SEGMENTER_FIELDS])
     prep.add_argument("--checkpoint", help="an SR checkpoint taking several bands: cut tiles holding its bands, "
                                            "read by name (default: --band alone)")
     prep.add_argument("--out", required=True, help="folder for the prepared area (new or empty)")
@@ -243,7 +254,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_vectors(run, required=True)
     _add_networks(run, required=True)
     run.add_argument("--out", required=True, help="output folder: area/ (the tiles), train/ (the run), "
-                                                  "area_finetuned.safetensors, area_report.json/.md/.png")
+                                                  "area_finetuned.safetensors, area_report.json/.md/.png; with "
+                                                  "--finetune-segmenters also seg_inputs/, seg_<target>/ and "
+                                                  "area_seg_<target>.safetensors")
     _add_options(run, AreaOptions, exclude=("wald",))
     _add_progress_and_resume(run)
     run.set_defaults(func=_run)

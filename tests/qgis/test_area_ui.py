@@ -107,3 +107,53 @@ def test_dialog_area_tab_runs_the_headless_command(clean_qgis, qh, area_files, c
     finally:
         dialog.shutdown()
         dialog.deleteLater()
+
+
+def test_finetunearea_with_the_segmenter_stage(provider, clean_qgis, area_files, checkpoints, tmp_path):
+    """FINETUNE_SEGMENTERS: both segmenters are fine-tuned on the area first and returned with their Dice."""
+    import processing
+
+    from core.models.zoo import read_card
+
+    out = tmp_path / "seg"
+    res = processing.run("s2sr:finetunearea", {
+        "REVISITS": [str(p) for p in area_files.revisits], "BAND": "1",
+        "BUILDINGS": str(area_files.buildings), "ROADS": str(area_files.roads),
+        "CHECKPOINT": str(checkpoints["baseline"]), "SEG_BUILDINGS": str(checkpoints["buildings"]),
+        "SEG_ROADS": str(checkpoints["roads"]), "EPOCHS": 1, "TILE": 32, "SAMPLES": 4, "BATCH_SIZE": 2,
+        "DEVICE": 1, "FINETUNE_SEGMENTERS": True, "SEG_EPOCHS": 1, "OUT_DIR": str(out)})
+    for target in ("buildings", "roads"):
+        path = Path(res[f"SEG_{target.upper()}_OUT"])
+        assert path == out / f"area_seg_{target}.safetensors"
+        card = read_card(path)
+        assert card.target == target and card.recipe["kind"] == "area fine-tune (segmenter)"
+        for when in ("BEFORE", "AFTER"):
+            assert 0.0 <= res[f"SEG_{target.upper()}_DICE_{when}"] <= 1.0
+    sr = read_card(res["CHECKPOINT_OUT"])
+    assert sr.recipe["area_finetune"]["seg_nets"]["roads"] == str(out / "area_seg_roads.safetensors")
+    assert "Stage 1: segmenters" in Path(res["REPORT"]).read_text()
+
+
+def test_dialog_area_tab_segmenter_checkbox_reaches_the_command(clean_qgis, qh, area_files, checkpoints, tmp_path):
+    mod = qh.ui("train_dialog")
+    dialog = mod.TrainDialog(clean_qgis, parent=clean_qgis.mainWindow())
+    try:
+        panel = dialog.area_panel
+        panel.set_revisits([qh.load_raster(p, f"revisit {i}") for i, p in enumerate(area_files.revisits)])
+        panel.buildings.setLayer(_vector(area_files.buildings, "osm buildings"))
+        panel.roads.setLayer(_vector(area_files.roads, "osm roads"))
+        panel.out_dir.setFilePath(str(tmp_path / "myarea"))
+        panel.checkpoint.setFilePath(str(checkpoints["baseline"]))
+        panel.seg_buildings.setFilePath(str(checkpoints["buildings"]))
+        panel.seg_roads.setFilePath(str(checkpoints["roads"]))
+        args, _out = panel.arguments()
+        assert "--finetune-segmenters" not in args and not panel.seg_epochs.isEnabled()
+        panel.finetune_segmenters.setChecked(True)
+        assert panel.seg_epochs.isEnabled()
+        panel.seg_epochs.setValue(2)
+        args, _out = panel.arguments()
+        assert "--finetune-segmenters" in args and args[args.index("--seg-epochs") + 1] == "2"
+        assert panel.options().finetune_segmenters is True
+    finally:
+        dialog.shutdown()
+        dialog.deleteLater()

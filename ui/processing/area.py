@@ -6,7 +6,7 @@ folder, so temporary QuickOSM layers work) are rasterized onto the 3x grid, a
 strip is held out, the network is fine-tuned with consistency cL1 +
 building/road Dice, and Dice and consistency cPSNR on the held-out strip are
 reported before and after. The job's options (band, tile size, held-out share,
-gap, training knobs, the Wald switch) are ``core.options.AreaOptions`` (through
+gap, training knobs, the Wald switch, the segmenter stage) are ``core.options.AreaOptions`` (through
 ``base.py``: names, defaults and limits come from there); the layers and files
 are added here. A multi-band network, such as the shipped RAMS and HAT, reads
 its card's bands (B02, B03, B04, B08) by name from the revisits.
@@ -44,6 +44,8 @@ from .base import (
 __all__ = ["FinetuneAreaAlgorithm"]
 
 SCORES = ("buildings_dice", "roads_dice", "consistency_cpsnr")
+#: the segmenter stage (FINETUNE_SEGMENTERS): its checkpoints and held-out Dice, per target
+SEG_TARGETS = ("buildings", "roads")
 #: every area option is a parameter (WALD switches to the self-supervised adaptation in ``api.finetune_area``)
 EXCLUDE: tuple = ()
 
@@ -70,8 +72,12 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
         "revisits) plus building and road Dice of the frozen segmentation networks (dynamic weighting, patch "
         "selection). A network taking several bands (the shipped RAMS and HAT: B02, B03, B04, B08) reads them by "
         "name from the revisits' band descriptions, whatever their order; a one-band network reads 'Band'. "
+        "With 'Also fine-tune the segmenters on the OSM masks' the building and road networks are first "
+        "fine-tuned on the area (on the starting network's super-resolved revisits, the input they get in the "
+        "plugin, against your OSM layers) and the SR network then trains against them; their checkpoints and "
+        "held-out Dice before and after are outputs too. "
         "The report gives Dice and consistency cPSNR on the held-out strip before and after; the new "
-        "checkpoint is listed in the plugin's dock. Long runs are better started from the training dialog "
+        "checkpoints are listed in the plugin's dock. Long runs are better started from the training dialog "
         "('Your area' tab) or the command line (python -m core.cli area run)."
     )
 
@@ -98,6 +104,12 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
         for key in SCORES:
             for when in ("BEFORE", "AFTER"):
                 self.addOutput(QgsProcessingOutputNumber(f"{key.upper()}_{when}", f"{key} {when.lower()}"))
+        for target in SEG_TARGETS:
+            self.addOutput(QgsProcessingOutputFile(f"SEG_{target.upper()}_OUT",
+                                                   f"Fine-tuned {target} network (segmenter stage)"))
+            for when in ("BEFORE", "AFTER"):
+                self.addOutput(QgsProcessingOutputNumber(f"SEG_{target.upper()}_DICE_{when}",
+                                                         f"segmenter {target} Dice {when.lower()}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
         out_dir = Path(self.parameterAsString(parameters, "OUT_DIR", context))
@@ -134,13 +146,22 @@ class FinetuneAreaAlgorithm(AlgorithmBase):
                 cancel=FeedbackCancel(feedback), command="QGIS Processing s2sr:finetunearea")
         except Exception as exc:
             raise self.fail(exc) from None
-        try:  # the dock lists it from now on
+        segmenters = getattr(result, "segmenters", None) or {}
+        try:  # the dock lists them from now on
             from ..dock.model_store import remember_checkpoint
 
-            remember_checkpoint(str(result.checkpoint))
+            for path in [result.checkpoint] + [s["checkpoint"] for s in segmenters.values()]:
+                remember_checkpoint(str(path))
         except Exception as exc:  # listing is a convenience; the checkpoint exists either way
             feedback.pushInfo(f"the new checkpoint could not be added to the model list: {exc}")
         out: Dict[str, Any] = {"CHECKPOINT_OUT": str(result.checkpoint), "REPORT": str(result.report_md)}
+        for target, seg in segmenters.items():
+            out[f"SEG_{target.upper()}_OUT"] = str(seg["checkpoint"])
+            for when, res in (("BEFORE", seg["before"]), ("AFTER", seg["after"])):
+                if isinstance(res.get("dice"), (int, float)):
+                    out[f"SEG_{target.upper()}_DICE_{when}"] = float(res["dice"])
+            feedback.pushInfo(f"segmenter {target} Dice: before {seg['before'].get('dice')}, after "
+                              f"{seg['after'].get('dice')} ({seg['checkpoint']})")
         for key in SCORES:
             for when, res in (("BEFORE", result.before), ("AFTER", result.after)):
                 value = res.get(key)

@@ -24,6 +24,7 @@ from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -52,7 +53,8 @@ def cli_arguments(options: Any, keep: Tuple[str, ...] = ("epochs", "device", "ti
 
 
 class AreaPanel(QWidget):
-    """Revisits, band, buildings/roads layers, checkpoints, epochs, output folder; Start launches the run."""
+    """Revisits, band, buildings/roads layers, checkpoints, epochs, the segmenter stage, output folder; Start
+    launches the run."""
 
     def __init__(self, dialog: Any) -> None:
         super().__init__(dialog)
@@ -101,6 +103,20 @@ class AreaPanel(QWidget):
         self.tile.setRange(16, 1024)
         self.tile.setValue(defaults.tile_lr)
         right.addRow("Tile size (LR px)", self.tile)
+        # the segmenter stage: the shipped building/road networks learn this area's OSM first
+        self.finetune_segmenters = QCheckBox("Also fine-tune the building and road networks on these OSM layers")
+        self.finetune_segmenters.setChecked(defaults.finetune_segmenters)
+        self.finetune_segmenters.setToolTip(
+            "First fine-tune the segmentation networks on the area (on the starting network's super-resolved "
+            "revisits, against the OSM layers), then the SR network against them. The report gives each "
+            "network's held-out Dice before and after; the new networks are saved in the output folder.")
+        self.seg_epochs = QSpinBox()
+        self.seg_epochs.setRange(1, 10000)
+        self.seg_epochs.setValue(defaults.seg_epochs)
+        self.seg_epochs.setEnabled(defaults.finetune_segmenters)
+        self.finetune_segmenters.toggled.connect(self.seg_epochs.setEnabled)
+        right.addRow("", self.finetune_segmenters)
+        right.addRow("Segmenter epochs", self.seg_epochs)
         self.out_dir = QgsFileWidget()
         self.out_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         right.addRow("Output folder", self.out_dir)
@@ -198,7 +214,9 @@ class AreaPanel(QWidget):
         """The tab's training knobs as ``AreaOptions`` (checked: a bad value is refused with a sentence)."""
         return AreaOptions(band=parse_band(self.band.text().strip() or "1"), tile_lr=self.tile.value(),
                            epochs=self.epochs.value(), samples_per_epoch=self.samples.value() or None,
-                           device=self.dialog.device_combo.currentData() or "auto")
+                           device=self.dialog.device_combo.currentData() or "auto",
+                           finetune_segmenters=self.finetune_segmenters.isChecked(),
+                           seg_epochs=self.seg_epochs.value())
 
     def arguments(self) -> Tuple[List[str], Path]:
         """The headless command's arguments and the output folder; :class:`ValueError` says what is missing."""
@@ -244,6 +262,9 @@ class AreaPanel(QWidget):
         summary = event.get("summary") if event.get("event") == "done" else None
         if not summary:
             return
+        for target, seg in (event.get("segmenters") or {}).items():  # the segmenter stage, when it ran
+            b, a = (("n/a" if v is None else f"{v:.3f}") for v in (seg.get("before"), seg.get("after")))
+            self.dialog.append_log(f"held-out segmenter {target} Dice: before {b}, after {a} ({seg.get('checkpoint')})")
         for key, values in summary.items():
             b, a = values.get("before"), values.get("after")
             fmt = "{:.2f}" if "cpsnr" in key else "{:.3f}"

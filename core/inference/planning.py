@@ -47,12 +47,6 @@ def available_memory(device: torch.device) -> int:
     return free
 
 
-#: PyTorch's CPU convolution takes its fast oneDNN path for a 5-D input only when
-#: batch * channels * depth * height exceeds this (measured here with RAMS-small on
-#: 128-px tiles: 14 s for one tile alone, 3.4 s per tile two at a time).
-_ONEDNN_MIN_BCDH = 20480
-
-
 @dataclass
 class TilePlan:
     """How a raster is cut for a model: tile and overlap (input pixels) and tiles per model call."""
@@ -60,7 +54,6 @@ class TilePlan:
     tile: int
     overlap: int
     batch: int
-    min_batch: int = 1  # a smaller last batch of a row is padded with copies up to this
     per_px: int = 0  # rough activation bytes per input pixel of a tile (memory estimates)
 
 
@@ -85,14 +78,9 @@ def plan_tiles(card: ModelCard, device: torch.device, tile: Optional[int] = None
     defaults = facts.tile_defaults(dict(card.hparams), card.input_frames, cuda)
     d_tile, per_px = defaults.tile, defaults.per_px
     t = int(tile or d_tile)
-    min_batch = 1
-    if defaults.conv3d_width and not cuda:
-        needed = -(-(_ONEDNN_MIN_BCDH + 1) // (defaults.conv3d_width * t))
-        min_batch = needed if needed <= 4 else 1  # tiny tiles/models: padding would cost more than it saves
     if batch is None:
-        batch = 4 if cuda else min_batch
+        batch = 4 if cuda else 1
     batch = max(1, int(batch))
-    min_batch = min(min_batch, batch)
     if tile is None:
         budget = available_memory(device) // 4
         while t > 32 and per_px * t * t * batch > budget:
@@ -101,7 +89,7 @@ def plan_tiles(card: ModelCard, device: torch.device, tile: Optional[int] = None
     if overlap is None:
         overlap = max(4, t // defaults.overlap_divisor)
     _check_tiling(t, int(overlap))
-    return TilePlan(t, int(overlap), batch, min_batch, per_px)
+    return TilePlan(t, int(overlap), batch, per_px)
 
 
 def _check_tiling(tile: int, overlap: int) -> None:

@@ -204,7 +204,7 @@ Emit = Callable[[int, int, np.ndarray, np.ndarray], None]
 
 def run_tiles(rows: Axis, cols: Axis, read_strip: ReadStrip, predict: Predict, specs: Sequence[OutputSpec],
               emit: Emit, batch: int, cancel: Optional[object] = None,
-              report: Optional[Callable[[int, int], None]] = None, min_batch: int = 1) -> None:
+              report: Optional[Callable[[int, int], None]] = None) -> None:
     """Drive one tiled pass over an area, strip by strip.
 
     ``read_strip`` reads the input rows one tile row needs, with context (the
@@ -212,9 +212,7 @@ def run_tiles(rows: Axis, cols: Axis, read_strip: ReadStrip, predict: Predict, s
     columns, and ``valid``'s first axis counts frames. ``predict`` gets batches
     of tiles cut from the strip and returns one array per output spec; finished,
     blended rows reach ``emit`` in order, with the LR pixels where any frame was
-    valid. Cancel is checked before every batch. A batch shorter than
-    ``min_batch`` is padded with copies of its last tile (their outputs are
-    discarded): some CPU kernels are much faster on a minimum batch.
+    valid. Cancel is checked before every batch.
     """
     blenders = [StripBlender(rows, cols, s.scale, s.channels) for s in specs]
     total = len(rows.origins) * len(cols.origins)
@@ -239,9 +237,8 @@ def run_tiles(rows: Axis, cols: Axis, read_strip: ReadStrip, predict: Predict, s
         for b0 in range(0, len(cols.origins), batch):
             check_cancel(cancel)
             origins = cols.origins[b0 : b0 + batch]
-            padded = origins + [origins[-1]] * max(0, min_batch - len(origins))
-            xs = np.stack([x[..., o - cols.start : o - cols.start + cols.tile_len] for o in padded])
-            vs = np.stack([valid[..., o - cols.start : o - cols.start + cols.tile_len] for o in padded])
+            xs = np.stack([x[..., o - cols.start : o - cols.start + cols.tile_len] for o in origins])
+            vs = np.stack([valid[..., o - cols.start : o - cols.start + cols.tile_len] for o in origins])
             outs = predict(xs, vs)
             for i, out in enumerate(outs):
                 for j, o in enumerate(origins):

@@ -129,7 +129,7 @@ def seg_tiles(bands: Sequence[object], window: Window, models: Sequence[LoadedMo
         return [np.concatenate([segment_batch(xb[:, :n_bands]), segment_batch(xb[:, n_bands:])], 1)]
 
     run_tiles(rows, cols, read_strip, predict, [OutputSpec(1, n_targets * (2 if reference else 1))],
-              lambda _i, r0, block, valid: emit(r0, block, valid), plan.batch, cancel, report, plan.min_batch)
+              lambda _i, r0, block, valid: emit(r0, block, valid), plan.batch, cancel, report)
 
 
 def _input_bands(frames: Sequence[object], models: Sequence[LoadedModel], band, src: Path,

@@ -164,8 +164,7 @@ def sr_tiles(dates: Sequence[Sequence[FrameLike]], window: Window, loaded: Loade
         return [refl]
 
     run_tiles(rows, cols, read_strip, predict, [OutputSpec(scale, channels)],
-              lambda _i, r0, block, lr_valid: emit(r0, block, lr_valid), plan.batch, cancel, report,
-              plan.min_batch)
+              lambda _i, r0, block, lr_valid: emit(r0, block, lr_valid), plan.batch, cancel, report)
     return applied
 
 

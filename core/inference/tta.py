@@ -218,5 +218,5 @@ def instability_tiles(dates: Sequence[Sequence[object]], window: Window, loaded:
         return [np.stack([cover * s1 / k, cover * s2 / k, cover], axis=1)]
 
     run_tiles(rows, cols, read_strip, predict, [OutputSpec(scale, 3)],
-              lambda _i, r0, block, lr_valid: emit(r0, block, lr_valid), plan.batch, cancel, report, plan.min_batch)
+              lambda _i, r0, block, lr_valid: emit(r0, block, lr_valid), plan.batch, cancel, report)
     return [a.name for a in augs]

@@ -165,15 +165,12 @@ class TileDefaults:
     """Where the tiler starts for one network, before the device's memory is considered.
 
     ``tile``: input pixels per tile side; ``per_px``: rough activation bytes per
-    input pixel (memory estimates); overlap is ``max(4, tile // overlap_divisor)``;
-    ``conv3d_width``: channels x frames of the network's 3-D convolutions (0: none),
-    which decides how many tiles the CPU must batch to stay on oneDNN's fast path.
+    input pixel (memory estimates); overlap is ``max(4, tile // overlap_divisor)``.
     """
 
     tile: int
     per_px: int
     overlap_divisor: int = 16
-    conv3d_width: int = 0
 
 
 def _generic_tile_defaults(hparams: Mapping[str, Any], frames: int, cuda: bool) -> TileDefaults:

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..padding import safe_reflect_pad
+from .time_folded import channel_gate, frames_view, temporal_conv, to_frames
 from ..registry import TileDefaults, choice_rule, float_rule, int_rule, register
 from ..upsampling import (
     DEFAULT_UPSAMPLER,
@@ -144,14 +145,21 @@ class _AttentionBlock(nn.Module):
 
 
 class FeatureAttentionBlock(_AttentionBlock):
-    """Residual block with squeeze-excitation over 3-D features ``[B, F, T, H, W]``.
+    """Residual block with squeeze-excitation over 3-D features, on time-major frames ``[B*T, F, H, W]``.
 
-    The attention weights come from the global average of each feature channel,
-    so the block can emphasise the channels carrying useful high frequencies.
+    The attention weights come from the global average of each feature channel
+    (over frames, rows and columns), so the block can emphasise the channels
+    carrying useful high frequencies. Its 3x3x3 convolutions run as sums of 2-D
+    ones (:mod:`.time_folded`): same weights, oneDNN's fast path on the CPU.
     """
 
     def __init__(self, filters: int, kernel_size: int, r: int) -> None:
         super().__init__(filters, kernel_size, r, _wn_conv3d, (2, 3, 4))
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:  # type: ignore[override]
+        y, _ = temporal_conv(x, frames, self.conv1)
+        y, _ = temporal_conv(F.relu(y), frames, self.conv2)
+        return channel_gate(x, y, frames, self.squeeze, self.excite)
 
 
 class TemporalAttentionBlock(_AttentionBlock):
@@ -162,23 +170,22 @@ class TemporalAttentionBlock(_AttentionBlock):
 
 
 class TemporalReduction(nn.Module):
-    """Reflect-pad H, W; attention block; 3x3x3 'valid' conv + ReLU (T -= 2)."""
+    """Reflect-pad H, W; attention block; 3x3x3 'valid' conv + ReLU (T -= 2), on time-major frames."""
 
     def __init__(self, filters: int, kernel_size: int, r: int) -> None:
         super().__init__()
         self.block = FeatureAttentionBlock(filters, kernel_size, r)
         self.reduce = _wn_conv3d(filters, filters, 3, 0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _reflect_pad_hw(x, 1)
-        return F.relu(self.reduce(self.block(x)))
+    def forward(self, x: torch.Tensor, frames: int) -> Tuple[torch.Tensor, int]:
+        x = self.block(_reflect_pad_frames(x), frames)
+        y, frames = temporal_conv(x, frames, self.reduce)
+        return F.relu(y), frames
 
 
-def _reflect_pad_hw(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Reflect-pad H and W of a 5-D ``[B, F, T, H, W]`` tensor (T untouched)."""
-    b, f, t, h, w = x.shape
-    y = safe_reflect_pad(x.reshape(b, f * t, h, w), (p, p, p, p))
-    return y.reshape(b, f, t, h + 2 * p, w + 2 * p)
+def _reflect_pad_frames(x: torch.Tensor, p: int = 1) -> torch.Tensor:
+    """Reflect-pad H and W of time-major frames ``[B*T, F, H, W]`` (each frame on its own)."""
+    return safe_reflect_pad(x, (p, p, p, p)).contiguous(memory_format=torch.channels_last)
 
 
 def _checked_config(scale: int, frames: int, filters: int, kernel_size: int, r: int, N: int, mean: float,
@@ -231,17 +238,20 @@ class RAMS(nn.Module):
 
     @classmethod
     def tile_defaults(cls, hparams: Mapping[str, Any], frames: int, cuda: bool) -> TileDefaults:
-        """256-px LR tiles with 1/32 overlap (8 px of context already hide the seams; more is recomputation).
+        """128-px LR tiles on the CPU (256 on CUDA) with 8 px of overlap, enough context to hide the seams.
 
-        Activations grow with filters x frames; a resize-conv upsampler runs its
-        convolutions at the output resolution (F x 3 x 9 more per pixel). Its
-        3-D convolutions are F x T wide (the CPU batches tiles to stay on oneDNN).
+        Why small on the CPU: the time-folded 3-D body streams every frame's
+        features through each layer, and at 128 px a layer's frames stay in the
+        caches; at 256 px the same network ran 1.8x slower per pixel on one
+        thread (``bench/bench_full_tile.py`` prints both). Activations grow with
+        filters x frames; a resize-conv upsampler runs its last convolution at
+        the output resolution (F x 3 x 9 more per pixel).
         """
         filters = int(hparams.get("filters", 32))
         per_px = 4 * filters * frames * 8
         if hparams.get("upsampler") == "resize_conv":
             per_px += 4 * filters * 3 * 9
-        return TileDefaults(tile=256, per_px=per_px, overlap_divisor=32, conv3d_width=filters * frames)
+        return TileDefaults(tile=256 if cuda else 128, per_px=per_px, overlap_divisor=16 if not cuda else 32)
 
     def __init__(self, scale: int = 3, frames: int = 9, filters: int = 32, kernel_size: int = 3,
                  r: int = 8, N: int = 12, mean: float = 0.0, std: float = 1.0, in_chans: int = 1,
@@ -256,9 +266,9 @@ class RAMS(nn.Module):
 
         f, k, c, s2 = cfg.filters, cfg.kernel_size, cfg.in_chans, cfg.scale ** 2
         self.head = _wn_conv3d(c, f, k, k // 2)
-        self.body = nn.Sequential(*[FeatureAttentionBlock(f, k, cfg.r) for _ in range(cfg.N)])
+        self.body = nn.ModuleList([FeatureAttentionBlock(f, k, cfg.r) for _ in range(cfg.N)])
         self.body_tail = _wn_conv3d(f, f, k, k // 2)
-        self.reductions = nn.Sequential(*[TemporalReduction(f, k, cfg.r) for _ in range(steps)])
+        self.reductions = nn.ModuleList([TemporalReduction(f, k, cfg.r) for _ in range(steps)])
         # Resize-convolution interpolates first and convolves at the high resolution: C outputs, no shuffle.
         # (Module creation order is the original one, so a seed gives the same initial weights as before.)
         up = c if cfg.upsampler == "resize_conv" else s2 * c
@@ -330,22 +340,30 @@ class RAMS(nn.Module):
         b, t, c, h, w = x.shape
         cfg = self.config
         x = (x - cfg.mean) / cfg.std
-        # Main path: bands as feature channels, frames as depth.
-        v = _reflect_pad_hw(x.transpose(1, 2), 1)
-        v = self.head(v)
-        v = v + self.body_tail(self.body(v))
-        v = self.reductions(v)  # [B, F, T', h + 2, w + 2]
+        # Main path: bands as feature channels, frames as depth, kept time-major ([B*T, F, H, W]).
+        v = _reflect_pad_frames(to_frames(x))
+        v, frames = temporal_conv(v, t, self.head)
+        body = v
+        for block in self.body:
+            body = block(body, frames)
+        tail, _ = temporal_conv(body, frames, self.body_tail)
+        v = v + tail
+        for reduction in self.reductions:
+            v, frames = reduction(v, frames)  # frames: T - 2 per step; H, W stay h + 2, w + 2
         # Global residual path: frames x bands as channels.
         g = self.global_attention(safe_reflect_pad(x.reshape(b, t * c, h, w), (1, 1, 1, 1)))
         s = cfg.scale
         if cfg.upsampler == "resize_conv":
-            v = F.interpolate(v, scale_factor=(1, s, s), mode="trilinear", align_corners=False)
+            # Per frame: the trilinear (1, s, s) interpolation of the 3-D form is bilinear in H, W.
+            v = F.interpolate(v, scale_factor=s, mode="bilinear", align_corners=False)
             g = F.interpolate(g, scale_factor=s, mode="bilinear", align_corners=False)
+            up, _ = temporal_conv(v.contiguous(memory_format=torch.channels_last), frames, self.upscale)
             # The LR border pad is s HR pixels; the 'valid' 3x3 conv ate one of them.
-            out = self.upscale(v)[:, :, 0] + self.global_upscale(g)
+            out = frames_view(up, up.shape[0] // b)[:, 0] + self.global_upscale(g)
             out = out[..., s - 1: s - 1 + s * h, s - 1: s - 1 + s * w]
         else:
-            out = self.shuffle(self.upscale(v)[:, :, 0] + self.global_upscale(g))  # T' is 1 here for odd T
+            up, _ = temporal_conv(v, frames, self.upscale)
+            out = self.shuffle(frames_view(up, up.shape[0] // b)[:, 0] + self.global_upscale(g))  # T' is 1 for odd T
         if self.degrid is not None:
             out = self.degrid(out)
-        return out * cfg.std + cfg.mean
+        return (out * cfg.std + cfg.mean).contiguous()

@@ -5,6 +5,7 @@ Examples::
     python -m core.cli synth --out data/synth --scenes 20 --size 384 --seed 0
     python -m core.cli synth --out data/synth_rw --scenes 20 --real-world
     python -m core.cli synth --world v2 --out data/world --scenes 50 --object-free-share 0.2
+    python -m core.cli synth --world v3 --out data/cities --scenes 40 --city-types high_rise,informal_settlement
     python -m core.cli simulate --src data/real --out data/simulated --frames 9
     python -m core.cli rasterize --vectors osm.gpkg --grid data/real/s01/hr.tif --out data/real/s01/masks
     python -m core.cli split --root data/real
@@ -49,10 +50,24 @@ def _bar(total_desc: str) -> Tuple[tqdm, Callable[[float, str], None]]:
 def _synth(args: argparse.Namespace) -> int:
     common = dict(n_scenes=args.scenes, size_hr=args.size, seed=args.seed, real_world=args.real_world, frames=args.frames)
     if args.world != "v2" and args.object_free_share is not None:
-        raise ValueError("--object-free-share applies to --world v2 only (the v1 towns always hold objects)")
+        raise ValueError("--object-free-share applies to --world v2 only (v1 towns and v3 cities always hold objects; "
+                         "every v3 scene keeps some object-free land of its own)")
+    city_types = [t.strip() for t in (args.city_types or "").split(",") if t.strip()]
+    if city_types and args.world != "v3":
+        raise ValueError("--city-types applies to --world v3 only")
+    if city_types:
+        from ..data.synthetic.world_v3 import CITY_TYPES
+
+        unknown = [t for t in city_types if t not in CITY_TYPES]
+        if unknown:
+            raise ValueError(f"--city-types: unknown {', '.join(unknown)}; choose from {', '.join(CITY_TYPES)}")
     bar, progress = _bar("synth")
     try:
-        if args.world == "v2":
+        if args.world == "v3":
+            from ..data.synthetic.world_v3 import make_world_v3_dataset
+
+            paths = make_world_v3_dataset(args.out, progress=progress, city_types=city_types or None, **common)
+        elif args.world == "v2":
             from ..data.synthetic.world_v2 import make_world_dataset
 
             share = 0.2 if args.object_free_share is None else args.object_free_share
@@ -165,8 +180,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "synth",
         help="generate synthetic scenes (HR, LR revisits, building and road masks)",
-        description="Procedural scenes with exact masks, georeferenced in UTM 34N, written as scene folders: "
-        "v1 NIR-like towns (the study's grid) or v2 rural land in four bands.",
+        description="Procedural scenes with exact masks, georeferenced in UTM, written as scene folders: "
+        "v1 NIR-like towns (the study's grid), v2 rural land or v3 cities of the world in four bands "
+        "(v3 scenes lie in a UTM zone of their city; scene.json records city_type and epsg).",
         formatter_class=fmt,
     )
     p.add_argument("--out", required=True, help="output dataset folder")
@@ -181,9 +197,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--world",
-        choices=("v1", "v2"),
+        choices=("v1", "v2", "v3"),
         default="v1",
-        help="v1: the study's NIR towns; v2: mostly rural land in B02/B03/B04/B08 with villages and roads",
+        help="v1: the study's NIR towns; v2: mostly rural land in B02/B03/B04/B08 with villages and roads; "
+        "v3: cities of the world (one city type per scene) in B02/B03/B04/B08",
+    )
+    p.add_argument(
+        "--city-types",
+        default=None,
+        metavar="TYPE[,TYPE...]",
+        help="v3: only these city types (european_blocks, informal_settlement, high_rise, villa_suburb, superblocks, "
+        "industrial, port_rail_airport, motorway_interchange, desert_city, tropical_city); default all, in turn",
     )
     p.add_argument(
         "--object-free-share",

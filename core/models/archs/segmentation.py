@@ -11,6 +11,7 @@ depth does not use are removed so every parameter is trained.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..padding import pad_to_multiple
 from ..registry import Rule, TileDefaults, choice_rule, config_from_preset, int_list_rule, int_rule, register
@@ -116,6 +118,7 @@ class SegmentationNet(nn.Module):
         self.frames = 1
         self.in_chans = cfg.in_channels
         self.stride = 2 ** cfg.encoder_depth
+        self.channels_last = False  # set on the inference copy (see inference_copy)
 
         smp = _import_smp()
         self.net = smp.UnetPlusPlus(
@@ -199,11 +202,52 @@ class SegmentationNet(nn.Module):
             ) from exc
         return Path(found)
 
+    def inference_copy(self) -> "SegmentationNet":
+        """A copy for inference: batch norms folded into their convolutions, channels-last memory.
+
+        Why: in eval mode a batch norm is a fixed per-channel affine map, so it
+        can live inside the preceding convolution's weights; the CPU then skips
+        one memory pass per layer, and oneDNN's channels-last convolutions need
+        no layout conversions. Together about 1.3x faster on the CPU
+        (``bench/bench_full_tile.py``); the logits move by ~1e-5. The copy
+        cannot be trained (its batch norms are gone); the original is untouched.
+        """
+        fused = copy.deepcopy(self).eval()
+        for module in list(fused.modules()):
+            _fold_batch_norms(module)
+        fused.channels_last = True
+        return fused.to(memory_format=torch.channels_last)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(
                 f"UNet++ expects [batch, {self.in_chans} channel(s), height, width]; got {tuple(x.shape)}"
             )
         h, w = x.shape[-2:]
-        logits = self.net(pad_to_multiple(x, self.stride))
-        return logits[..., :h, :w]
+        x = pad_to_multiple(x, self.stride)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.net(x)
+        return logits[..., :h, :w].contiguous()
+
+
+def _fold_batch_norms(module: nn.Module) -> None:
+    """Fold every batch norm that directly follows a convolution in ``module`` into that convolution.
+
+    Two shapes occur in smp's UNet++ with a ResNet encoder: ``Sequential(conv,
+    bn, ...)`` (decoder blocks, shortcut projections) and the ResNet naming
+    ``conv{i}`` followed by ``bn{i}`` (stem and basic blocks, whose forward
+    applies them in that order). Each folded batch norm becomes an identity.
+    """
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        for first, second in zip(names, names[1:]):
+            conv, bn = module._modules[first], module._modules[second]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(conv, bn)
+                module._modules[second] = nn.Identity()
+    for i in range(1, 4):
+        conv, bn = getattr(module, f"conv{i}", None), getattr(module, f"bn{i}", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            setattr(module, f"conv{i}", fuse_conv_bn_eval(conv, bn))
+            setattr(module, f"bn{i}", nn.Identity())

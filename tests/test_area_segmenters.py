@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
 from tests.test_area_four_bands import BANDS, ENV, RAMS, ROOT, SEG, TILE, strip_with_objects
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py: one intra-op thread for the module

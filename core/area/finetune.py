@@ -323,7 +323,11 @@ def finetune_area(
         else:
             emit(event)
 
-    train(config, progress=forward, resume=resume, cancel=cancel)
+    retrained = any(not s.get("reused") for s in segmenters.values())
+    if retrained and resume and (run_dir / "last.pt").is_file():  # its Dice terms came from other segmenters
+        log_stage(emit, "the segmenters were fine-tuned anew, so the earlier SR training in train/ is not resumed",
+                  "train")
+    train(config, progress=forward, resume=resume and not retrained, cancel=cancel)
     last = run_dir / "last.safetensors"
 
     log_stage(emit, "measuring the fine-tuned network on the held-out tiles", "after")

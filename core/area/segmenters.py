@@ -36,13 +36,12 @@ input.
 from __future__ import annotations
 
 import shutil
-import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
-import yaml
 
 from .. import RESOURCES
 from ..data.scene import SPLIT_JSON, Scene, list_scenes, read_scene, write_json_atomic, write_scene
@@ -98,10 +97,10 @@ def prepare_seg_inputs(area_root: Path, sr_checkpoint: PathLike, out: Path, sour
         return saved, False
     if source not in SEG_INPUTS:
         raise InputError(f"segmenter input {source!r}: choose one of {', '.join(SEG_INPUTS)}")
-    log_stage(emit, f"segmenters: making their HR-grid inputs ({source}) for {len(list_scenes(area_root))} tile(s)",
-              "segmenters")
     paths = list_scenes(area_root)
+    log_stage(emit, f"segmenters: making their HR-grid inputs ({source}) for {len(paths)} tile(s)", "segmenters")
     loaded = load_model(sr_checkpoint, torch.device(device), task="sr") if source == "sr" else None
+    card = loaded.card if loaded is not None else read_card(sr_checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(out)
     tmp = temp_path_for(out)
@@ -111,7 +110,6 @@ def prepare_seg_inputs(area_root: Path, sr_checkpoint: PathLike, out: Path, sour
         for i, path in enumerate(paths):
             check_cancel(cancel)
             scene = read_scene(path)
-            card = loaded.card if loaded is not None else read_card(sr_checkpoint)
             bands = band_positions(scene.bands, card, sr_checkpoint)
             valid = valid_hr(scene)
             if loaded is not None:
@@ -135,7 +133,7 @@ def prepare_seg_inputs(area_root: Path, sr_checkpoint: PathLike, out: Path, sour
         shutil.copyfile(Path(area_root) / SPLIT_JSON, tmp / SPLIT_JSON)
         record = {"source": source, "description": SEG_INPUTS[source], "tiles": names,
                   "revisits": [Path(str(p)).name for p in area.get("revisits") or []],
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                  "created": datetime.now(timezone.utc).isoformat()}  # to the microsecond: it keys the stage
         write_json_atomic(tmp / INPUTS_JSON, {"key": key, "result": record})
         replace_folder(tmp, out)
     except BaseException:
@@ -242,7 +240,8 @@ def finetune_segmenters(area_root: Path, sr_checkpoint: PathLike, seg_paths: Map
     """Fine-tune the building and road networks on a prepared area; measure and register them.
 
     Returns, per target: ``checkpoint`` (the registered file in ``out_dir``),
-    ``start``, ``before``/``after`` (held-out scores), ``run_dir``, ``input``.
+    ``start``, ``before``/``after`` (held-out scores), ``run_dir``, ``input``,
+    ``reused`` (True when registered by an earlier call with the same settings).
     A rerun with the same inputs and settings reuses the registered networks;
     a killed one resumes each training from its ``last.pt``.
     """
@@ -266,7 +265,7 @@ def finetune_segmenters(area_root: Path, sr_checkpoint: PathLike, seg_paths: Map
         done = cached_result(out_dir / f"segmenters_{target}.json", key)
         if done is not None and registered.is_file() and file_sha256(registered) == done.get("sha256"):
             log_stage(emit, f"segmenter {target}: already fine-tuned on this area ({registered.name})", "segmenters")
-            results[target] = done
+            results[target] = {**done, "reused": True}
             continue
         log_stage(emit, f"segmenter {target}: measuring {start.name} on {len(area['held_out'])} held-out tile(s)",
                   "segmenters")
@@ -285,6 +284,7 @@ def finetune_segmenters(area_root: Path, sr_checkpoint: PathLike, seg_paths: Map
                            "before": scalar_metrics(before), "after": scalar_metrics(after),
                            "sha256": file_sha256(registered)}
         write_json_atomic(out_dir / f"segmenters_{target}.json", {"key": key, "result": results[target]})
+        results[target]["reused"] = False
         emit({"event": "log", "stage": "segmenters", "target": target,
               "message": f"segmenter {target}: held-out Dice before {_fmt(before.get('dice'))}, after "
                          f"{_fmt(after.get('dice'))} ({registered.name})"})

@@ -17,6 +17,7 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
+from .land import COVER
 from .roofs import ROOF_MIX, choose, urban_sample
 from .urban import GROUND, STYLE, CityPlan, Warp, patches
 
@@ -42,7 +43,9 @@ class CityStyle:
         return np.asarray(metres) / self.px if np.ndim(metres) else metres / self.px
 
     def mix(self, cls: str) -> str:
-        if self.climate == "desert" and cls in ("european", "house", "informal"):
+        if self.climate == "desert" and cls == "informal":
+            return "informal_dry"
+        if self.climate == "desert" and cls in ("european", "house"):
             return "desert"
         if self.climate == "tropical" and cls in ("european", "house"):
             return "tropical"
@@ -102,8 +105,10 @@ def put(plan: CityPlan, warp: Warp, u, v, hl, hw, dang, colour, eave, pitch=0.0,
     u, v = np.atleast_1d(np.asarray(u, np.float64)), np.atleast_1d(np.asarray(v, np.float64))
     y, x = warp(u, v)
     ang = warp.angle(u, v) + dang
-    target = plan.things if things else plan.buildings
-    target.add(y, x, hl, hw, ang, colour, eave, pitch, style)
+    if things:  # containers, aircraft: man-made, not buildings
+        plan.things.add(y, x, hl, hw, ang, colour, eave, pitch, style, COVER["paved"])
+    else:
+        plan.buildings.add(y, x, hl, hw, ang, colour, eave, pitch, style)
 
 
 def _positions(rng: np.random.Generator, lo: float, hi: float, size: Tuple[float, float]) -> np.ndarray:
@@ -190,6 +195,26 @@ def split_length(rng: np.random.Generator, length: float, size: Tuple[float, flo
     cuts[-1] = length
     cuts = np.asarray(cuts)
     return (cuts[1:] + cuts[:-1]) / 2, (cuts[1:] - cuts[:-1]) / 2
+
+
+def _slab_rows(plan: CityPlan, st: CityStyle, warp: Warp, b: Block, depth: float, slab: float, gap: float,
+               spacing: float, height: float, dang: float) -> None:
+    """Parallel rows of slabs filling block ``b`` (rows along u, or along v when ``dang`` is 90 degrees)."""
+    rng = plan.rng
+    along, across = (b.lu, b.lv) if dang == 0 else (b.lv, b.lu)
+    if along < slab or across < depth:
+        return
+    rows = np.arange(depth / 2, across - depth / 2 + 1e-6, spacing)
+    cols = np.arange(slab / 2, along - slab / 2 + 1e-6, slab + gap)
+    rows += (across - depth / 2 - rows[-1]) / 2 if rows.size else 0
+    cols += (along - slab / 2 - cols[-1]) / 2 if cols.size else 0
+    ga, gr = np.meshgrid(cols, rows)
+    k = ga.size
+    if dang == 0:
+        u, v = b.u0 + ga.ravel(), b.v0 + gr.ravel()
+    else:
+        u, v = b.u0 + gr.ravel(), b.v0 + ga.ravel()
+    put(plan, warp, u, v, slab / 2, depth / 2, dang, colours(plan, st, "slab", k), height * rng.uniform(0.9, 1.1, k))
 
 
 # ---------------------------------------------------------------------- city types
@@ -290,7 +315,7 @@ def informal_settlement(plan: CityPlan, st: CityStyle) -> None:
                 w = roof * rng.uniform(0.6, 1.4)
                 pos.append(t + w / 2)
                 size.append(w)
-                gap = st.m(rng.uniform(1.5, 3.0)) if rng.random() < 0.35 else st.m(0.15)
+                gap = st.m(rng.uniform(1.5, 3.0)) if rng.random() < 0.35 else 0.0  # shared walls inside a cluster
                 t += w + gap
             return np.asarray(pos), np.asarray(size)
 
@@ -299,7 +324,7 @@ def informal_settlement(plan: CityPlan, st: CityStyle) -> None:
         gu, gv = np.meshgrid(pu, pv)
         hu, hv = np.meshgrid(su / 2, sv / 2)
         keep = rng.random(gu.shape) < rng.uniform(0.82, 0.97)  # a few open yards
-        gu, gv, hu, hv = gu[keep], gv[keep], hu[keep] * rng.uniform(0.85, 1.0, keep.sum()), hv[keep] * rng.uniform(0.85, 1.0, keep.sum())
+        gu, gv, hu, hv = gu[keep], gv[keep], hu[keep], hv[keep]
         y = cy + gu * s + gv * c
         x = cx + gu * c - gv * s
         # whole roofs only: every corner inside this patch (patches are convex)
@@ -372,6 +397,7 @@ def high_rise(plan: CityPlan, st: CityStyle) -> None:
 def superblocks(plan: CityPlan, st: CityStyle) -> None:
     """Slab blocks in big superblocks between wide dual-carriageway arterials (Soviet or Chinese layout)."""
     rng = plan.rng
+    plan.ground[~plan.free] = GROUND["lawn"]
     chinese = rng.random() < 0.5
     warp = Warp.random(plan.n, rng, rng.uniform(0.0, 0.02), theta=rng.normal(0, 0.15) if chinese else None)
     median = rng.uniform(3, 10)
@@ -402,41 +428,49 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
         for p in ((bi.u0 + ring, bi.v0 + ring, bi.u1 - ring, bi.v0 + ring), (bi.u0 + ring, bi.v1 - ring, bi.u1 - ring, bi.v1 - ring),
                   (bi.u0 + ring, bi.v0 + ring, bi.u0 + ring, bi.v1 - ring), (bi.u1 - ring, bi.v0 + ring, bi.u1 - ring, bi.v1 - ring)):
             plan.road(warp.line(*p), "service", rng.uniform(4.5, 6.5), st.main_road)
+        for side in (-1, 1):  # two entrances from the arterials
+            v_out = b.v0 - 2.0 if side < 0 else b.v1 + 2.0
+            v_in = bi.v0 + ring if side < 0 else bi.v1 - ring
+            u = bi.cu + rng.uniform(-0.3, 0.3) * (bi.lu - 2 * ring)
+            plan.road(warp.line(u, v_out, u, v_in, 2.0), "service", rng.uniform(5, 7), st.main_road)
         depth = st.m(rng.uniform(11, 16))
+        inner = Block(bi.u0 + ring + st.m(8), bi.u1 - ring - st.m(8), bi.v0 + ring + st.m(8), bi.v1 - ring - st.m(8))
         if chinese:  # parallel rows facing south, spaced for winter sun
-            h = rng.uniform(30, 100)
-            spacing = depth + st.m(h * rng.uniform(0.6, 1.1))
-            slab = st.m(rng.uniform(45, 90))
-            gap = st.m(rng.uniform(10, 25))
-            vv = np.arange(bi.v0 + ring + depth, bi.v1 - ring - depth / 2, spacing)
-            uu = np.arange(bi.u0 + ring + slab / 2 + st.m(6), bi.u1 - ring - slab / 2, slab + gap)
-            gu, gv = np.meshgrid(uu, vv)
-            k = gu.size
-            put(plan, warp, gu.ravel(), gv.ravel(), slab / 2, depth / 2, 0.0, colours(plan, st, "slab", k),
-                h * rng.uniform(0.9, 1.1, k))
+            h = rng.uniform(25, 90)
+            _slab_rows(plan, st, warp, inner, depth, st.m(rng.uniform(45, 90)), st.m(rng.uniform(8, 20)),
+                       depth + st.m(h * rng.uniform(0.5, 0.9)), h, 0.0)
             plan.paint_rect(*warp(bi.cu, bi.cv), bi.lu / 2 - ring - 2, st.m(4), float(warp.angle(bi.cu, bi.cv)) + math.pi / 2,
                             "asphalt_aged", cars=0.5)
-        else:  # slabs along the block's edges, some across, point towers and a school
-            for side in (-1, 1):
-                for axis in (0, 1):
-                    length = (bi.lu if axis == 0 else bi.lv) - 2 * ring - st.m(20)
-                    cen, hl = split_length(rng, length, st.m((60.0, 180.0)))
-                    keep = rng.random(cen.size) < 0.8
-                    cen, hl = cen[keep], hl[keep] - st.m(rng.uniform(5, 15))
+        else:  # a mikrorayon: long slabs along the service loop, rows inside, point towers and a school
+            for axis in (0, 1):
+                length = inner.lu if axis == 0 else inner.lv
+                for side in (-1, 1):
+                    cen, hl = split_length(rng, length, st.m((70.0, 180.0)))
+                    keep = rng.random(cen.size) < 0.85
+                    cen, hl = cen[keep], hl[keep] - st.m(rng.uniform(6, 14))
                     if cen.size == 0:
                         continue
-                    start = (bi.u0 if axis == 0 else bi.v0) + ring + st.m(10)
-                    across = (bi.cv if axis == 0 else bi.cu) + side * ((bi.lv if axis == 0 else bi.lu) / 2 - ring - depth / 2 - st.m(8))
-                    u, v = (start + cen, np.full(cen.size, across)) if axis == 0 else (np.full(cen.size, across), start + cen)
+                    if axis == 0:
+                        u, v = inner.u0 + cen, np.full(cen.size, inner.cv + side * (inner.lv / 2 - depth / 2))
+                    else:  # the short sides stay clear of the long ones' ends
+                        u, v = np.full(cen.size, inner.cu + side * (inner.lu / 2 - depth / 2)), inner.v0 + cen
+                        keep = np.abs(v - inner.cv) < inner.lv / 2 - 2 * depth
+                        u, v, hl = u[keep], v[keep], np.minimum(hl[keep], inner.lv / 2 - 2 * depth)
                     put(plan, warp, u, v, np.maximum(hl, 3), depth / 2, 0.0 if axis == 0 else math.pi / 2,
-                        colours(plan, st, "slab", cen.size), rng.choice([15.0, 27.0, 36.0, 45.0], cen.size))
-            for _ in range(int(rng.integers(0, 4))):
-                put(plan, warp, bi.cu + rng.uniform(-0.2, 0.2) * bi.lu, bi.cv + rng.uniform(-0.2, 0.2) * bi.lv, st.m(10),
-                    st.m(10), 0.0, colours(plan, st, "slab", 1), rng.uniform(45, 75))
-            if rng.random() < 0.5:
-                put(plan, warp, bi.cu, bi.cv - st.m(25), st.m(30), st.m(8), 0.0, colours(plan, st, "slab", 1), 11.0)
-                y, x = warp(bi.cu, bi.cv + st.m(15))
-                plan.paint_rect(y, x, st.m(30), st.m(18), float(warp.angle(bi.cu, bi.cv)), "artificial_turf")
+                        colours(plan, st, "slab", u.size), rng.choice([15.0, 27.0, 36.0, 45.0], u.size))
+            core = Block(inner.u0 + 3 * depth, inner.u1 - 3 * depth, inner.v0 + 3 * depth, inner.v1 - 3 * depth)
+            if core.lu > 10 and core.lv > 10:
+                if rng.random() < 0.4:  # a school with its sports pitch
+                    put(plan, warp, core.cu, core.cv - st.m(25), st.m(30), st.m(8), 0.0, colours(plan, st, "slab", 1), 11.0)
+                    y, x = warp(core.cu, core.cv + st.m(12))
+                    plan.paint_rect(y, x, st.m(30), st.m(16), float(warp.angle(core.cu, core.cv)), "artificial_turf")
+                else:
+                    h = float(rng.choice([27.0, 36.0, 45.0]))
+                    _slab_rows(plan, st, warp, core, depth, st.m(rng.uniform(60, 120)), st.m(rng.uniform(15, 30)),
+                               depth + st.m(rng.uniform(30, 50)), h, float(rng.choice([0.0, math.pi / 2])))
+            for _ in range(int(rng.integers(0, 3))):
+                put(plan, warp, bi.cu + rng.uniform(-0.3, 0.3) * bi.lu, bi.cv + rng.uniform(-0.3, 0.3) * bi.lv,
+                    st.m(10), st.m(10), 0.0, colours(plan, st, "slab", 1), rng.uniform(45, 75))
         k = int(bi.lu * bi.lv * rng.uniform(0.01, 0.04))
         yy, xx = warp(bi.cu + rng.uniform(-0.5, 0.5, k) * bi.lu, bi.cv + rng.uniform(-0.5, 0.5, k) * bi.lv)
         plan.trees(yy, xx, int(rng.integers(1, 3)), st.tree_height)

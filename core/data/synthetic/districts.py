@@ -17,6 +17,7 @@ from .cities import Block, CityStyle, colours, free_at, open_block, put, split_l
 from .geometry import tangents
 from .land import COVER
 from .roofs import urban_sample
+from .terrain import make_curve
 from .urban import GROUND, STYLE, CityPlan, Warp
 
 __all__ = ["industrial", "desert_city", "tropical_city", "villa_suburb", "courtyard_houses"]
@@ -137,29 +138,66 @@ def villa_suburb(plan: CityPlan, st: CityStyle) -> None:
     rng, n = plan.rng, plan.n
     warm = st.climate != "temperate" or rng.random() < 0.3
     p_pool = rng.uniform(0.3, 0.7) if warm else rng.uniform(0.0, 0.12)
-    p_wall = rng.uniform(0.5, 0.95) if st.climate == "desert" else rng.uniform(0.0, 0.4)
+    p_wall = rng.uniform(0.4, 0.8) if st.climate == "desert" else rng.uniform(0.0, 0.15)
     plan.ground[~plan.free] = GROUND["lawn"]
-    warp = Warp.random(n, rng, rng.uniform(0.04, 0.09))  # strongly curving streets
     minor = st.minor_road if st.climate == "tropical" else st.main_road
-
-    def street(i: int) -> Tuple[str, float, str]:
-        if i % 4 == 0:
-            return "secondary", float(rng.uniform(9, 12)), st.main_road
-        return "residential", float(rng.uniform(6, 8)), minor
-
-    blocks, _lines = street_grid(plan, st, warp, (130, 220), street, (80, 130))
-    # cul-de-sacs: a dead end into the block from one of its long sides, with a turning circle
-    for b in blocks:
-        if rng.random() < 0.5 and not free_at(plan, warp, b) and b.lu > st.m(90):
-            v_end = b.v0 + rng.uniform(0.5, 0.7) * b.lv
-            r = plan.road(warp.line(b.cu, b.v0 - 2.0, b.cu, v_end, 2.0), "residential", rng.uniform(6, 7.5), minor)
-            if r is not None:
-                end = np.array(warp(b.cu, v_end)).ravel()
-                if 0 <= end[0] < n and 0 <= end[1] < n:  # turning circle: part of the street in OSM-based masks
-                    plan.planner.road(np.array([end, end + 0.5]), "residential", width_m=rng.uniform(18, 26),
-                                      surface=minor)
+    # collectors cross the scene; residential streets branch off them, curve, and end in a turning circle,
+    # or meet another street (a loop); branches of branches make the dendritic plan of a suburb
+    collectors = []
+    base = rng.uniform(0, np.pi)
+    for k in range(int(rng.integers(2, 4))):
+        c = make_curve(n, rng, wiggle=rng.uniform(10, 40), spacing=(60.0, 140.0), axis=k % 2)
+        r = plan.road(c.points, "secondary", rng.uniform(9, 11), st.main_road)
+        if r is not None:
+            collectors.append(r)
+    del base
+    parents = list(collectors)
+    for depth in range(3):
+        children = []
+        for parent in parents:
+            pts, tang = parent.points, tangents(parent.points)
+            step = st.m(rng.uniform(60, 110)) / 3.0  # road points are ~3 px apart
+            for j in np.arange(rng.uniform(0, step), len(pts) - 1, step).astype(int):
+                if not (0 <= pts[j, 0] < n and 0 <= pts[j, 1] < n):
+                    continue
+                for side in (-1, 1):
+                    if rng.random() < 0.25:
+                        continue
+                    ang = math.atan2(tang[j, 0], tang[j, 1]) + side * math.pi / 2
+                    r = _branch(plan, st, pts[j], ang, st.m(rng.uniform(150, 350) / (1 + 0.5 * depth)), minor)
+                    if r is not None:
+                        children.append(r)
+        parents = children
     for r in list(plan.planner.roads):
         _villas_along(plan, st, r, p_pool, p_wall)
+
+
+def _branch(plan: CityPlan, st: CityStyle, start: np.ndarray, ang: float, length: float, surface: str):
+    """A curving residential street from ``start``; cut short before it runs into another street."""
+    rng, n = plan.rng, plan.n
+    k = max(int(length / 2.0), 4)
+    heading = ang + np.cumsum(rng.normal(0, 0.05, k)) + rng.normal(0, 0.2)
+    pts = start + np.cumsum(2.0 * np.stack([np.sin(heading), np.cos(heading)], 1), 0)
+    others = np.concatenate([r.points for r in plan.planner.roads]) if plan.planner.roads else np.zeros((1, 2)) - 1e6
+    gap = np.full(len(pts), np.inf)
+    for chunk in np.array_split(np.arange(len(others)), max(1, len(others) // 2000)):
+        d = np.hypot(pts[:, None, 0] - others[None, chunk, 0], pts[:, None, 1] - others[None, chunk, 1])
+        gap = np.minimum(gap, d.min(1))
+    near = gap < st.m(15)
+    near[: int(st.m(25) / 2.0)] = False
+    hit = np.flatnonzero(near)
+    loop = hit.size > 0 and rng.random() < 0.4
+    if hit.size:
+        pts = pts[: hit[0] + (int(st.m(12) / 2.0) + 2 if loop else -int(st.m(10) / 2.0))]
+    if len(pts) < 6:
+        return None
+    pts = np.concatenate([start[None], pts])
+    r = plan.road(pts, "residential", rng.uniform(6, 7.5), surface)
+    end = pts[-1]
+    if r is not None and not loop and 0 <= end[0] < n and 0 <= end[1] < n:
+        # the turning circle: part of the street in OSM-based masks
+        plan.planner.road(np.array([end, end + 0.5]), "residential", width_m=rng.uniform(18, 26), surface=surface)
+    return r
 
 
 def _villas_along(plan: CityPlan, st: CityStyle, road, p_pool: float, p_wall: float) -> None:
@@ -196,10 +234,10 @@ def _villas_along(plan: CityPlan, st: CityStyle, road, p_pool: float, p_wall: fl
                     plan.things.add(pc[0], pc[1], ph, pw, along, urban_sample("pool_water", 1, rng), 0.0, 0.0,
                                     STYLE["flat"], COVER["water"])
             if rng.random() < p_wall:  # a garden wall round the lot (not a building in OSM)
-                wall = urban_sample("sand_plaster" if st.climate == "desert" else "roof_concrete_light", 1, rng)
+                wall = urban_sample("sand_plaster" if st.climate == "desert" else "roof_concrete", 1, rng)
                 half_l, half_d = frontage / 2 - 0.2, lot_d / 2
-                for du, dv, a_l, a_w, rot in ((0, -half_d, half_l, 0.1, 0.0), (0, half_d, half_l, 0.1, 0.0),
-                                              (-half_l, 0, half_d, 0.1, math.pi / 2), (half_l, 0, half_d, 0.1, math.pi / 2)):
+                for du, dv, a_l, a_w, rot in ((0, -half_d, half_l, 0.02, 0.0), (0, half_d, half_l, 0.02, 0.0),
+                                              (-half_l, 0, half_d, 0.02, math.pi / 2), (half_l, 0, half_d, 0.02, math.pi / 2)):
                     wc = lc + t * du + nrm * dv * 1.0
                     plan.things.add(wc[0], wc[1], a_l, a_w, along + rot, wall, 2.2, 0.0, STYLE["flat"], COVER["paved"])
             k = int(rng.integers(0, 4))

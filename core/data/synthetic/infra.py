@@ -23,6 +23,7 @@ import numpy as np
 from .cities import Block, CityStyle, colours, european_blocks, put
 from .districts import desert_city, tropical_city, villa_suburb
 from .geometry import smooth_curve
+from .land import COVER
 from .roofs import urban_sample
 from .urban import GROUND, STYLE, CityPlan, Warp
 
@@ -77,7 +78,7 @@ def _port(plan: CityPlan, st: CityStyle) -> None:
     rng, n = plan.rng, plan.n
     warp = Warp.random(n, rng, 0.0)
     uu, vv = _local(plan, warp)
-    coast = rng.uniform(-0.15, 0.2) * n
+    coast = rng.uniform(0.05, 0.3) * n
     sea = vv > coast
     # piers into the sea, basins between them
     u = -n
@@ -93,7 +94,7 @@ def _port(plan: CityPlan, st: CityStyle) -> None:
     plan.info["sea_share"] = round(float(sea.mean()), 3)
     plan.ground[:] = GROUND["urban"]
     # the quay road and a rail line behind the terminal
-    back = coast - st.m(rng.uniform(120, 250))
+    back = coast - min(st.m(rng.uniform(120, 250)), 0.45 * n)  # the quay road stays in the scene
     plan.road(warp.line(-n, back, n, back), "primary", rng.uniform(9, 14), st.main_road)
     plan.road(warp.line(-n, back + st.m(20), n, back + st.m(20)), "rail", 8.0, "ballast", rail=True)
     quay = Block(-n, n, back + st.m(28), coast - st.m(2))
@@ -117,8 +118,11 @@ def _port(plan: CityPlan, st: CityStyle) -> None:
                 cv = p.v1 - length / 2 - st.m(rng.uniform(5, 40))
                 y, x = warp(cu, cv)
                 ang = float(warp.angle(cu, cv)) + math.pi / 2
-                plan.afloat.add(y, x, length / 2, beam / 2, ang, urban_sample("ship_deck", 1, rng), rng.uniform(12, 25))
-    # the landward side: warehouses and parking along the road
+                plan.afloat.add(y, x, length / 2, beam / 2, ang, urban_sample("ship_deck", 1, rng), rng.uniform(12, 25),
+                                cover=COVER["paved"])
+    # the landward side: the town beyond a strip of warehouses and parking along the road
+    if rng.random() < 0.7:
+        town_in(plan, st, vv < back - st.m(rng.uniform(90, 160)))
     for u in np.arange(-n * 0.9, n * 0.9, st.m(rng.uniform(90, 160))):
         hl, hw = st.m(rng.uniform(25, 60)), st.m(rng.uniform(15, 35))
         v = back - st.m(12) - hw - st.m(rng.uniform(5, 20))
@@ -162,7 +166,7 @@ def _airport(plan: CityPlan, st: CityStyle) -> None:
     warp = Warp.random(n, rng, 0.0)
     plan.ground[:] = GROUND["lawn"] if st.climate != "desert" else GROUND["bare"]
     ang = float(warp.angle(0.0, 0.0))
-    v_rw = rng.uniform(-0.3, 0.0) * n
+    v_rw = max(-st.m(300), -0.45 * n) + rng.uniform(-0.05, 0.05) * n  # runway to access road fits the scene
     rw_w = st.m(rng.uniform(45, 60))
     rw_len = st.m(rng.uniform(1800, 3500))
     u_c = rng.uniform(-0.5, 0.5) * rw_len
@@ -235,7 +239,7 @@ def motorway_interchange(plan: CityPlan, st: CityStyle) -> None:
             if road is not None and axis == 0 and rng.random() < 0.5:
                 plan.street_trees(road, 9.0, 2, st.tree_height, gap_m=8.0)
     ramp_w = rng.uniform(5.5, 7.5)
-    clover = rng.random() < 0.7
+    clover = True
     lane = off + st.m(cw) / 2 + st.m(ramp_w) / 2 + st.m(4)  # ramps run beside the outer carriageway
     for qa in (-1, 1):
         for qb in (-1, 1):
@@ -247,15 +251,21 @@ def motorway_interchange(plan: CityPlan, st: CityStyle) -> None:
                 if delta < math.pi:
                     delta -= 2 * math.pi
                 t = t1 + np.linspace(0, 1, 120) * delta
-                pts = np.stack(warp(c[0] + r_loop * np.cos(t), c[1] + r_loop * np.sin(t)), 1)
+                lu, lv = c[0] + r_loop * np.cos(t), c[1] + r_loop * np.sin(t)
+                # both ends run on beside the carriageway until they meet the slip road
+                join = 2 * r_loop + lane + st.m(20)
+                lu = np.concatenate([np.linspace(qa * join * 1.5, lu[0], 12)[:-1], lu, np.full(11, qa * lane)])
+                lv = np.concatenate([np.full(11, qb * lane), lv, np.linspace(lv[-1], qb * join * 1.5, 12)[1:]])
+                pts = np.stack(warp(lu, lv), 1)
                 plan.planner.road(pts, "motorway_link", width_m=ramp_w, surface=surface)
             # the outer slip road: leaves one motorway, bends round outside the loop, joins the other
             out = 2 * r_loop + lane + st.m(20)
-            way = np.array([[qa * out * 2.2, qb * lane], [qa * out * 1.4, qb * lane], [qa * out * 0.98, qb * out * 0.98],
-                            [qa * lane, qb * out * 1.4], [qa * lane, qb * out * 2.2]])
+            way = np.array([[qa * out * 2.6, qb * off], [qa * out * 2.0, qb * lane], [qa * out * 1.4, qb * lane],
+                            [qa * out * 0.98, qb * out * 0.98], [qa * lane, qb * out * 1.4], [qa * lane, qb * out * 2.0],
+                            [qa * off, qb * out * 2.6]])  # merges into the carriageways at both ends
             ys, xs = warp(way[:, 0], way[:, 1])
             plan.planner.road(smooth_curve(np.stack([ys, xs], 1), 2.0), "motorway_link", width_m=ramp_w, surface=surface)
-    plan.info["interchange"] = "cloverleaf" if clover else "slip roads only"
+    plan.info["interchange"] = "cloverleaf"
     # verges and field edges with some trees
     k = int(n * n * 0.0008)
     plan.trees(rng.uniform(0, n, k), rng.uniform(0, n, k), 2, st.tree_height)

@@ -73,8 +73,10 @@ URBAN_SPECTRA: Dict[str, Spectrum] = {
 ROOF_MIX: Dict[str, Tuple[Tuple[str, float], ...]] = {
     "european": (("clay_tile", 0.35), ("clay_tile_aged", 0.2), ("slate", 0.2), ("metal_galvanised", 0.1),
                  ("bitumen", 0.1), ("roof_concrete", 0.05)),
-    "informal": (("metal_rusty", 0.45), ("metal_galvanised", 0.3), ("metal_painted_blue", 0.07),
-                 ("metal_painted_red", 0.05), ("roof_concrete", 0.08), ("clay_tile_aged", 0.05)),
+    "informal": (("metal_rusty", 0.5), ("metal_galvanised", 0.2), ("metal_painted_blue", 0.07),
+                 ("metal_painted_red", 0.05), ("roof_concrete", 0.13), ("clay_tile_aged", 0.05)),
+    "informal_dry": (("roof_concrete", 0.4), ("sand_plaster", 0.2), ("clay_tile_aged", 0.12), ("metal_rusty", 0.13),
+                     ("metal_galvanised", 0.1), ("white_paint", 0.05)),
     "tower": (("roof_concrete", 0.35), ("roof_concrete_light", 0.2), ("white_paint", 0.15), ("bitumen", 0.15),
               ("gravel_roof", 0.1), ("metal_galvanised", 0.05)),
     "house": (("clay_tile", 0.3), ("asphalt_shingle", 0.25), ("asphalt_shingle_brown", 0.2), ("clay_tile_aged", 0.1),
@@ -83,7 +85,7 @@ ROOF_MIX: Dict[str, Tuple[Tuple[str, float], ...]] = {
              ("metal_painted_green", 0.05), ("white_paint", 0.07)),
     "warehouse": (("metal_galvanised", 0.35), ("white_paint", 0.2), ("roof_concrete", 0.15), ("bitumen", 0.1),
                   ("metal_painted_blue", 0.1), ("metal_painted_red", 0.05), ("metal_painted_green", 0.05)),
-    "desert": (("sand_plaster", 0.45), ("roof_concrete_light", 0.25), ("white_paint", 0.2), ("roof_concrete", 0.1)),
+    "desert": (("sand_plaster", 0.5), ("roof_concrete_light", 0.25), ("white_paint", 0.1), ("roof_concrete", 0.15)),
     "tropical": (("clay_tile", 0.3), ("metal_rusty", 0.2), ("metal_galvanised", 0.2), ("metal_painted_red", 0.1),
                  ("roof_concrete", 0.1), ("metal_painted_blue", 0.05), ("clay_tile_aged", 0.05)),
 }

@@ -34,7 +34,7 @@ from .land import COVER
 from .objects import ObjectLayer, Planner, Road
 from .roofs import urban_sample
 
-__all__ = ["GROUND", "Warp", "Boxes", "CityPlan", "footprints", "STYLE", "patches"]
+__all__ = ["GROUND", "Warp", "Boxes", "CityPlan", "footprints", "STYLE", "patches", "parcels"]
 
 #: Ground units under a city (rows of the world's ``Units``): what shows between objects.
 GROUND: Dict[str, int] = {"urban": 0, "lawn": 1, "park": 2, "field": 3, "scrub": 4, "forest": 5, "bare": 6}
@@ -109,6 +109,21 @@ def patches(n: int, size: float, rng: np.random.Generator) -> Tuple[np.ndarray, 
             best = np.where(better, d, best)
             cell = np.where(better, i * g + j, cell)
     return cell, seeds.reshape(-1, 2)
+
+
+def parcels(n: int, rng: np.random.Generator, across: Tuple[float, float], along: Tuple[float, float]) -> np.ndarray:
+    """Rectangular field parcels (id per pixel): strips ``across`` px wide and ``along`` px long in a rotated frame."""
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) + 0.5
+    th = rng.uniform(0, np.pi)
+    u = xx * math.cos(th) + yy * math.sin(th)
+    v = -xx * math.sin(th) + yy * math.cos(th)
+    cuts_v = np.cumsum(rng.uniform(*across, int(4 * n / across[0]) + 4)) - 2 * n
+    iv = np.searchsorted(cuts_v, v)
+    # every strip is cut along its length at its own places
+    off = rng.uniform(0, along[1], iv.max() + 1)
+    length = rng.uniform(*along, iv.max() + 1)
+    iu = np.floor((u + 2 * n + off[iv]) / length[iv]).astype(np.int64)
+    return iv * 10_000 + iu
 
 
 _FIELDS = ("cy", "cx", "hl", "hw", "ang", "eave", "pitch", "style", "cover")
@@ -411,6 +426,8 @@ class CityPlan:
         if a_["cy"].size == 0:
             return
         idx, rid, sdf, u, v = footprints(n, a_)
+        if idx.size == 0:
+            return
         cov = np.clip(0.5 - sdf, 0, 1)
         key = (cov >= 0.5).astype(np.int64) * (1 << 40) + rid
         order = np.lexsort((key, idx))

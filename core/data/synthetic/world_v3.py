@@ -43,7 +43,7 @@ from . import canopy as cn
 from . import land as ld
 from .cities import CityStyle, european_blocks, high_rise, informal_settlement, superblocks
 from .districts import desert_city, industrial, tropical_city, villa_suburb
-from .geometry import blur3, gaussian_fft
+from .geometry import blur3, gaussian_fft, polyline_field, smooth_curve
 from .infra import motorway_interchange, port_rail_airport
 from .phenology import CALENDAR_IDS
 from .render import World, render, sun_position
@@ -52,7 +52,7 @@ from .roofs import urban_sample
 from .spectra import BANDS
 from .terrain import Water, make_dem, make_water
 from .towns import HR_PIXEL_M, fractal_noise
-from .urban import GROUND, CityPlan, patches
+from .urban import GROUND, CityPlan, parcels
 from .world_v2 import object_free_mask
 
 __all__ = ["CITY_TYPES", "LOCATIONS", "WorldV3Params", "make_world_v3_scene", "make_world_v3_dataset", "BANDS"]
@@ -164,8 +164,29 @@ def _free_layout(n: int, rng: np.random.Generator, dem: np.ndarray, city: str, p
         hy, hx = rng.uniform(0.12, 0.22, 2) * n
         park = (np.abs(yy - cy) < hy) & (np.abs(xx - cx) < hx)
         free |= park
-        ground[park] = GROUND["park"] if climate != "desert" else GROUND["lawn"]
+        ground[park] = GROUND["park"] if climate != "desert" and rng.random() < 0.4 else GROUND["lawn"]
+        info["park"] = True
     return free, ground, dem.astype(np.float32), info
+
+
+def _park_details(plan: CityPlan, st: CityStyle, zone: np.ndarray, paths: bool) -> None:
+    """Open parkland: clumps of trees on a lawn, and (in a town park) footpaths (paved, under 3 m: not roads)."""
+    rng, n = plan.rng, plan.n
+    clump = fractal_noise((n, n), 2.6, rng)
+    ys, xs = np.nonzero(zone & (clump > rng.uniform(-0.2, 0.6)))
+    keep = rng.random(ys.size) < 0.12
+    plan.trees(ys[keep] + rng.random(keep.sum()), xs[keep] + rng.random(keep.sum()), int(rng.integers(1, 4)),
+               st.tree_height)
+    ys, xs = np.nonzero(zone)
+    if ys.size < 100 or not paths:
+        return
+    for _ in range(int(rng.integers(2, 5))):
+        a, b, c = rng.integers(ys.size, size=3)
+        way = np.array([[ys[a], xs[a]], [ys[b], xs[b]], [ys[c], xs[c]]], np.float64) + 0.5
+        pts = smooth_curve(way, 1.0)
+        dist, _al, _sd = polyline_field(pts, 2.0, (n, n))
+        a_ = np.clip(st.m(1.2) - np.where(np.isfinite(dist), dist, 9.0) + 0.5, 0, 1) * zone
+        plan.paint((slice(0, n), slice(0, n)), a_, "paving_stone" if st.climate == "temperate" else "dirt_road")
 
 
 def _ground_units(rng: np.random.Generator, climate: str) -> ld.Units:
@@ -264,6 +285,9 @@ def _build(n: int, rng: np.random.Generator, city: str, place: Tuple[str, float,
     plan.ground = ground
     CITY_TYPES[city](plan, st)
     plan.ground[free] = ground[free]
+    lawn = free & (ground == GROUND["lawn"])
+    if lawn.any():
+        _park_details(plan, st, lawn, bool(info.get("park")))
     info["dropped_objects"] = plan.prune()
     objects = plan.draw(rng)
     water = _harbour(water, plan.water & ~wet, rng)
@@ -271,12 +295,12 @@ def _build(n: int, rng: np.random.Generator, city: str, place: Tuple[str, float,
     labels = plan.ground
     field = labels == GROUND["field"]
     if field.any():  # fields are parcels of 60-200 m, each with its own crop
-        cells, _seeds = patches(n, rng.uniform(60, 200) / px, rng)
+        cells = parcels(n, rng, (rng.uniform(20, 60) / px, rng.uniform(90, 200) / px), (150 / px, 450 / px))
         ids = units.extend(6)
         for i in ids:
             _field_unit(units, int(i), rng)
             units.spec[i, 3] = units.spec[GROUND["field"], 3]
-        labels[field] = ids[cells[field] % ids.size]
+        labels[field] = ids[(cells[field] * 7919) % ids.size]
     surface = ld.surface(units, labels, rng, dem, px)
     # trees: no crown centre on carriageways, rails, buildings, paved areas or water
     clear = plan.planner.occupied | plan.planner.rail_mask | objects.buildings | (objects.alpha > 0.5) | plan.water
@@ -381,6 +405,9 @@ def make_world_v3_scene(
         "land_cover_share": {k: round(float((cover == c).mean()), 4) for k, c in ld.COVER.items() if (cover == c).any()},
         **info,
         "_land_cover": cover,
+        # unlit colour of the man-made layer (roofs, pavements) per pixel: what the masks' pixels are made of
+        "_object_color": world.objects.color / np.maximum(world.objects.alpha, 1e-6)[None],
+        "_object_alpha": world.objects.alpha,
         "_buildings": [dict(kind="building", cy=float(cy), cx=float(cx), half_l=float(hl), half_w=float(hw), angle=float(an),
                             eave_m=round(float(e), 1)) for cy, cx, hl, hw, an, e in
                        zip(a["cy"], a["cx"], a["hl"], a["hw"], a["ang"], a["eave"])],

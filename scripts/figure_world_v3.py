@@ -6,6 +6,11 @@ mask in red and the road mask in yellow. Prints the building and road share
 and the time per scene.
 
     python scripts/figure_world_v3.py --out /tmp/world_v3.png [--size 384] [--seed 0] [--types high_rise,...]
+    python scripts/figure_world_v3.py --out docs/img/world_v3.png --crop 192 --palette   # the docs figure (< 600 KB)
+
+``--crop N`` shows the central N x N HR pixels of each scene at full
+resolution (the 3.33 m detail), ``--palette`` stores the PNG with a 256-colour
+palette so that the docs figure stays small.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--types", default=",".join(CITY_TYPES))
     ap.add_argument("--cols", type=int, default=2, help="scenes per row (each takes two panels)")
     ap.add_argument("--dpi", type=int, default=60)
+    ap.add_argument("--crop", type=int, default=0, help="show the central N x N HR pixels (0: the whole scene)")
+    ap.add_argument("--palette", action="store_true", help="write a 256-colour palette PNG (smaller file)")
     args = ap.parse_args(argv)
     import matplotlib
 
@@ -70,14 +77,22 @@ def main(argv: List[str] = None) -> int:
               f"object-free {e['object_free_share']:.3f}  {e['place']} ({e['climate']}) {e.get('variant', '')} "
               f"sun el {e['sun']['elevation']}")
         r, c = divmod(k, args.cols)
-        axes[r, 2 * c].imshow(stretch(s.hr[[2, 1, 0]]), interpolation="nearest")
+        rgb, over = stretch(s.hr[[2, 1, 0]]), overlay(s.hr, s.masks["buildings"], s.masks["roads"])
+        if args.crop:
+            a = (args.size - args.crop) // 2
+            rgb, over = rgb[a:a + args.crop, a:a + args.crop], over[a:a + args.crop, a:a + args.crop]
+        axes[r, 2 * c].imshow(rgb, interpolation="nearest")
         axes[r, 2 * c].set_title(f"{city} ({e['place']}, {e['hr_date']})", fontsize=9)
-        axes[r, 2 * c + 1].imshow(overlay(s.hr, s.masks["buildings"], s.masks["roads"]), interpolation="nearest")
+        axes[r, 2 * c + 1].imshow(over, interpolation="nearest")
         axes[r, 2 * c + 1].set_title(f"b {e['building_share']:.2f}  r {e['road_share']:.2f}  free {e['object_free_share']:.2f}",
                                      fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out, dpi=args.dpi)
-    print(f"wrote {args.out}")
+    if args.palette:
+        from PIL import Image
+
+        Image.open(args.out).convert("RGB").quantize(256).save(args.out, optimize=True)
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size // 1024} KB)")
     return 0
 
 

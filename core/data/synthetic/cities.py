@@ -240,7 +240,7 @@ def european_blocks(plan: CityPlan, st: CityStyle) -> None:
         if r < 0.12:
             open_block(plan, st, warp, b, "square")
             continue
-        sidewalk = st.m(rng.uniform(2.0, 4.0))
+        sidewalk = st.m(rng.uniform(0.5, 2.5))  # plus the kerb gap: a pavement of 5-7 m
         depth = st.m(rng.uniform(11, 16))
         U0, U1, V0, V1 = b.u0 + sidewalk, b.u1 - sidewalk, b.v0 + sidewalk, b.v1 - sidewalk
         depth = min(depth, (U1 - U0) / 2, (V1 - V0) / 2)

@@ -152,16 +152,16 @@ def villa_suburb(plan: CityPlan, st: CityStyle) -> None:
             collectors.append(r)
     del base
     parents = list(collectors)
-    for depth in range(3):
+    for depth in range(2):
         children = []
         for parent in parents:
             pts, tang = parent.points, tangents(parent.points)
-            step = st.m(rng.uniform(60, 110)) / 3.0  # road points are ~3 px apart
+            step = st.m(rng.uniform(80, 130)) / 3.0  # road points are ~3 px apart
             for j in np.arange(rng.uniform(0, step), len(pts) - 1, step).astype(int):
                 if not (0 <= pts[j, 0] < n and 0 <= pts[j, 1] < n):
                     continue
                 for side in (-1, 1):
-                    if rng.random() < 0.25:
+                    if rng.random() < 0.4:
                         continue
                     ang = math.atan2(tang[j, 0], tang[j, 1]) + side * math.pi / 2
                     r = _branch(plan, st, pts[j], ang, st.m(rng.uniform(150, 350) / (1 + 0.5 * depth)), minor)
@@ -183,12 +183,12 @@ def _branch(plan: CityPlan, st: CityStyle, start: np.ndarray, ang: float, length
     for chunk in np.array_split(np.arange(len(others)), max(1, len(others) // 2000)):
         d = np.hypot(pts[:, None, 0] - others[None, chunk, 0], pts[:, None, 1] - others[None, chunk, 1])
         gap = np.minimum(gap, d.min(1))
-    near = gap < st.m(15)
-    near[: int(st.m(25) / 2.0)] = False
+    near = gap < st.m(30)
+    near[: int(st.m(45) / 2.0)] = False  # the parent street itself
     hit = np.flatnonzero(near)
     loop = hit.size > 0 and rng.random() < 0.4
     if hit.size:
-        pts = pts[: hit[0] + (int(st.m(12) / 2.0) + 2 if loop else -int(st.m(10) / 2.0))]
+        pts = pts[: hit[0] + (int(st.m(30) / 2.0) + 2 if loop else -int(st.m(12) / 2.0))]
     if len(pts) < 6:
         return None
     pts = np.concatenate([start[None], pts])
@@ -196,7 +196,7 @@ def _branch(plan: CityPlan, st: CityStyle, start: np.ndarray, ang: float, length
     end = pts[-1]
     if r is not None and not loop and 0 <= end[0] < n and 0 <= end[1] < n:
         # the turning circle: part of the street in OSM-based masks
-        plan.planner.road(np.array([end, end + 0.5]), "residential", width_m=rng.uniform(18, 26), surface=surface)
+        plan.planner.road(np.array([end, end + 0.5]), "residential", width_m=rng.uniform(16, 22), surface=surface)
     return r
 
 

@@ -290,10 +290,10 @@ def informal_settlement(plan: CityPlan, st: CityStyle) -> None:
     # lanes: a paved road and winding dirt lanes
     from .terrain import make_curve
 
-    for k in range(int(rng.integers(1, 3))):
+    for _k in range(int(rng.integers(1, 3))):
         c = make_curve(n, rng, wiggle=rng.uniform(5, 20), spacing=(60.0, 140.0))
         plan.road(c.points, "secondary", rng.uniform(6, 9), st.main_road if rng.random() < 0.7 else st.minor_road)
-    for k in range(int(rng.poisson(4)) + 2):
+    for _k in range(int(rng.poisson(4)) + 2):
         c = make_curve(n, rng, wiggle=rng.uniform(10, 30), spacing=(30.0, 70.0))
         plan.road(c.points, "track", rng.uniform(3.5, 6.0), "dirt_road" if st.climate != "tropical" else "laterite_road")
     # patches: Voronoi cells of seeds on a jittered grid (40-120 m), each with its own orientation and roof size
@@ -308,7 +308,7 @@ def informal_settlement(plan: CityPlan, st: CityStyle) -> None:
         u = v = np.array([-1.6 * size, 1.6 * size])
         roof = st.m(rng.uniform(3.5, 7.0))
 
-        def cells(lo: float, hi: float) -> Tuple[np.ndarray, np.ndarray]:
+        def cells(lo: float, hi: float, roof: float) -> Tuple[np.ndarray, np.ndarray]:
             pos, size = [], []
             t = lo
             while t < hi:
@@ -319,8 +319,8 @@ def informal_settlement(plan: CityPlan, st: CityStyle) -> None:
                 t += w + gap
             return np.asarray(pos), np.asarray(size)
 
-        pu, su = cells(u.min(), u.max())
-        pv, sv = cells(v.min(), v.max())
+        pu, su = cells(u.min(), u.max(), roof)
+        pv, sv = cells(v.min(), v.max(), roof)
         gu, gv = np.meshgrid(pu, pv)
         hu, hv = np.meshgrid(su / 2, sv / 2)
         keep = rng.random(gu.shape) < rng.uniform(0.82, 0.97)  # a few open yards

@@ -145,7 +145,7 @@ def _rail_yard(plan: CityPlan, st: CityStyle) -> None:
     plan.road(warp.line(-n, v0 - st.m(12), n, v0 - st.m(12)), "secondary", rng.uniform(8, 12), st.main_road)
     # the yard: many parallel tracks (drawn as one ballast band with a track every 4.5 m), and a fan at one end
     plan.road(warp.line(-n, v0 + width / 2, n, v0 + width / 2), "rail", width * st.px, "ballast", rail=True)
-    for k in range(int(rng.integers(2, 6))):
+    for _k in range(int(rng.integers(2, 6))):
         u0 = rng.uniform(-0.3, 0.3) * n
         dv = rng.choice([-1, 1]) * st.m(rng.uniform(30, 120))
         pts = smooth_curve(np.array([warp(u0 - n * 0.2, v0 + width / 2), warp(u0, v0 + width / 2 + dv / 2),

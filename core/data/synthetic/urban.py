@@ -220,6 +220,7 @@ class CityPlan:
         self.crowns = Crowns()
         self.yy, self.xx = np.mgrid[0:n, 0:n].astype(np.float32) + 0.5
         self.taken = np.zeros((n, n), bool)  # footprints claimed by freely placed objects
+        self.traffic_density = float(rng.uniform(0.3, 1.5))  # cars on streets: quiet Sunday to rush hour
         self.info: Dict[str, object] = {}
 
     # ------------------------------------------------------------ roads
@@ -395,6 +396,7 @@ class CityPlan:
                 paint = np.maximum(paint, np.exp(-((d - (road.width / 2 - 0.15)) / 0.25) ** 2))
                 col = col + 0.08 * paint[None] * (0.6 - col)
             over(road.box, a, col, COVER["road"])
+        self._traffic(rng)
         if self.cars:
             pts = np.concatenate(self.cars)
             pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < n) & (pts[:, 1] >= 0) & (pts[:, 1] < n)]
@@ -412,6 +414,25 @@ class CityPlan:
             self._stamp(boxes, rng, color, alpha, cover, height, normal, is_building)
         mask = self._mask(self.buildings)
         return ObjectLayer(color, alpha, height, normal, cover, self.planner.roads_mask.copy(), mask)
+
+    def _traffic(self, rng: np.random.Generator) -> None:
+        """Cars on paved streets (per 100 m of road: motorways 3, arterials 2, other streets 0.7), inside the carriageway."""
+        per_100m = {"motorway": 3.0, "motorway_link": 1.0, "primary": 2.0, "secondary": 1.5}
+        for road in self.planner.roads:
+            if road.surface not in ("asphalt_fresh", "asphalt_aged", "concrete_road") or road.width * self.px < 5:
+                continue
+            p = road.points
+            seg = np.hypot(*(p[1:] - p[:-1]).T)
+            cum = np.concatenate([[0.0], np.cumsum(seg)])
+            k = rng.poisson(cum[-1] * self.px / 100.0 * per_100m.get(road.kind, 0.7) * self.traffic_density)
+            if k == 0 or cum[-1] <= 0:
+                continue
+            s = rng.uniform(0, cum[-1], k)
+            y, x = np.interp(s, cum, p[:, 0]), np.interp(s, cum, p[:, 1])
+            t = tangents(p)
+            ty, tx = np.interp(s, cum, t[:, 0]), np.interp(s, cum, t[:, 1])
+            off = rng.uniform(-0.42, 0.42, k) * road.width
+            self.cars.append(np.stack([y + tx * off, x - ty * off], 1))
 
     def _mask(self, boxes: Boxes) -> np.ndarray:
         idx, _rid, sdf, _u, _v = footprints(self.n, boxes.arrays())
@@ -457,7 +478,6 @@ class CityPlan:
         te = np.where(hip_end, su * ca, -sv * sa)
         tn = np.where(hip_end, -su * sa, -sv * ca)
         tilt = np.where(style == STYLE["flat"], 0.0, np.sin(pitch))
-        ry, rx = pix // n, pix % n
         flat_col = color.reshape(4, -1)
         flat_col[:, pix] = col * a + flat_col[:, pix] * (1 - a)
         al = alpha.reshape(-1)
@@ -471,4 +491,3 @@ class CityPlan:
         nrm[0, pix[full]] = (tilt * te)[full]
         nrm[1, pix[full]] = (tilt * tn)[full]
         nrm[2, pix[full]] = np.cos(np.where(style == STYLE["flat"], 0.0, pitch))[full]
-        del ry, rx

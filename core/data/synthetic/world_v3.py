@@ -442,7 +442,7 @@ def make_world_v3_dataset(
     """
     if n_scenes < 1:
         raise ValueError(f"n_scenes must be >= 1, got {n_scenes}")
-    types = list(city_types) if city_types else list((params.city_types if params and params.city_types else CITY_TYPES))
+    types = list(city_types) if city_types else list(params.city_types if params and params.city_types else CITY_TYPES)
     bad = [t for t in types if t not in CITY_TYPES]
     if bad:
         raise ValueError(f"unknown city type(s) {', '.join(bad)}; choose from {', '.join(CITY_TYPES)}")

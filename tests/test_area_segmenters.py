@@ -97,6 +97,9 @@ def test_segmenter_stage_registers_both_networks_and_the_sr_stage_uses_them(area
     done = events[-1]
     assert done["event"] == "done" and done["seg_nets"] == used
     assert set(done["segmenters"]) == {"buildings", "roads"}
+    # the held-out tiles monitored during training are scored like the "after" measurement (whole tiles)
+    history = json.loads((out / "seg_roads" / "history.json").read_text())
+    assert history[-1]["val"]["dice"] == pytest.approx(res.segmenters["roads"]["after"]["dice"], abs=2e-3)
     # on the same pixels (the starting SR output), a segmenter's "after" is the SR stage's "before"
     assert res.before["roads_dice"] == pytest.approx(res.segmenters["roads"]["after"]["dice"], abs=1e-9)
     # the segmenters' training moved the progress bar but did not add epochs to the SR run's curves

@@ -198,8 +198,10 @@ def _seg_config(inputs_root: Path, run_dir: Path, start: PathLike, target: str, 
         over["data.seg_patch"] = 3 * int(opts.lr_patch)
     config = load_config(str(SEG_RECIPE), over)
     config.data.seg_patch = min(config.data.seg_patch, 3 * tile_lr)  # a patch fits in one area tile
-    config.val_tile = min(config.val_tile, tile_lr)
-    config.val_overlap = min(config.val_overlap, config.val_tile // 2 - 1)
+    # The trainer's validation tiles are in the network's own (HR) pixels: one whole area tile, as the held-out
+    # measurement (evaluate_segmenter) predicts it, so the monitored Dice of the last epoch is the "after" number.
+    config.val_tile = 3 * tile_lr
+    config.val_overlap = min(3 * config.val_overlap, config.val_tile // 2 - 1)
     validate_config(config)
     return config
 

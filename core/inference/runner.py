@@ -25,12 +25,13 @@ in memory and hands finished rows out (memory grows with the width only).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..io.rasters import SAMPLE_SIDE
+from ..io.rasters import SAMPLE_SIDE, in_this_env
 from ..jobs import check_cancel
 
 
@@ -228,24 +229,32 @@ def run_tiles(rows: Axis, cols: Axis, read_strip: ReadStrip, predict: Predict, s
                 lr0 = r0 // s - prev_origin
                 emit(i, r0, block, prev_valid[lr0 : lr0 + block.shape[1] // s])
 
-    for oy in rows.origins:
-        release([b.start_row(oy) for b in blenders])
-        check_cancel(cancel)
-        x, valid = read_strip(oy)
-        prev_valid = valid.any(0)[:, c0 : c0 + cols.length]
-        prev_origin = oy
-        for b0 in range(0, len(cols.origins), batch):
+    # The next strip is read in a thread while the networks work on this one: reading (JP2/deflate
+    # decoding in GDAL, which releases the GIL) then overlaps the computation. One strip ahead at most,
+    # and one reader thread, so a dataset is never read from two threads at once.
+    read_strip = in_this_env(read_strip)  # the reader thread reads under this thread's GDAL options
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as reader:
+        ahead = reader.submit(read_strip, rows.origins[0])
+        for k, oy in enumerate(rows.origins):
+            release([b.start_row(oy) for b in blenders])
             check_cancel(cancel)
-            origins = cols.origins[b0 : b0 + batch]
-            xs = np.stack([x[..., o - cols.start : o - cols.start + cols.tile_len] for o in origins])
-            vs = np.stack([valid[..., o - cols.start : o - cols.start + cols.tile_len] for o in origins])
-            outs = predict(xs, vs)
-            for i, out in enumerate(outs):
-                for j, o in enumerate(origins):
-                    blenders[i].add(o, out[j])
-            done += len(origins)
-            if report is not None:
-                report(done, total)
+            x, valid = ahead.result()
+            if k + 1 < len(rows.origins):
+                ahead = reader.submit(read_strip, rows.origins[k + 1])
+            prev_valid = valid.any(0)[:, c0 : c0 + cols.length]
+            prev_origin = oy
+            for b0 in range(0, len(cols.origins), batch):
+                check_cancel(cancel)
+                origins = cols.origins[b0 : b0 + batch]
+                xs = np.stack([x[..., o - cols.start : o - cols.start + cols.tile_len] for o in origins])
+                vs = np.stack([valid[..., o - cols.start : o - cols.start + cols.tile_len] for o in origins])
+                outs = predict(xs, vs)
+                for i, out in enumerate(outs):
+                    for j, o in enumerate(origins):
+                        blenders[i].add(o, out[j])
+                done += len(origins)
+                if report is not None:
+                    report(done, total)
     release([b.finish() for b in blenders])
 
 

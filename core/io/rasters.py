@@ -18,10 +18,11 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
+import rasterio.env
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -445,3 +446,19 @@ def _is_whole(x: float) -> bool:
 def gdal_env():
     """rasterio environment with a bounded block cache (peak memory must not follow the raster size)."""
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+
+
+def in_this_env(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` wrapped to run under the GDAL options in force here and now, from any thread.
+
+    rasterio keeps its options per thread, so a helper thread (the tiler's
+    reader) would otherwise read without them: without the bounded block cache
+    of :func:`gdal_env`, or the no-network options of a product's environment.
+    """
+    options = dict(rasterio.env.getenv()) if rasterio.env.hasenv() else {}
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with rasterio.Env(**options):
+            return fn(*args, **kwargs)
+
+    return run

@@ -1,0 +1,281 @@
+"""A full Sentinel-2 tile, four 10 m bands, super-resolved and segmented: how long, how much memory, how close to the machine.
+
+Prints, in one run on this machine:
+
+1. the machine's fp32 matmul peak (a 2048 x 2048 product, median of 5), the
+   yardstick every network's speed is given against;
+2. each stage on a real-size crop, each in a fresh process as the plugin runs
+   it (``core.api``: read, tile, blend, write compressed GeoTIFFs with
+   overviews): super-resolution with RAMS (9 dates) and with HAT (1 date), and
+   segmentation of each SR output by the buildings and roads networks.
+   Per stage: wall time, time inside the networks, peak RSS (``VmHWM``);
+3. per network: FLOPs per pixel (``torch.utils.flop_counter``), achieved
+   GFLOP/s and % of the matmul peak, for the network alone on one tile of the
+   pipeline's size and over the whole stage (FLOPs of every call / wall time);
+4. the full 10980 x 10980 tile, extrapolated by area from the crop (the
+   pipeline is linear in the number of tiles; memory follows the width only):
+   SR and segmentation separately and together, per SR network.
+
+Usage::
+
+    python bench/bench_full_tile.py [--crop 768] [--inputs STACK.tif ...] [--models resources/models]
+                                    [--workdir /tmp/bench_full_tile] [--keep]
+
+Without ``--inputs`` the crop is a synthetic 9-date 4-band stack (uint16 DN,
+textured like land): speed does not depend on what the pixels show. With
+``--inputs`` (one 4-band GeoTIFF per date, first = reference) those are used,
+cropped to ``--crop`` px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+FULL_TILE = 10980
+BANDS = ("B02", "B03", "B04", "B08")
+
+#: The child: one plugin job in a fresh process; reports wall time, time in the networks, calls, peak RSS.
+_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {root!r})
+import torch
+from core import api
+from core.options import SegmentOptions, SuperResolveOptions
+from core.models.registry import spec
+model_time = [0.0]; calls = []; started = {{}}
+def _top(module):
+    return type(module).__name__ in ("RAMS", "HAT", "SegmentationNet")
+def _pre(module, args):
+    if _top(module):
+        started[id(module)] = time.perf_counter()
+def _post(module, args, out):
+    if _top(module) and id(module) in started:
+        model_time[0] += time.perf_counter() - started.pop(id(module))
+        calls.append([type(module).__name__, list(args[0].shape)])
+torch.nn.modules.module.register_module_forward_pre_hook(_pre)
+torch.nn.modules.module.register_module_forward_hook(_post)
+job = {job!r}
+t0 = time.perf_counter()
+if job["kind"] == "sr":
+    api.super_resolve(job["inputs"], job["out"], job["checkpoint"], SuperResolveOptions(all_bands=True))
+else:
+    api.segment(job["input"], job["checkpoints"], out_mask=job["out"], options=SegmentOptions())
+wall = time.perf_counter() - t0
+hwm = 0
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        hwm = int(line.split()[1]) * 1024
+shapes = {{}}
+for name, shape in calls:
+    shapes.setdefault(json.dumps([name, shape]), 0)
+    shapes[json.dumps([name, shape])] += 1
+print(json.dumps({{"seconds": wall, "model_seconds": model_time[0], "peak_rss": hwm, "calls": shapes}}))
+"""
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of an n x n matrix product on this machine's threads (median of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
+def _write_stack(folder: Path, side: int, frames: int) -> List[Path]:
+    """One 4-band GeoTIFF per date (uint16 DN, band descriptions B02..B08), textured like land."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (side // 8 + 1, side // 8 + 1)).astype(np.float32)
+    base = np.kron(base, np.ones((8, 8), np.float32))[:side, :side]
+    paths = []
+    for t in range(frames):
+        data = np.stack([np.clip(600 + 250 * (i + 1) + 300 * base + rng.normal(0, 40, base.shape), 1, 10000)
+                         for i in range(4)]).astype(np.uint16)
+        p = folder / f"S2_2023-06-{t + 1:02d}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=side, height=side, count=4, dtype="uint16",
+                           crs="EPSG:32633", transform=from_origin(500000, 6000000, 10, 10), nodata=0,
+                           tiled=True, blockxsize=256, blockysize=256, compress="deflate") as ds:
+            ds.write(data)
+            for i, band in enumerate(BANDS, start=1):
+                ds.set_band_description(i, band)
+        paths.append(p)
+    return paths
+
+
+def _crop_inputs(inputs: Sequence[str], folder: Path, side: int) -> List[Path]:
+    """The top-left ``side`` x ``side`` px of each given raster, as GeoTIFFs in ``folder``."""
+    import rasterio
+    from rasterio.windows import Window
+
+    out = []
+    for i, src in enumerate(inputs):
+        with rasterio.open(src) as ds:
+            w = Window(0, 0, min(side, ds.width), min(side, ds.height))
+            profile = ds.profile.copy()
+            profile.update(driver="GTiff", width=int(w.width), height=int(w.height),
+                           transform=ds.window_transform(w), tiled=True, blockxsize=256, blockysize=256,
+                           compress="deflate")
+            data = ds.read(window=w)
+            target = folder / f"input_{i:02d}_{Path(src).stem}.tif"
+            with rasterio.open(target, "w", **profile) as dst:
+                dst.write(data)
+                for b in range(1, ds.count + 1):
+                    if ds.descriptions[b - 1]:
+                        dst.set_band_description(b, ds.descriptions[b - 1])
+        out.append(target)
+    return out
+
+
+def run_child(job: Dict) -> Dict:
+    code = _CHILD.format(root=str(ROOT), job=job)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=7200)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _flops_of_call(net: torch.nn.Module, shape: Sequence[int]) -> float:
+    """FLOPs of one call. The counter cannot compute weight-norm weights itself, so they are
+    computed first, inside ``parametrize.cached()``, and the counted call reads them from the cache."""
+    from torch.nn.utils import parametrize
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(*shape)
+    with torch.inference_mode(), parametrize.cached():
+        for module in net.modules():
+            if parametrize.is_parametrized(module):
+                for name in module.parametrizations.keys():
+                    getattr(module, name)
+        with FlopCounterMode(display=False) as counter:
+            net(x)
+    return float(counter.get_total_flops())
+
+
+def _alone_seconds(net: torch.nn.Module, shape: Sequence[int], repeats: int = 3) -> float:
+    from torch.nn.utils import parametrize
+
+    x = torch.rand(*shape)
+    with torch.inference_mode(), parametrize.cached():
+        net(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def network_rows(stage: str, result: Dict, nets: Dict[str, torch.nn.Module], peak: float) -> List[Dict]:
+    """Per network of a stage: FLOPs of all its calls, achieved GFLOP/s alone and over the stage."""
+    rows = []
+    per_name: Dict[str, Dict] = {}
+    for key, count in result["calls"].items():
+        name, shape = json.loads(key)
+        entry = per_name.setdefault(name, {"flops": 0.0, "calls": 0, "shape": shape})
+        entry["flops"] += _flops_of_call(nets[name], shape) * count
+        entry["calls"] += count
+        if count > entry.get("count_of_shape", 0):
+            entry["shape"], entry["count_of_shape"] = shape, count
+    for name, entry in per_name.items():
+        net = nets[name]
+        alone_s = _alone_seconds(net, entry["shape"])
+        alone_flops = _flops_of_call(net, entry["shape"])
+        rows.append({"stage": stage, "network": name, "calls": entry["calls"], "tile": entry["shape"],
+                     "alone_gflops": alone_flops / alone_s / 1e9, "alone_pct": 100 * alone_flops / alone_s / 1e9 / peak,
+                     "stage_gflops": entry["flops"] / result["seconds"] / 1e9,
+                     "stage_pct": 100 * entry["flops"] / result["seconds"] / 1e9 / peak})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=str(ROOT / "resources" / "models"))
+    ap.add_argument("--crop", type=int, default=768, help="crop side in 10 m pixels (default 768)")
+    ap.add_argument("--inputs", nargs="+", help="4-band GeoTIFFs, one per date (default: a synthetic stack)")
+    ap.add_argument("--workdir", default="/tmp/bench_full_tile")
+    ap.add_argument("--keep", action="store_true", help="keep the crop and the outputs")
+    args = ap.parse_args()
+
+    from core.models.zoo import load_checkpoint
+
+    models = Path(args.models)
+    sr = {"RAMS": models / "rams_taskdriven.safetensors", "HAT": models / "hat_taskdriven.safetensors"}
+    seg = [models / "unetpp_buildings.safetensors", models / "unetpp_roads.safetensors"]
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    frames = 9
+    inputs = _crop_inputs(args.inputs, work, args.crop) if args.inputs else _write_stack(work, args.crop, frames)
+    if len(inputs) < frames:
+        inputs = (inputs * frames)[:frames]
+    side = args.crop
+    area = (FULL_TILE / side) ** 2
+
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} · torch {torch.__version__} · {torch.get_num_threads()} threads · "
+          f"crop {side} x {side} px (10 m), {len(set(inputs))} distinct date(s) · full tile = {area:.0f} crops")
+    peak = matmul_peak()
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s\n")
+
+    nets: Dict[str, torch.nn.Module] = {}
+    for name, path in sr.items():
+        nets[name] = load_checkpoint(path)[0].eval()
+    from core.inference.loading import load_model
+
+    nets["SegmentationNet"] = load_model(seg[0], torch.device("cpu")).model  # the inference form the job runs
+
+    stages = []
+    for name, ckpt in sr.items():
+        out = work / f"sr_{name.lower()}.tif"
+        job_inputs = [str(p) for p in (inputs if name == "RAMS" else inputs[:1])]
+        r_sr = run_child({"kind": "sr", "inputs": job_inputs, "out": str(out), "checkpoint": str(ckpt)})
+        r_seg = run_child({"kind": "segment", "input": str(out), "checkpoints": [str(p) for p in seg],
+                           "out": str(work / f"seg_{name.lower()}.tif")})
+        stages.append((name, r_sr, r_seg))
+
+    print(f"{'stage':<28} {'wall':>8} {'in networks':>12} {'peak RSS':>9} {'full tile':>10}")
+    for name, r_sr, r_seg in stages:
+        for label, r in ((f"super-resolve {name}", r_sr), (f"segment {name} output (2 nets)", r_seg)):
+            print(f"{label:<28} {r['seconds']:>7.1f}s {r['model_seconds']:>11.1f}s "
+                  f"{r['peak_rss'] / 2**20:>7.0f}MB {r['seconds'] * area / 3600:>9.2f}h")
+    print()
+    print(f"{'network (stage)':<34} {'calls':>6} {'tile':>18} {'alone GFLOP/s':>14} {'% peak':>7} "
+          f"{'in stage GFLOP/s':>17} {'% peak':>7}")
+    for name, r_sr, r_seg in stages:
+        for stage, r in ((f"SR {name}", r_sr), (f"segment after {name}", r_seg)):
+            for row in network_rows(stage, r, nets, peak):
+                print(f"{row['network'] + ' (' + stage + ')':<34} {row['calls']:>6} {str(row['tile']):>18} "
+                      f"{row['alone_gflops']:>14.1f} {row['alone_pct']:>6.0f}% {row['stage_gflops']:>17.1f} "
+                      f"{row['stage_pct']:>6.0f}%")
+    print(f"\nfull {FULL_TILE} x {FULL_TILE} tile, four bands (extrapolated by area from the {side}² crop):")
+    print(f"{'SR network':<12} {'super-resolve':>14} {'segment':>9} {'total':>8} {'peak RSS':>9}")
+    for name, r_sr, r_seg in stages:
+        t_sr, t_seg = r_sr["seconds"] * area / 3600, r_seg["seconds"] * area / 3600
+        rss = max(r_sr["peak_rss"], r_seg["peak_rss"]) / 2**20
+        print(f"{name:<12} {t_sr:>13.2f}h {t_seg:>8.2f}h {t_sr + t_seg:>7.2f}h {rss:>7.0f}MB")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

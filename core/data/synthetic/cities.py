@@ -424,7 +424,7 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
             continue
         plan.ground_rect(*warp(bi.cu, bi.cv), bi.lu / 2, bi.lv / 2, float(warp.angle(bi.cu, bi.cv)), "lawn")
         # an inner service loop
-        ring = st.m(rng.uniform(12, 25))
+        ring = st.m(rng.uniform(8, 16))
         for p in ((bi.u0 + ring, bi.v0 + ring, bi.u1 - ring, bi.v0 + ring), (bi.u0 + ring, bi.v1 - ring, bi.u1 - ring, bi.v1 - ring),
                   (bi.u0 + ring, bi.v0 + ring, bi.u0 + ring, bi.v1 - ring), (bi.u1 - ring, bi.v0 + ring, bi.u1 - ring, bi.v1 - ring)):
             plan.road(warp.line(*p), "service", rng.uniform(4.5, 6.5), st.main_road)
@@ -434,11 +434,11 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
             u = bi.cu + rng.uniform(-0.3, 0.3) * (bi.lu - 2 * ring)
             plan.road(warp.line(u, v_out, u, v_in, 2.0), "service", rng.uniform(5, 7), st.main_road)
         depth = st.m(rng.uniform(11, 16))
-        inner = Block(bi.u0 + ring + st.m(8), bi.u1 - ring - st.m(8), bi.v0 + ring + st.m(8), bi.v1 - ring - st.m(8))
+        inner = Block(bi.u0 + ring + st.m(6), bi.u1 - ring - st.m(6), bi.v0 + ring + st.m(6), bi.v1 - ring - st.m(6))
         if chinese:  # parallel rows facing south, spaced for winter sun
-            h = rng.uniform(25, 90)
-            _slab_rows(plan, st, warp, inner, depth, st.m(rng.uniform(45, 90)), st.m(rng.uniform(8, 20)),
-                       depth + st.m(h * rng.uniform(0.5, 0.9)), h, 0.0)
+            h = rng.uniform(25, 80)
+            _slab_rows(plan, st, warp, inner, depth, st.m(rng.uniform(55, 100)), st.m(rng.uniform(6, 15)),
+                       depth + st.m(h * rng.uniform(0.45, 0.75)), h, 0.0)
             plan.paint_rect(*warp(bi.cu, bi.cv), bi.lu / 2 - ring - 2, st.m(4), float(warp.angle(bi.cu, bi.cv)) + math.pi / 2,
                             "asphalt_aged", cars=0.5)
         else:  # a mikrorayon: long slabs along the service loop, rows inside, point towers and a school
@@ -458,7 +458,7 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
                         u, v, hl = u[keep], v[keep], np.minimum(hl[keep], inner.lv / 2 - 2 * depth)
                     put(plan, warp, u, v, np.maximum(hl, 3), depth / 2, 0.0 if axis == 0 else math.pi / 2,
                         colours(plan, st, "slab", u.size), rng.choice([15.0, 27.0, 36.0, 45.0], u.size))
-            core = Block(inner.u0 + 3 * depth, inner.u1 - 3 * depth, inner.v0 + 3 * depth, inner.v1 - 3 * depth)
+            core = Block(inner.u0 + 2.5 * depth, inner.u1 - 2.5 * depth, inner.v0 + 2.5 * depth, inner.v1 - 2.5 * depth)
             if core.lu > 10 and core.lv > 10:
                 if rng.random() < 0.4:  # a school with its sports pitch
                     put(plan, warp, core.cu, core.cv - st.m(25), st.m(30), st.m(8), 0.0, colours(plan, st, "slab", 1), 11.0)
@@ -466,8 +466,8 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
                     plan.paint_rect(y, x, st.m(30), st.m(16), float(warp.angle(core.cu, core.cv)), "artificial_turf")
                 else:
                     h = float(rng.choice([27.0, 36.0, 45.0]))
-                    _slab_rows(plan, st, warp, core, depth, st.m(rng.uniform(60, 120)), st.m(rng.uniform(15, 30)),
-                               depth + st.m(rng.uniform(30, 50)), h, float(rng.choice([0.0, math.pi / 2])))
+                    _slab_rows(plan, st, warp, core, depth, st.m(rng.uniform(60, 120)), st.m(rng.uniform(10, 25)),
+                               depth + st.m(rng.uniform(25, 45)), h, float(rng.choice([0.0, math.pi / 2])))
             for _ in range(int(rng.integers(0, 3))):
                 put(plan, warp, bi.cu + rng.uniform(-0.3, 0.3) * bi.lu, bi.cv + rng.uniform(-0.3, 0.3) * bi.lv,
                     st.m(10), st.m(10), 0.0, colours(plan, st, "slab", 1), rng.uniform(45, 75))

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .cities import Block, CityStyle, colours, european_blocks, put
-from .districts import desert_city, tropical_city, villa_suburb
+from .districts import desert_city, industrial, tropical_city, villa_suburb
 from .geometry import smooth_curve
 from .land import COVER
 from .roofs import urban_sample
@@ -30,12 +30,17 @@ from .urban import GROUND, STYLE, CityPlan, Warp
 __all__ = ["port_rail_airport", "motorway_interchange", "town_in"]
 
 
-def town_in(plan: CityPlan, st: CityStyle, region: np.ndarray) -> None:
-    """A town of the scene's climate inside ``region`` only (the rest is kept free while it is built)."""
+def town_in(plan: CityPlan, st: CityStyle, region: np.ndarray, industry: float = 0.0) -> None:
+    """A town of the scene's climate (or, with probability ``industry``, an industrial estate) inside ``region``.
+
+    The rest of the scene is kept free while it is built, so its streets stop at the region's edge.
+    """
     saved = plan.free.copy()
     plan.free |= ~region
     plan.ground[region] = GROUND["urban"]
-    if st.climate == "desert":
+    if plan.rng.random() < industry:
+        industrial(plan, st)
+    elif st.climate == "desert":
         desert_city(plan, st)
     elif st.climate == "tropical":
         tropical_city(plan, st)
@@ -121,8 +126,7 @@ def _port(plan: CityPlan, st: CityStyle) -> None:
                 plan.afloat.add(y, x, length / 2, beam / 2, ang, urban_sample("ship_deck", 1, rng), rng.uniform(12, 25),
                                 cover=COVER["paved"])
     # the landward side: the town beyond a strip of warehouses and parking along the road
-    if rng.random() < 0.7:
-        town_in(plan, st, vv < back - st.m(rng.uniform(90, 160)))
+    town_in(plan, st, vv < back - st.m(rng.uniform(90, 160)), industry=0.5)
     for u in np.arange(-n * 0.9, n * 0.9, st.m(rng.uniform(90, 160))):
         hl, hw = st.m(rng.uniform(25, 60)), st.m(rng.uniform(15, 35))
         v = back - st.m(12) - hw - st.m(rng.uniform(5, 20))

@@ -144,7 +144,7 @@ def villa_suburb(plan: CityPlan, st: CityStyle) -> None:
     # collectors cross the scene; residential streets branch off them, curve, and end in a turning circle,
     # or meet another street (a loop); branches of branches make the dendritic plan of a suburb
     collectors = []
-    for k in range(int(rng.integers(2, 4))):
+    for k in range(int(rng.integers(2, 4) * max(1.0, n / 384))):  # collectors about 400-600 m apart
         c = make_curve(n, rng, wiggle=rng.uniform(10, 40), spacing=(60.0, 140.0), axis=k % 2)
         r = plan.road(c.points, "secondary", rng.uniform(9, 11), st.main_road)
         if r is not None:

@@ -148,6 +148,22 @@ def test_reproducible_by_seed_and_varied_across_seeds() -> None:
     assert d.extra["city_type"] in ("industrial", "desert_city")
 
 
+def test_same_scene_in_another_process() -> None:
+    """Draws must not depend on string hashing (set order), which changes from process to process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import hashlib; from core.data.synthetic.world_v3 import make_world_v3_scene as m; "
+            "s = m(96, frames=1, seed=4, city_type='informal_settlement'); "
+            "print(hashlib.sha1(s.hr.tobytes() + s.masks['buildings'].tobytes()).hexdigest())")
+    root = Path(__file__).resolve().parents[1]
+    out = [subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONHASHSEED": h}).stdout.strip() for h in ("1", "2")]
+    assert out[0] == out[1] and len(out[0]) == 40
+
+
 def test_scene_folder_round_trip_and_real_world_revisits(tmp_path) -> None:
     s = make_world_v3_scene(SIZE, frames=3, seed=2, real_world=True, city_type="informal_settlement")
     assert s.extra["version"] == "real-world" and len(s.extra["frames"]) == 3

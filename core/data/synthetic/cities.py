@@ -94,7 +94,7 @@ def colours(plan: CityPlan, st: CityStyle, cls: str, k: int) -> np.ndarray:
     """``k`` roof spectra [k, 4] of building class ``cls`` (climate-adjusted mix)."""
     names = choose(plan.rng, ROOF_MIX[st.mix(cls)], k)
     out = np.empty((k, 4), np.float32)
-    for name in set(names.tolist()):
+    for name in sorted(set(names.tolist())):  # sorted: the draws must not depend on string hashing
         sel = names == name
         out[sel] = urban_sample(name, int(sel.sum()), plan.rng)
     return out

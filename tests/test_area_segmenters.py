@@ -102,6 +102,10 @@ def test_segmenter_stage_registers_both_networks_and_the_sr_stage_uses_them(area
     assert history[-1]["val"]["dice"] == pytest.approx(res.segmenters["roads"]["after"]["dice"], abs=2e-3)
     # on the same pixels (the starting SR output), a segmenter's "after" is the SR stage's "before"
     assert res.before["roads_dice"] == pytest.approx(res.segmenters["roads"]["after"]["dice"], abs=1e-9)
+    # they also learned on, and are scored on, the output anchored to the revisits as the plugin writes it
+    assert (out / "seg_inputs" / "tile_r00_c00_anchored").is_dir()
+    assert res.before["roads_dice_anchored"] == pytest.approx(res.segmenters["roads"]["after"]["dice_anchored"],
+                                                              abs=1e-9)
     # the segmenters' training moved the progress bar but did not add epochs to the SR run's curves
     assert any(e["event"] == "step" and e.get("stage") == "segmenter_roads" and "loss" not in e for e in events)
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1]

@@ -153,7 +153,7 @@ def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_p
 
 
 SEG_METRICS: Tuple[Metric, ...] = (("dice", "Dice", True), ("precision", "precision", True),
-                                   ("recall", "recall", True))
+                                   ("recall", "recall", True), ("dice_anchored", "Dice on the anchored output", True))
 
 
 def segmenters_markdown(segmenters: Mapping[str, Mapping[str, Any]]) -> List[str]:
@@ -166,7 +166,9 @@ def segmenters_markdown(segmenters: Mapping[str, Mapping[str, Any]]) -> List[str
           "rasterized on the HR grid, on the training tiles; scored on the held-out tiles (counts summed over "
           "them). Weights: the last epoch's.", ""]
     for target, s in segmenters.items():
-        md += [f"### {target}", "", markdown_table(s.get("before") or {}, s.get("after") or {}, SEG_METRICS), "",
+        before, after = s.get("before") or {}, s.get("after") or {}
+        rows = [m for m in SEG_METRICS if m[0] in before or m[0] in after]
+        md += [f"### {target}", "", markdown_table(before, after, rows), "",
                f"- started from: `{s.get('start')}`", f"- fine-tuned checkpoint: `{s.get('checkpoint')}`", ""]
     md += ["## Stage 2: the SR network, against the fine-tuned segmenters", ""]
     return md

@@ -12,14 +12,20 @@ the area has no HR image, only 10 m revisits. In the plugin the segmenters run
 on SR outputs, so by default (``seg_input="sr"``) each area tile's HR-grid
 input is **the starting SR network's output of the tile's revisits**, made by
 the plugin's own tiled pass (:func:`core.evaluation.scene_predict.predict_sr_scene`,
-not anchored, quantised as the GeoTIFF would hold it): exactly the pixels the
-SR stage's held-out Dice feeds them before the SR network changes.
-``seg_input="bicubic"`` uses the bicubic upsampling of the mean revisit instead
-(the same baseline the evaluation uses). The labels are the OSM masks
-rasterized on the HR grid when the area was prepared.
+quantised as the GeoTIFF would hold it), **twice per tile**: not anchored (what
+the SR stage's task loss and its headline held-out Dice feed them) and anchored
+to the revisits' brightness (what the plugin writes by default and the
+analyst later segments; the shift is 0.01-0.02 reflectance on the stand-in
+areas, enough to halve the Dice of a segmenter that saw only the other).
+The held-out "before"/"after" Dice is on the not-anchored output, so it is
+the same count as the SR stage's "before"; ``dice_anchored`` is reported
+beside it. ``seg_input="bicubic"`` uses the bicubic upsampling of the mean
+revisit instead (the baseline the evaluation uses). The labels are the OSM
+masks rasterized on the HR grid when the area was prepared.
 
 These inputs are written as an ordinary scene dataset (``OUT/seg_inputs``: the
-area tiles with ``hr.tif`` = that image, the same masks and the same split), so
+area tiles with ``hr.tif`` = that image, the same masks and the same split; the
+anchored copies are named ``<tile>_anchored`` and train with the rest), so
 the project's own segmentation trainer (:func:`core.training.trainer.train`,
 recipe ``resources/configs/area/segmenters.yaml``) fine-tunes each network
 from its checkpoint, resumable from ``OUT/seg_<target>/last.pt``, and
@@ -35,6 +41,7 @@ input.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,13 +72,16 @@ __all__ = ["SEG_RECIPE", "INPUTS_DIR", "TARGETS", "CHECKPOINT_NAMES", "SEG_INPUT
 SEG_RECIPE = RESOURCES / "configs" / "area" / "segmenters.yaml"
 INPUTS_DIR = "seg_inputs"
 INPUTS_JSON = "seg_inputs.json"
+INPUTS_FORMAT = 2  # 2: anchored copies of the SR output
+ANCHORED = "_anchored"  # suffix of a tile's anchored copy
 TARGETS = ("buildings", "roads")
 #: The registered checkpoints, in the area run's output folder.
 CHECKPOINT_NAMES = {"buildings": "area_seg_buildings.safetensors", "roads": "area_seg_roads.safetensors"}
 #: ``AreaOptions.seg_input`` -> the words the cards and the report use.
 SEG_INPUTS = {
-    "sr": "the starting SR network's output of the area's revisits (not anchored, as the plugin's tiled pass "
-          "makes it), the input the segmenters get at run time in the plugin",
+    "sr": "the starting SR network's output of the area's revisits (the plugin's tiled pass; each tile both as "
+          "the SR stage's loss sees it and anchored to the revisits' brightness, as the plugin writes it), the "
+          "input the segmenters get at run time in the plugin",
     "bicubic": "the bicubic upsampling of the mean of the area's revisits",
 }
 
@@ -90,7 +100,7 @@ def prepare_seg_inputs(area_root: Path, sr_checkpoint: PathLike, out: Path, sour
     """
     area = read_area(area_root)
     key = {"area_created": area.get("created"), "area": str(Path(area_root).resolve()), "source": source,
-           "sr_checkpoint": file_sha256(sr_checkpoint) if source == "sr" else None}
+           "sr_checkpoint": file_sha256(sr_checkpoint) if source == "sr" else None, "format": INPUTS_FORMAT}
     saved = cached_result(out / INPUTS_JSON, key)
     if saved is not None and (out / SPLIT_JSON).is_file():
         log_stage(emit, f"segmenters: using the inputs already made in {out}", "segmenters")
@@ -112,25 +122,32 @@ def prepare_seg_inputs(area_root: Path, sr_checkpoint: PathLike, out: Path, sour
             scene = read_scene(path)
             bands = band_positions(scene.bands, card, sr_checkpoint)
             valid = valid_hr(scene)
+            images = {}  # tile name -> its HR-grid input
             if loaded is not None:
                 side = max(scene.lr.shape[-2:])
                 plan = TilePlan(max(int(tile), side), int(overlap), 1)
-                image = predict_sr_scene(loaded, scene, plan, anchor=False, bands=bands).image
+                images[scene.name] = predict_sr_scene(loaded, scene, plan, anchor=False, bands=bands).image
+                images[scene.name + ANCHORED] = predict_sr_scene(loaded, scene, plan, anchor=True, bands=bands).image
             else:
-                image = bicubic_baseline(scene, bands, range(scene.frames))
-            image = np.where(valid[None], np.clip(image, 0.0, None), 0.0).astype(np.float32)
-            extra = {k: v for k, v in scene.extra.items() if not k.startswith("_")}
-            extra["seg_input"] = {"source": source, "sr_checkpoint": str(sr_checkpoint) if source == "sr" else None}
-            write_scene(Scene(
-                name=scene.name, lr=np.ascontiguousarray(scene.lr[:, bands]), lr_valid=scene.lr_valid, hr=image,
-                hr_valid=valid, masks=dict(scene.masks), crs=scene.crs, lr_transform=scene.lr_transform,
-                hr_transform=scene.hr_transform, bands=[scene.bands[b] for b in bands], scale=scene.scale,
-                dates=list(scene.dates), radiometric_scale=scene.radiometric_scale, split=scene.split, extra=extra),
-                tmp / scene.name, overwrite=False, root=tmp)
-            names.append(scene.name)
+                images[scene.name] = bicubic_baseline(scene, bands, range(scene.frames))
+            for name, image in images.items():
+                image = np.where(valid[None], np.clip(image, 0.0, None), 0.0).astype(np.float32)
+                extra = {k: v for k, v in scene.extra.items() if not k.startswith("_")}
+                extra["seg_input"] = {"source": source, "anchored": name.endswith(ANCHORED),
+                                      "sr_checkpoint": str(sr_checkpoint) if source == "sr" else None}
+                write_scene(Scene(
+                    name=name, lr=np.ascontiguousarray(scene.lr[:, bands]), lr_valid=scene.lr_valid, hr=image,
+                    hr_valid=valid, masks=dict(scene.masks), crs=scene.crs, lr_transform=scene.lr_transform,
+                    hr_transform=scene.hr_transform, bands=[scene.bands[b] for b in bands], scale=scene.scale,
+                    dates=list(scene.dates), radiometric_scale=scene.radiometric_scale, split=scene.split,
+                    extra=extra), tmp / name, overwrite=False, root=tmp)
+                names.append(name)
             emit({"event": "log", "message": f"segmenters: input of {scene.name} made", "stage": "segmenters",
                   "fraction": (i + 1) / max(1, len(paths))})
-        shutil.copyfile(Path(area_root) / SPLIT_JSON, tmp / SPLIT_JSON)
+        split = json.loads((Path(area_root) / SPLIT_JSON).read_text(encoding="utf-8"))
+        # the anchored copies train with their tiles; held out, they are scored apart (dice_anchored)
+        split["train"] = list(split["train"]) + [n + ANCHORED for n in split["train"] if n + ANCHORED in names]
+        write_json_atomic(tmp / SPLIT_JSON, split)
         record = {"source": source, "description": SEG_INPUTS[source], "tiles": names,
                   "revisits": [Path(str(p)).name for p in area.get("revisits") or []],
                   "created": datetime.now(timezone.utc).isoformat()}  # to the microsecond: it keys the stage
@@ -166,6 +183,9 @@ def evaluate_segmenter(checkpoint: PathLike, inputs_root: Path, device: str, tar
     idx = band_indices(scenes[0].bands, loaded.card.bands, checkpoint)
     out = evaluate_segmentation(loaded, scenes, idx, plan)
     out.update({"tiles": len(scenes), "checkpoint": str(checkpoint)})
+    anchored = [inputs_root / (s.name + ANCHORED) for s in scenes if (inputs_root / (s.name + ANCHORED)).is_dir()]
+    if anchored:  # the same held-out tiles, anchored as the plugin writes them
+        out["dice_anchored"] = evaluate_segmentation(loaded, [read_scene(p) for p in anchored], idx, plan)["dice"]
     return out
 
 

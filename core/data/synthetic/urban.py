@@ -169,7 +169,9 @@ def footprints(n: int, a: Dict[str, np.ndarray]) -> Tuple[np.ndarray, ...]:
     ext = np.hypot(a["hl"], a["hw"]) + 2.0
     out = [[], [], [], [], []]
     done = np.zeros(ext.size, bool)
-    for k in (6, 10, 16, 24, 36, 56, 88, 140, 220, 360, 600):
+    sizes = [6, 10, 16, 24, 36, 56, 88, 140, 220, 360, 600]
+    sizes += sorted({int(math.ceil(2 * e + 2)) for e in ext[2 * ext + 2 > sizes[-1]]})  # huge halls, big scenes
+    for k in sizes:
         sel = np.flatnonzero(~done & (2 * ext + 2 <= k))
         done[sel] = True
         for chunk in np.array_split(sel, max(1, int(sel.size * k * k // 3_000_000) + 1)):

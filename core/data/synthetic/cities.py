@@ -407,7 +407,7 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
         return "primary", 2 * cw + median, st.main_road
 
     # the grid reserves the arterial corridor; each arterial is drawn as two carriageways and a median
-    blocks, lines = street_grid(plan, st, warp, (260, 420), street, draw=False)
+    blocks, lines = street_grid(plan, st, warp, (240, 400), street, draw=False)
     reach = 0.85 * plan.n + 40
     half = st.m(median / 2 + cw / 2)
     for axis, pos, _spec in lines:
@@ -441,7 +441,7 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
                        depth + st.m(h * rng.uniform(0.45, 0.75)), h, 0.0)
             plan.paint_rect(*warp(bi.cu, bi.cv), bi.lu / 2 - ring - 2, st.m(4), float(warp.angle(bi.cu, bi.cv)) + math.pi / 2,
                             "asphalt_aged", cars=0.5)
-        else:  # a mikrorayon: long slabs along the service loop, rows inside, point towers and a school
+        else:  # a mikrorayon: long slabs along the service loop, rows inside, now and then a school
             for axis in (0, 1):
                 length = inner.lu if axis == 0 else inner.lv
                 for side in (-1, 1):
@@ -460,17 +460,15 @@ def superblocks(plan: CityPlan, st: CityStyle) -> None:
                         colours(plan, st, "slab", u.size), rng.choice([15.0, 27.0, 36.0, 45.0], u.size))
             core = Block(inner.u0 + 2.5 * depth, inner.u1 - 2.5 * depth, inner.v0 + 2.5 * depth, inner.v1 - 2.5 * depth)
             if core.lu > 10 and core.lv > 10:
-                if rng.random() < 0.4:  # a school with its sports pitch
-                    put(plan, warp, core.cu, core.cv - st.m(25), st.m(30), st.m(8), 0.0, colours(plan, st, "slab", 1), 11.0)
-                    y, x = warp(core.cu, core.cv + st.m(12))
-                    plan.paint_rect(y, x, st.m(30), st.m(16), float(warp.angle(core.cu, core.cv)), "artificial_turf")
-                else:
-                    h = float(rng.choice([27.0, 36.0, 45.0]))
-                    _slab_rows(plan, st, warp, core, depth, st.m(rng.uniform(60, 120)), st.m(rng.uniform(10, 25)),
-                               depth + st.m(rng.uniform(25, 45)), h, float(rng.choice([0.0, math.pi / 2])))
-            for _ in range(int(rng.integers(0, 3))):
-                put(plan, warp, bi.cu + rng.uniform(-0.3, 0.3) * bi.lu, bi.cv + rng.uniform(-0.3, 0.3) * bi.lv,
-                    st.m(10), st.m(10), 0.0, colours(plan, st, "slab", 1), rng.uniform(45, 75))
+                school = rng.random() < 0.4 and core.lv > st.m(110) and core.lu > st.m(70)
+                if school:  # a school and its sports pitch at one end of the core, rows in the rest
+                    put(plan, warp, core.cu, core.v0 + st.m(8), st.m(30), st.m(8), 0.0, colours(plan, st, "slab", 1), 11.0)
+                    y, x = warp(core.cu, core.v0 + st.m(40))
+                    plan.paint_rect(y, x, st.m(30), st.m(15), float(warp.angle(core.cu, core.cv)), "artificial_turf")
+                    core = Block(core.u0, core.u1, core.v0 + st.m(70), core.v1)
+                h = float(rng.choice([27.0, 36.0, 45.0]))
+                _slab_rows(plan, st, warp, core, depth, st.m(rng.uniform(60, 120)), st.m(rng.uniform(10, 25)),
+                           depth + st.m(rng.uniform(25, 45)), h, float(rng.choice([0.0, math.pi / 2])))
         k = int(bi.lu * bi.lv * rng.uniform(0.01, 0.04))
         yy, xx = warp(bi.cu + rng.uniform(-0.5, 0.5, k) * bi.lu, bi.cv + rng.uniform(-0.5, 0.5, k) * bi.lv)
         plan.trees(yy, xx, int(rng.integers(1, 3)), st.tree_height)

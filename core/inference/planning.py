@@ -62,16 +62,13 @@ def plan_tiles(card: ModelCard, device: torch.device, tile: Optional[int] = None
     """Tile size, overlap and batch for a model: its family's defaults, shrunk to fit memory.
 
     Each family states its defaults (``tile_defaults`` in :mod:`core.models.archs`):
-    RAMS works on 256-px LR tiles with 8 px of overlap (about 7 % recomputed);
-    HAT's attention is heavier, 64 px for HAT/HAT-L and 96 for the small
-    presets (multiples of its window) with 1/16 of the tile as overlap (about
-    14 %); segmentation runs on 256-px HR tiles with 1/8 overlap (its
-    receptive field is wider; about 30 %). Batch: 4 tiles per call on CUDA; on the
-    CPU one, except for RAMS, whose 3-D convolutions fall onto PyTorch's slow
-    native kernel when batch x filters x frames x rows is small, so enough
-    tiles are batched (a short last batch padded with copies) to stay on the
-    fast oneDNN path. The memory estimate is a rough per-pixel activation count
-    so a small GPU or a busy machine gets smaller tiles. Explicit values win.
+    RAMS works on 128-px LR tiles on the CPU (256 on CUDA) with 8 px of
+    overlap; HAT's attention is heavier, 64 px for HAT/HAT-L and 96 for the
+    small presets (multiples of its window) with 1/16 of the tile as overlap
+    (about 14 %); segmentation runs on 256-px HR tiles with 16 px of overlap.
+    Batch: 4 tiles per call on CUDA, one on the CPU (bigger batches only add
+    cache misses there). The memory estimate is a rough per-pixel activation
+    count so a small GPU or a busy machine gets smaller tiles. Explicit values win.
     """
     facts = spec(card.arch)
     cuda = device.type == "cuda"

@@ -162,7 +162,7 @@ def segmenters_markdown(segmenters: Mapping[str, Mapping[str, Any]]) -> List[str
         return []
     first = next(iter(segmenters.values()))
     md = ["## Stage 1: segmenters fine-tuned on the area", "",
-          f"Each network learned on {first.get('input_description') or first.get('input')} against the OSM masks "
+          f"Each network learned on {first.get('input_description') or first.get('input')}, against the OSM masks "
           "rasterized on the HR grid, on the training tiles; scored on the held-out tiles (counts summed over "
           "them). Weights: the last epoch's.", ""]
     for target, s in segmenters.items():

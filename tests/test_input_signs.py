@@ -125,15 +125,22 @@ def test_card_level_is_validated_and_older_cards_read_as_unknown():
     assert v2.level is None and v2.trained_level == "L2A"
 
 
-def test_shipped_networks_record_l2a_and_their_training_statistics():
+def test_shipped_networks_record_their_level_and_their_training_statistics():
     from core.api import shipped_models_dir
 
+    levels = {}
     for path in sorted(shipped_models_dir().glob("*.safetensors")):
         shipped = read_card(path)
-        assert shipped.level == "L2A" and shipped.trained_level == "L2A", path.name
-        assert sorted(shipped.input_stats) == BANDS, path.name  # scripts/record_card_facts.py
+        levels[path.stem] = shipped.trained_level
+        assert shipped.level == shipped.trained_level, path.name
+        assert sorted(shipped.input_stats) == BANDS, path.name  # scripts/record_card_facts.py, or training
         b02 = shipped.input_stats["B02"]
-        assert 0.0 < b02["p2"] < b02["p50"] < b02["p98"] < HAZE_B02_MIN * 2, path.name  # world v2's dark blue
+        assert 0.0 < b02["p2"] < b02["p50"] < b02["p98"], path.name
+        if shipped.trained_level == "L2A":
+            assert b02["p98"] < HAZE_B02_MIN * 2, path.name  # world v2's dark blue
+    # the roads network of this release learned L1C-like radiometry too (docs/results/segmenters.md)
+    assert levels.pop("unetpp_roads") == "L1C+L2A"
+    assert set(levels.values()) == {"L2A"}
 
 
 def test_training_records_level_and_input_statistics(tmp_path):
@@ -303,21 +310,21 @@ def test_cli_prints_the_level_snow_and_statistics_lines_with_the_shipped_network
     from core.api import shipped_models_dir
     from core.cli.main import main
 
-    roads = shipped_models_dir() / "unetpp_roads.safetensors"
+    net = shipped_models_dir() / "unetpp_buildings.safetensors"  # trained on L2A only (the roads network: both)
     hr = write(tmp_path, "winter_sr.tif", snowy(38) + np.array([0.10, 0.07, 0.045, 0.03])[:, None, None],
                tags={"S2_LEVEL": "L1C"}, transform=HR)
-    rc = main(["segment", "--checkpoint", str(roads), "--input", str(hr), "--out", str(tmp_path / "mask.tif"),
+    rc = main(["segment", "--checkpoint", str(net), "--input", str(hr), "--out", str(tmp_path / "mask.tif"),
                "--tile", "96"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert ("warning: winter_sr.tif is L1C (top-of-atmosphere reflectance); unetpp_roads was trained on L2A "
+    assert ("warning: winter_sr.tif is L1C (top-of-atmosphere reflectance); unetpp_buildings was trained on L2A "
             "(surface reflectance): expect roads painted over bright land") in out
     assert "warning: About 40 % of winter_sr.tif is bright snow or thick cloud" in out
-    assert "warning: winter_sr.tif: B02 median" in out and "outside the reflectances unetpp_roads was" in out
+    assert "warning: winter_sr.tif: B02 median" in out and "outside the reflectances unetpp_buildings was" in out
     assert "% of the area looks like a snow-covered scene" in out
     with rasterio.open(tmp_path / "mask.tif") as m:
         assert (m.read(1)[:38] == 0).all()
-    rc = main(["segment", "--checkpoint", str(roads), "--input", str(hr), "--out", str(tmp_path / "kept.tif"),
+    rc = main(["segment", "--checkpoint", str(net), "--input", str(hr), "--out", str(tmp_path / "kept.tif"),
                "--tile", "96", "--no-mask-snow"])
     assert rc == 0 and "left without objects" not in capsys.readouterr().out
 

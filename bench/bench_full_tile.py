@@ -3,23 +3,30 @@
 Prints, in one run on this machine:
 
 1. the machine's fp32 matmul peak (a 2048 x 2048 product, median of 5), the
-   yardstick every network's speed is given against;
+   yardstick every network's speed is given against, and the bf16 peak where
+   the segmentation runs in bf16 (``--seg-precision``, default the plugin's);
 2. each stage on a real-size crop, each in a fresh process as the plugin runs
    it (``core.api``: read, tile, blend, write compressed GeoTIFFs with
    overviews): super-resolution with RAMS (9 dates) and with HAT (1 date), and
-   segmentation of each SR output by the buildings and roads networks.
-   Per stage: wall time, time inside the networks, peak RSS (``VmHWM``);
+   segmentation of each SR output by the buildings and roads networks (and,
+   when that ran in bf16, once more in fp32 for the ratio).
+   Per stage: wall time, the one-time setup before the first tile (imports,
+   loading), time inside the networks, peak RSS (``VmHWM``);
 3. per network: FLOPs per pixel (``torch.utils.flop_counter``), achieved
-   GFLOP/s and % of the matmul peak, for the network alone on one tile of the
-   pipeline's size and over the whole stage (FLOPs of every call / wall time);
-4. the full 10980 x 10980 tile, extrapolated by area from the crop (the
-   pipeline is linear in the number of tiles; memory follows the width only):
-   SR and segmentation separately and together, per SR network.
+   GFLOP/s and % of the matmul peak of its number format, for the network
+   alone on one tile of the pipeline's size and over the stage's per-pixel
+   part (FLOPs of every call / (wall time - setup));
+4. the full 10980 x 10980 tile, extrapolated from the crop: the setup once,
+   the rest by area (the pipeline is linear in the number of tiles; memory
+   follows the width only): SR and segmentation separately and together.
+   Before 2026-12-07 evening the whole wall time was multiplied by the area,
+   which counted the ~4.5 s import of the segmentation library 204 times.
 
 Usage::
 
     python bench/bench_full_tile.py [--crop 768] [--inputs STACK.tif ...] [--models resources/models]
                                     [--workdir /tmp/bench_full_tile] [--keep]
+                                    [--seg-precision auto|fp32|bf16]
 
 Without ``--inputs`` the crop is a synthetic 9-date 4-band stack (uint16 DN,
 textured like land): speed does not depend on what the pixels show. With
@@ -36,7 +43,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,12 +64,14 @@ import torch
 from core import api
 from core.options import SegmentOptions, SuperResolveOptions
 from core.models.registry import spec
-model_time = [0.0]; calls = []; started = {{}}
+model_time = [0.0]; calls = []; started = {{}}; first_call = []
 def _top(module):
     return type(module).__name__ in ("RAMS", "HAT", "SegmentationNet")
 def _pre(module, args):
     if _top(module):
         started[id(module)] = time.perf_counter()
+        if not first_call:
+            first_call.append(started[id(module)])
 def _post(module, args, out):
     if _top(module) and id(module) in started:
         model_time[0] += time.perf_counter() - started.pop(id(module))
@@ -74,7 +83,8 @@ t0 = time.perf_counter()
 if job["kind"] == "sr":
     api.super_resolve(job["inputs"], job["out"], job["checkpoint"], SuperResolveOptions(all_bands=True))
 else:
-    api.segment(job["input"], job["checkpoints"], out_mask=job["out"], options=SegmentOptions())
+    api.segment(job["input"], job["checkpoints"], out_mask=job["out"],
+                options=SegmentOptions(precision=job.get("precision", "auto")))
 wall = time.perf_counter() - t0
 hwm = 0
 for line in open("/proc/self/status"):
@@ -84,13 +94,15 @@ shapes = {{}}
 for name, shape in calls:
     shapes.setdefault(json.dumps([name, shape]), 0)
     shapes[json.dumps([name, shape])] += 1
-print(json.dumps({{"seconds": wall, "model_seconds": model_time[0], "peak_rss": hwm, "calls": shapes}}))
+setup = (first_call[0] - t0) if first_call else 0.0
+print(json.dumps({{"seconds": wall, "setup_seconds": setup, "model_seconds": model_time[0], "peak_rss": hwm,
+                  "calls": shapes}}))
 """
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """fp32 GFLOP/s of an n x n matrix product on this machine's threads (median of ``repeats``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n x n matrix product in ``dtype`` on this machine's threads (median of ``repeats``)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -149,11 +161,14 @@ def _flops_of_call(net: torch.nn.Module, shape: Sequence[int]) -> float:
     return float(counter.get_total_flops())
 
 
-def _alone_seconds(net: torch.nn.Module, shape: Sequence[int], repeats: int = 3) -> float:
+def _alone_seconds(net: torch.nn.Module, shape: Sequence[int], repeats: int = 3,
+                   autocast: Optional[torch.dtype] = None) -> float:
     from torch.nn.utils import parametrize
 
+    from core.inference.precision import autocast_for
+
     x = torch.rand(*shape)
-    with torch.inference_mode(), parametrize.cached():
+    with torch.inference_mode(), parametrize.cached(), autocast_for(autocast, torch.device("cpu")):
         net(x)
         times = []
         for _ in range(repeats):
@@ -163,8 +178,20 @@ def _alone_seconds(net: torch.nn.Module, shape: Sequence[int], repeats: int = 3)
     return float(np.median(times))
 
 
-def network_rows(stage: str, result: Dict, nets: Dict[str, torch.nn.Module], peak: float) -> List[Dict]:
-    """Per network of a stage: FLOPs of all its calls, achieved GFLOP/s alone and over the stage."""
+def _per_pixel_seconds(result: Dict) -> float:
+    """A stage's time that grows with the area: its wall time less the one-time setup before the first tile."""
+    return max(result["seconds"] - result.get("setup_seconds", 0.0), 1e-9)
+
+
+def full_tile_hours(result: Dict, area: float) -> float:
+    """A stage on the full tile: setup once, the rest ``area`` times (imports and loading do not grow with it)."""
+    return (result.get("setup_seconds", 0.0) + _per_pixel_seconds(result) * area) / 3600
+
+
+def network_rows(stage: str, result: Dict, nets: Dict[str, torch.nn.Module], peak: float,
+                 autocast: Optional[torch.dtype] = None) -> List[Dict]:
+    """Per network of a stage: FLOPs of all its calls, achieved GFLOP/s alone (in the stage's number
+    format) and over the stage's per-pixel part (wall time less the one-time setup)."""
     rows = []
     per_name: Dict[str, Dict] = {}
     for key, count in result["calls"].items():
@@ -176,12 +203,12 @@ def network_rows(stage: str, result: Dict, nets: Dict[str, torch.nn.Module], pea
             entry["shape"], entry["count_of_shape"] = shape, count
     for name, entry in per_name.items():
         net = nets[name]
-        alone_s = _alone_seconds(net, entry["shape"])
+        alone_s = _alone_seconds(net, entry["shape"], autocast=autocast if name == "SegmentationNet" else None)
         alone_flops = _flops_of_call(net, entry["shape"])
         rows.append({"stage": stage, "network": name, "calls": entry["calls"], "tile": entry["shape"],
                      "alone_gflops": alone_flops / alone_s / 1e9, "alone_pct": 100 * alone_flops / alone_s / 1e9 / peak,
-                     "stage_gflops": entry["flops"] / result["seconds"] / 1e9,
-                     "stage_pct": 100 * entry["flops"] / result["seconds"] / 1e9 / peak})
+                     "stage_gflops": entry["flops"] / _per_pixel_seconds(result) / 1e9,
+                     "stage_pct": 100 * entry["flops"] / _per_pixel_seconds(result) / 1e9 / peak})
     return rows
 
 
@@ -192,6 +219,9 @@ def main() -> int:
     ap.add_argument("--inputs", nargs="+", help="4-band GeoTIFFs, one per date (default: a synthetic stack)")
     ap.add_argument("--workdir", default="/tmp/bench_full_tile")
     ap.add_argument("--keep", action="store_true", help="keep the crop and the outputs")
+    ap.add_argument("--seg-precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="number format of the segmentation networks (default: the plugin's, auto); with bf16 in "
+                         "use, the same segmentation also runs once in fp32 for the ratio")
     args = ap.parse_args()
 
     from core.models.zoo import load_checkpoint
@@ -211,43 +241,58 @@ def main() -> int:
 
     print(f"{time.strftime('%Y-%m-%d %H:%M')} · torch {torch.__version__} · {torch.get_num_threads()} threads · "
           f"crop {side} x {side} px (10 m), {len(set(inputs))} distinct date(s) · full tile = {area:.0f} crops")
+    from core.inference.loading import load_model
+    from core.inference.precision import choose_precision
+
+    seg_dtype = choose_precision(args.seg_precision, torch.device("cpu"), [])
     peak = matmul_peak()
-    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s\n")
+    peaks = {None: peak}
+    line = f"fp32 matmul peak: {peak:.1f} GFLOP/s"
+    if seg_dtype is not None:
+        peaks[seg_dtype] = matmul_peak(dtype=seg_dtype)
+        line += f" · {str(seg_dtype).replace('torch.', '')} matmul peak: {peaks[seg_dtype]:.1f} GFLOP/s"
+    print(line + "\n")
 
     nets: Dict[str, torch.nn.Module] = {}
     for name, path in sr.items():
         nets[name] = load_checkpoint(path)[0].eval()
-    from core.inference.loading import load_model
-
     nets["SegmentationNet"] = load_model(seg[0], torch.device("cpu")).model  # the inference form the job runs
+    seg_format = str(seg_dtype).replace("torch.", "") if seg_dtype is not None else "fp32"
 
-    stages = []
+    stages = []  # (label, result, number format of its networks)
+    totals = []
     for name, ckpt in sr.items():
         out = work / f"sr_{name.lower()}.tif"
         job_inputs = [str(p) for p in (inputs if name == "RAMS" else inputs[:1])]
         r_sr = run_child({"kind": "sr", "inputs": job_inputs, "out": str(out), "checkpoint": str(ckpt)})
         r_seg = run_child({"kind": "segment", "input": str(out), "checkpoints": [str(p) for p in seg],
-                           "out": str(work / f"seg_{name.lower()}.tif")})
-        stages.append((name, r_sr, r_seg))
+                           "out": str(work / f"seg_{name.lower()}.tif"), "precision": args.seg_precision})
+        stages += [(f"super-resolve {name}", r_sr, None), (f"segment {name} output ({seg_format})", r_seg, seg_dtype)]
+        totals.append((name, r_sr, r_seg))
+    if seg_dtype is not None:  # the same job in fp32: what the number format buys
+        r32 = run_child({"kind": "segment", "input": str(work / "sr_hat.tif"), "checkpoints": [str(p) for p in seg],
+                         "out": str(work / "seg_hat_fp32.tif"), "precision": "fp32"})
+        stages.append(("segment HAT output (fp32)", r32, None))
 
-    print(f"{'stage':<28} {'wall':>8} {'in networks':>12} {'peak RSS':>9} {'full tile':>10}")
-    for name, r_sr, r_seg in stages:
-        for label, r in ((f"super-resolve {name}", r_sr), (f"segment {name} output (2 nets)", r_seg)):
-            print(f"{label:<28} {r['seconds']:>7.1f}s {r['model_seconds']:>11.1f}s "
-                  f"{r['peak_rss'] / 2**20:>7.0f}MB {r['seconds'] * area / 3600:>9.2f}h")
+    print(f"{'stage':<34} {'wall':>8} {'setup':>7} {'in networks':>12} {'peak RSS':>9} {'full tile':>10}")
+    for label, r, _ in stages:
+        print(f"{label:<36} {r['seconds']:>7.1f}s {r.get('setup_seconds', 0.0):>6.1f}s {r['model_seconds']:>11.1f}s "
+              f"{r['peak_rss'] / 2**20:>7.0f}MB {full_tile_hours(r, area):>9.2f}h")
+    print(f"(setup: imports and loading before the first tile, once per job; the rest grows with the area)")
     print()
-    print(f"{'network (stage)':<34} {'calls':>6} {'tile':>18} {'alone GFLOP/s':>14} {'% peak':>7} "
+    print(f"{'network (stage)':<44} {'calls':>6} {'tile':>18} {'alone GFLOP/s':>14} {'% peak':>7} "
           f"{'in stage GFLOP/s':>17} {'% peak':>7}")
-    for name, r_sr, r_seg in stages:
-        for stage, r in ((f"SR {name}", r_sr), (f"segment after {name}", r_seg)):
-            for row in network_rows(stage, r, nets, peak):
-                print(f"{row['network'] + ' (' + stage + ')':<34} {row['calls']:>6} {str(row['tile']):>18} "
-                      f"{row['alone_gflops']:>14.1f} {row['alone_pct']:>6.0f}% {row['stage_gflops']:>17.1f} "
-                      f"{row['stage_pct']:>6.0f}%")
-    print(f"\nfull {FULL_TILE} x {FULL_TILE} tile, four bands (extrapolated by area from the {side}² crop):")
+    for label, r, dtype in stages:
+        for row in network_rows(label, r, nets, peaks[dtype], autocast=dtype):
+            print(f"{row["network"] + " (" + label + ")":<52} {row['calls']:>6} {str(row['tile']):>18} "
+                  f"{row['alone_gflops']:>14.1f} {row['alone_pct']:>6.0f}% {row['stage_gflops']:>17.1f} "
+                  f"{row['stage_pct']:>6.0f}%")
+    print("(% of the matmul peak in the network's own number format)")
+    print(f"\nfull {FULL_TILE} x {FULL_TILE} tile, four bands (extrapolated by area from the {side}² crop), "
+          f"segmentation in {seg_format}:")
     print(f"{'SR network':<12} {'super-resolve':>14} {'segment':>9} {'total':>8} {'peak RSS':>9}")
-    for name, r_sr, r_seg in stages:
-        t_sr, t_seg = r_sr["seconds"] * area / 3600, r_seg["seconds"] * area / 3600
+    for name, r_sr, r_seg in totals:
+        t_sr, t_seg = full_tile_hours(r_sr, area), full_tile_hours(r_seg, area)
         rss = max(r_sr["peak_rss"], r_seg["peak_rss"]) / 2**20
         print(f"{name:<12} {t_sr:>13.2f}h {t_seg:>8.2f}h {t_sr + t_seg:>7.2f}h {rss:>7.0f}MB")
     if not args.keep:

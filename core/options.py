@@ -50,6 +50,8 @@ Extent = Optional[Tuple[float, float, float, float]]
 T = TypeVar("T")
 
 DEVICES = ("cpu", "cuda")
+#: Number formats a job may ask for (``core.inference.precision``): auto = the fast one the device has natively.
+PRECISIONS = ("auto", "fp32", "bf16")
 #: Sentinel-2 scene classification (SCL) classes that become nodata by default: 0 no data, 1 saturated or
 #: defective, 3 cloud shadow, 8 cloud (medium probability), 9 cloud (high probability), 10 thin cirrus, 11 snow.
 SCL_NODATA_DEFAULT: Tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
@@ -312,6 +314,9 @@ class SegmentOptions(_Options):
     batch: Optional[int] = option(None, "tiles per model call", label="Tiles per call", **_BATCH)
     device: str = option("cpu", "cpu or cuda (falls back to cpu with a message if absent)", choices=DEVICES,
                          label="Run on")
+    precision: str = option("auto", "number format of the networks: auto = bf16 where the CPU or GPU does it "
+                                    "natively (about twice as fast, masks differ only on the threshold), else fp32",
+                            choices=PRECISIONS, label="Number format")
     extent: Extent = option(None, "process only this window (in the raster's CRS)", kind="extent",
                             label="Only this extent", processing=None)
     supported_only: bool = option(False, "write only objects the 10 m input supports (also found on the bicubic "

@@ -12,7 +12,15 @@ dataset root (``synth --world v2`` or ``v3``; a v3 scene names its
 * the same on the **L1C-like** version of each HR image: a fixed, typical
   top-of-atmosphere path radiance (B02 0.08 reflectance, falling with
   wavelength as in :mod:`core.data.radiometric`) added to every band, the
-  largest failure of the networks on real imagery (``docs/results/real_scenes.md``).
+  largest failure of the networks on real imagery (``docs/results/real_scenes.md``);
+* with ``--bicubic``, the same on the **bicubic upsampling of the scene's 10 m
+  revisits** (their mean, :func:`core.evaluation.scene_predict.bicubic_baseline`):
+  how much of a network's skill survives when the image has only 10 m detail,
+  as SR of real imagery mostly delivers it.
+
+``--precision`` picks the networks' number format (``core.inference.precision``;
+the plugin's default ``auto`` is bf16 on CPUs that do it natively), so fp32 and
+bf16 masks can be compared on the same scenes.
 
 Usage::
 
@@ -61,19 +69,22 @@ def main() -> int:
     ap.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "BUILDINGS", "ROADS"))
     ap.add_argument("--split", default=None, help="split to use (default: every scene of the folder)")
     ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument("--bicubic", action="store_true", help="also score the bicubic upsampling of the 10 m revisits")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="number format of the networks (default: the plugin's, auto)")
     args = ap.parse_args()
 
     import torch
 
     from core.evaluation.evaluate import band_indices, load_split_scenes
-    from core.evaluation.scene_predict import object_free, predict_seg_image, valid_hr
+    from core.evaluation.scene_predict import bicubic_baseline, object_free, predict_seg_image, valid_hr
     from core.inference.loading import load_model
     from core.inference.planning import plan_tiles
 
     dev = torch.device("cpu")
     rows = []
     for name, b_path, r_path in args.pair:
-        nets = [load_model(b_path, dev, task="segmentation"), load_model(r_path, dev, task="segmentation")]
+        nets = [load_model(p, dev, task="segmentation", precision=args.precision) for p in (b_path, r_path)]
         plan = plan_tiles(nets[0].card, dev)
         counts: Dict[str, Dict[str, np.ndarray]] = defaultdict(lambda: defaultdict(lambda: np.zeros(4)))
         for root in map(Path, args.roots):
@@ -83,7 +94,10 @@ def main() -> int:
                 valid = valid_hr(scene)
                 free = object_free([scene.masks[t] for t in ("buildings", "roads")], OBJECT_FREE_MARGIN_PX) & valid
                 hr = np.asarray(scene.hr[idx], np.float32)
-                for level, image in (("L2A", hr), ("L1C-like", _l1c_like(hr, [scene.bands[i] for i in idx]))):
+                levels = [("L2A", hr), ("L1C-like", _l1c_like(hr, [scene.bands[i] for i in idx]))]
+                if args.bicubic:
+                    levels.append(("bicubic of 10 m", bicubic_baseline(scene, idx, range(scene.lr.shape[0]))))
+                for level, image in levels:
                     prob = predict_seg_image(nets, image, valid, plan)
                     flagged = (prob > 0.5)
                     for k, target in enumerate(("buildings", "roads")):

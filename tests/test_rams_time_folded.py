@@ -55,10 +55,11 @@ def reference_rams(net: RAMS, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("padding", [(1, 1, 1), (0, 0, 0), (1, 0, 0)])
 @pytest.mark.parametrize("batch,frames", [(1, 9), (3, 5), (2, 3)])
-def test_temporal_conv_equals_conv3d_forward_and_backward(padding, batch, frames):
+@pytest.mark.parametrize("c_in,c_out", [(6, 5), (4, 7), (5, 5)])  # narrowing: per-tap sum; else taps as channels
+def test_temporal_conv_equals_conv3d_forward_and_backward(padding, batch, frames, c_in, c_out):
     torch.manual_seed(0)
-    conv = torch.nn.Conv3d(6, 5, 3, padding=padding)
-    x = torch.randn(batch, 6, frames, 11, 13, requires_grad=True)
+    conv = torch.nn.Conv3d(c_in, c_out, 3, padding=padding)
+    x = torch.randn(batch, c_in, frames, 11, 13, requires_grad=True)
     ref = conv(x)
     folded, t_out = temporal_conv(to_frames(x.transpose(1, 2)), frames, conv)
     got = folded.view(batch, t_out, *folded.shape[1:]).transpose(1, 2)

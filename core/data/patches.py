@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .degrade import sigma_for_bands
 from .radiometric import RadiometricJitter, band_wavelengths
+from .seasons import SeasonJitter
+from .sharpness import SharpnessJitter
 from .scene import Scene, SceneError
 
 __all__ = ["PatchSelection", "SRPatchDataset", "SegPatchDataset", "choose_frames", "coverage_map"]
@@ -297,6 +300,8 @@ class SegPatchDataset(_EpochDataset):
         band: int = 0,
         bands: Optional[Sequence[int]] = None,
         radiometry: Optional[RadiometricJitter] = None,
+        sharpness: Optional[SharpnessJitter] = None,
+        season: Optional[SeasonJitter] = None,
     ) -> None:
         if not scenes:
             raise SceneError("segmentation patches: no scenes given")
@@ -315,8 +320,12 @@ class SegPatchDataset(_EpochDataset):
         self.bands = band_list
         self.augment = augment
         self.radiometry = radiometry or RadiometricJitter()
+        self.sharpness = sharpness or SharpnessJitter()
+        self.season = season or SeasonJitter()
         names = list(scenes[0].bands or [])
-        self.wavelengths = band_wavelengths([names[b] if b < len(names) else None for b in band_list])
+        taken = [names[b] if b < len(names) else None for b in band_list]
+        self.wavelengths = band_wavelengths(taken)
+        self.psf_sigmas = sigma_for_bands([n or "B08" for n in taken], scale=self.sharpness.scale)
         base = selection or PatchSelection()
         self.selection = PatchSelection(base.share, base.min_coverage, (target,))
         grid = [(max(sc.hr.shape[-2], self.P), max(sc.hr.shape[-1], self.P)) for sc in scenes]
@@ -338,8 +347,17 @@ class SegPatchDataset(_EpochDataset):
             "mask": _pad_to(sc.masks[self.target], gh, gw)[win].astype(np.float32)[None],
             "valid": _pad_to(sc.hr_valid, gh, gw)[win],
         }
+        if self.season.active:  # the land changes with the season, the objects (and masks) do not
+            for key in ("buildings", "roads"):
+                arrays[key] = (_pad_to(sc.masks[key], gh, gw)[win] if key in sc.masks
+                               else np.zeros((P, P), bool))
         if self.augment:
             arrays = _augment(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
+        # in the order light meets them: the land's season, the sensor's blur, the atmosphere
+        if self.season.active:
+            arrays["image"] = self.season.apply(arrays["image"], self.wavelengths, arrays.pop("buildings"),
+                                                arrays.pop("roads"), rng)
+        arrays["image"] = self.sharpness.apply(arrays["image"], self.psf_sigmas, rng)
         arrays["image"] = self.radiometry.apply(arrays["image"], self.wavelengths, rng)
         item = {key: torch.from_numpy(np.ascontiguousarray(a)) for key, a in arrays.items()}
         item["selected"] = torch.tensor(selected)

@@ -18,6 +18,7 @@ import torch
 
 from ..jobs import InputError
 from ..models.card import ModelCard
+from .precision import autocast_for, choose_precision
 
 __all__ = ["LoadedModel", "ModelLike", "load_model", "load_models", "choose_device"]
 
@@ -38,6 +39,13 @@ class LoadedModel:
     source: str
     sha256: Optional[str]
     device: torch.device
+    #: the autocast dtype it runs in (None: fp32); see ``core.inference.precision``
+    autocast: Optional[torch.dtype] = None
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on a batch already in its units and on its device, in the chosen number format."""
+        with autocast_for(self.autocast, self.device):
+            return self.model(x)
 
     @property
     def offset(self) -> float:
@@ -90,11 +98,16 @@ def choose_device(device: Union[str, torch.device, None], messages: List[str]) -
     return dev
 
 
-def load_model(checkpoint: ModelLike, device: torch.device, task: Optional[str] = None) -> LoadedModel:
+def load_model(checkpoint: ModelLike, device: torch.device, task: Optional[str] = None,
+               precision: str = "auto", messages: Optional[List[str]] = None) -> LoadedModel:
     """A checkpoint path (read through ``core.models.zoo``) or a ``(model, card)`` pair, in eval mode.
 
     ``task`` ("sr" or "segmentation") refuses a checkpoint of the other kind
-    with a sentence naming the file.
+    with a sentence naming the file. ``precision``: the number format of a
+    *segmentation* network read from a file (``core.inference.precision``;
+    every job that segments, evaluation included, loads through here, so all
+    score the same pixels). Super-resolution and in-memory pairs (networks that
+    may still be training) run in fp32.
     """
     if _is_pair(checkpoint):
         model, card = checkpoint
@@ -115,12 +128,20 @@ def load_model(checkpoint: ModelLike, device: torch.device, task: Optional[str] 
     if task is not None and str(card.task or "sr") != task:
         kind = "super-resolution" if task == "sr" else "segmentation"
         raise InputError(f"{source}: is a {card.task} model, not a {kind} model")
-    return LoadedModel(model.to(device).eval(), card, source, sha, device)
+    dtype = None
+    if str(card.task or "sr") == "segmentation" and not _is_pair(checkpoint):
+        dtype = choose_precision(precision, device, messages if messages is not None else [])
+    return LoadedModel(model.to(device).eval(), card, source, sha, device, dtype)
 
 
 def load_models(checkpoints: Union[ModelLike, Sequence[ModelLike]], device: torch.device,
-                task: Optional[str] = None) -> List[LoadedModel]:
+                task: Optional[str] = None, precision: str = "auto",
+                messages: Optional[List[str]] = None) -> List[LoadedModel]:
     """One or several checkpoints (paths or pairs) as :class:`LoadedModel` objects."""
     if isinstance(checkpoints, (str, os.PathLike)) or _is_pair(checkpoints):
         checkpoints = [checkpoints]
-    return [load_model(c, device, task) for c in checkpoints]
+    found: List[str] = []
+    loaded = [load_model(c, device, task, precision, found) for c in checkpoints]
+    if messages is not None:
+        messages.extend(dict.fromkeys(found))  # said once, not once per network
+    return loaded

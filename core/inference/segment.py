@@ -116,7 +116,7 @@ def seg_tiles(bands: Sequence[object], window: Window, models: Sequence[LoadedMo
         with torch.inference_mode():
             for m in models:
                 xm = m.to_model(xb)
-                logits = m.model(torch.from_numpy(xm).to(m.device))
+                logits = m.run(torch.from_numpy(xm).to(m.device))
                 expected = (xb.shape[0], 1, xb.shape[-2], xb.shape[-1])
                 if tuple(logits.shape) != expected:
                     raise RuntimeError(f"{m.source}: returned {tuple(logits.shape)}, expected {expected}")
@@ -238,7 +238,10 @@ def segment(
     if len({p.resolve() for p in outs_given}) < len(outs_given):
         raise OutputError("the probability, mask and vector outputs must be different files")
     dev = choose_device(options.device, messages)
-    models = load_models(ckpts, dev, task="segmentation")
+    models = load_models(ckpts, dev, task="segmentation", precision=options.precision, messages=messages)
+    if models[0].autocast is not None:
+        messages.append(f"segmentation networks run in {str(models[0].autocast).replace('torch.', '')} "
+                        f"(native on this {dev.type.upper()}; --precision fp32 for full precision)")
     targets = check_targets(models)
     checks = check_inputs([src], "all" if models[0].channels > 1 else options.band, task="segment",
                           cards=[m.card for m in models])

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..data.radiometric import RadiometricJitter
+from ..data.seasons import SeasonJitter
+from ..data.sharpness import SharpnessJitter
 from .loss_terms import LOSS_TERMS, terms_for
 
 __all__ = [
@@ -118,6 +120,10 @@ class DataConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     #: how the delivered radiometry of segmentation patches varies (L1C path radiance, light, haze); off by default
     radiometry: RadiometricJitter = field(default_factory=RadiometricJitter)
+    #: how much HR detail segmentation patches keep (HR down to bicubic of 10 m, as SR delivers it); off by default
+    sharpness: SharpnessJitter = field(default_factory=SharpnessJitter)
+    #: seasons drawn for segmentation patches (snow, frost, dry, burnt, flooded land); off by default
+    season: SeasonJitter = field(default_factory=SeasonJitter)
     val_scenes: Optional[int] = None
     normalization: Optional[Dict[str, float]] = None
 

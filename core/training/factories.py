@@ -215,6 +215,6 @@ def make_dataset(config: TrainConfig, scenes: List) -> Any:
     if config.task == "segmentation":
         return SegPatchDataset(scenes, target=config.target, patch=d.seg_patch, samples_per_epoch=d.samples_per_epoch,
                                selection=selection, augment=d.augment, seed=config.seed, bands=bands,
-                               radiometry=d.radiometry)
+                               radiometry=d.radiometry, sharpness=d.sharpness, season=d.season)
     return SRPatchDataset(scenes, lr_patch=d.lr_patch, frames=d.frames, samples_per_epoch=d.samples_per_epoch,
                           selection=selection, augment=d.augment, seed=config.seed, bands=bands)

@@ -117,6 +117,9 @@ def resume_signature(config: TrainConfig, world_size: int, network: Optional[Map
     sig["data"] = {k: full["data"][k] for k in RESUME_DATA_KEYS}
     if config.data.radiometry.active:  # only then: run folders from before this setting stay resumable
         sig["data"]["radiometry"] = full["data"]["radiometry"]
+    for key in ("sharpness", "season"):
+        if getattr(config.data, key).active:
+            sig["data"][key] = full["data"][key]
     if config.scheduler.name == "cosine":  # its period is the number of epochs; otherwise runs may be extended
         sig["epochs"] = config.epochs
     return json.loads(json.dumps(sig))

@@ -1,0 +1,108 @@
+"""Training patches as SR and the seasons deliver them: detail from HR down to bicubic of 10 m; snow, frost, dry, burnt, flood."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data.degrade import sigma_for_bands
+from core.data.patches import SegPatchDataset
+from core.data.radiometric import band_wavelengths
+from core.data.scene import read_scene
+from core.data.seasons import SEASONS, SeasonJitter, apply_season
+from core.data.sharpness import SharpnessJitter
+from core.training.config import ConfigError, load_config
+from tests.helpers import tiny_towns
+
+ROOT = Path(__file__).resolve().parents[1]
+RGBN = band_wavelengths(["B02", "B03", "B04", "B08"])
+SIGMAS = sigma_for_bands(["B02", "B03", "B04", "B08"])
+TINY_SEG = ROOT / "resources" / "configs" / "tiny_segmentation_buildings.yaml"
+
+data = tiny_towns(seed=5)
+
+
+def _edges(image: np.ndarray) -> float:
+    return float(np.abs(np.diff(image, axis=-1)).mean())
+
+
+def _roofs(n: int = 48) -> np.ndarray:
+    """Meadow with 3 x 3 px bright roofs every 6 px: detail that only the HR grid holds."""
+    img = np.empty((4, n, n), np.float32)
+    img[:] = np.array([0.04, 0.07, 0.05, 0.35], np.float32)[:, None, None]
+    for r in range(1, n - 3, 6):
+        for c in range(1, n - 3, 6):
+            img[:, r:r + 3, c:c + 3] = np.array([0.25, 0.22, 0.2, 0.3], np.float32)[:, None, None]
+    return img
+
+
+def test_bicubic_of_10m_keeps_the_means_and_loses_the_roof_edges():
+    image = _roofs()
+    out = SharpnessJitter(prob=1.0, sharp_high=0.0, noise=0.0).apply(image, SIGMAS, np.random.default_rng(0))
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert np.allclose(out.mean(axis=(1, 2)), image.mean(axis=(1, 2)), atol=0.01)
+    assert _edges(out) < 0.6 * _edges(image)
+    # partly sharp patches lie between: more edges than bicubic, fewer than HR
+    part = SharpnessJitter(prob=1.0, sharp_high=0.8, noise=0.0).apply(image, SIGMAS, np.random.default_rng(4))
+    assert _edges(out) < _edges(part) < _edges(image)
+
+
+def test_off_by_default_nodata_kept_and_odd_sizes_work():
+    image = _roofs(31)
+    assert SharpnessJitter().apply(image, SIGMAS, np.random.default_rng(0)) is image
+    image[:, 5, 7] = np.nan
+    out = SharpnessJitter(prob=1.0).apply(image, SIGMAS, np.random.default_rng(2))
+    assert out.shape == (4, 31, 31)
+    assert np.isnan(out[:, 5, 7]).all() and np.isfinite(np.delete(out.reshape(4, -1), 5 * 31 + 7, axis=1)).all()
+    assert (np.nan_to_num(out) >= 0).all()
+
+
+@pytest.mark.parametrize("season", SEASONS)
+def test_each_season_changes_the_land_not_the_objects_that_must_stay(season):
+    image = _roofs()
+    buildings = np.zeros(image.shape[1:], bool)
+    buildings[1:4, 1:4] = True
+    roads = np.zeros_like(buildings)
+    roads[20:22, :] = True
+    out = apply_season(season, image, RGBN, buildings, roads, np.random.default_rng(1))
+    assert out.shape == image.shape and np.isfinite(out).all() and (out >= 0).all()
+    land = ~(buildings | roads)
+    assert not np.allclose(out[:, land], image[:, land], atol=1e-3)
+    if season in ("burnt", "flood", "frost", "dry"):  # objects keep their look (and so their masks)
+        assert np.allclose(out[:, ~land], image[:, ~land])
+    if season == "snow":  # bright land, and ploughed roads keep at most a third of its cover
+        assert out[:3, land].mean() > 2 * image[:3, land].mean()
+        road_gain = (out[:3, roads] - image[:3, roads]).mean()
+        land_gain = (out[:3, land] - image[:3, land]).mean()
+        assert road_gain < 0.5 * land_gain
+
+
+def test_season_weights_choose_and_bad_values_are_named():
+    only_snow = SeasonJitter(prob=1.0, weights=(1, 0, 0, 0, 0))
+    rng = np.random.default_rng(0)
+    assert {only_snow.draw(rng) for _ in range(20)} == {"snow"}
+    assert SeasonJitter().draw(rng) is None
+    with pytest.raises(ValueError, match="weights"):
+        SeasonJitter(prob=0.5, weights=(0, 0, 0, 0, 0))
+    with pytest.raises(ConfigError, match=r"data\.season\.prob: must be between 0 and 1"):
+        load_config(TINY_SEG, ["data.season.prob=2"], check_files=False)
+    with pytest.raises(ConfigError, match=r"data\.sharpness\.sharp_high: must be between 0 and 1"):
+        load_config(TINY_SEG, ["data.sharpness.sharp_high=-1"], check_files=False)
+    cfg = load_config(TINY_SEG, ["data.season.prob=0.3", "data.sharpness.prob=0.5"], check_files=False)
+    assert cfg.data.season.active and cfg.data.sharpness.active and not cfg.data.radiometry.active
+
+
+def test_segmentation_patches_change_their_image_never_their_mask(data):
+    scenes = [read_scene(p) for p in sorted(Path(data).glob("*")) if (p / "scene.json").is_file()][:2]
+    plain = SegPatchDataset(scenes, patch=33, samples_per_epoch=6, seed=3)
+    varied = SegPatchDataset(scenes, patch=33, samples_per_epoch=6, seed=3,
+                             sharpness=SharpnessJitter(prob=1.0), season=SeasonJitter(prob=1.0))
+    changed = 0
+    for i in range(6):
+        a, b = plain[i], varied[i]
+        assert set(a) == set(b)
+        assert np.array_equal(a["mask"].numpy(), b["mask"].numpy())
+        changed += not np.allclose(a["image"].numpy(), b["image"].numpy())
+    assert changed == 6

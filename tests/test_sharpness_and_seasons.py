@@ -106,3 +106,16 @@ def test_segmentation_patches_change_their_image_never_their_mask(data):
         assert np.array_equal(a["mask"].numpy(), b["mask"].numpy())
         changed += not np.allclose(a["image"].numpy(), b["image"].numpy())
     assert changed == 6
+
+
+def test_a_network_trained_with_seasons_and_sharpness_says_so_in_its_card(data, tmp_path):
+    from core.models.zoo import read_card
+    from core.training.trainer import train
+
+    cfg = load_config(TINY_SEG, [f"data.root={data}", f"out_dir={tmp_path / 'run'}", "epochs=1",
+                                 "data.season.prob=0.5", "data.sharpness.prob=0.5"])
+    card = read_card(train(cfg))
+    variation = card.recipe["data"]["variation"]
+    assert set(variation) == {"season", "sharpness"}, "only what was drawn is recorded"
+    assert variation["season"]["prob"] == 0.5 and list(variation["season"]["weights"]) == [3.0, 1.0, 2.0, 1.0, 1.0]
+    assert variation["sharpness"]["prob"] == 0.5

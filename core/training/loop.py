@@ -23,6 +23,7 @@ Under ``torchrun`` the same loop trains with DistributedDataParallel
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -304,7 +305,11 @@ class TrainingLoop:
                      "samples_per_epoch": cfg.data.samples_per_epoch,
                      "selection": {"share": cfg.data.selection.share,
                                    "min_coverage": cfg.data.selection.min_coverage,
-                                   "classes": list(cfg.data.selection.classes)}},
+                                   "classes": list(cfg.data.selection.classes)},
+                     # how segmentation patches were varied (radiometry, sharpness, season): only those drawn
+                     "variation": {key: dataclasses.asdict(getattr(cfg.data, key))
+                                   for key in ("radiometry", "sharpness", "season")
+                                   if cfg.task == "segmentation" and getattr(cfg.data, key).active}},
             "epochs": epoch,
             "batch_size": cfg.data.batch_size,
             "global_batch": cfg.data.batch_size * self.ctx.world_size,

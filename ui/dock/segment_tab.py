@@ -40,7 +40,7 @@ __all__ = ["SegmentTab", "TARGETS"]
 
 TARGETS = ("buildings", "roads")
 MORE_OPTIONS = ("threshold", "supported_only", "mask_snow")
-ADVANCED_OPTIONS = ("tile", "overlap", "batch")
+ADVANCED_OPTIONS = ("tile", "overlap", "batch", "precision")
 
 
 class SegmentTab(QWidget):

@@ -93,3 +93,29 @@ def tiny_towns(seed: int) -> Any:
         return root
 
     return fixture
+
+
+#: The input statistics the world-v2 starter buildings network recorded (surface reflectance, L2A): the
+#: card of a network that never saw L1C, for the checks that warn about a level or brightness mismatch.
+WORLD_V2_L2A_STATS = {"B02": {"p2": 0.0137, "p50": 0.0387, "p98": 0.1021},
+                      "B03": {"p2": 0.0229, "p50": 0.0689, "p98": 0.1384},
+                      "B04": {"p2": 0.0121, "p50": 0.0518, "p98": 0.1679},
+                      "B08": {"p2": 0.0082, "p50": 0.3003, "p98": 0.4885}}
+
+
+def l2a_only_network(folder: Path, name: str = "l2a_buildings") -> Path:
+    """The shipped buildings network re-saved with a card that says it was trained on L2A only.
+
+    Why: every shipped segmentation network now learned L1C-like radiometry too, so the warning for a
+    network given another level than it was trained on needs a network that records one level.
+    """
+    import dataclasses
+
+    from core.api import shipped_models_dir
+    from core.models.zoo import load_checkpoint, save_checkpoint
+
+    net, card = load_checkpoint(shipped_models_dir() / "unetpp_buildings.safetensors")
+    card = dataclasses.replace(card, name=name, level="L2A", input_stats=WORLD_V2_L2A_STATS)
+    target = Path(folder) / f"{name}.safetensors"
+    save_checkpoint(target, net, card)
+    return target

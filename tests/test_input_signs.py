@@ -138,8 +138,9 @@ def test_shipped_networks_record_their_level_and_their_training_statistics():
         assert 0.0 < b02["p2"] < b02["p50"] < b02["p98"], path.name
         if shipped.trained_level == "L2A":
             assert b02["p98"] < HAZE_B02_MIN * 2, path.name  # world v2's dark blue
-    # the roads network of this release learned L1C-like radiometry too (docs/results/segmenters.md)
-    assert levels.pop("unetpp_roads") == "L1C+L2A"
+    # both segmentation networks of this release learned L1C-like radiometry too (docs/results/segmenters.md);
+    # the SR networks were trained on world v2's surface reflectance only
+    assert levels.pop("unetpp_roads") == levels.pop("unetpp_buildings") == "L1C+L2A"
     assert set(levels.values()) == {"L2A"}
 
 
@@ -306,21 +307,21 @@ def test_level_wording_for_mixed_stacks():
     assert check.level == "warning" and "stack.tif is L1C+L2A" in check.message
 
 
-def test_cli_prints_the_level_snow_and_statistics_lines_with_the_shipped_networks(tmp_path, capsys):
-    from core.api import shipped_models_dir
+def test_cli_prints_the_level_snow_and_statistics_lines_for_an_l2a_network(tmp_path, capsys):
     from core.cli.main import main
+    from tests.helpers import l2a_only_network
 
-    net = shipped_models_dir() / "unetpp_buildings.safetensors"  # trained on L2A only (the roads network: both)
+    net = l2a_only_network(tmp_path)  # a network trained on L2A only (the shipped ones learned both)
     hr = write(tmp_path, "winter_sr.tif", snowy(38) + np.array([0.10, 0.07, 0.045, 0.03])[:, None, None],
                tags={"S2_LEVEL": "L1C"}, transform=HR)
     rc = main(["segment", "--checkpoint", str(net), "--input", str(hr), "--out", str(tmp_path / "mask.tif"),
                "--tile", "96"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert ("warning: winter_sr.tif is L1C (top-of-atmosphere reflectance); unetpp_buildings was trained on L2A "
+    assert ("warning: winter_sr.tif is L1C (top-of-atmosphere reflectance); l2a_buildings was trained on L2A "
             "(surface reflectance): expect roads painted over bright land") in out
     assert "warning: About 40 % of winter_sr.tif is bright snow or thick cloud" in out
-    assert "warning: winter_sr.tif: B02 median" in out and "outside the reflectances unetpp_buildings was" in out
+    assert "warning: winter_sr.tif: B02 median" in out and "outside the reflectances l2a_buildings was" in out
     assert "% of the area looks like a snow-covered scene" in out
     with rasterio.open(tmp_path / "mask.tif") as m:
         assert (m.read(1)[:38] == 0).all()

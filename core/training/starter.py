@@ -99,12 +99,16 @@ def training_seconds(run_dir: Path) -> float:
     return float(sum(float(epoch.get("time_s") or 0.0) for epoch in history))
 
 
-def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: Path) -> Dict[str, object]:
+def test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: Optional[Path] = None,
+                 seg_nets: Optional[Dict[str, Path]] = None) -> Dict[str, object]:
+    """The card's test metrics of a checkpoint on the world-v2 test scenes (SR: scored by ``seg_nets``,
+    by default the starter run's own segmentation networks in ``runs``)."""
     from ..evaluation.evaluate import evaluate_checkpoint, scalar_metrics
     seg = {}
     if not model.is_segmentation:
-        seg = dict(seg_buildings=runs / "seg_buildings" / "best.safetensors",
-                   seg_roads=runs / "seg_roads" / "best.safetensors")
+        nets = seg_nets or {"buildings": Path(runs or ".") / "seg_buildings" / "best.safetensors",
+                            "roads": Path(runs or ".") / "seg_roads" / "best.safetensors"}
+        seg = dict(seg_buildings=nets["buildings"], seg_roads=nets["roads"])
     result = evaluate_checkpoint(checkpoint, test_root, options=EvaluateOptions(split="all"), **seg)
     metrics = scalar_metrics(result)
     metrics["test_scenes"] = int(result.get("scenes", 0))
@@ -112,18 +116,23 @@ def _test_metrics(checkpoint: Path, model: StarterModel, test_root: Path, runs: 
 
 
 def publish(checkpoint: Path, model: StarterModel, metrics: Dict[str, object], seconds: float,
-            out_dir: Path) -> Path:
-    """Copy a trained checkpoint into ``out_dir`` under its shipped name, its test metrics in the card."""
+            out_dir: Path, description: Optional[str] = None,
+            train_data: Optional[Dict[str, object]] = None) -> Path:
+    """Copy a trained checkpoint into ``out_dir`` under its shipped name, its test metrics in the card.
+
+    ``description``/``train_data``: for a network fine-tuned after ``make weights`` (on other data or
+    against other networks), what it really was trained on; by default the starter recipe's.
+    """
     from ..models.zoo import load_checkpoint, save_checkpoint
 
     net, card = load_checkpoint(checkpoint)
     card = dataclasses.replace(
         card,
         name=Path(model.file).stem,
-        description=f"{model.title}. {NOTE}",
+        description=description or f"{model.title}. {NOTE}",
         metrics={**(card.metrics or {}), "test": metrics,
                  "test_data": {"generator": GENERATOR, **TEST_DATA},
-                 "train_data": {"generator": GENERATOR, **TRAIN_DATA},
+                 "train_data": train_data or {"generator": GENERATOR, **TRAIN_DATA},
                  "train_seconds": round(seconds)},
     )
     target = Path(out_dir) / model.file
@@ -207,6 +216,16 @@ def shipped_row(model: StarterModel, out_dir: Path) -> Optional[Dict[str, object
                 metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters()))
 
 
+def write_models_readme(out_dir: Path = MODELS_DIR) -> bool:
+    """Rebuild ``out_dir/README.md`` from the cards of the checkpoints published there (all six, or nothing)."""
+    rows = [shipped_row(m, Path(out_dir)) for m in STARTER_MODELS]
+    if any(r is None for r in rows):
+        return False
+    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    (Path(out_dir) / "README.md").write_text(models_readme(rows, minutes), encoding="utf-8")
+    return True
+
+
 def build_starter_weights(
     out_dir: Path = MODELS_DIR,
     work_dir: Path = ROOT / "runs" / "starter",
@@ -233,7 +252,7 @@ def build_starter_weights(
         seconds = training_seconds(best.parent)
         say(f"      {model.key}: {seconds / 60:.1f} min of training -> {best}")
         say(f"[test] {model.key} on {TEST_DATA['scenes']} unseen scenes")
-        metrics = _test_metrics(best, model, test_root, runs)
+        metrics = test_metrics(best, model, test_root, runs)
         target = publish(best, model, metrics, seconds, out_dir)
         written.append(target)
         net, _ = load_checkpoint(target)

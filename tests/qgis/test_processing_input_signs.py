@@ -6,7 +6,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from tests.helpers import write_geotiff
+from tests.helpers import l2a_only_network, write_geotiff
 
 
 def test_segment_log_warns_about_l1c_and_snow_and_leaves_snow_without_objects(provider, tmp_path):
@@ -30,15 +30,15 @@ def test_segment_log_warns_about_l1c_and_snow_and_leaves_snow_without_objects(pr
                        transform=from_origin(500000.0, 6000000.0, 10 / 3, 10 / 3), tags={"S2_LEVEL": "L1C"})
     log = Log()
     res = processing.run("s2sr:segment", {
-        "INPUT": str(hr), "BAND": 1, "BUILDINGS": str(shipped_models_dir() / "unetpp_buildings.safetensors"),
+        "INPUT": str(hr), "BAND": 1, "BUILDINGS": str(l2a_only_network(tmp_path)),
         "OUTPUT_PROB": str(tmp_path / "p.tif"), "OUTPUT_MASK": str(tmp_path / "m.tif")}, feedback=log)
     text = "\n".join(log.lines)
-    assert "winter_sr.tif is L1C (top-of-atmosphere reflectance); unetpp_buildings was trained on L2A" in text
+    assert "winter_sr.tif is L1C (top-of-atmosphere reflectance); l2a_buildings was trained on L2A" in text
     assert "About 40 % of winter_sr.tif is bright snow or thick cloud" in text and "a snow-covered scene" in text
     assert "% of the area looks like a snow-covered scene" in text
     with rasterio.open(res["OUTPUT_MASK"]) as m:
         assert (m.read(1)[:24] == 0).all()
-    # the shipped roads network was trained for L1C and L2A: the level is said, not warned about
+    # the shipped networks were trained for L1C and L2A: the level is said, not warned about
     log = Log()
     processing.run("s2sr:segment", {
         "INPUT": str(hr), "BAND": 1, "ROADS": str(shipped_models_dir() / "unetpp_roads.safetensors"),

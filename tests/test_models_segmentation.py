@@ -124,3 +124,24 @@ def test_four_bands_rgbn(tmp_path):
     save_file(state, str(tmp_path / "enc.safetensors"))
     four = tiny(in_channels=4, encoder_weights=str(tmp_path / "enc.safetensors"))
     assert torch.allclose(four.net.encoder.conv1.weight, rgb[:, [0, 1, 2, 0]] * 0.75)
+
+
+def test_the_plain_unet_decoder_shares_the_encoder_and_costs_about_half():
+    """``unet-tiny``: the same encoder as ``unetpp-tiny`` (its weights load unchanged), a lighter decoder."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    nested, plain = tiny(in_channels=4).eval(), SegmentationNet(preset="unet-tiny", in_channels=4).eval()
+    assert plain.hparams["decoder"] == "unet" and nested.hparams["decoder"] == "unetpp"
+    encoder = {k: v for k, v in nested.state_dict().items() if k.startswith("net.encoder.")}
+    missing, unexpected = plain.load_state_dict(encoder, strict=False)
+    assert not unexpected and not [k for k in missing if k.startswith("net.encoder.")]
+    flops = {}
+    for name, net in (("nested", nested), ("plain", plain)):
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            assert net(torch.rand(1, 4, 64, 64)).shape == (1, 1, 64, 64)
+        flops[name] = counter.get_total_flops()
+    assert 0.4 < flops["plain"] / flops["nested"] < 0.6
+    # a card written before the decoder could be chosen has no such key: it rebuilds the nested decoder
+    assert SegmentationNet(**{k: v for k, v in nested.hparams.items() if k != "decoder"}).hparams["decoder"] == "unetpp"
+    with pytest.raises(ValueError):
+        SegmentationNet(preset="unet-tiny", decoder="fpn")

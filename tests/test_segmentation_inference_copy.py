@@ -25,7 +25,7 @@ def _trained_like(preset: str, in_channels: int) -> SegmentationNet:
     return net.eval()
 
 
-@pytest.mark.parametrize("preset,in_channels", [("unetpp-tiny", 4), ("unetpp-tiny", 1), ("unetpp", 4)])
+@pytest.mark.parametrize("preset,in_channels", [("unetpp-tiny", 4), ("unetpp-tiny", 1), ("unetpp", 4), ("unet-tiny", 4)])
 def test_inference_copy_gives_the_same_logits(preset, in_channels):
     net = _trained_like(preset, in_channels)
     fast = net.inference_copy()

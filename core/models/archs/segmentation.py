@@ -46,12 +46,17 @@ class SegmentationConfig:
     in_channels: int = 1
     classes: int = 1
     decoder_attention_type: Optional[str] = None
+    #: ``unetpp``: the study's nested decoder; ``unet``: the plain U-Net decoder on the same encoder, half
+    #: the FLOPs per pixel at the tiny preset's widths (``docs/results/segmenters.md``: Dice per FLOP)
+    decoder: str = "unetpp"
 
 
 #: ``unetpp``: the study's network (ResNet-18 encoder). ``unetpp-tiny``: tests and demos on CPU.
+#: ``unet-tiny``: the tiny encoder with the plain U-Net decoder, for segmenting whole tiles on a CPU.
 UNETPP_PRESETS: Dict[str, Dict[str, Any]] = {
     "unetpp": dict(encoder_name="resnet18", encoder_depth=5, decoder_channels=[256, 128, 64, 32, 16]),
     "unetpp-tiny": dict(encoder_name="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8]),
+    "unet-tiny": dict(encoder_name="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8], decoder="unet"),
 }
 
 
@@ -94,6 +99,7 @@ class SegmentationNet(nn.Module):
         "encoder_name": Rule("str"), "encoder_depth": int_rule(1, 5),
         "decoder_channels": int_list_rule(1, 4096, max_len=5), "in_channels": int_rule(1, 64),
         "classes": int_rule(1, 64), "decoder_attention_type": choice_rule(None, "scse"),
+        "decoder": choice_rule("unetpp", "unet"),
     }
     CHANNELS_HPARAM = "in_channels"
     TILE_MULTIPLE = 32  # the encoder's stride at depth 5
@@ -112,6 +118,8 @@ class SegmentationNet(nn.Module):
         super().__init__()
         cfg = config_from_preset(SegmentationConfig, UNETPP_PRESETS, "UNet++", preset, hparams)
         cfg.decoder_channels = [int(c) for c in cfg.decoder_channels]
+        if cfg.decoder not in ("unetpp", "unet"):
+            raise ValueError(f"segmentation decoder: 'unetpp' or 'unet' (got {cfg.decoder!r})")
         if len(cfg.decoder_channels) != cfg.encoder_depth:
             raise ValueError(
                 f"UNet++: decoder_channels needs {cfg.encoder_depth} entries (one per encoder stage), "
@@ -125,7 +133,8 @@ class SegmentationNet(nn.Module):
         self.channels_last = False  # set on the inference copy (see inference_copy)
 
         smp = _import_smp()
-        self.net = smp.UnetPlusPlus(
+        family = smp.UnetPlusPlus if cfg.decoder == "unetpp" else smp.Unet
+        self.net = family(
             encoder_name=cfg.encoder_name, encoder_depth=cfg.encoder_depth, encoder_weights=None,
             decoder_channels=tuple(cfg.decoder_channels), decoder_attention_type=cfg.decoder_attention_type,
             in_channels=cfg.in_channels, classes=cfg.classes,

@@ -280,11 +280,11 @@ def main() -> int:
               f"{r['peak_rss'] / 2**20:>7.0f}MB {full_tile_hours(r, area):>9.2f}h")
     print(f"(setup: imports and loading before the first tile, once per job; the rest grows with the area)")
     print()
-    print(f"{'network (stage)':<44} {'calls':>6} {'tile':>18} {'alone GFLOP/s':>14} {'% peak':>7} "
+    print(f"{'network (stage)':<52} {'calls':>6} {'tile':>18} {'alone GFLOP/s':>14} {'% peak':>7} "
           f"{'in stage GFLOP/s':>17} {'% peak':>7}")
     for label, r, dtype in stages:
         for row in network_rows(label, r, nets, peaks[dtype], autocast=dtype):
-            print(f"{row["network"] + " (" + label + ")":<52} {row['calls']:>6} {str(row['tile']):>18} "
+            print(f"{row['network'] + ' (' + label + ')':<52} {row['calls']:>6} {str(row['tile']):>18} "
                   f"{row['alone_gflops']:>14.1f} {row['alone_pct']:>6.0f}% {row['stage_gflops']:>17.1f} "
                   f"{row['stage_pct']:>6.0f}%")
     print("(% of the matmul peak in the network's own number format)")

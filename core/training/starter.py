@@ -151,8 +151,12 @@ def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
         "",
         NOTE,
         "",
-        "Rebuild them all with `make weights` (recipes: `resources/configs/starter/*.yaml`, data seeds "
-        f"{TRAIN_DATA['seed']} for training and {TEST_DATA['seed']} for testing). Training them took "
+        "`make weights` rebuilds the starter recipe (`resources/configs/starter/*.yaml`, data seeds "
+        f"{TRAIN_DATA['seed']} for training and {TEST_DATA['seed']} for testing). Networks of a later release "
+        "were fine-tuned from those (world v3's cities, L1C-like radiometry, seasons, against newer segmentation "
+        "networks) and published with `scripts/publish_finetuned.py`: each card's description and "
+        "`metrics.train_data` say what it saw, and its train time includes the starter run it began from "
+        "(README: *Starter models*). Training them took "
         f"{minutes:.0f} min in all on a 2-core CPU without GPU (the sum of the train times below).",
         "",
         f"Metrics below are measured on {TEST_DATA['scenes']} synthetic test scenes ({TEST_DATA['size']} px HR, "
@@ -212,7 +216,10 @@ def shipped_row(model: StarterModel, out_dir: Path) -> Optional[Dict[str, object
     net, card = load_checkpoint(path)
     metrics = dict((card.metrics or {}).get("test") or {})
     seconds = float((card.metrics or {}).get("train_seconds") or 0.0)
-    return dict(key=model.key, file=model.file, title=model.title, segmentation=model.is_segmentation,
+    title = model.title
+    if (card.hparams or {}).get("decoder") == "unet":  # the file keeps its name; the table says what it holds
+        title = title.replace("UNet++", "U-Net (UNet++'s encoder, plain decoder)")
+    return dict(key=model.key, file=model.file, title=title, segmentation=model.is_segmentation,
                 metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters()))
 
 

@@ -16,7 +16,7 @@ approximate L2A made by dark-object subtraction, see :func:`dark_object_subtract
    task-driven through the plugin's own engine (:func:`core.api.super_resolve`,
    the pixels the plugin writes, anchored); RAMS needs revisits of the same
    area, which none of these single-date scenes has, so it is reported as not run;
-3. segments every output with the shipped UNet++ buildings and roads networks
+3. segments every output with the shipped buildings and roads segmentation networks
    (:func:`core.api.segment`);
 4. rasterises the OpenStreetMap land-use polygons on the 3.33 m grid and
    prints the share of object-free land use (meadow, wetland, scrub, forest,
@@ -263,7 +263,7 @@ def evaluate_scene(scene: Scene, args: argparse.Namespace, say: Callable[[str], 
 def haze_sweep(dn: np.ndarray, valid_lr: np.ndarray, offsets: np.ndarray, crs: str, transform: Any,
                zones: Mapping[str, np.ndarray], out_dir: Path, models: Path, reuse: bool,
                say: Callable[[str], None]) -> List[Dict[str, Any]]:
-    """Bicubic + UNet++ on the crop with 0, 25, 50, 75 and 100 % of the subtracted haze put back.
+    """Bicubic + segmentation on the crop with 0, 25, 50, 75 and 100 % of the subtracted haze put back.
 
     Why: it tells radiometry from everything else. The same pixels, the same
     texture and the same objects, differing only by a per-band additive offset
@@ -320,7 +320,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "real_scenes",
                     help="folder for crops, SR outputs, masks and the JSON (default runs/real_scenes)")
     ap.add_argument("--models", type=Path, default=ROOT / "resources" / "models",
-                    help="folder with the SR and UNet++ checkpoints (default resources/models)")
+                    help="folder with the SR and segmentation checkpoints (default resources/models)")
     ap.add_argument("--size", type=int, default=256,
                     help="crop side in 10 m pixels (default 256: 768 px at 3.33 m; the networks run on CPU)")
     ap.add_argument("--window", nargs=3, action="append", metavar=("SCENE", "COL", "ROW"), default=[],
@@ -393,7 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     say("")
-    say("Share of each zone's pixels flagged by the UNet++ networks on each output (3.33 m grid):")
+    say("Share of each zone's pixels flagged by the segmentation networks on each output (3.33 m grid):")
     say(table(rows))
     classes = class_table(rows)
     if classes:

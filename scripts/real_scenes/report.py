@@ -132,7 +132,7 @@ def pictures(scene: Scene, level: str, lr_path: Path, outputs: Mapping[str, Tupl
             (f"{level}: bicubic, true colour", images["bicubic"][(slice(None),) + crop], None)]
         for m in shown:
             b, r, _v = masks[m]
-            panels.append((f"{METHODS[m][0]} + UNet++", images[m][(slice(None),) + crop],
+            panels.append((f"{METHODS[m][0]} + segmentation", images[m][(slice(None),) + crop],
                            {"buildings": b[crop], "roads": r[crop]}))
         t = truth_panel()
         if t is not None:

@@ -119,3 +119,27 @@ def test_a_network_trained_with_seasons_and_sharpness_says_so_in_its_card(data, 
     assert set(variation) == {"season", "sharpness"}, "only what was drawn is recorded"
     assert variation["season"]["prob"] == 0.5 and list(variation["season"]["weights"]) == [3.0, 1.0, 2.0, 1.0, 1.0]
     assert variation["sharpness"]["prob"] == 0.5
+
+
+def test_statistics_of_a_network_trained_with_seasons_include_the_snow_it_saw(data):
+    from core.training.card_facts import training_stats
+
+    scenes = [read_scene(p) for p in sorted(Path(data).glob("*")) if (p / "scene.json").is_file()]
+    plain = training_stats(scenes, [0], ["B08"], hr=True)
+    snowy = training_stats(scenes, [0], ["B08"], hr=True, season=SeasonJitter(prob=1.0, weights=(1, 0, 0, 0, 0)))
+    assert snowy["B08"]["p98"] > plain["B08"]["p98"] + 0.05
+
+
+def test_the_snow_warning_says_whether_the_networks_saw_simulated_snow():
+    from core.api import shipped_models_dir
+    from core.io.input_signs import check_snow_cloud
+    from core.models.zoo import read_card
+
+    assert read_card(shipped_models_dir() / "unetpp_buildings.safetensors").trained_seasons[0] == "snow"
+    assert read_card(shipped_models_dir() / "hat_taskdriven.safetensors").trained_seasons == []
+    never = check_snow_cloud(0.4, "winter.tif")
+    simulated = check_snow_cloud(0.4, "winter.tif", saw_snow=True)
+    assert never.level == simulated.level == "warning"
+    assert "were not trained on snow" in never.message
+    assert "saw snow only in simulated seasons" in simulated.message and "not trained" not in simulated.message
+    assert "saw snow only in simulated seasons and never saw cloud" in check_snow_cloud(0.1, "p.tif", saw_snow=True).message

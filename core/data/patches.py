@@ -29,9 +29,9 @@ from torch.utils.data import Dataset
 
 from .degrade import sigma_for_bands
 from .radiometric import RadiometricJitter, band_wavelengths
+from .scene import Scene, SceneError
 from .seasons import SeasonJitter
 from .sharpness import SharpnessJitter
-from .scene import Scene, SceneError
 
 __all__ = ["PatchSelection", "SRPatchDataset", "SegPatchDataset", "choose_frames", "coverage_map"]
 

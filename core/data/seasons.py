@@ -32,10 +32,12 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..models.card import SEASON_NAMES
+
 __all__ = ["SeasonJitter", "SEASONS"]
 
-#: The seasons that can be drawn, in the order of ``SeasonJitter.weights``.
-SEASONS: Tuple[str, ...] = ("snow", "frost", "dry", "burnt", "flood")
+#: The seasons that can be drawn, in the order of ``SeasonJitter.weights`` (named once, where cards read them).
+SEASONS: Tuple[str, ...] = SEASON_NAMES
 
 #: Reflectance spectra at the four 10 m bands' wavelengths (B02, B03, B04, B08), from
 #: the USGS spectral library's broad shapes: snow bright and flat with a NIR dip,

@@ -223,23 +223,32 @@ def check_level(level: Optional[str], label: str, trained: Optional[str] = None,
                  "trained on L2A.")
 
 
-def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False) -> Optional[Check]:
-    """Warn when a share of the area looks like snow or thick cloud (None: not judged, e.g. no B02-B04)."""
+def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False,
+                     saw_snow: bool = False) -> Optional[Check]:
+    """Warn when a share of the area looks like snow or thick cloud (None: not judged, e.g. no B02-B04).
+
+    ``saw_snow``: every network of the job was trained with simulated snow (its card's seasons); the
+    warning stays (simulated snow is not real snow, and cloud was never shown) but says so.
+    """
     if share is None:
         return None
     if share < SNOW_WARN_SHARE:
         return Check("ok", "snow_cloud", f"{label}: no snow or thick cloud seen in B02-B04 "
                                          f"({100 * share:.0f} % of the area).")
     source = "" if has_scl else " (no scene classification to mask it)"
+    trained = ("The networks saw snow only in simulated seasons and may still paint roads and buildings on "
+               "real snow" if saw_snow else "The networks were not trained on snow and paint roads and buildings "
+               "on it")
     if is_snowy_scene(share):
         return Check("warning", "snow_cloud",
                      f"About {100 * share:.0f} % of {label} is bright snow or thick cloud{source}: a snow-covered "
-                     "scene. The networks were not trained on snow and paint roads and buildings on it; choose a "
-                     "snow-free date (segmentation leaves the snow without objects, also under trees and in shade, "
-                     "unless told not to).")
+                     f"scene. {trained}; choose a snow-free date (segmentation leaves the snow without objects, "
+                     "also under trees and in shade, unless told not to).")
+    trained = ("the networks saw snow only in simulated seasons and never saw cloud" if saw_snow
+               else "the networks were not trained on snow or cloud")
     return Check("warning", "snow_cloud",
-                 f"About {100 * share:.0f} % of {label} looks like snow or thick cloud{source}: the networks were "
-                 "not trained on snow or cloud and paint roads and buildings on it; choose a clear, snow-free date "
+                 f"About {100 * share:.0f} % of {label} looks like snow or thick cloud{source}: {trained} and "
+                 "may paint roads and buildings on it; choose a clear, snow-free date "
                  "(segmentation leaves them without objects unless told not to).")
 
 
@@ -368,7 +377,9 @@ def sign_checks(paths: Sequence[Path], frames: Sequence[object], bands: Sequence
             by_band[band] = (_reflectance(frame, values, valid), valid)
     share, dark2, dark8, medians = spectral_signs(by_band)
     out = [check_level(level, label, trained, network, pixels_judged=dark2 is not None)]
-    for check in (check_snow_cloud(share, label, has_scl=level == "L2A"), check_haze(dark2, dark8, label, level, trained, network)):
+    saw_snow = bool(cards) and all("snow" in getattr(c, "trained_seasons", []) for c in cards)
+    for check in (check_snow_cloud(share, label, has_scl=level == "L2A", saw_snow=saw_snow),
+                  check_haze(dark2, dark8, label, level, trained, network)):
         if check is not None:
             out.append(check)
     stats = next((c.input_stats for c in cards if c.input_stats), {})

@@ -23,6 +23,10 @@ import torch.nn as nn
 
 from . import registry
 
+#: The seasons a segmentation recipe may draw, in the order of ``data.season.weights`` (``core/data/seasons.py``
+#: simulates them; kept here because a card must read its recipe without the data layer).
+SEASON_NAMES = ("snow", "frost", "dry", "burnt", "flood")
+
 __all__ = ["CheckpointError", "ModelCard", "MAX_FRAMES", "MAX_SCALE", "LEVELS"]
 
 #: More revisits than this is not a multi-image SR network but a corrupted card.
@@ -115,6 +119,21 @@ class ModelCard:
         if data.get("world") == "v2" or "synthetic world v2" in self.description.lower():
             return "L2A"
         return None
+
+    @property
+    def trained_seasons(self) -> List[str]:
+        """Seasons drawn for its training patches (``recipe.data.variation.season``), e.g. ``["snow", ...]``.
+
+        Why: the snow check tells the analyst whether the networks ever saw snow; a network trained with
+        simulated snow still gets the warning, worded for what it did see.
+        """
+        data = self.recipe.get("data") if isinstance(self.recipe.get("data"), Mapping) else {}
+        variation = data.get("variation") if isinstance(data.get("variation"), Mapping) else {}
+        season = variation.get("season") if isinstance(variation.get("season"), Mapping) else {}
+        if not season or not float(season.get("prob") or 0.0) > 0.0:
+            return []
+        weights = list(season.get("weights") or [])
+        return [name for name, w in zip(SEASON_NAMES, weights) if float(w) > 0.0]
 
     @property
     def is_sr(self) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.radiometric import RadiometricJitter, band_wavelengths
 from ..data.scene import Scene
+from ..data.seasons import SeasonJitter
 from ..io.input_signs import band_statistics
 from ..io.sentinel2 import band_key
 
@@ -61,12 +62,15 @@ def training_level(scenes: Sequence[Scene], jitter: Optional[RadiometricJitter] 
 
 
 def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequence[str], hr: bool,
-                   jitter: Optional[RadiometricJitter] = None, seed: int = 0) -> Dict[str, Dict[str, float]]:
+                   jitter: Optional[RadiometricJitter] = None, seed: int = 0,
+                   season: Optional[SeasonJitter] = None) -> Dict[str, Dict[str, float]]:
     """p2 / p50 / p98 reflectance per band of what the network read in training (HR images or LR revisits).
 
     ``band_idx``: the scene bands the network reads, named ``bands``.
     ``jitter``: the radiometry drawn for segmentation patches (``data.radiometry``),
-    applied to each scene's decimated HR image as training applies it to patches.
+    applied to each scene's decimated HR image as training applies it to patches;
+    ``season`` (``data.season``) likewise, before it, as light meets them: a network
+    that learned snow must not be told a snowy scene lies outside what it saw.
     """
     names = [band_key(b) or str(b) for b in bands]
     wavelengths = band_wavelengths(list(bands))
@@ -80,6 +84,10 @@ def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequ
             ok = np.asarray(s.hr_valid, bool) if s.hr_valid is not None else np.ones(img.shape[1:], bool)
             step = max(1, int(np.sqrt(ok.size / STATS_PIXELS_PER_SCENE)))
             img, ok = img[:, ::step, ::step], ok[::step, ::step]
+            if season is not None and season.active:
+                objects = [np.asarray(s.masks[k], bool)[::step, ::step] if k in s.masks
+                           else np.zeros(ok.shape, bool) for k in ("buildings", "roads")]
+                img = season.apply(img, wavelengths, objects[0], objects[1], rng)
             if jitter is not None and jitter.active:
                 img = jitter.apply(img.copy(), wavelengths, rng)
             for k in range(len(names)):

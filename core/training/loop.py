@@ -167,7 +167,8 @@ class TrainingLoop:
         jitter = cfg.data.radiometry if cfg.task == "segmentation" else None  # drawn for segmentation patches
         self.level = training_level(self.train_scenes, jitter)
         self.input_stats = training_stats(self.train_scenes, self.band_idx, self.bands or [
-            f"band{i + 1}" for i in self.band_idx], hr=cfg.task == "segmentation", jitter=jitter, seed=cfg.seed)
+            f"band{i + 1}" for i in self.band_idx], hr=cfg.task == "segmentation", jitter=jitter, seed=cfg.seed,
+            season=cfg.data.season if cfg.task == "segmentation" else None)
 
         seed_everything(cfg.seed)
         self.model, init_card = build_model(cfg, self.device)

@@ -325,9 +325,11 @@ def segment(
                 share = f"{pct:.1f} %" if pct >= 0.1 else "under 0.1 %"
                 what = ("a snow-covered scene: snow, also under trees and in shade (white-grey, weakly green)"
                         if snowy else "snow or thick cloud (bright and white in B02-B04)")
-                messages.append(f"{share} of the area looks like {what}: left without objects, as the networks "
-                                "were not trained on it (untick 'No objects on snow/cloud', or "
-                                "--no-mask-snow, to keep their output there)")
+                saw = all("snow" in m.card.trained_seasons for m in models)
+                why = ("the networks saw snow only in simulated seasons" if saw
+                       else "the networks were not trained on it")
+                messages.append(f"{share} of the area looks like {what}: left without objects, as {why} "
+                                "(untick 'No objects on snow/cloud', or --no-mask-snow, to keep their output there)")
             say(0.87, "building overviews")
             for s in sinks.values():
                 s.commit(overviews=s is not sinks.get("support"))

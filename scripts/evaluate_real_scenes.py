@@ -1,7 +1,7 @@
 """The shipped networks on REAL Sentinel-2 scenes, judged with land-use truth (issue 20, "Done when").
 
 Why this script exists: every number the project printed so far came from
-synthetic worlds. Tried on real imagery, the frozen UNet++ networks (and so the
+synthetic worlds. Tried on real imagery, the frozen segmentation networks (and so the
 task-driven SR trained against them) painted roads over meadows and forests and
 found no houses in villages. This script makes that measurable, so that later
 work is judged against real land and not against the worlds it was trained on.

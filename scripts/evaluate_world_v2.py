@@ -108,7 +108,7 @@ def _write_page(rows, out: Path, minutes, world: str = "v2") -> int:
              "tiled passes, anchored to the revisits' brightness as the plugin writes them (raw Dice is the "
              "study's protocol). *Grid*: the 3-px grid score (DESIGN.md section 4; a stamped pixel-shuffle grid "
              "scores tens to thousands, bicubic well below 2). *Phantoms*: share of object-free land (farther "
-             "than 20 m from any building or road in the masks) flagged by the shipped UNet++ networks, on the "
+             "than 20 m from any building or road in the masks) flagged by the shipped segmentation networks, on the "
              "SR output and on bicubic upsampling of the same revisits.", ""]
     for label, _folder in DATASETS:
         lines += [f"## {label.capitalize()} revisits", "",

@@ -119,7 +119,8 @@ def apply_season(season: str, image: np.ndarray, wavelengths: np.ndarray, buildi
     x = image.astype(np.float32, copy=True)
     shape = x.shape[1:]
     objects = buildings | roads
-    canopy = np.clip((_ndvi(x, wavelengths) - 0.4) / 0.4, 0.0, 1.0)
+    ndvi = _ndvi(x, wavelengths)
+    canopy = np.clip((ndvi - 0.4) / 0.4, 0.0, 1.0)
     if season in ("snow", "frost"):
         if season == "snow":
             cover = np.clip(_smooth_field(shape, rng) * 1.6 - 0.6 + rng.uniform(0.3, 0.9), 0.0, 1.0)
@@ -132,7 +133,7 @@ def apply_season(season: str, image: np.ndarray, wavelengths: np.ndarray, buildi
             white = _spectrum(_SNOW, wavelengths) * np.float32(rng.uniform(0.6, 0.9))
         x = (1.0 - cover) * x + cover * white[:, None, None]
     elif season == "dry":
-        green = np.where(objects, 0.0, np.clip(_ndvi(x, wavelengths) / 0.6, 0.0, 1.0))
+        green = np.where(objects, 0.0, np.clip(ndvi / 0.6, 0.0, 1.0))
         gain = np.interp(wavelengths, _WAVELENGTHS,
                          [1.0, rng.uniform(1.0, 1.2), rng.uniform(1.15, 1.6), rng.uniform(0.5, 0.8)])
         x = x * (1.0 + green * (gain.astype(np.float32)[:, None, None] - 1.0))

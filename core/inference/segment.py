@@ -25,7 +25,7 @@ from rasterio.windows import transform as window_transform
 
 from .. import __version__
 from ..io.checks import check_inputs, enforce
-from ..io.input_signs import is_snowy_scene, snow_cloud_mask
+from ..io.input_signs import is_snowy_scene, networks_saw_snow, snow_cloud_mask
 from ..io.polygons import write_mask_vectors
 from ..io.radiometry import radiometry_notes
 from ..io.rasters import FrameSet, Grid, gdal_env, window_from_extent
@@ -325,8 +325,7 @@ def segment(
                 share = f"{pct:.1f} %" if pct >= 0.1 else "under 0.1 %"
                 what = ("a snow-covered scene: snow, also under trees and in shade (white-grey, weakly green)"
                         if snowy else "snow or thick cloud (bright and white in B02-B04)")
-                saw = all("snow" in m.card.trained_seasons for m in models)
-                why = ("the networks saw snow only in simulated seasons" if saw
+                why = ("the networks saw snow only in simulated seasons" if networks_saw_snow([m.card for m in models])
                        else "the networks were not trained on it")
                 messages.append(f"{share} of the area looks like {what}: left without objects, as {why} "
                                 "(untick 'No objects on snow/cloud', or --no-mask-snow, to keep their output there)")

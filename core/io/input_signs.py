@@ -223,6 +223,11 @@ def check_level(level: Optional[str], label: str, trained: Optional[str] = None,
                  "trained on L2A.")
 
 
+def networks_saw_snow(cards: Sequence[object]) -> bool:
+    """Whether every network of a job was trained with simulated snow (its card's seasons); False for none."""
+    return bool(cards) and all("snow" in getattr(c, "trained_seasons", []) for c in cards)
+
+
 def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False,
                      saw_snow: bool = False) -> Optional[Check]:
     """Warn when a share of the area looks like snow or thick cloud (None: not judged, e.g. no B02-B04).
@@ -377,7 +382,7 @@ def sign_checks(paths: Sequence[Path], frames: Sequence[object], bands: Sequence
             by_band[band] = (_reflectance(frame, values, valid), valid)
     share, dark2, dark8, medians = spectral_signs(by_band)
     out = [check_level(level, label, trained, network, pixels_judged=dark2 is not None)]
-    saw_snow = bool(cards) and all("snow" in getattr(c, "trained_seasons", []) for c in cards)
+    saw_snow = networks_saw_snow(cards)
     for check in (check_snow_cloud(share, label, has_scl=level == "L2A", saw_snow=saw_snow),
                   check_haze(dark2, dark8, label, level, trained, network)):
         if check is not None:

@@ -13,8 +13,10 @@ meant for the analyst.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -79,6 +81,7 @@ __all__ = [
     "train",
     "list_models",
     "model_card",
+    "model_cards_are_cheap",
     "shipped_models_dir",
     "shipped_checkpoint",
     "finetune_area",
@@ -212,6 +215,16 @@ def adapt_area(revisits: Sequence[PathLike], sr_checkpoint: PathLike, out_dir: P
 def model_card(path: PathLike) -> ModelCard:
     """The model card of a checkpoint, read from its metadata only (weights are not loaded)."""
     return _zoo.read_card(path)
+
+
+def model_cards_are_cheap() -> bool:
+    """True when reading a model card costs milliseconds: the model code, and so PyTorch, is imported already.
+
+    Why: a card is validated against the architecture registry, whose first use imports PyTorch (about
+    2 s). A caller with an event loop to keep alive (the plugin's dock) reads cards where it stands when
+    this is true and in a worker thread the first time, when it is false.
+    """
+    return importlib.util.resolve_name(".models.zoo", __package__) in sys.modules
 
 
 def list_models(dirs: Optional[Iterable[PathLike]] = None,

@@ -9,7 +9,10 @@ QGIS, by ``tests/gui/qgis_driver.py`` (plain Qt, no pytest).
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+import traceback
 from typing import List, Optional, Tuple
 
 from qgis.PyQt.QtCore import QObject, Qt, QTimer
@@ -31,12 +34,35 @@ class StallMonitor(QObject):
         self.longest = 0.0
         self.ticks = 0
         self.stalls: List[Tuple[float, float]] = []  # (seconds since start, stall length)
+        #: (seconds since start, the UI thread's innermost frames) sampled once per stall by a watchdog thread,
+        #: so a stall names its cause instead of leaving it to be guessed.
+        self.stacks: List[Tuple[float, str]] = []
         self._start = self._last = 0.0
+        self._ui_thread = threading.get_ident()
+        self._watching = threading.Event()
+        self._watchdog: Optional[threading.Thread] = None
 
     def start(self) -> StallMonitor:
         self._start = self._last = time.monotonic()
+        self._ui_thread = threading.get_ident()
         self.timer.start()
+        self._watching.set()
+        self._watchdog = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
+        self._watchdog.start()
         return self
+
+    def _watch(self) -> None:
+        """Sample the UI thread's stack every ``threshold / 4`` while a tick is overdue (runs off the UI thread).
+
+        Every sample of one stall is kept, so ``stacks`` shows where the stall's time went, not only where it
+        happened to be once."""
+        while self._watching.is_set():
+            time.sleep(self.threshold / 4)
+            if time.monotonic() - self._last - self.interval > self.threshold:
+                frame = sys._current_frames().get(self._ui_thread)
+                if frame is not None:
+                    lines = [line for line in traceback.format_stack(frame) if "<frozen importlib" not in line]
+                    self.stacks.append((time.monotonic() - self._start, "".join(lines[-40:])))
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -51,7 +77,15 @@ class StallMonitor(QObject):
     def stop(self) -> float:
         self._tick()
         self.timer.stop()
+        self._watching.clear()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=1.0)
         return self.longest
+
+    def stack_near(self, seconds: float) -> str:
+        """The UI thread's stack sampled during the stall that ended at ``seconds`` (empty if none was sampled)."""
+        before = [(t, text) for t, text in self.stacks if t <= seconds + self.interval]
+        return before[-1][1] if before else ""
 
     def report(self) -> str:
         worst = sorted(self.stalls, key=lambda s: -s[1])[:5]

@@ -111,6 +111,9 @@ def compare(dock, trust):
             if tabs.widget(i) is panel or tabs.widget(i).isAncestorOf(panel):
                 tabs.setCurrentIndex(i)
     panel.run_mode.setChecked(True)
+    # The session's first listing of checkpoints runs in a worker thread (it imports PyTorch): wait for it.
+    wait_until(lambda: panel.baseline_combo.count() > 0 and panel.taskdriven_combo.count() > 0, 60,
+               "the checkpoints to be listed")
     for combo, name in ((panel.baseline_combo, "hat_baseline"), (panel.taskdriven_combo, "hat_taskdriven")):
         index = next(i for i in range(combo.count()) if os.path.basename(str(combo.itemData(i))).startswith(name))
         combo.setCurrentIndex(index)
@@ -259,7 +262,8 @@ def main():
         settle(0.5)
         STATE["dock_closed"] = not dock.isVisible()
         monitor.stop()
-        STATE["stall"] = {"longest": monitor.longest, "report": monitor.report()}
+        STATE["stall"] = {"longest": monitor.longest, "report": monitor.report(), "stacks": monitor.stacks[-200:],
+                          "stages": STATE["stages"], "monitor_start": monitor._start}
         STATE["ok"] = True
         stage("done")
     except BaseException as exc:  # everything must end in the result file and a QGIS exit

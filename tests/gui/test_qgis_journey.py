@@ -102,6 +102,8 @@ def test_analyst_journeys_in_a_real_qgis_window(tmp_path: Path, layout: str):
     print(f"\nGUI journeys: {seconds:.0f} s; stages: "
           + ", ".join(f"{k} {v - min(state['stages'].values()):.0f} s" for k, v in state["stages"].items()))
     print(f"whole journey: {state['stall'].get('report')}")
+    for at, stack in state["stall"].get("stacks", []):
+        print(f"UI thread {at:.1f} s into the journey, during a stall:\n{stack}")
     if state.get("train", {}).get("stall_training"):
         print(f"while training: {state['train']['stall_training']['report']}")
     for key, run in state.get("compare", {}).items():

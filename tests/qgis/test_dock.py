@@ -238,3 +238,46 @@ def test_cancel_says_cancelled_and_lands_within_one_tile(dock, checkpoints, qh, 
     assert not any("fail" in m.lower() for m in messages), messages
     assert qh.wait_until(lambda: "cancelled" in dock.log_view.toPlainText(), 5)
     assert "fail" not in dock.log_view.toPlainText().lower()
+
+
+def test_first_listing_of_checkpoints_runs_off_the_ui_thread_and_keeps_remembered_choices(clean_qgis, qh,
+                                                                                            monkeypatch):
+    """In a fresh QGIS the first model card read imports PyTorch (about 2 s of a frozen window, measured in the
+    real-window journey): the dock lists in a worker thread and fills its combos when that lands, without
+    overwriting the analyst's remembered choice with the empty list it starts from."""
+    import threading
+
+    from qgis.core import QgsSettings
+
+    listing = qh.ui("dock.model_listing")
+    store = qh.ui("dock.model_store")
+    real_read = listing.read_entries
+    threads = []
+
+    def read_and_note_thread(paths):
+        threads.append(threading.get_ident())
+        return real_read(paths)
+
+    monkeypatch.setattr(listing, "read_entries", read_and_note_thread)
+    monkeypatch.setattr(listing.api, "model_cards_are_cheap", lambda: False)  # as in a QGIS without PyTorch loaded
+    shipped = [str(p) for p, card in listing.api.list_models() if card.task == "sr"]
+    remembered = shipped[-1]
+    store.ModelStore().set_choice("sr", remembered)
+    dock = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
+    try:
+        assert dock.checkpoint_combo.count() == 0 and dock.models == []
+        assert "Reading the checkpoints' model cards" in dock.progress_label.text()
+        dock.refresh_models()  # asked again while the worker runs: one more listing once it lands
+        assert qh.wait_until(lambda: dock.checkpoint_combo.count() > 0 and not dock.lister.busy(), 60)
+        assert threads and threads[0] != threading.get_ident()
+        assert dock.compare.baseline_combo.count() > 0 and dock.compare.taskdriven_combo.count() > 0
+        assert dock.checkpoint_combo.currentData() == remembered
+        assert store.ModelStore().choice("sr") == remembered
+        # the refresh asked for meanwhile ran after the first listing (in a worker too: PyTorch is "not loaded")
+        assert qh.wait_until(lambda: len(threads) == 2 and not dock.lister.busy(), 30)
+        assert qh.wait_until(lambda: "Reading the checkpoints'" not in dock.progress_label.text(), 10)
+        assert dock.checkpoint_combo.currentData() == remembered
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+        QgsSettings().remove("s2_taskdriven_sr/choice/sr")

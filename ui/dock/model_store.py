@@ -22,7 +22,7 @@ from ..log import log
 if TYPE_CHECKING:  # the card type, without importing core's model code at load
     from ...core.models.card import ModelCard
 
-__all__ = ["SETTINGS", "ModelEntry", "ModelStore", "remember_checkpoint", "card_html", "CARD_METRICS",
+__all__ = ["SETTINGS", "ModelEntry", "ModelStore", "read_entries", "remember_checkpoint", "card_html", "CARD_METRICS",
            "breakable"]
 
 SETTINGS = "s2_taskdriven_sr"
@@ -103,23 +103,28 @@ class ModelStore:
 
     def entries(self) -> List[ModelEntry]:
         """Shipped checkpoints (``resources/models``) then the user's, each listed once."""
-        out: List[ModelEntry] = []
-        seen = set()
-        for path, card in api.list_models():
-            seen.add(str(Path(path).resolve()))
-            out.append(ModelEntry(str(path), card, shipped=True))
-        for path in self.extra_paths():
-            key = str(Path(path).resolve())
-            if key in seen or not Path(path).is_file():
-                continue
-            try:
-                card = api.model_card(path)
-            except Exception as exc:  # a file that went bad since: say so once, list the rest
-                log(f"checkpoint {path} is no longer readable: {exc}", Qgis.MessageLevel.Warning)
-                continue
-            seen.add(key)
-            out.append(ModelEntry(path, card))
-        return out
+        return read_entries(self.extra_paths())
+
+
+def read_entries(extra_paths: List[str]) -> List[ModelEntry]:
+    """Shipped checkpoints then ``extra_paths``, each listed once; safe off the UI thread (no QgsSettings)."""
+    out: List[ModelEntry] = []
+    seen = set()
+    for path, card in api.list_models():
+        seen.add(str(Path(path).resolve()))
+        out.append(ModelEntry(str(path), card, shipped=True))
+    for path in extra_paths:
+        key = str(Path(path).resolve())
+        if key in seen or not Path(path).is_file():
+            continue
+        try:
+            card = api.model_card(path)
+        except Exception as exc:  # a file that went bad since: say so once, list the rest
+            log(f"checkpoint {path} is no longer readable: {exc}", Qgis.MessageLevel.Warning)
+            continue
+        seen.add(key)
+        out.append(ModelEntry(path, card))
+    return out
 
 
 def remember_checkpoint(path: str) -> None:

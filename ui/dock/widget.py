@@ -35,6 +35,7 @@ from ..tasks import SuperResolveJob, TaskRunner
 from .compare_tab import ComparePanel
 from .fit import scroll_page, shrink_combos, wrapped_label
 from .layers import InputSpec
+from .model_listing import CheckpointLister
 from .model_store import ModelEntry, ModelStore
 from .segment_tab import SegmentTab
 from .sr_tab import SuperResolveTab
@@ -63,6 +64,8 @@ class SRDockWidget(QgsDockWidget):
         self.setObjectName("S2TaskDrivenSRDock")
         self.iface = iface
         self.store = ModelStore()
+        self.lister = CheckpointLister(self)
+        self.lister.listed.connect(self._models_listed)
         self.runner = TaskRunner(self)
         self.models: List[ModelEntry] = []
         self.last_output: Optional[QgsRasterLayer] = None
@@ -163,12 +166,35 @@ class SRDockWidget(QgsDockWidget):
 
     # ------------------------------------------------------------------ models
     def refresh_models(self) -> None:
-        """Re-read the shipped and added checkpoints (cards only; weights load when a job runs)."""
+        """Re-read the shipped and added checkpoints (cards only; weights load when a job runs).
+
+        The first listing of a QGIS session imports PyTorch, so it runs in a worker thread
+        (:class:`.model_listing.CheckpointLister`) and the combos fill when it lands; until then they stay
+        as they were, so no remembered choice is overwritten by an empty list."""
         try:
-            self.models = self.store.entries()
+            entries = self.lister.list(self.store.extra_paths())
         except Exception as exc:
-            self.models = []
+            entries = []
             notify(self.iface, "Models", log_exception(exc, "listing checkpoints"), Qgis.MessageLevel.Warning)
+        if entries is None:
+            self.progress_label.setText("Reading the checkpoints' model cards (the first time loads PyTorch)…")
+            return
+        self._show_models(entries)
+
+    def _models_listed(self, entries: List[ModelEntry], error: Optional[str]) -> None:
+        """The worker's listing landed (UI thread)."""
+        if self._closing:
+            return
+        if error:
+            notify(self.iface, "Models", f"listing checkpoints failed: {error}", Qgis.MessageLevel.Warning)
+        if self.progress_label.text().startswith("Reading the checkpoints'"):
+            self.progress_label.setText("")
+        self._show_models(entries)
+        if self.lister.take_again():
+            self.refresh_models()
+
+    def _show_models(self, entries: List[ModelEntry]) -> None:
+        self.models = entries
         self.sr.fill_checkpoints()
         self.seg.fill_networks()
         sr = [e for e in self.models if e.task == "sr"]

@@ -13,6 +13,8 @@ dataset root (``synth --world v2`` or ``v3``; a v3 scene names its
   top-of-atmosphere path radiance (B02 0.08 reflectance, falling with
   wavelength as in :mod:`core.data.radiometric`) added to every band, the
   largest failure of the networks on real imagery (``docs/results/real_scenes.md``);
+* with ``--l1c-measured``, the same on each HR image turned L1C by the per-band gain and
+  offset measured on ESA's L1C and L2A of one acquisition (``docs/results/l1c_l2a.md``);
 * with ``--bicubic``, the same on the **bicubic upsampling of the scene's 10 m
   revisits** (their mean, :func:`core.evaluation.scene_predict.bicubic_baseline`):
   how much of a network's skill survives when the image has only 10 m detail,
@@ -56,6 +58,17 @@ def _l1c_like(hr: np.ndarray, bands: List[str]) -> np.ndarray:
     return hr + (L1C_PATH_RADIANCE_B02 * scatter)[:, None, None].astype(hr.dtype)
 
 
+#: L1C = gain * L2A + offset per band as ESA's own products of one acquisition relate them (reduced major axis fit,
+#: mean of the two dates of ``docs/results/l1c_l2a.md``, vegetation and bare soil): less contrast in the blue.
+MEASURED_L1C = {"B02": (0.593, 0.0728), "B03": (0.684, 0.0410), "B04": (0.753, 0.0239), "B08": (0.727, 0.0362)}
+
+
+def _l1c_measured(hr: np.ndarray, bands: List[str]) -> np.ndarray:
+    gain = np.array([MEASURED_L1C[b][0] for b in bands], hr.dtype)[:, None, None]
+    offset = np.array([MEASURED_L1C[b][1] for b in bands], hr.dtype)[:, None, None]
+    return gain * hr + offset
+
+
 def _group(scene, root: Path) -> str:
     """A v3 scene's city type (scene.json's ``city_type``, kept in ``Scene.extra``), else the dataset folder."""
     meta = json.loads((root / scene.name / "scene.json").read_text(encoding="utf-8"))
@@ -70,6 +83,9 @@ def main() -> int:
     ap.add_argument("--split", default=None, help="split to use (default: every scene of the folder)")
     ap.add_argument("--json", default=None, help="also write the rows here")
     ap.add_argument("--bicubic", action="store_true", help="also score the bicubic upsampling of the 10 m revisits")
+    ap.add_argument("--l1c-measured", action="store_true",
+                    help="also score the HR images turned L1C by the gains and offsets measured on ESA's products "
+                         "(docs/results/l1c_l2a.md): B02 keeps 59 %% of its contrast")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                     help="number format of the networks (default: the plugin's, auto)")
     args = ap.parse_args()
@@ -95,6 +111,8 @@ def main() -> int:
                 free = object_free([scene.masks[t] for t in ("buildings", "roads")], OBJECT_FREE_MARGIN_PX) & valid
                 hr = np.asarray(scene.hr[idx], np.float32)
                 levels = [("L2A", hr), ("L1C-like", _l1c_like(hr, [scene.bands[i] for i in idx]))]
+                if args.l1c_measured:
+                    levels.append(("L1C measured", _l1c_measured(hr, [scene.bands[i] for i in idx])))
                 if args.bicubic:
                     levels.append(("bicubic of 10 m", bicubic_baseline(scene, idx, range(scene.lr.shape[0]))))
                 for level, image in levels:

@@ -29,6 +29,21 @@ def test_path_radiance_falls_with_wavelength_as_in_real_l1c():
     assert np.allclose(out, offsets[:, None, None])
 
 
+def test_transmittance_takes_most_contrast_from_the_blue_as_in_real_l1c_over_l2a():
+    """ESA's L1C over L2A of one acquisition: slope 0.52-0.67 in B02, 0.71-0.75 in B08 (docs/results/l1c_l2a.md)."""
+    jitter = RadiometricJitter(prob=1.0, path_radiance=0.0, gain_low=1.0, gain_high=1.0, band_gain=0.0, haze=0.0,
+                               transmittance=0.4)
+    image = np.full((4, 2, 2), 0.3, np.float32)
+    rng = np.random.default_rng(0)
+    slopes = np.array([jitter.apply(image, RGBN, rng)[:, 0, 0] / 0.3 for _ in range(400)])
+    assert np.all(slopes[:, 0] <= slopes[:, 3] + 1e-6)  # blue never keeps more contrast than NIR
+    assert slopes[:, 0].min() == pytest.approx(0.6, abs=0.02) and slopes[:, 0].max() > 0.97
+    assert slopes[:, 3].min() > 1 - 0.4 * (842 / 490) ** -2.5 - 1e-6
+    flat = RadiometricJitter(prob=1.0, path_radiance=0.0, gain_low=1.0, gain_high=1.0, band_gain=0.0, haze=0.0,
+                             transmittance=0.0)
+    assert np.allclose(flat.apply(image, RGBN, rng), image)  # 0 leaves contrast alone
+
+
 def test_off_by_default_and_nodata_kept():
     image = np.full((4, 4, 4), 0.2, np.float32)
     image[:, 0, 0] = np.nan

@@ -11,13 +11,18 @@ so the network must use shape and context.
 
 The model, in reflectance units, per band ``b`` of centre wavelength ``l_b``:
 
-    x' = g * j_b * ((1 - h) * x + h * c_b) + a * (l_b / 490 nm) ** -k
+    x' = g * j_b * t_b * ((1 - h) * x + h * c_b) + a * (l_b / 490 nm) ** -k
 
 * ``a`` path radiance in B02 (uniform in 0..``path_radiance``); the other bands
   get less, as scattering falls with wavelength (``k`` = 2.5 fits the dark-object
   offsets of the real L1C scene in the evaluation: B03/B02 0.68, B04/B02 0.45,
   B08/B02 0.29; Rayleigh alone would be 4, aerosols bring it down);
 * ``g`` illumination (sun elevation and season), ``j_b`` a small per-band gain;
+* ``t_b = 1 - d * (l_b / 490 nm) ** -k`` the two-way transmittance, ``d`` uniform in
+  0..``transmittance``: scattering that adds path radiance also takes contrast away,
+  most in the blue. ESA's own L1C and L2A of one acquisition put the slope of L1C on
+  L2A at 0.52-0.67 in B02 and 0.71-0.75 in B08 (``docs/results/l1c_l2a.md``), below
+  what ``g * j_b`` alone drew;
 * ``h`` haze: a blend toward a bright, nearly flat spectrum ``c_b``.
 """
 
@@ -51,7 +56,9 @@ class RadiometricJitter:
     ``prob``: share of patches changed (0 switches it off); ``path_radiance``:
     largest additive offset in B02 (reflectance); ``gain``: range of the
     illumination factor; ``band_gain``: half-width of the per-band gain;
-    ``haze``: largest blend toward the haze spectrum; ``exponent``: ``k``.
+    ``haze``: largest blend toward the haze spectrum; ``exponent``: ``k``;
+    ``transmittance``: largest loss of contrast in B02 (``d``; 0 leaves it out and draws
+    the same numbers as before it existed).
     """
 
     prob: float = 0.0
@@ -61,9 +68,10 @@ class RadiometricJitter:
     band_gain: float = 0.05
     haze: float = 0.15
     exponent: float = 2.5
+    transmittance: float = 0.4
 
     def __post_init__(self) -> None:
-        for name in ("prob", "path_radiance", "band_gain", "haze"):
+        for name in ("prob", "path_radiance", "band_gain", "haze", "transmittance"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name}: must be between 0 and 1 (got {value})")
@@ -89,6 +97,8 @@ class RadiometricJitter:
         offset = rng.uniform(0.0, self.path_radiance) * scatter
         gain = rng.uniform(self.gain_low, self.gain_high) * (
             1.0 + rng.uniform(-self.band_gain, self.band_gain, size=len(wavelengths)))
+        if self.transmittance > 0.0:
+            gain = gain * (1.0 - rng.uniform(0.0, self.transmittance) * scatter)
         h = rng.uniform(0.0, self.haze)
         haze_colour = 0.25 + 0.1 * scatter  # bright, a little bluer than flat
         out = gain.reshape(shape) * ((1.0 - h) * image + h * haze_colour.reshape(shape)) + offset.reshape(shape)

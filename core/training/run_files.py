@@ -116,7 +116,9 @@ def resume_signature(config: TrainConfig, world_size: int, network: Optional[Map
     sig["world_size"] = world_size  # the global batch (and so the trajectory) depends on it
     sig["data"] = {k: full["data"][k] for k in RESUME_DATA_KEYS}
     if config.data.radiometry.active:  # only then: run folders from before this setting stay resumable
-        sig["data"]["radiometry"] = full["data"]["radiometry"]
+        sig["data"]["radiometry"] = dict(full["data"]["radiometry"])
+        if not config.data.radiometry.transmittance:  # as run folders from before the transmittance recorded it
+            sig["data"]["radiometry"].pop("transmittance", None)
     for key in ("sharpness", "season"):
         if getattr(config.data, key).active:
             sig["data"][key] = full["data"][key]

@@ -110,15 +110,27 @@ def whole_layer(page) -> None:
             c.setChecked(False)
 
 
-def select_file_item(page, needle: str) -> QComboBox:
-    """Select the combo box item whose data (a checkpoint path) contains ``needle``; return its combo box."""
+def _file_item(page, needle: str):
     for combo in page.findChildren(QComboBox):
         for i in range(combo.count()):
             data = combo.itemData(i)
             if isinstance(data, str) and needle in os.path.basename(data):
-                combo.setCurrentIndex(i)
-                return combo
-    raise LookupError(f"no combo box item for a checkpoint named '{needle}'")
+                return combo, i
+    return None
+
+
+def select_file_item(page, needle: str, seconds: float = 60) -> QComboBox:
+    """Select the combo box item whose data (a checkpoint path) contains ``needle``; return its combo box.
+
+    The dock's first listing of checkpoints runs in a worker thread (it imports PyTorch), as an analyst
+    sees it: the item is waited for, as the analyst would wait for the list to fill."""
+    try:
+        wait_until(lambda: _file_item(page, needle) is not None, seconds, f"a checkpoint named '{needle}'")
+    except TimeoutError:
+        raise LookupError(f"no combo box item for a checkpoint named '{needle}'") from None
+    combo, i = _file_item(page, needle)
+    combo.setCurrentIndex(i)
+    return combo
 
 
 def select_text_item(page, prefix: str) -> None:

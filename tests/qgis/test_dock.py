@@ -246,6 +246,7 @@ def test_first_listing_of_checkpoints_runs_off_the_ui_thread_and_keeps_remembere
     real-window journey): the dock lists in a worker thread and fills its combos when that lands, without
     overwriting the analyst's remembered choice with the empty list it starts from."""
     import threading
+    import time
 
     from qgis.core import QgsSettings
 
@@ -256,6 +257,7 @@ def test_first_listing_of_checkpoints_runs_off_the_ui_thread_and_keeps_remembere
 
     def read_and_note_thread(paths):
         threads.append(threading.get_ident())
+        time.sleep(0.2)  # as slow as a first PyTorch import, at least
         return real_read(paths)
 
     monkeypatch.setattr(listing, "read_entries", read_and_note_thread)
@@ -281,3 +283,10 @@ def test_first_listing_of_checkpoints_runs_off_the_ui_thread_and_keeps_remembere
         dock.shutdown()
         dock.deleteLater()
         QgsSettings().remove("s2_taskdriven_sr/choice/sr")
+    # closed (or QGIS quit) while the first listing runs: shutdown lets it finish, so no thread is left
+    # importing PyTorch while the plugin unloads or Python finalizes
+    closing = qh.ui("dock").SRDockWidget(clean_qgis, parent=clean_qgis.mainWindow())
+    assert closing.lister.busy()
+    closing.shutdown()
+    assert not closing.lister.busy()
+    closing.deleteLater()

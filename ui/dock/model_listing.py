@@ -48,6 +48,13 @@ class CheckpointLister(QObject):
         self._worker.start()
         return None
 
+    def wait(self, seconds: float = 60.0) -> None:
+        """Let a running first listing finish (the dock's shutdown: no thread may be importing PyTorch while
+        QGIS unloads the plugin or Python finalizes; it ends in seconds, and its result is then dropped)."""
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            worker.join(seconds)
+
     def take_again(self) -> bool:
         """Whether a refresh was asked for while the worker ran (and forget it)."""
         again, self._again = self._again, False

@@ -261,6 +261,7 @@ class SRDockWidget(QgsDockWidget):
     def shutdown(self) -> None:
         """Cancel running jobs, wait for them, and let go of QGIS signals (plugin unload)."""
         self._closing = True
+        self.lister.wait()
         self.runner.shutdown()
         self.compare.shutdown()
         self.log_view.detach()

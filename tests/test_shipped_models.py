@@ -31,6 +31,21 @@ def test_all_starter_files_are_shipped_and_listed():
         assert m.file in readme
 
 
+def test_readme_names_the_losses_each_task_driven_card_records():
+    """A network fine-tuned with other loss shares than the starter recipe's is listed with its own."""
+    from core.training.starter import loss_mix, shipped_row
+
+    readme = (MODELS / "README.md").read_text(encoding="utf-8")
+    for m in STARTER_MODELS:
+        card = read_card(MODELS / m.file)
+        if m.key.endswith("taskdriven"):
+            mix = loss_mix(card.recipe["losses"], card.recipe["weighting"])
+            shares = {t["name"]: t["proportion"] for t in card.recipe["losses"]}
+            assert f"{shares['dice_roads']:g} R-Dice" in mix and f"{shares['dice_buildings']:g} B-Dice" in mix
+            assert mix in shipped_row(m, MODELS)["title"] and mix in readme
+    assert loss_mix([{"name": "cl1", "weight": 1.0}], "static") == "static cL1"
+
+
 @pytest.mark.parametrize("model", STARTER_MODELS, ids=[m.key for m in STARTER_MODELS])
 def test_card_is_complete_and_honest(model):
     path = MODELS / model.file

@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from .. import RESOURCES
 from ..data.scene import list_scenes
@@ -219,8 +219,33 @@ def shipped_row(model: StarterModel, out_dir: Path) -> Optional[Dict[str, object
     title = model.title
     if (card.hparams or {}).get("decoder") == "unet":  # the file keeps its name; the table says what it holds
         title = title.replace("UNet++", "U-Net (UNet++'s encoder, plain decoder)")
+    mix = loss_mix((card.recipe or {}).get("losses"), (card.recipe or {}).get("weighting"))
+    if mix and "(baseline fine-tuned: " in title:  # the last fine-tune's losses, which may differ from the starter's
+        head, _, rest = title.partition("(baseline fine-tuned: ")
+        title = f"{head}(baseline fine-tuned: {mix}{rest[rest.index(','):]}"
     return dict(key=model.key, file=model.file, title=title, segmentation=model.is_segmentation,
                 metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters()))
+
+
+_LOSS_WORDS = {"cl1": "cL1", "dice_buildings": "B-Dice", "dice_roads": "R-Dice"}
+
+
+def loss_mix(losses: Optional[Sequence[Mapping[str, object]]], weighting: Optional[str]) -> Optional[str]:
+    """``dynamic cL1 + 0.25 B-Dice + 0.9 R-Dice + 0.5 fixed phantom terms`` from a card's recipe (None if unknown)."""
+    if not losses:
+        return None
+    parts, phantom = [], set()
+    for term in losses:
+        name = str(term.get("name"))
+        if name.startswith("fp_"):
+            phantom.add(term.get("weight"))
+            continue
+        share = term.get("proportion") if weighting == "dynamic" else term.get("weight")
+        word = _LOSS_WORDS.get(name, name)
+        parts.append(word if name == "cl1" or share is None else f"{float(share):g} {word}")
+    if len(phantom) == 1 and None not in phantom:
+        parts.append(f"{float(phantom.pop()):g} fixed phantom terms")
+    return (f"{weighting} " if weighting else "") + " + ".join(parts)
 
 
 def write_models_readme(out_dir: Path = MODELS_DIR) -> bool:

@@ -12,7 +12,9 @@ is watched.
 
 Prints the median and range of the longest pause per variant over ``--runs``
 alternating runs, and their ratio. Run it on a quiet machine: a busy CPU adds
-pauses of its own.
+pauses of its own. The gain depends on the PyTorch build: with a CUDA wheel the
+preload opens only ``libtorch_global_deps.so`` (see ``ui/torch_preload.py``),
+so expect a ratio near 1 there and about 4 with a CPU build.
 
 Usage::
 

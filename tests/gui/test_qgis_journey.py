@@ -14,7 +14,8 @@ checkpoints without and with trust maps, then makes synthetic data, starts,
 cancels, resumes and closes a tiny training run from the training dialog,
 with a stall monitor on QGIS's event loop throughout; it asserts the map's
 scale and the synced view's size after each comparison, that the dock and
-the dialog close, and that no stall while training exceeds 0.3 s (printed).
+the dialog close, that no stall while training exceeds 0.3 s and none over the whole journey 1.6 s (printed,
+with the UI thread's stack sampled during every pause over 0.1 s).
 
 Both layouts must pass. The ``installer`` one used to fail where Debian's
 python3-sympy is older than 1.13 (the appended folder lost to it and PyTorch
@@ -43,6 +44,11 @@ PROCESS_TIMEOUT_S = 1200
 STAGE_TIMEOUT_S = 420
 #: Issue 21: the longest pause of QGIS's event loop allowed while training is followed.
 MAX_TRAINING_STALL_S = 0.3
+#: The longest pause over the whole journey: opening the dock froze QGIS for 1.9-2.3 s while the first card read
+#: imported PyTorch on the UI thread; with the import in a worker it is 0.5-1.2 s with a CUDA wheel (Python holds
+#: its lock while it opens the libraries; ui/torch_preload.py explains why that is left alone there) on a 2-core
+#: CPU. A guard against the import coming back onto the UI thread, not a goal.
+MAX_JOURNEY_STALL_S = 1.6
 
 pytestmark = [
     pytest.mark.skipif(not (QGIS and XVFB_RUN), reason="needs the QGIS program and xvfb-run (make test installs them)"),
@@ -144,6 +150,7 @@ def test_analyst_journeys_in_a_real_qgis_window(tmp_path: Path, layout: str):
     assert train["closed"] and train["dialogs_visible"] == [], train["dialogs_visible"]
     assert state["dock_closed"]
     assert train["stall_training"]["longest"] <= MAX_TRAINING_STALL_S, train["stall_training"]["report"]
+    assert state["stall"]["longest"] <= MAX_JOURNEY_STALL_S, state["stall"]["report"]
     for shot in ("journey_compare.png", "journey_training.png", "journey_training_done.png"):
         path = tmp_path / "shots" / shot
         assert path.is_file() and path.stat().st_size > 10_000, path

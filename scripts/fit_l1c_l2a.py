@@ -103,9 +103,11 @@ def jitter_ranges():
     from core.data.radiometric import RadiometricJitter, band_wavelengths
 
     jitter = RadiometricJitter()
-    law = (band_wavelengths(BAND_NAMES) / 490.0) ** -jitter.exponent
-    gains = (jitter.gain_low * (1 - jitter.band_gain), jitter.gain_high * (1 + jitter.band_gain))
-    return jitter, gains, [(0.0, jitter.path_radiance * float(f)) for f in law], [float(f) for f in law]
+    law = [float(f) for f in (band_wavelengths(BAND_NAMES) / 490.0) ** -jitter.exponent]
+    # the transmittance takes up to ``transmittance * law_b`` of each band's contrast (none in the worst case)
+    gains = [(jitter.gain_low * (1 - jitter.band_gain) * (1 - jitter.transmittance * f),
+              jitter.gain_high * (1 + jitter.band_gain)) for f in law]
+    return jitter, gains, [(0.0, jitter.path_radiance * f) for f in law], law
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -122,8 +124,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.scl and len(args.scl) != len(args.pair):
         ap.error("give one --scl per --pair, or none")
     jitter, gains, offsets, law = jitter_ranges()
-    print(f"Training jitter (core.data.radiometric defaults): gain {gains[0]:.2f}..{gains[1]:.2f} per band; "
-          f"B02 offset 0..{jitter.path_radiance:.3f}; other bands x (wavelength / 490 nm)^-{jitter.exponent:g}\n")
+    print("Training jitter (core.data.radiometric defaults): gain " + ", ".join(
+        f"{b} {g[0]:.2f}..{g[1]:.2f}" for b, g in zip(BAND_NAMES, gains))
+          + f"; B02 offset 0..{jitter.path_radiance:.3f}; other bands x (wavelength / 490 nm)^-{jitter.exponent:g}\n")
     print("| pair | band | pixels | gain | offset | offset / B02's (jitter's law) | r | gain in range | "
           "offset in range |")
     print("|---|---|---:|---:|---:|---:|---:|---|---|")
@@ -132,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         fits = fit_pair(l1c, l2a, scl, args.bands, args.l2a_offset)
         for i, f in enumerate(fits):
             ratio = f.offset / fits[0].offset if fits[0].offset else float("nan")
-            in_gain = "yes" if gains[0] <= f.gain <= gains[1] else "**no**"
+            in_gain = "yes" if gains[i][0] <= f.gain <= gains[i][1] else "**no**"
             in_offset = "yes" if offsets[i][0] <= f.offset <= offsets[i][1] else "**no**"
             print(f"| {l1c.name} | {f.band} | {f.pixels} | {f.gain:.3f} | {f.offset:.4f} | {ratio:.2f} ({law[i]:.2f}) "
                   f"| {f.r:.3f} | {in_gain} | {in_offset} |")

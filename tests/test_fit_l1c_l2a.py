@@ -17,7 +17,7 @@ from rasterio.transform import from_origin
 from core.data.geotiff import write_geotiff
 
 CRS = "EPSG:32632"
-GAINS = (0.55, 0.65, 0.75, 0.85)
+GAINS = (0.40, 0.65, 0.75, 0.85)
 OFFSETS = (0.07, 0.045, 0.03, 0.02)
 
 
@@ -60,5 +60,5 @@ def test_table_says_which_bands_lie_outside_the_training_jitter(fit, tmp_path, c
     assert fit.main(["--pair", str(l1c), str(l2a), "--scl", str(scl)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| l1c.tif")]
     assert len(rows) == 4
-    assert rows[0].split("|")[8].strip() == "**no**"  # B02 gain 0.55: below the jitter's 0.71
+    assert rows[0].split("|")[8].strip() == "**no**"  # B02 gain 0.40: below the jitter's 0.43 (transmittance included)
     assert rows[3].split("|")[8].strip() == "yes"  # B08 gain 0.85: inside

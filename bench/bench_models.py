@@ -14,7 +14,7 @@ For each network at a typical tile it prints, from one run:
   and HAT's fused SDPA attention vs the explicit softmax formula.
 
 Tiles: RAMS 9 x 128 x 128 LR (paper defaults), HAT-S and hat-tiny 1 x 64 x 64,
-UNet++ (ResNet-18) 1 x 256 x 256. Weights are random: speed does not depend on them.
+UNet++ (ResNet-18), the shipped U-Nets (unet-tiny, unet-small) 1 x 256 x 256. Weights are random: speed does not depend on them.
 
 Reference: with ``--reference-hat MODULE:CLASS`` (and ``--reference-path DIR``
 put on ``sys.path``) a HAT class with the official constructor (``img_size,
@@ -71,6 +71,8 @@ CASES: List[Case] = [
     Case("hat-tiny", "hat", "hat-tiny", (1, 1, 64, 64), "sdpa", attention="sdpa"),
     Case("unetpp", "unetpp", "unetpp", (1, 1, 256, 256)),
     Case("unetpp", "unetpp", "unetpp", (1, 1, 256, 256), "channels_last", channels_last=True),
+    Case("unet-tiny", "unetpp", "unet-tiny", (1, 1, 256, 256)),
+    Case("unet-small", "unetpp", "unet-small", (1, 1, 256, 256)),
 ]
 
 

@@ -145,3 +145,32 @@ def test_the_plain_unet_decoder_shares_the_encoder_and_costs_about_half():
     assert SegmentationNet(**{k: v for k, v in nested.hparams.items() if k != "decoder"}).hparams["decoder"] == "unetpp"
     with pytest.raises(ValueError):
         SegmentationNet(preset="unet-tiny", decoder="fpn")
+
+
+def test_a_small_network_grows_into_unet_small_keeping_its_shared_encoder_stages(tmp_path):
+    """``scripts/grow_segmenter.py``: the warm start of the city-and-village buildings network."""
+    import sys
+    from pathlib import Path
+
+    from core.models import zoo
+    from core.models.card import ModelCard
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts.grow_segmenter import main
+
+    torch.manual_seed(0)
+    small = SegmentationNet(preset="unet-tiny", in_channels=4)
+    source, target = tmp_path / "tiny.safetensors", tmp_path / "small.safetensors"
+    zoo.save_checkpoint(source, small, ModelCard.for_model(small, target="buildings",
+                                                           bands=["B02", "B03", "B04", "B08"]))
+    assert main([str(source), str(target)]) == 0
+    grown, card = zoo.load_checkpoint(target)
+    assert card.hparams["encoder_depth"] == 4 and card.hparams["decoder_channels"] == [64, 32, 16, 8]
+    assert card.bands == ["B02", "B03", "B04", "B08"] and card.target == "buildings"
+    old, new = small.state_dict(), grown.state_dict()
+    shared = [k for k in old if k.startswith("net.encoder.")]
+    assert shared and all(torch.equal(old[k], new[k]) for k in shared)
+    assert any(k.startswith("net.encoder.layer3") for k in new) and not any(k.startswith("net.encoder.layer3") for k in old)
+    assert grown(torch.rand(1, 4, 48, 48)).shape == (1, 1, 48, 48)
+    with pytest.raises(SystemExit):  # never overwrites a file
+        main([str(source), str(target)])

@@ -70,13 +70,16 @@ def test_each_season_changes_the_land_not_the_objects_that_must_stay(season):
     assert out.shape == image.shape and np.isfinite(out).all() and (out >= 0).all()
     land = ~(buildings | roads)
     assert not np.allclose(out[:, land], image[:, land], atol=1e-3)
-    if season in ("burnt", "flood", "frost", "dry"):  # objects keep their look (and so their masks)
+    if season in ("burnt", "flood", "frost", "dry", "dormant"):  # objects keep their look (and so their masks)
         assert np.allclose(out[:, ~land], image[:, ~land])
     if season == "snow":  # bright land, and ploughed roads keep at most a third of its cover
         assert out[:3, land].mean() > 2 * image[:3, land].mean()
         road_gain = (out[:3, roads] - image[:3, roads]).mean()
         land_gain = (out[:3, land] - image[:3, land]).mean()
         assert road_gain < 0.5 * land_gain
+    if season == "dormant":  # green land loses most of its NIR: the roofs' summer cue is gone
+        meadow = land & (image[3] > 1.5 * image[2])
+        assert meadow.any() and out[3, meadow].mean() < 0.65 * image[3, meadow].mean()
 
 
 def test_season_weights_choose_and_bad_values_are_named():
@@ -86,6 +89,13 @@ def test_season_weights_choose_and_bad_values_are_named():
     assert SeasonJitter().draw(rng) is None
     with pytest.raises(ValueError, match="weights"):
         SeasonJitter(prob=0.5, weights=(0, 0, 0, 0, 0))
+    # a recipe written before the dormant season holds five odds: it never draws it, and draws as before
+    old = SeasonJitter(prob=1.0, weights=(3, 1, 2, 1, 1))
+    assert old.weights[-1] == 0.0
+    assert "dormant" not in {old.draw(np.random.default_rng(s)) for s in range(200)}
+    assert "dormant" not in {SeasonJitter(prob=1.0).draw(np.random.default_rng(s)) for s in range(200)}
+    asked = SeasonJitter(prob=1.0, weights=(0, 0, 0, 0, 0, 1))
+    assert {asked.draw(np.random.default_rng(s)) for s in range(20)} == {"dormant"}
     with pytest.raises(ConfigError, match=r"data\.season\.prob: must be between 0 and 1"):
         load_config(TINY_SEG, ["data.season.prob=2"], check_files=False)
     with pytest.raises(ConfigError, match=r"data\.sharpness\.sharp_high: must be between 0 and 1"):
@@ -117,7 +127,7 @@ def test_a_network_trained_with_seasons_and_sharpness_says_so_in_its_card(data, 
     card = read_card(train(cfg))
     variation = card.recipe["data"]["variation"]
     assert set(variation) == {"season", "sharpness"}, "only what was drawn is recorded"
-    assert variation["season"]["prob"] == 0.5 and list(variation["season"]["weights"]) == [3.0, 1.0, 2.0, 1.0, 1.0]
+    assert variation["season"]["prob"] == 0.5 and list(variation["season"]["weights"]) == [3.0, 1.0, 2.0, 1.0, 1.0, 0.0]
     assert variation["sharpness"]["prob"] == 0.5
 
 
@@ -143,3 +153,23 @@ def test_the_snow_warning_says_whether_the_networks_saw_simulated_snow():
     assert "were not trained on snow" in never.message
     assert "saw snow only in simulated seasons" in simulated.message and "not trained" not in simulated.message
     assert "saw snow only in simulated seasons and never saw cloud" in check_snow_cloud(0.1, "p.tif", saw_snow=True).message
+
+
+def test_snow_in_the_shade_is_grey_blue_off_objects_and_off_by_default():
+    """``shade``: part of the snowy open land lit by the sky only (the real snowy patch's phantom roofs)."""
+    image = _roofs()
+    buildings = np.zeros(image.shape[1:], bool)
+    buildings[1:4, 1:4] = True
+    roads = np.zeros_like(buildings)
+    sunlit = apply_season("snow", image, RGBN, buildings, roads, np.random.default_rng(3))
+    assert np.array_equal(sunlit, apply_season("snow", image, RGBN, buildings, roads, np.random.default_rng(3),
+                                               shade=0.0)), "off: every draw as before the shade existed"
+    shaded = apply_season("snow", image, RGBN, buildings, roads, np.random.default_rng(3), shade=1.0)
+    darker = (shaded[:3].mean(0) < sunlit[:3].mean(0) - 0.05) & ~buildings
+    assert darker.mean() > 0.05, "some open land is in the shade"
+    drop = sunlit[:, darker] - shaded[:, darker]  # the sky lights the blue most: the NIR loses the most
+    assert (drop[3] > drop[0]).all() and (drop[2] > drop[0]).all()
+    # the roofs get the same snow in both (the shade falls on open land only)
+    assert np.allclose(shaded[:, buildings], sunlit[:, buildings])
+    with pytest.raises(ValueError, match="shade"):
+        SeasonJitter(prob=0.5, shade=1.5)

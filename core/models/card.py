@@ -25,7 +25,7 @@ from . import registry
 
 #: The seasons a segmentation recipe may draw, in the order of ``data.season.weights`` (``core/data/seasons.py``
 #: simulates them; kept here because a card must read its recipe without the data layer).
-SEASON_NAMES = ("snow", "frost", "dry", "burnt", "flood")
+SEASON_NAMES = ("snow", "frost", "dry", "burnt", "flood", "dormant")
 
 __all__ = ["CheckpointError", "ModelCard", "MAX_FRAMES", "MAX_SCALE", "LEVELS"]
 

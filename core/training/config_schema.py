@@ -122,7 +122,7 @@ class DataConfig:
     radiometry: RadiometricJitter = field(default_factory=RadiometricJitter)
     #: how much HR detail segmentation patches keep (HR down to bicubic of 10 m, as SR delivers it); off by default
     sharpness: SharpnessJitter = field(default_factory=SharpnessJitter)
-    #: seasons drawn for segmentation patches (snow, frost, dry, burnt, flooded land); off by default
+    #: seasons drawn for segmentation patches (snow, frost, dry, burnt, flooded land, leaf-off winter); off by default
     season: SeasonJitter = field(default_factory=SeasonJitter)
     val_scenes: Optional[int] = None
     normalization: Optional[Dict[str, float]] = None

@@ -57,6 +57,7 @@ UNETPP_PRESETS: Dict[str, Dict[str, Any]] = {
     "unetpp": dict(encoder_name="resnet18", encoder_depth=5, decoder_channels=[256, 128, 64, 32, 16]),
     "unetpp-tiny": dict(encoder_name="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8]),
     "unet-tiny": dict(encoder_name="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8], decoder="unet"),
+    "unet-small": dict(encoder_name="resnet18", encoder_depth=4, decoder_channels=[64, 32, 16, 8], decoder="unet"),
 }
 
 

@@ -86,8 +86,8 @@ class SeasonJitter:
     hold, mean no dormant season: such a recipe draws exactly what it drew before).
     The dormant season is off by default: on the real February village of
     ``docs/results/real_scenes.md`` a buildings network fine-tuned with it found
-    fewer houses, not more (``docs/results/segmenters.md``, "Winter and SR-domain
-    buildings").
+    fewer houses, not more (``docs/results/segmenters.md``, "A buildings network
+    for cities and villages").
     """
 
     prob: float = 0.0

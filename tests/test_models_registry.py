@@ -18,7 +18,7 @@ def test_families_declare_themselves():
     assert registry.spec("hat").cls is HAT and registry.spec("unetpp").cls is SegmentationNet
     assert registry.default_preset("hat") == "hat" and "hat-tiny" in registry.presets_of("hat")
     assert set(registry.presets_of("rams")) == {"rams", "rams-tiny"}
-    assert set(registry.presets_of("unetpp")) == {"unetpp", "unetpp-tiny", "unet-tiny"}
+    assert set(registry.presets_of("unetpp")) == {"unetpp", "unetpp-tiny", "unet-tiny", "unet-small"}
     # Lookups hand out copies: changing one changes nothing in the table.
     registry.presets_of("rams")["rams-tiny"]["filters"] = 999
     assert registry.presets_of("rams")["rams-tiny"]["filters"] == 8

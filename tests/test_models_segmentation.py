@@ -149,13 +149,8 @@ def test_the_plain_unet_decoder_shares_the_encoder_and_costs_about_half():
 
 def test_a_small_network_grows_into_unet_small_keeping_its_shared_encoder_stages(tmp_path):
     """``scripts/grow_segmenter.py``: the warm start of the city-and-village buildings network."""
-    import sys
-    from pathlib import Path
-
     from core.models import zoo
     from core.models.card import ModelCard
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from scripts.grow_segmenter import main
 
     torch.manual_seed(0)

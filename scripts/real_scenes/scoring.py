@@ -254,6 +254,8 @@ WATER_NDWI = 0.3
 DENSE_NDVI = 0.6
 WATER_LABEL = f"open water (NDWI > {WATER_NDWI:g})"
 GREEN_LABEL = f"dense vegetation (NDVI > {DENSE_NDVI:g})"
+BUILT_NDVI = 0.3
+BUILT_LABEL = f"built-up or bare (NDVI < {BUILT_NDVI:g}, not water)"
 
 
 def spectral_zones(lr_dn: np.ndarray, margin_px: int) -> Dict[str, np.ndarray]:
@@ -269,7 +271,10 @@ def spectral_zones(lr_dn: np.ndarray, margin_px: int) -> Dict[str, np.ndarray]:
     aside). The erosion keeps shores, bridges and field edges out. Meant for
     green-season scenes (in winter, fields and leafless forest are not green)
     and for surface reflectance (give it the haze-subtracted crop).
-    Keys: :data:`WATER_LABEL`, :data:`GREEN_LABEL` and ``object_free`` (their union).
+    Keys: :data:`WATER_LABEL`, :data:`GREEN_LABEL` and ``object_free`` (their union), and ``built_up``
+    (:data:`BUILT_LABEL`: neither vegetated nor water, not shrunk). ``built_up`` is where a city's roofs and
+    streets are, but also bare soil, rock and winter fields: in a city centre crop it reads the city fabric,
+    elsewhere it over-counts; it is a denominator for "how much of the city is flagged", never a truth.
     """
     g, r, n = (lr_dn[i].astype(np.float64) for i in (1, 2, 3))
     ndwi = np.divide(g - n, g + n, out=np.zeros_like(g), where=(g + n) > 0)
@@ -278,4 +283,6 @@ def spectral_zones(lr_dn: np.ndarray, margin_px: int) -> Dict[str, np.ndarray]:
     for label, mask in ((WATER_LABEL, ndwi > WATER_NDWI), (GREEN_LABEL, ndvi > DENSE_NDVI)):
         out[label] = erode(np.repeat(np.repeat(mask, SCALE, 0), SCALE, 1), margin_px)
     out["object_free"] = out[WATER_LABEL] | out[GREEN_LABEL]
+    built = (ndvi < BUILT_NDVI) & (ndwi <= 0) & ((g + n) > 0)
+    out["built_up"] = np.repeat(np.repeat(built, SCALE, 0), SCALE, 1)
     return out

@@ -1,15 +1,16 @@
 """Start a larger segmentation network from a smaller one: the encoder stages they share are copied.
 
-Why: the shipped buildings network is a ``unet-tiny`` (encoder depth 3) trained
-long on world v2's villages; the city-and-village candidates measured against it
-are ``unet-small`` (depth 4, wider decoder: docs/results/segmenters.md). Starting one
-from the small network's stem and first stages keeps what those learned about
-Sentinel-2's bands and radiometry; the new stage and the decoder start fresh.
+Why: the earlier buildings network was a ``unet-tiny`` (encoder depth 3) trained
+long on world v2's villages; the buildings network for villages and cities shipped
+since 2026-12-08 is a ``unet-small`` (depth 4, wider decoder: docs/results/segmenters.md)
+grown from it this way. Starting one from the small network's stem and first stages
+keeps what those learned about Sentinel-2's bands and radiometry; the new stage and
+the decoder start fresh.
 The result is a checkpoint ``core.cli train`` takes as ``model.init_from``.
 
 Usage::
 
-    python scripts/grow_segmenter.py resources/models/unetpp_buildings.safetensors runs/warm_small.safetensors \\
+    python scripts/grow_segmenter.py runs/my_unet_tiny/best.safetensors runs/warm_small.safetensors \\
         --preset unet-small
 """
 

@@ -76,7 +76,9 @@ def test_card_is_complete_and_honest(model):
         names = [t["name"] for t in card.recipe["losses"]]
         assert names == ["cl1", "dice_buildings", "dice_roads", "fp_buildings", "fp_roads"]
         assert card.recipe["weighting"] == "dynamic"
-    assert path.stat().st_size < 8 * 1024 * 1024, "starter checkpoints must stay small enough for the repository"
+    # 16 MiB: the buildings network for villages and cities (unet-small, 3.1 M float32 parameters) is 12.5 MB;
+    # every other shipped network is under 3.1 MB. A network past this needs a reason, and a new limit, here.
+    assert path.stat().st_size < 16 * 1024 * 1024, "starter checkpoints must stay small enough for the repository"
 
 
 @pytest.mark.parametrize("model", STARTER_MODELS, ids=[m.key for m in STARTER_MODELS])

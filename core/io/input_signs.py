@@ -193,12 +193,19 @@ def _was(network: str) -> str:
 
 
 
+#: What an SR network trained on surface reflectance alone does with top-of-atmosphere input: it draws no
+#: objects itself (the segmentation networks do, and theirs is said at the segment step), so its warning
+#: names what is measured: an output less faithful to its input (docs/results/real_scenes.md).
+SR_ON_TOA = "its output is less certain: it never saw path radiance, which brightens every pixel, most in B02"
+
+
 def check_level(level: Optional[str], label: str, trained: Optional[str] = None,
-                network: str = "the network", pixels_judged: bool = False) -> Check:
+                network: str = "the network", pixels_judged: bool = False, sr: bool = False) -> Check:
     """Say the input's processing level; warn, saying what to do, when it is not the one the network learned.
 
     ``pixels_judged``: the haze check runs on these inputs (they hold B02 and
-    B08), so an unknown level is still read from the pixels.
+    B08), so an unknown level is still read from the pixels. ``sr``: the
+    networks are super-resolution networks (they paint no objects themselves).
     """
     if level is None:
         against = f", so it cannot be compared with the {trained} {network} {_was(network)} trained on" if trained else ""
@@ -211,10 +218,11 @@ def check_level(level: Optional[str], label: str, trained: Optional[str] = None,
         tail = f", as {network} {_was(network)} trained on" if trained == level else ""
         return Check("ok", "level", f"{label} is {level} ({words}){tail}.")
     if level == "L1C" or (level == "L1C+L2A" and trained == "L2A"):
+        what = (SR_ON_TOA if sr else
+                "expect roads painted over bright land (path radiance brightens every pixel, most in B02)")
         return Check("warning", "level_mismatch",
                      f"{label} is {level} ({words}); {network} {_was(network)} trained on {trained} "
-                     f"({LEVEL_WORDS.get(trained, trained)}): expect roads painted over bright land (path "
-                     "radiance brightens every pixel, most in B02); use the L2A product of this date, or a "
+                     f"({LEVEL_WORDS.get(trained, trained)}): {what}; use the L2A product of this date, or a "
                      "network trained on L1C.")
     return Check("warning", "level_mismatch",
                  f"{label} is {level} ({words}); {network} {_was(network)} trained on {trained} "
@@ -259,7 +267,7 @@ def check_snow_cloud(share: Optional[float], label: str, has_scl: bool = False,
 
 def check_haze(dark_b02: Optional[float], dark_b08: Optional[float], label: str,
                level: Optional[str], trained: Optional[str] = None,
-               network: str = "the networks") -> Optional[Check]:
+               network: str = "the networks", sr: bool = False) -> Optional[Check]:
     """Warn when the darkest blue pixels read like atmosphere (path radiance of L1C, or haze); None: not judged.
 
     A network trained with top-of-atmosphere inputs (``trained`` L1C or
@@ -281,6 +289,9 @@ def check_haze(dark_b02: Optional[float], dark_b08: Optional[float], label: str,
     if trained in ("L1C", "L1C+L2A"):
         return Check("ok", "haze", f"{label}: {reading}: {cause}, as {network} {_was(network)} trained with "
                                    f"({trained}).")
+    if sr:
+        return Check("warning", "haze", f"{label}: {reading}: {cause}; {network} {_was(network)} trained on clear "
+                                        f"surface reflectance, so {SR_ON_TOA}; use an L2A product of a clear date.")
     return Check("warning", "haze",
                  f"{label}: {reading}: {cause}; the networks were trained on clear surface reflectance and paint "
                  "roads over land this bright in blue; use an L2A product of a clear date.")
@@ -381,10 +392,11 @@ def sign_checks(paths: Sequence[Path], frames: Sequence[object], bands: Sequence
         if band is not None and band not in by_band and valid.size:
             by_band[band] = (_reflectance(frame, values, valid), valid)
     share, dark2, dark8, medians = spectral_signs(by_band)
-    out = [check_level(level, label, trained, network, pixels_judged=dark2 is not None)]
+    sr = bool(cards) and all(getattr(c, "task", None) == "sr" for c in cards)
+    out = [check_level(level, label, trained, network, pixels_judged=dark2 is not None, sr=sr)]
     saw_snow = networks_saw_snow(cards)
     for check in (check_snow_cloud(share, label, has_scl=level == "L2A", saw_snow=saw_snow),
-                  check_haze(dark2, dark8, label, level, trained, network)):
+                  check_haze(dark2, dark8, label, level, trained, network, sr=sr)):
         if check is not None:
             out.append(check)
     stats = next((c.input_stats for c in cards if c.input_stats), {})

@@ -189,5 +189,25 @@ def test_oscd_cities_are_laid_on_a_10m_utm_grid_and_unfit_ones_left_out(tmp_path
         assert ds.read(1).max() == 1300 and ds.descriptions == ("B08",)
     dn, _t, crs = data.read_crop(paris, 64)
     assert dn.shape == (4, 64, 64) and crs == "EPSG:32631"
+    # the urban-change map (OSCD's "Train Labels": no georeference, the images' pixel grid, 2 = changed)
+    labels = tmp_path / "Train Labels"
+    (labels / "paris" / "cm").mkdir(parents=True)
+    cm = np.ones((80, 100), np.uint8)
+    cm[30:40, 50:60] = 2  # 10 x 10 px changed, inside the centred 64 px crop (columns 18-81, rows 8-71)
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):  # as OSCD ships it
+        with rasterio.open(labels / "paris" / "cm" / "paris-cm.tif", "w", driver="GTiff", width=100, height=80,
+                           count=1, dtype="uint8") as ds:
+            ds.write(cm, 1)
+    paris = data.oscd_scenes(root, tmp_path / "work", 64, ["paris"], {}, said.append, labels=labels)[0]
+    zone = importlib.import_module("scripts.evaluate_real_scenes")._change_zone(paris, 64)
+    assert zone.shape == (192, 192) and zone.sum() == 100 * 9
+    assert zone[(30 - 8) * 3, (50 - 18) * 3] and not zone[(40 - 8) * 3, (60 - 18) * 3]
+    assert paris.change is not None
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):  # a map on another grid is not used, and said so
+        with rasterio.open(labels / "paris" / "cm" / "paris-cm.tif", "w", driver="GTiff", width=99, height=80,
+                           count=1, dtype="uint8") as ds:
+            ds.write(cm[:, :99], 1)
+    assert data.oscd_scenes(root, tmp_path / "w2", 64, ["paris"], {}, said.append, labels=labels)[0].change is None
+    assert "not on the grid" in said[-1]
     with pytest.raises(data.RealSceneError, match="rome"):
         data.oscd_scenes(root, tmp_path / "work", 64, ["rome"], {}, said.append)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class Scene:
     window: Tuple[int, int] = (0, 0)  # column, row of the crop's top-left corner in 10 m pixels
     detail: Optional[Tuple[int, int]] = None  # row, column of the pictures' detail in 3.33 m pixels of the crop
     notes: List[str] = field(default_factory=list)
+    change: Optional[Path] = None  # OSCD urban-change map on the band files' pixel grid (2 = changed), if given
 
 
 def _unpack(archive: Path, dest: Path, wanted: Callable[[str], bool]) -> Path:
@@ -182,7 +184,8 @@ OSCD_MAX_CLOUD = 0.02
 
 
 def oscd_scenes(path: Path, work: Path, size: int, cities: Optional[Sequence[str]],
-                windows: Mapping[str, Tuple[int, int]], say: Callable[[str], None]) -> List[Scene]:
+                windows: Mapping[str, Tuple[int, int]], say: Callable[[str], None],
+                labels: Optional[Path] = None) -> List[Scene]:
     """Real cities: the second date of each city of the OSCD dataset, re-laid on a 10 m UTM grid.
 
     Why: issue 20 reports that the networks see no buildings in real cities, and no public package ships a
@@ -194,6 +197,11 @@ def oscd_scenes(path: Path, work: Path, size: int, cities: Optional[Sequence[str
     other vector data. No land use ships with it: object-free and built-up land are read from the image.
     ``path`` is the dataset's "Images" folder (one folder per city holding ``imgs_2/*_B02.tif`` ...) or a
     folder above it. A city whose image is smaller than the crop, or cloudy, is left out and said so.
+
+    ``labels``: the dataset's "Train Labels" folder (``<city>/cm/<city>-cm.tif``, 1 = no change, 2 = urban
+    change between the two dates, on the images' pixel grid). Where a city has one, the land that changed
+    (mostly new buildings and roads, some still building sites at the second date) becomes a zone with real
+    truth: how much of it the networks flag.
     """
     import rasterio
     from affine import Affine
@@ -249,12 +257,26 @@ def oscd_scenes(path: Path, work: Path, size: int, cities: Optional[Sequence[str
         m = re.match(r"(T\d{2}[A-Z]{3})_(\d{4})(\d{2})(\d{2})T", bands["B02"].name)
         when = f"{m.group(1)} {m.group(2)}-{m.group(3)}-{m.group(4)}" if m else "tile and date not in the file name"
         key = f"oscd_{city}"
+        change = None
+        if labels is not None:
+            hits = sorted(labels.rglob(f"{city}/cm/{city}-cm.tif"))
+            if hits:
+                with warnings.catch_warnings():  # a label map has no georeference: it is read by pixel
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    with rasterio.open(hits[0]) as ds:
+                        shape = (ds.height, ds.width)
+                if shape == (h, w):
+                    change = hits[0]
+                else:  # OSCD resampled a few cities' second date onto a slightly different grid
+                    say(f"oscd_{city}: its change map ({shape[1]} x {shape[0]} px) is not on the grid of the later "
+                        f"image ({w} x {h} px); scored without it")
         scenes.append(Scene(
             key=key, title=f"{city}, {when} (city, L1C)",
             source=f"OSCD (Onera Satellite Change Detection, Daudt et al. 2018; images: modified Copernicus "
                    f"Sentinel-2 L1C data), {city}/imgs_2, read from {path}",
             level="L1C", band_paths=laid, landuse=None,
             window=windows.get(key) or ((w - size) // 2, (h - size) // 2),
+            change=change,
             notes=[f"georeference approximate (OSCD's WGS84 box), re-laid on a 10 m grid in EPSG:{epsg}",
                    "no land use: object-free land is water and dense vegetation read from the image, built-up "
                    "land is what is neither vegetated nor water (city fabric, but also bare soil)"]))

@@ -24,14 +24,15 @@ from .scoring import (
 def table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The markdown table printed at the end (one line per scene, level and method)."""
     head = ("| scene | level | method | object-free: road | building | road or building | residential: building "
-            "| road | ratio | built-up: building | whole crop: road | building | 3-px grid score |")
-    lines = [head, "|" + "---|" * 3 + "---:|" * 10]
+            "| road | ratio | built-up: building | urban change (OSCD): road or building | whole crop: road | building "
+            "| 3-px grid score |")
+    lines = [head, "|" + "---|" * 3 + "---:|" * 11]
     for r in rows:
         lines.append(
             f"| {r['scene']} | {r['level']} | {r['title']} | {pct(r.get('object_free_road'))} | "
             f"{pct(r.get('object_free_building'))} | {pct(r.get('object_free_any'))} | "
             f"{pct(r.get('residential_building'))} | {pct(r.get('residential_road'))} | {times(r.get('ratio'))} | "
-            f"{pct(r.get('built_up_building'))} | {pct(r.get('crop_road'))} | {pct(r.get('crop_building'))} | "
+            f"{pct(r.get('built_up_building'))} | {pct(r.get('urban_change_any'))} | {pct(r.get('crop_road'))} | {pct(r.get('crop_building'))} | "
             f"{'n/a' if r.get('grid_score') is None else format(r['grid_score'], '.2f')} |")
     return "\n".join(lines)
 

@@ -67,6 +67,28 @@ def test_augmentation_is_consistent_across_arrays() -> None:
     assert len(seen) > 1
 
 
+def test_sr_patches_draw_one_radiometry_for_revisits_and_hr() -> None:
+    """L1C-like radiometry for SR patches: one draw per patch, the same for its revisits and its HR image, so the
+    revisit that was the exact block mean of the HR image still is (the change is affine per band)."""
+    from core.data.radiometric import RadiometricJitter
+
+    jitter = RadiometricJitter(prob=1.0)
+    plain = SRPatchDataset([block_scene()], lr_patch=6, frames=3, samples_per_epoch=20, augment=True, seed=3)
+    varied = SRPatchDataset([block_scene()], lr_patch=6, frames=3, samples_per_epoch=20, augment=True, seed=3,
+                            radiometry=jitter)
+    changed = 0
+    for i in range(len(varied)):
+        a, b = plain[i], varied[i]
+        hr, lr, valid = b["hr"][0].numpy(), b["lr"][:, 0].numpy(), b["lr_valid"].numpy()
+        t = int(np.where(b["frames"].numpy() == 0)[0][0])  # the revisit without the +0.01 offset
+        down = hr.reshape(6, 3, 6, 3).mean(axis=(1, 3))
+        np.testing.assert_allclose(lr[t][valid[t]], down[valid[t]], atol=1e-5)
+        # the same patch (the draw comes after it; the augmentation's turn may differ): values changed, labels not
+        changed += not np.allclose(np.sort(a["hr"].numpy(), None), np.sort(b["hr"].numpy(), None))
+        assert a["buildings"].sum() == b["buildings"].sum() and a["roads"].sum() == b["roads"].sum()
+    assert changed == len(varied)
+
+
 def test_items_shapes_and_frame_padding() -> None:
     ds = SRPatchDataset([block_scene(t=3)], lr_patch=8, frames=5, samples_per_epoch=4, augment=False, seed=0)
     it = ds[0]

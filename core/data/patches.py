@@ -212,6 +212,7 @@ class SRPatchDataset(_EpochDataset):
         seed: int = 0,
         band: int = 0,
         bands: Optional[Sequence[int]] = None,
+        radiometry: Optional[RadiometricJitter] = None,
     ) -> None:
         if not scenes:
             raise SceneError("SR patches: no scenes given")
@@ -230,6 +231,12 @@ class SRPatchDataset(_EpochDataset):
             if sc.scale != scenes[0].scale:
                 raise SceneError(f"scene {sc.name!r}: scale {sc.scale} differs from {scenes[0].name!r} ({scenes[0].scale})")
         self.scale = scenes[0].scale
+        # L1C-like radiometry (path radiance, light, haze, transmittance), one draw per patch for its revisits
+        # and its HR target alike: a per-pixel affine change per band commutes with the PSF and the decimation,
+        # so the pair stays consistent and the network learns to carry the delivered radiometry to 3.33 m.
+        self.radiometry = radiometry or RadiometricJitter()
+        names = list(scenes[0].bands or [])
+        self.wavelengths = band_wavelengths([names[b] if b < len(names) else None for b in self.bands])
         grid = [(max(sc.lr_shape[0], self.p), max(sc.lr_shape[1], self.p)) for sc in scenes]
         unions = [_union(sc, self.selection.classes) for sc in scenes]
         unions = [None if u is None else _pad_to(u, g[0] * self.scale, g[1] * self.scale) for u, g in zip(unions, grid)]
@@ -268,6 +275,8 @@ class SRPatchDataset(_EpochDataset):
         for key in ("buildings", "roads"):
             m = sc.masks.get(key)
             arrays[key] = (np.zeros((hp, hp), np.float32) if m is None else _pad_to(m, gh * k, gw * k)[hs].astype(np.float32))[None]
+        if self.radiometry.active:
+            arrays.update(self._delivered(arrays["lr"], hr if sc.hr is not None else None, rng))
         if self.augment:
             arrays = _augment(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
         item = {key: torch.from_numpy(np.ascontiguousarray(a)) for key, a in arrays.items()}
@@ -277,6 +286,15 @@ class SRPatchDataset(_EpochDataset):
         item["scene"] = torch.tensor(s)
         item["frames"] = torch.tensor(order)
         return item
+
+
+    def _delivered(self, lr: np.ndarray, hr: Optional[np.ndarray], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        """The patch's revisits and HR image under one radiometry draw (the same one for each of them)."""
+        draw = int(rng.integers(2**32))
+        out = {"lr": np.stack([self.radiometry.apply(f, self.wavelengths, np.random.default_rng(draw)) for f in lr])}
+        if hr is not None:
+            out["hr"] = self.radiometry.apply(hr, self.wavelengths, np.random.default_rng(draw))
+        return out
 
 
 class SegPatchDataset(_EpochDataset):

@@ -67,8 +67,8 @@ def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequ
     """p2 / p50 / p98 reflectance per band of what the network read in training (HR images or LR revisits).
 
     ``band_idx``: the scene bands the network reads, named ``bands``.
-    ``jitter``: the radiometry drawn for segmentation patches (``data.radiometry``),
-    applied to each scene's decimated HR image as training applies it to patches;
+    ``jitter``: the radiometry drawn for training patches (``data.radiometry``),
+    applied to each scene's decimated HR image (or revisits) as training applies it to patches;
     ``season`` (``data.season``) likewise, before it, as light meets them: a network
     that learned snow must not be told a snowy scene lies outside what it saw.
     """
@@ -94,8 +94,11 @@ def training_stats(scenes: Sequence[Scene], band_idx: Sequence[int], bands: Sequ
                 per_band[k].append(img[k][ok])
         else:
             ok = np.asarray(s.lr_valid, bool)
-            for k, idx in enumerate(band_idx):
-                v = np.asarray(s.lr[:, idx])[ok]
+            lr = np.asarray(s.lr[:, list(band_idx)])
+            if jitter is not None and jitter.active:  # SR patches draw it too, for revisits and HR alike
+                lr = np.stack([jitter.apply(np.asarray(f, np.float32).copy(), wavelengths, rng) for f in lr])
+            for k in range(len(names)):
+                v = lr[:, k][ok]
                 per_band[k].append(v[:: max(1, v.size // STATS_PIXELS_PER_SCENE)])
     out: Dict[str, Dict[str, float]] = {}
     for name, values in zip(names, per_band):

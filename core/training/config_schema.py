@@ -118,7 +118,8 @@ class DataConfig:
     num_workers: int = 0
     augment: bool = True
     selection: SelectionConfig = field(default_factory=SelectionConfig)
-    #: how the delivered radiometry of segmentation patches varies (L1C path radiance, light, haze); off by default
+    #: how the delivered radiometry of training patches varies (L1C path radiance, light, haze; SR: revisits and HR
+    #: alike); off by default
     radiometry: RadiometricJitter = field(default_factory=RadiometricJitter)
     #: how much HR detail segmentation patches keep (HR down to bicubic of 10 m, as SR delivers it); off by default
     sharpness: SharpnessJitter = field(default_factory=SharpnessJitter)

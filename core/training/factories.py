@@ -217,4 +217,5 @@ def make_dataset(config: TrainConfig, scenes: List) -> Any:
                                selection=selection, augment=d.augment, seed=config.seed, bands=bands,
                                radiometry=d.radiometry, sharpness=d.sharpness, season=d.season)
     return SRPatchDataset(scenes, lr_patch=d.lr_patch, frames=d.frames, samples_per_epoch=d.samples_per_epoch,
-                          selection=selection, augment=d.augment, seed=config.seed, bands=bands)
+                          selection=selection, augment=d.augment, seed=config.seed, bands=bands,
+                          radiometry=d.radiometry)

@@ -164,7 +164,7 @@ class TrainingLoop:
         self.band_idx = band_indices(cfg, self.train_scenes)
         self.bands = [self.train_scenes[0].bands[i] for i in self.band_idx] if self.train_scenes[0].bands else []
         # what the card says the network saw: the level and reflectances of its training inputs
-        jitter = cfg.data.radiometry if cfg.task == "segmentation" else None  # drawn for segmentation patches
+        jitter = cfg.data.radiometry  # drawn for every patch of both tasks (SR: revisits and HR alike)
         self.level = training_level(self.train_scenes, jitter)
         self.input_stats = training_stats(self.train_scenes, self.band_idx, self.bands or [
             f"band{i + 1}" for i in self.band_idx], hr=cfg.task == "segmentation", jitter=jitter, seed=cfg.seed,

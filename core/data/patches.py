@@ -287,7 +287,6 @@ class SRPatchDataset(_EpochDataset):
         item["frames"] = torch.tensor(order)
         return item
 
-
     def _delivered(self, lr: np.ndarray, hr: Optional[np.ndarray], rng: np.random.Generator) -> Dict[str, np.ndarray]:
         """The patch's revisits and HR image under one radiometry draw (the same one for each of them)."""
         draw = int(rng.integers(2**32))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.weak_labels import weak_label_loss
 from ..evaluation.segnets import FrozenSegNet, Normalization
 from ..inference.sr import model_input
 from ..models import losses as L
@@ -101,4 +102,12 @@ class LossComputer:
             out["dice"] = L.soft_dice_loss(logits, mask, valid=valid)
         if "bce" in self.names:
             out["bce"] = _masked_bce(logits, mask, valid)
+        if "weak_real" in self.names:  # one real crop rides along with every synthetic patch
+            weak = self.config.data.weak
+            image = self.norm.to_model(batch["weak_image"].to(self.device).float())
+            with self.autocast():
+                weak_logits = model(image)
+            out["weak_real"] = weak_label_loss(weak_logits.float(), batch["weak_label"].to(self.device),
+                                               batch["weak_valid"].to(self.device), weak.present_share,
+                                               weak.absent_share)
         return {n: out[n] for n in self.names}

@@ -137,6 +137,14 @@ def validate_config(config: TrainConfig, check_files: bool = True) -> None:
                               "are in_chans, set from data.bands)")
 
     _validate_losses(config, allowed_losses)
+    uses_weak = "weak_real" in config.loss_names
+    if uses_weak and not d.weak.root:
+        raise ConfigError("loss weak_real: needs data.weak.root, a folder of real images labelled as a whole "
+                          "(labels.json, see core.data.weak_labels)")
+    if d.weak.root and not uses_weak:
+        raise ConfigError("data.weak.root: add the loss term weak_real, which is what learns from those images")
+    if check_files and d.weak.root and not (Path(d.weak.root) / "labels.json").is_file():
+        raise ConfigError(f"data.weak.root: {d.weak.root} has no labels.json")
     metric, _ = config.resolved_best_metric()
     allowed_metrics = SEG_METRICS if config.task == "segmentation" else SR_METRICS
     if config.best_metric != "auto":

@@ -20,6 +20,7 @@ from .loss_terms import LOSS_TERMS, terms_for
 __all__ = [
     "ConfigError",
     "SelectionConfig",
+    "WeakLabelConfig",
     "DataConfig",
     "ModelConfig",
     "LossTermConfig",
@@ -95,6 +96,28 @@ class SelectionConfig:
 
 
 @dataclass
+class WeakLabelConfig:
+    """Real images labelled as a whole for segmentation training (see ``core.data.weak_labels``).
+
+    ``root``: a weak-label folder (``labels.json`` + GeoTIFFs at the HR pixel size); ``None`` leaves them
+    out. ``present_share``: the share of a "present" image's most object-like pixels pushed toward the
+    object (keep it under the least the object covers: houses cover 15-30 % of a residential patch).
+    ``absent_share``: the share of an "absent" image's most object-like pixels pushed toward nothing.
+    The loss term ``weak_real`` weighs them against the Dice on the synthetic patches.
+    """
+
+    root: Optional[str] = None
+    present_share: float = 0.08
+    absent_share: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("present_share", "absent_share"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
+                raise ValueError(f"{name}: must be above 0 and at most 1 (got {value})")
+
+
+@dataclass
 class DataConfig:
     """Where the scenes are and how training patches are drawn from them.
 
@@ -125,6 +148,8 @@ class DataConfig:
     sharpness: SharpnessJitter = field(default_factory=SharpnessJitter)
     #: seasons drawn for segmentation patches (snow, frost, dry, burnt, flooded land, leaf-off winter); off by default
     season: SeasonJitter = field(default_factory=SeasonJitter)
+    #: real images labelled as a whole (segmentation only, with the loss term ``weak_real``); off by default
+    weak: WeakLabelConfig = field(default_factory=WeakLabelConfig)
     val_scenes: Optional[int] = None
     normalization: Optional[Dict[str, float]] = None
 

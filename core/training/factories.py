@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import random
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -213,9 +214,19 @@ def make_dataset(config: TrainConfig, scenes: List) -> Any:
     selection = PatchSelection(share=d.selection.share, min_coverage=d.selection.min_coverage,
                                classes=tuple(d.selection.classes))
     if config.task == "segmentation":
-        return SegPatchDataset(scenes, target=config.target, patch=d.seg_patch, samples_per_epoch=d.samples_per_epoch,
-                               selection=selection, augment=d.augment, seed=config.seed, bands=bands,
-                               radiometry=d.radiometry, sharpness=d.sharpness, season=d.season)
+        dataset = SegPatchDataset(scenes, target=config.target, patch=d.seg_patch,
+                                  samples_per_epoch=d.samples_per_epoch, selection=selection, augment=d.augment,
+                                  seed=config.seed, bands=bands, radiometry=d.radiometry, sharpness=d.sharpness,
+                                  season=d.season)
+        if d.weak.root:  # real images labelled as a whole ride along (loss term weak_real)
+            from ..data.weak_labels import WeakImages, WithWeakLabels
+
+            if not scenes[0].bands:
+                raise ConfigError("data.weak.root: the training scenes name no bands, so the real images' bands "
+                                  "cannot be matched to them")
+            names = [scenes[0].bands[i] for i in bands]
+            dataset = WithWeakLabels(dataset, WeakImages(Path(d.weak.root), config.target, names, d.seg_patch))
+        return dataset
     return SRPatchDataset(scenes, lr_patch=d.lr_patch, frames=d.frames, samples_per_epoch=d.samples_per_epoch,
                           selection=selection, augment=d.augment, seed=config.seed, bands=bands,
                           radiometry=d.radiometry)

@@ -181,6 +181,10 @@ class TrainingLoop:
         self.load_task_networks()
         self.ddp_model = ddp.wrap_model(self.model, self.ctx, self.device)
         self.dataset = make_dataset(cfg, self.train_scenes)
+        if cfg.data.weak.root:
+            counts = self.dataset.images.counts()
+            self.log(f"real images labelled as a whole ({cfg.data.weak.root}): {counts['present']} with "
+                     f"{cfg.target}, {counts['absent']} without")
         # The same seeded permutation on every rank, each taking every world_size-th index:
         # step k of N ranks covers exactly the samples of step k of one rank with an N x batch.
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
@@ -323,6 +327,8 @@ class TrainingLoop:
             "experiment": {"id": cfg.experiment.id, "table": cfg.experiment.table,
                            "title": cfg.experiment.title},
         }
+        if cfg.data.weak.root:  # the real images labelled as a whole that rode along
+            recipe["data"]["weak"] = {**dataclasses.asdict(cfg.data.weak), **self.dataset.images.counts()}
         scale, frames = self.output_geometry()
         return ModelCard(
             arch=cfg.model.arch,

@@ -124,6 +124,8 @@ _TERMS = (
              target="roads"),
     LossTerm("dice", "segmentation", "soft Dice of the network being trained", _no_compute),
     LossTerm("bce", "segmentation", "binary cross-entropy of the network being trained", _no_compute),
+    LossTerm("weak_real", "segmentation", "BCE on the most object-like pixels of real images labelled as a whole "
+             "(data.weak: present or absent)", _no_compute),
 )
 
 #: Every loss term by name.

@@ -122,6 +122,8 @@ def resume_signature(config: TrainConfig, world_size: int, network: Optional[Map
     for key in ("sharpness", "season"):
         if getattr(config.data, key).active:
             sig["data"][key] = full["data"][key]
+    if config.data.weak.root:  # the real crops riding along change the trajectory
+        sig["data"]["weak"] = full["data"]["weak"]
     if config.scheduler.name == "cosine":  # its period is the number of epochs; otherwise runs may be extended
         sig["epochs"] = config.epochs
     return json.loads(json.dumps(sig))

@@ -45,7 +45,8 @@ def main() -> int:
     args = ap.parse_args()
     model = next(m for m in STARTER_MODELS if m.key == args.key)
     if "synthetic" not in args.description or "not on MuS2" not in args.description:
-        ap.error("--description: say that it was trained on synthetic data, not on MuS2 or real imagery")
+        ap.error("--description: say what it was trained on: synthetic data (and which real images, if any), "
+                 "not on MuS2")
     seg = None
     if not model.is_segmentation:
         if not (args.seg_buildings and args.seg_roads):

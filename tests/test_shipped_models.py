@@ -52,6 +52,13 @@ def test_card_is_complete_and_honest(model):
     card = read_card(path)
     assert card.name == path.stem
     assert "synthetic" in card.description and "not on MuS2" in card.description
+    weak = (card.recipe.get("data") or {}).get("weak")
+    if weak:  # real images labelled as a whole: the card and the models README say so, and where they came from
+        assert "real" in card.description and "labelled only as a whole" in card.description
+        assert card.metrics["train_data"]["real_images"]["copies"]
+        assert f"`{model.file}` also learned from real" in (MODELS / "README.md").read_text(encoding="utf-8")
+    else:
+        assert "real images" not in card.description
     test = card.metrics["test"]
     assert test["test_scenes"] >= 1
     assert card.metrics["train_seconds"] > 0

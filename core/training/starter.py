@@ -35,9 +35,14 @@ TRAIN_DATA = dict(scenes=40, size=288, frames=9, seed=100)
 TEST_DATA = dict(scenes=8, size=288, frames=9, seed=900)
 GENERATOR = "core.data.synthetic.world_v2"
 
+#: What ``make weights`` trains (its cards' descriptions): world v2 only.
 NOTE = ("Demo weights trained on the project's procedural synthetic world v2 (mostly rural land with villages "
         "and towns, Sentinel-2's four 10 m bands B02/B03/B04/B08 jointly, simulated revisits), not on MuS2 or "
         "real imagery: use them to try the plugin, not for production maps.")
+#: Said in resources/models/README.md when a shipped network's card records real images labelled as a whole.
+REAL_IMAGES_NOTE = ("Besides the synthetic worlds, {who} also learned from real Sentinel-2 images labelled only as a "
+                    "whole (no pixel masks; `recipe.data.weak` and `metrics.train_data.real_images` of the card say "
+                    "which, see core/data/weak_labels.py).")
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,11 @@ def _fmt(value: object, digits: int = 3) -> str:
 
 def models_readme(rows: List[Dict[str, object]], minutes: float) -> str:
     """``resources/models/README.md``: what each shipped file is, honestly."""
+    real = " and ".join(f"`{r['file']}`" for r in rows if r.get("real_images"))
     lines = [
         "# Starter checkpoints",
         "",
-        NOTE,
+        NOTE if not real else NOTE.replace(" or real imagery", "") + " " + REAL_IMAGES_NOTE.format(who=real),
         "",
         "`make weights` rebuilds the starter recipe (`resources/configs/starter/*.yaml`, data seeds "
         f"{TRAIN_DATA['seed']} for training and {TEST_DATA['seed']} for testing). Networks of a later release "
@@ -224,7 +230,8 @@ def shipped_row(model: StarterModel, out_dir: Path) -> Optional[Dict[str, object
         head, _, rest = title.partition("(baseline fine-tuned: ")
         title = f"{head}(baseline fine-tuned: {mix}{rest[rest.index(','):]}"
     return dict(key=model.key, file=model.file, title=title, segmentation=model.is_segmentation,
-                metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters()))
+                metrics=metrics, seconds=seconds, parameters=sum(p.numel() for p in net.parameters()),
+                real_images=bool(((card.recipe or {}).get("data") or {}).get("weak")))
 
 
 _LOSS_WORDS = {"cl1": "cL1", "dice_buildings": "B-Dice", "dice_roads": "R-Dice"}

@@ -53,6 +53,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     choices=[m for m in METHODS if not m.startswith("rams")])
     ap.add_argument("--levels", nargs="+", default=["L1C", "L2A~"], choices=["L1C", "L2A~"])
     ap.add_argument("--out", default=None, help="also write the table (Markdown) and a JSON beside it")
+    ap.add_argument("--pictures", default=None, help="also draw a PNG: held-out patches of four classes, true "
+                    "colour of the last method's output at the first level, buildings red, roads yellow")
     ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return ap.parse_args(argv)
 
@@ -89,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     segs = [models / SEG_MODELS["buildings"], models / SEG_MODELS["roads"]]
     seg_key = _key(*segs)
     rows: Dict[str, Dict[str, Dict[str, List[float]]]] = {}
+    drawn: List[tuple] = []  # (group, SR path, mask path) of the last method at the first level
     images = index["images"]
     for level in args.levels:
         tag = level.replace("~", "approx")
@@ -122,11 +125,16 @@ def _run(args: argparse.Namespace) -> int:
                     mask.parent.mkdir(parents=True, exist_ok=True)
                     api.segment(str(sr), [str(s) for s in segs], out_mask=str(mask), options=SegmentOptions())
                 b, r, v = read_masks(mask)
+                if level == args.levels[0] and method == args.methods[-1]:
+                    drawn.append((entry["group"], sr, mask))
                 n = max(int(v.sum()), 1)
                 shares.setdefault(entry["group"], []).append([float((b & v).sum()) / n, float((r & v).sum()) / n])
             print(f"{level} {method}: {len(images)} patches", flush=True)
     text = _table(rows, args)
     print(text)
+    if args.pictures:
+        title = f"{args.levels[0]}: {METHODS[args.methods[-1]][0]} + segmentation"
+        print(f"picture: {_picture(drawn, Path(args.pictures), title)}")
     if args.out:
         out = Path(args.out)
         out.write_text(text + "\n", encoding="utf-8")
@@ -134,6 +142,28 @@ def _run(args: argparse.Namespace) -> int:
         out.with_suffix(".json").write_text(json.dumps({"models": str(models), "shares": summary}, indent=1),
                                             encoding="utf-8")
     return 0
+
+
+def _picture(drawn: Sequence[tuple], out: Path, title: str, per_class: int = 3) -> Path:
+    """Three held-out patches each of Residential, Industrial, Highway and Forest, as the plugin shows them."""
+    import rasterio
+
+    from core.evaluation.report import plot_sr_comparison
+
+    panels = []
+    for group in ("Residential", "Industrial", "Highway", "Forest"):
+        for _g, sr, mask in [d for d in drawn if d[0] == group][:per_class]:
+            with rasterio.open(sr) as ds:
+                names = [str(n) for n in ds.descriptions]
+                rgb = np.stack([ds.read(names.index(b) + 1).astype(np.float32) * 1e-4 for b in ("B04", "B03", "B02")])
+            b, r, _v = read_masks(mask)
+            panels.append((f"{group} ({Path(sr).stem.split('_')[-1]})", rgb, {"buildings": b, "roads": r}))
+    if not panels:
+        raise ValueError("no held-out patch of Residential, Industrial, Highway or Forest to draw")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_sr_comparison([(f"{title}: {t}" if i == 0 else t, im, ov) for i, (t, im, ov) in enumerate(panels)], out,
+                       ncols=per_class * 2)
+    return out
 
 
 def _mean(d: Dict[str, List[List[float]]], groups: Sequence[str], col: int) -> Optional[float]:

@@ -196,8 +196,12 @@ def test_eurosat_weak_labels_and_held_out_scores_from_the_scripts(tmp_path, caps
     ev = importlib.import_module("scripts.evaluate_labelled_patches")
     table = tmp_path / "table.md"
     assert ev.main(["--patches", str(out), "--work", str(tmp_path / "work"), "--methods", "bicubic",
-                    "--levels", "L1C", "L2A~", "--out", str(table)]) == 0
+                    "--levels", "L1C", "L2A~", "--out", str(table), "--pictures", str(tmp_path / "held_out.png")]) == 0
     text = table.read_text()
     assert "| L1C | Bicubic (no network) |" in text and "| L2A~ | Bicubic (no network) |" in text
     shares = json.loads(table.with_suffix(".json").read_text())["shares"]
     assert set(shares["L1C|bicubic"]) <= {"Residential", "Forest"}
+    from PIL import Image
+
+    with Image.open(tmp_path / "held_out.png") as im:  # the held-out patches drawn, one panel each
+        assert im.width > 400 and im.height > 100

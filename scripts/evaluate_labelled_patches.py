@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.real_scenes.cli import run_reporting_errors  # noqa: E402
 from scripts.real_scenes.scoring import METHODS, SEG_MODELS, patch_l2a_approx, read_masks  # noqa: E402
 
 #: classes whose patches hold no building and no road a segmenter should find (fields have farm tracks, so
@@ -67,14 +68,7 @@ def _key(*paths: Path) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        return _run(args)
-    except (OSError, ValueError, KeyError) as exc:
-        if args.verbose:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors(_run, parse_args(argv), (OSError, ValueError, KeyError))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.real_scenes.cli import run_reporting_errors  # noqa: E402
 from scripts.real_scenes.scoring import patch_l2a_approx  # noqa: E402
 
 #: EuroSAT MS band order as its GeoTIFFs hold them (B8A last, as its per-band means show); B02-B04 and B08,
@@ -117,14 +118,7 @@ def _read_patch(path: Path) -> Tuple[np.ndarray, str, object]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        return _run(args)
-    except (OSError, ValueError) as exc:
-        if args.verbose:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors(_run, parse_args(argv))
 
 
 def _run(args: argparse.Namespace) -> int:

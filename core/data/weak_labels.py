@@ -69,7 +69,6 @@ class WeakImages:
         scale = float(meta.get("radiometric_scale", 1e-4))
         self.images: List[np.ndarray] = []
         self.labels: List[float] = []
-        self.groups: List[str] = []
         for entry in meta["images"]:
             if not isinstance(entry, dict):
                 raise SceneError(f"{index}: every image entry must be a mapping")
@@ -92,7 +91,6 @@ class WeakImages:
             refl, valid = from_dn(dn, 0 if raster.nodata is None else raster.nodata, scale)
             self.images.append(np.concatenate([refl, valid[None].astype(np.float32)]))
             self.labels.append(LABEL_VALUES[label])
-            self.groups.append(str(entry.get("group", "")))
         if not self.images:
             raise SceneError(f"{index}: no image labelled present or absent for {target}")
         if all(v == self.labels[0] for v in self.labels):

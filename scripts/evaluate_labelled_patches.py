@@ -76,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from core import api
     from core.data.geotiff import write_geotiff
+    from core.io.paths import inside
     from core.options import SegmentOptions, SuperResolveOptions
     from scripts.evaluate_real_scenes import bicubic_output
 
@@ -94,8 +95,6 @@ def _run(args: argparse.Namespace) -> int:
             sr_key = _key(ckpt) if ckpt else "bicubic"
             shares = rows.setdefault(f"{level}|{method}", {})
             for entry in images:
-                from core.io.paths import inside
-
                 patch = inside(src, entry["path"], what="holdout.json image path")
                 stem = f"{entry['group']}_{patch.stem}"
                 lr = work / "lr" / tag / f"{stem}.tif"

@@ -33,7 +33,7 @@ from .scene import Scene, SceneError
 from .seasons import SeasonJitter
 from .sharpness import SharpnessJitter
 
-__all__ = ["PatchSelection", "SRPatchDataset", "SegPatchDataset", "choose_frames", "coverage_map"]
+__all__ = ["PatchSelection", "SRPatchDataset", "SegPatchDataset", "choose_frames", "coverage_map", "rotate_flip"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def coverage_map(mask: np.ndarray, size: int, step: int = 1) -> np.ndarray:
     return (total / float(size * size)).astype(np.float32)
 
 
-def _augment(arrays: Dict[str, np.ndarray], k: int, flip: bool) -> Dict[str, np.ndarray]:
+def rotate_flip(arrays: Dict[str, np.ndarray], k: int, flip: bool) -> Dict[str, np.ndarray]:
     """Same rot90 (k quarter turns) and horizontal flip on the last two axes of every array."""
     out = {}
     for key, a in arrays.items():
@@ -278,7 +278,7 @@ class SRPatchDataset(_EpochDataset):
         if self.radiometry.active:
             arrays.update(self._delivered(arrays["lr"], hr if sc.hr is not None else None, rng))
         if self.augment:
-            arrays = _augment(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
+            arrays = rotate_flip(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
         item = {key: torch.from_numpy(np.ascontiguousarray(a)) for key, a in arrays.items()}
         item["selected"] = torch.tensor(selected)
         item["has_buildings"] = torch.tensor("buildings" in sc.masks)
@@ -369,7 +369,7 @@ class SegPatchDataset(_EpochDataset):
                 arrays[key] = (_pad_to(sc.masks[key], gh, gw)[win] if key in sc.masks
                                else np.zeros((P, P), bool))
         if self.augment:
-            arrays = _augment(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
+            arrays = rotate_flip(arrays, int(rng.integers(4)), bool(rng.random() < 0.5))
         # in the order light meets them: the land's season, the sensor's blur, the atmosphere
         if self.season.active:
             arrays["image"] = self.season.apply(arrays["image"], self.wavelengths, arrays.pop("buildings"),

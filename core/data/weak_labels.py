@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 
 from ..io.paths import inside
 from .geotiff import from_dn, read_raster
+from .patches import rotate_flip  # the same quarter turns and flip as the synthetic patches
 from .scene import SceneError
 
 __all__ = ["WeakImages", "WithWeakLabels", "weak_label_loss", "LABELS_FILE", "FORMAT"]
@@ -114,11 +115,9 @@ class WeakImages:
         stack = self.images[i]
         h, w = stack.shape[-2:]
         r, c = int(rng.integers(h - self.patch + 1)), int(rng.integers(w - self.patch + 1))
-        crop = stack[:, r:r + self.patch, c:c + self.patch]
-        if rng.random() < 0.5:
-            crop = crop[..., ::-1]
-        crop = np.rot90(crop, int(rng.integers(4)), axes=(-2, -1))
-        crop = np.ascontiguousarray(crop)
+        flip = rng.random() < 0.5
+        window = stack[:, r:r + self.patch, c:c + self.patch]
+        crop = rotate_flip({"crop": window}, int(rng.integers(4)), flip)["crop"]
         return {"weak_image": torch.from_numpy(crop[:-1].copy()), "weak_valid": torch.from_numpy(crop[-1] > 0.5),
                 "weak_label": torch.tensor(self.labels[i], dtype=torch.float32)}
 

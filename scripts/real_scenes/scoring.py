@@ -195,7 +195,8 @@ def verdicts(row: Mapping[str, Optional[float]]) -> List[Tuple[str, Optional[boo
 
 def dark_object_subtraction(dn: np.ndarray, valid: np.ndarray, percentile: float = DOS_PERCENTILE,
                             dark_reflectance: float = DOS_DARK_REFLECTANCE,
-                            dn_scale: float = 1e-4) -> Tuple[np.ndarray, List[float]]:
+                            dn_scale: float = 1e-4, cap_dn: Optional[Sequence[float]] = None
+                            ) -> Tuple[np.ndarray, List[float]]:
     """Approximate L2A from L1C: subtract per band the path radiance a dark object betrays.
 
     Why this approximation: no L2A product of these dates is at hand, and a
@@ -218,6 +219,8 @@ def dark_object_subtraction(dn: np.ndarray, valid: np.ndarray, percentile: float
     for c in range(dn.shape[0]):
         values = dn[c][valid].astype(np.float64)
         offset = max(0.0, float(np.percentile(values, percentile)) - dark_dn) if values.size else 0.0
+        if cap_dn is not None:
+            offset = min(offset, float(cap_dn[c]))
         offsets.append(offset)
         band = np.clip(np.rint(dn[c].astype(np.float64) - offset), 1, 65535)
         out[c] = np.where(valid, band, 0).astype(np.uint16)
@@ -232,11 +235,7 @@ PATCH_DOS_CAP_DN = (842.0, 650.0, 404.0, 445.0)
 
 def patch_l2a_approx(dn: np.ndarray) -> np.ndarray:
     """Approximate L2A of a small L1C patch (B02, B03, B04, B08): its own dark-object offsets, capped per band."""
-    valid = (np.asarray(dn) != 0).all(0)
-    _, offsets = dark_object_subtraction(dn, valid)
-    capped = np.minimum(np.asarray(offsets), np.asarray(PATCH_DOS_CAP_DN))
-    band = np.clip(np.rint(dn.astype(np.float64) - capped[:, None, None]), 1, 65535)
-    return np.where(valid, band, 0).astype(np.uint16)
+    return dark_object_subtraction(dn, (np.asarray(dn) != 0).all(0), cap_dn=PATCH_DOS_CAP_DN)[0]
 
 
 def read_masks(path: Path) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
